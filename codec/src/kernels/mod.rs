@@ -1,0 +1,1 @@
+//! Integer conv kernels per CPU level (being written).

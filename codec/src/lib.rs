@@ -1,0 +1,13 @@
+//! nawqsr-codec: the NAWQ-SR system (Venieris et al.) on a CPU.
+//!
+//! Rooms, one per part of the paper (Fig. 2 offline flow, Fig. 3 runtime):
+//! - [`model`]: ONNX import and the project's own layer graph; FP32 reference via tract.
+//! - [`metrics`]: the SR evaluation protocol (MATLAB bicubic, Y PSNR/SSIM).
+//! - [`runtime`]: the Neural Image Codec API.
+pub mod error;
+pub mod kernels;
+pub mod metrics;
+pub mod model;
+pub mod runtime;
+
+pub use error::{Error, Result};

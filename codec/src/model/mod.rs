@@ -1,0 +1,2 @@
+//! Model import and the project's own layer graph.
+pub mod reference;

@@ -1,0 +1,48 @@
+//! Borrowed video frames as GStreamer hands them over: a pixel format, the
+//! visible size and up to three planes with their strides (bytes per row).
+
+/// Pixel layouts the codec accepts and produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// Packed 8-bit R, G, B (3 bytes per pixel).
+    Rgb,
+    /// Packed R, G, B, x (4 bytes per pixel, the 4th ignored on input, 255 on output).
+    Rgbx,
+    /// Packed B, G, R, x.
+    Bgrx,
+    /// Planar Y, U, V; chroma subsampled 2×2 (BT.601 limited range).
+    I420,
+    /// Y plane plus interleaved UV plane, chroma subsampled 2×2 (BT.601 limited range).
+    Nv12,
+}
+
+impl PixelFormat {
+    pub fn n_planes(self) -> usize {
+        match self {
+            PixelFormat::Rgb | PixelFormat::Rgbx | PixelFormat::Bgrx => 1,
+            PixelFormat::I420 => 3,
+            PixelFormat::Nv12 => 2,
+        }
+    }
+}
+
+/// A read-only frame. `planes[i]` starts at the first visible byte of plane `i`;
+/// rows are `strides[i]` bytes apart. Unused planes are empty slices.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameRef<'a> {
+    pub format: PixelFormat,
+    pub width: usize,
+    pub height: usize,
+    pub planes: [&'a [u8]; 3],
+    pub strides: [usize; 3],
+}
+
+/// A writable frame, same conventions as [`FrameRef`].
+#[derive(Debug)]
+pub struct FrameMut<'a> {
+    pub format: PixelFormat,
+    pub width: usize,
+    pub height: usize,
+    pub planes: [&'a mut [u8]; 3],
+    pub strides: [usize; 3],
+}

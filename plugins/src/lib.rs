@@ -1,0 +1,1 @@
+//! GStreamer plugin `nawqsr` (element added in its own module).
