@@ -1,6 +1,663 @@
-//! PLACEHOLDER: replaced by the vectorised YUV/RGB conversion.
+//! Pixel-format conversion between decoded video frames and the RGB images the
+//! networks see (the "input frame buffer" and "playback buffer" edges of Fig. 3).
+//!
+//! - Packed RGB, RGBx and BGRx are copied (x is ignored on input, 255 on output).
+//! - I420 and NV12 are BT.601 **limited range** (Y in 16..=235, Cb/Cr in 16..=240),
+//!   which is what decoders output for SD content; the matrix is the one MATLAB's
+//!   `rgb2ycbcr`/`ycbcr2rgb` use (../shared/README.md protocol).
+//! - Chroma is 4:2:0 and **centre-sited** (JPEG/MPEG-1 siting: each chroma sample sits
+//!   in the middle of its 2×2 luma block).
+//!   - Down (RGB → YUV): the 2×2 box average of the block's RGB, then the matrix
+//!     (the matrix is linear, so this equals averaging per-pixel chroma).
+//!   - Up (YUV → RGB): the separable triangle filter that centre siting implies
+//!     (libjpeg's "fancy upsampling"): weights 3/4 and 1/4 of the nearest two chroma
+//!     samples in each direction, edges replicated.
+//! - Odd widths/heights: chroma planes are `ceil(w/2) × ceil(h/2)`; the last chroma
+//!   column/row covers a single luma column/row, which is replicated for the box
+//!   average.
+//!
+//! Arithmetic is integer fixed point (14-bit coefficients for YUV → RGB, 16-bit for
+//! RGB → YUV, round half up). Every inner loop runs over one row with no per-pixel
+//! branches (edges are handled by padding the row first) so that the compiler can
+//! vectorise it.
 use image::RgbImage;
-use super::frame::{FrameMut, FrameRef};
+
+use super::frame::{FrameMut, FrameRef, PixelFormat};
 use crate::error::{Error, Result};
-pub fn frame_to_rgb(_src: &FrameRef) -> Result<RgbImage> { Err(Error::Invalid("placeholder".into())) }
-pub fn rgb_to_frame(_src: &RgbImage, _dst: &mut FrameMut) -> Result<()> { Err(Error::Invalid("placeholder".into())) }
+
+/// YUV → RGB, BT.601 limited range, coefficients × 2^14.
+/// R = 1.164383·(Y−16) + 1.596027·(Cr−128)
+/// G = 1.164383·(Y−16) − 0.391762·(Cb−128) − 0.812968·(Cr−128)
+/// B = 1.164383·(Y−16) + 2.017232·(Cb−128)
+const YUV_SHIFT: u32 = 14;
+const K_Y: i32 = 19077;
+const K_RV: i32 = 26149;
+const K_GU: i32 = 6419;
+const K_GV: i32 = 13320;
+const K_BU: i32 = 33050;
+
+/// RGB → YUV, BT.601 limited range, coefficients × 2^16 (MATLAB `rgb2ycbcr`:
+/// Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255, …). The Cb and Cr rows sum to
+/// exactly 0 so that every grey maps to Cb = Cr = 128.
+const RGB_SHIFT: u32 = 16;
+const Y_R: i32 = 16829;
+const Y_G: i32 = 33039;
+const Y_B: i32 = 6416;
+const U_R: i32 = -9714;
+const U_G: i32 = -19070;
+const U_B: i32 = 28784;
+const V_R: i32 = 28784;
+const V_G: i32 = -24103;
+const V_B: i32 = -4681;
+
+/// Byte offsets of R, G, B and the pixel size of a packed format.
+fn packed_layout(format: PixelFormat) -> Option<([usize; 3], usize)> {
+    match format {
+        PixelFormat::Rgb => Some(([0, 1, 2], 3)),
+        PixelFormat::Rgbx => Some(([0, 1, 2], 4)),
+        PixelFormat::Bgrx => Some(([2, 1, 0], 4)),
+        PixelFormat::I420 | PixelFormat::Nv12 => None,
+    }
+}
+
+/// `(name, bytes per row, rows)` of every plane of a `width × height` frame.
+fn plane_shapes(
+    format: PixelFormat,
+    width: usize,
+    height: usize,
+) -> Vec<(&'static str, usize, usize)> {
+    let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+    match format {
+        PixelFormat::Rgb => vec![("RGB", 3 * width, height)],
+        PixelFormat::Rgbx => vec![("RGBx", 4 * width, height)],
+        PixelFormat::Bgrx => vec![("BGRx", 4 * width, height)],
+        PixelFormat::I420 => vec![("Y", width, height), ("U", cw, ch), ("V", cw, ch)],
+        PixelFormat::Nv12 => vec![("Y", width, height), ("UV", 2 * cw, ch)],
+    }
+}
+
+/// Checks that every plane holds `rows` rows of `row_bytes` at its stride.
+fn check_planes(
+    format: PixelFormat,
+    width: usize,
+    height: usize,
+    lens: [usize; 3],
+    strides: [usize; 3],
+) -> Result<()> {
+    if width == 0 || height == 0 {
+        return Err(Error::Invalid(format!(
+            "{format:?} frame is {width}x{height}, expected a non-empty size"
+        )));
+    }
+    for (i, (name, row_bytes, rows)) in plane_shapes(format, width, height).into_iter().enumerate()
+    {
+        let (len, stride) = (lens[i], strides[i]);
+        if stride < row_bytes {
+            return Err(Error::Invalid(format!(
+                "{format:?} {width}x{height} plane {i} ({name}): stride {stride}, expected at least {row_bytes}"
+            )));
+        }
+        let need = stride * (rows - 1) + row_bytes;
+        if len < need {
+            return Err(Error::Invalid(format!(
+                "{format:?} {width}x{height} plane {i} ({name}): {len} bytes, expected at least {need} ({rows} rows at stride {stride})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Converts a frame to a tightly packed RGB image.
+pub fn frame_to_rgb(src: &FrameRef) -> Result<RgbImage> {
+    let (w, h) = (src.width, src.height);
+    check_planes(src.format, w, h, src.planes.map(<[u8]>::len), src.strides)?;
+    let (w32, h32) = (dim_u32(w)?, dim_u32(h)?);
+    let mut out = vec![0u8; 3 * w * h];
+    match src.format {
+        PixelFormat::I420 => yuv420_to_rgb(src, ChromaPlanes::Planar, &mut out),
+        PixelFormat::Nv12 => yuv420_to_rgb(src, ChromaPlanes::Interleaved, &mut out),
+        packed => {
+            let (off, bpp) = packed_layout(packed).expect("packed format");
+            for (y, dst) in out.chunks_exact_mut(3 * w).enumerate() {
+                let row = &src.planes[0][y * src.strides[0]..][..bpp * w];
+                for (d, s) in dst.chunks_exact_mut(3).zip(row.chunks_exact(bpp)) {
+                    d[0] = s[off[0]];
+                    d[1] = s[off[1]];
+                    d[2] = s[off[2]];
+                }
+            }
+        }
+    }
+    Ok(RgbImage::from_raw(w32, h32, out).expect("buffer is 3·w·h bytes"))
+}
+
+/// Writes an RGB image into `dst`, which must have the same size.
+pub fn rgb_to_frame(src: &RgbImage, dst: &mut FrameMut) -> Result<()> {
+    let (w, h) = (src.width() as usize, src.height() as usize);
+    if dst.width != w || dst.height != h {
+        return Err(Error::Invalid(format!(
+            "{:?} output frame is {}x{}, expected the image size {w}x{h}",
+            dst.format, dst.width, dst.height
+        )));
+    }
+    let lens = [
+        dst.planes[0].len(),
+        dst.planes[1].len(),
+        dst.planes[2].len(),
+    ];
+    check_planes(dst.format, w, h, lens, dst.strides)?;
+    let rgb = src.as_raw();
+    match dst.format {
+        PixelFormat::I420 | PixelFormat::Nv12 => rgb_to_yuv420(rgb, w, h, dst),
+        packed => {
+            let (off, bpp) = packed_layout(packed).expect("packed format");
+            let stride = dst.strides[0];
+            for (y, s) in rgb.chunks_exact(3 * w).enumerate() {
+                let row = &mut dst.planes[0][y * stride..][..bpp * w];
+                if bpp == 4 {
+                    for (d, s) in row.chunks_exact_mut(4).zip(s.chunks_exact(3)) {
+                        d[off[0]] = s[0];
+                        d[off[1]] = s[1];
+                        d[off[2]] = s[2];
+                        d[3] = 255;
+                    }
+                } else {
+                    row.copy_from_slice(s);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dim_u32(v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Invalid(format!("frame dimension {v} exceeds u32")))
+}
+
+#[derive(Clone, Copy)]
+enum ChromaPlanes {
+    /// I420: U in plane 1, V in plane 2.
+    Planar,
+    /// NV12: U, V interleaved in plane 1.
+    Interleaved,
+}
+
+/// Copies chroma row `cy` into `u`, `v` (length `cw + 2`), at indices `1..=cw`,
+/// replicating the edge samples into indices 0 and `cw + 1`.
+fn load_chroma_row(
+    src: &FrameRef,
+    layout: ChromaPlanes,
+    cy: usize,
+    cw: usize,
+    u: &mut [i32],
+    v: &mut [i32],
+) {
+    match layout {
+        ChromaPlanes::Planar => {
+            let ur = &src.planes[1][cy * src.strides[1]..][..cw];
+            let vr = &src.planes[2][cy * src.strides[2]..][..cw];
+            for ((du, dv), (&su, &sv)) in u[1..=cw]
+                .iter_mut()
+                .zip(&mut v[1..=cw])
+                .zip(ur.iter().zip(vr))
+            {
+                *du = i32::from(su);
+                *dv = i32::from(sv);
+            }
+        }
+        ChromaPlanes::Interleaved => {
+            let uv = &src.planes[1][cy * src.strides[1]..][..2 * cw];
+            for ((du, dv), s) in u[1..=cw]
+                .iter_mut()
+                .zip(&mut v[1..=cw])
+                .zip(uv.chunks_exact(2))
+            {
+                *du = i32::from(s[0]);
+                *dv = i32::from(s[1]);
+            }
+        }
+    }
+    u[0] = u[1];
+    v[0] = v[1];
+    u[cw + 1] = u[cw];
+    v[cw + 1] = v[cw];
+}
+
+fn yuv420_to_rgb(src: &FrameRef, layout: ChromaPlanes, out: &mut [u8]) {
+    let (w, h) = (src.width, src.height);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    // Two chroma rows (nearest, second nearest) with one replicated sample each side.
+    let (mut u0, mut v0) = (vec![0i32; cw + 2], vec![0i32; cw + 2]);
+    let (mut u1, mut v1) = (vec![0i32; cw + 2], vec![0i32; cw + 2]);
+    // Vertically filtered chroma (×4) and the full-width result (×16).
+    let (mut uvert, mut vvert) = (vec![0i32; cw + 2], vec![0i32; cw + 2]);
+    let (mut urow, mut vrow) = (vec![0i32; 2 * cw], vec![0i32; 2 * cw]);
+    for y in 0..h {
+        // Centre siting: luma row y sits at chroma position (y − 0.5)/2, between
+        // chroma row y/2 (weight 3/4) and y/2 ∓ 1 (weight 1/4), clamped at the edges.
+        let cy = y / 2;
+        let cy_far = if y % 2 == 0 {
+            cy.saturating_sub(1)
+        } else {
+            (cy + 1).min(ch - 1)
+        };
+        load_chroma_row(src, layout, cy, cw, &mut u0, &mut v0);
+        load_chroma_row(src, layout, cy_far, cw, &mut u1, &mut v1);
+        for (o, (a, b)) in uvert.iter_mut().zip(u0.iter().zip(&u1)) {
+            *o = 3 * a + b;
+        }
+        for (o, (a, b)) in vvert.iter_mut().zip(v0.iter().zip(&v1)) {
+            *o = 3 * a + b;
+        }
+        // Horizontally: even x = 2i takes chroma i (3/4) and i − 1 (1/4); odd x = 2i + 1
+        // takes i (3/4) and i + 1 (1/4). Padded index = chroma index + 1.
+        for (d, t) in urow.chunks_exact_mut(2).zip(uvert.windows(3)) {
+            d[0] = 3 * t[1] + t[0];
+            d[1] = 3 * t[1] + t[2];
+        }
+        for (d, t) in vrow.chunks_exact_mut(2).zip(vvert.windows(3)) {
+            d[0] = 3 * t[1] + t[0];
+            d[1] = 3 * t[1] + t[2];
+        }
+        let yrow = &src.planes[0][y * src.strides[0]..][..w];
+        let dst = &mut out[3 * w * y..][..3 * w];
+        yuv_row_to_rgb(yrow, &urow[..w], &vrow[..w], dst);
+    }
+}
+
+/// One row: `u16x`, `v16x` are chroma × 16 (the upsampling filter's gain).
+#[inline]
+fn yuv_row_to_rgb(yrow: &[u8], u16x: &[i32], v16x: &[i32], dst: &mut [u8]) {
+    const ROUND: i32 = 1 << (YUV_SHIFT - 1);
+    for (d, ((&y, &u), &v)) in dst.chunks_exact_mut(3).zip(yrow.iter().zip(u16x).zip(v16x)) {
+        // (c16 + 8) >> 4 rounds the filtered chroma back to 8 bits.
+        let u = ((u + 8) >> 4) - 128;
+        let v = ((v + 8) >> 4) - 128;
+        let yy = K_Y * (i32::from(y) - 16) + ROUND;
+        d[0] = ((yy + K_RV * v) >> YUV_SHIFT).clamp(0, 255) as u8;
+        d[1] = ((yy - K_GU * u - K_GV * v) >> YUV_SHIFT).clamp(0, 255) as u8;
+        d[2] = ((yy + K_BU * u) >> YUV_SHIFT).clamp(0, 255) as u8;
+    }
+}
+
+fn rgb_to_yuv420(rgb: &[u8], w: usize, h: usize, dst: &mut FrameMut) {
+    const Y_ROUND: i32 = (16 << RGB_SHIFT) + (1 << (RGB_SHIFT - 1));
+    // Chroma of a sum of 4 pixels: 2 more bits of shift.
+    const C_SHIFT: u32 = RGB_SHIFT + 2;
+    const C_ROUND: i32 = (128 << C_SHIFT) + (1 << (C_SHIFT - 1));
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+
+    let ystride = dst.strides[0];
+    for (y, s) in rgb.chunks_exact(3 * w).enumerate() {
+        let row = &mut dst.planes[0][y * ystride..][..w];
+        for (d, p) in row.iter_mut().zip(s.chunks_exact(3)) {
+            let v = Y_R * i32::from(p[0]) + Y_G * i32::from(p[1]) + Y_B * i32::from(p[2]) + Y_ROUND;
+            *d = (v >> RGB_SHIFT).clamp(0, 255) as u8;
+        }
+    }
+
+    // Per chroma row: horizontal pair sums of R, G, B for the two luma rows (the
+    // second is the first again on the last row of an odd height), then the matrix.
+    let (mut sr, mut sg, mut sb) = (vec![0i32; cw], vec![0i32; cw], vec![0i32; cw]);
+    let (mut urow, mut vrow) = (vec![0u8; cw], vec![0u8; cw]);
+    for cy in 0..ch {
+        sr.fill(0);
+        sg.fill(0);
+        sb.fill(0);
+        for y in [2 * cy, (2 * cy + 1).min(h - 1)] {
+            let pairs = rgb[3 * w * y..][..3 * w].chunks_exact(6);
+            let tail = pairs.remainder();
+            for (((r, g), b), p) in sr.iter_mut().zip(&mut sg).zip(&mut sb).zip(pairs) {
+                *r += i32::from(p[0]) + i32::from(p[3]);
+                *g += i32::from(p[1]) + i32::from(p[4]);
+                *b += i32::from(p[2]) + i32::from(p[5]);
+            }
+            if let [r, g, b] = *tail {
+                // Odd width: the last chroma column covers one luma column; replicate it.
+                sr[cw - 1] += 2 * i32::from(r);
+                sg[cw - 1] += 2 * i32::from(g);
+                sb[cw - 1] += 2 * i32::from(b);
+            }
+        }
+        let sums = sr.iter().zip(&sg).zip(&sb);
+        for ((u, v), ((&r, &g), &b)) in urow.iter_mut().zip(&mut vrow).zip(sums) {
+            *u = ((U_R * r + U_G * g + U_B * b + C_ROUND) >> C_SHIFT).clamp(0, 255) as u8;
+            *v = ((V_R * r + V_G * g + V_B * b + C_ROUND) >> C_SHIFT).clamp(0, 255) as u8;
+        }
+        match dst.format {
+            PixelFormat::I420 => {
+                dst.planes[1][cy * dst.strides[1]..][..cw].copy_from_slice(&urow);
+                dst.planes[2][cy * dst.strides[2]..][..cw].copy_from_slice(&vrow);
+            }
+            _ => {
+                let uv = &mut dst.planes[1][cy * dst.strides[1]..][..2 * cw];
+                for (d, (&u, &v)) in uv.chunks_exact_mut(2).zip(urow.iter().zip(&vrow)) {
+                    d[0] = u;
+                    d[1] = v;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An owned frame with chosen padding per row, for building FrameRef/FrameMut.
+    struct Owned {
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+        planes: [Vec<u8>; 3],
+        strides: [usize; 3],
+    }
+
+    impl Owned {
+        fn new(format: PixelFormat, width: usize, height: usize, pad: usize) -> Owned {
+            let mut planes: [Vec<u8>; 3] = Default::default();
+            let mut strides = [0; 3];
+            for (i, (_, row_bytes, rows)) in
+                plane_shapes(format, width, height).into_iter().enumerate()
+            {
+                strides[i] = row_bytes + pad;
+                // Poison the padding so that reading it shows up in the result.
+                planes[i] = vec![0xA5; strides[i] * rows];
+            }
+            Owned {
+                format,
+                width,
+                height,
+                planes,
+                strides,
+            }
+        }
+
+        fn as_ref(&self) -> FrameRef<'_> {
+            FrameRef {
+                format: self.format,
+                width: self.width,
+                height: self.height,
+                planes: [&self.planes[0], &self.planes[1], &self.planes[2]],
+                strides: self.strides,
+            }
+        }
+
+        fn as_mut(&mut self) -> FrameMut<'_> {
+            let [p0, p1, p2] = &mut self.planes;
+            FrameMut {
+                format: self.format,
+                width: self.width,
+                height: self.height,
+                planes: [p0, p1, p2],
+                strides: self.strides,
+            }
+        }
+    }
+
+    const ALL: [PixelFormat; 5] = [
+        PixelFormat::Rgb,
+        PixelFormat::Rgbx,
+        PixelFormat::Bgrx,
+        PixelFormat::I420,
+        PixelFormat::Nv12,
+    ];
+
+    fn flat(w: u32, h: u32, c: [u8; 3]) -> RgbImage {
+        RgbImage::from_pixel(w, h, image::Rgb(c))
+    }
+
+    /// A smooth image: slow gradients in all three channels.
+    fn smooth(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(40 + 3 * x) as u8, (200 - 2 * y) as u8, (60 + x + y) as u8])
+        })
+    }
+
+    /// Deterministic noise (an LCG), full range.
+    fn noise(w: u32, h: u32) -> RgbImage {
+        let mut s = 0x1234_5678u32;
+        RgbImage::from_fn(w, h, |_, _| {
+            let mut c = [0u8; 3];
+            for v in &mut c {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                *v = (s >> 24) as u8;
+            }
+            image::Rgb(c)
+        })
+    }
+
+    fn round_trip(img: &RgbImage, format: PixelFormat, pad: usize) -> RgbImage {
+        let mut f = Owned::new(format, img.width() as usize, img.height() as usize, pad);
+        rgb_to_frame(img, &mut f.as_mut()).unwrap();
+        frame_to_rgb(&f.as_ref()).unwrap()
+    }
+
+    fn max_diff(a: &RgbImage, b: &RgbImage) -> u8 {
+        assert_eq!(a.dimensions(), b.dimensions());
+        a.as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn packed_round_trip_is_exact() {
+        let img = noise(17, 9);
+        for f in [PixelFormat::Rgb, PixelFormat::Rgbx, PixelFormat::Bgrx] {
+            for pad in [0, 5] {
+                assert_eq!(round_trip(&img, f, pad), img, "{f:?} pad {pad}");
+            }
+        }
+    }
+
+    #[test]
+    fn packed_layouts_and_padding_byte() {
+        let img = flat(2, 1, [10, 20, 30]);
+        let mut f = Owned::new(PixelFormat::Bgrx, 2, 1, 0);
+        rgb_to_frame(&img, &mut f.as_mut()).unwrap();
+        assert_eq!(f.planes[0], [30, 20, 10, 255, 30, 20, 10, 255]);
+        let mut f = Owned::new(PixelFormat::Rgbx, 2, 1, 0);
+        rgb_to_frame(&img, &mut f.as_mut()).unwrap();
+        assert_eq!(f.planes[0], [10, 20, 30, 255, 10, 20, 30, 255]);
+    }
+
+    /// BT.601 limited range: black (16,128,128), white (235,128,128),
+    /// red (81,90,240), green (145,54,34), blue (41,240,110).
+    #[test]
+    fn known_colours_bt601() {
+        let cases = [
+            ([0, 0, 0], [16, 128, 128]),
+            ([255, 255, 255], [235, 128, 128]),
+            ([255, 0, 0], [81, 90, 240]),
+            ([0, 255, 0], [145, 54, 34]),
+            ([0, 0, 255], [41, 240, 110]),
+        ];
+        for (rgb, yuv) in cases {
+            for format in [PixelFormat::I420, PixelFormat::Nv12] {
+                let mut f = Owned::new(format, 3, 3, 0);
+                rgb_to_frame(&flat(3, 3, rgb), &mut f.as_mut()).unwrap();
+                assert!(
+                    f.planes[0].iter().all(|&y| y == yuv[0]),
+                    "{format:?} {rgb:?} Y {:?}",
+                    f.planes[0]
+                );
+                let (u, v) = match format {
+                    PixelFormat::I420 => (f.planes[1][0], f.planes[2][0]),
+                    _ => (f.planes[1][0], f.planes[1][1]),
+                };
+                assert_eq!([u, v], [yuv[1], yuv[2]], "{format:?} {rgb:?}");
+                // And back: the primaries come back within 1 LSB.
+                let back = frame_to_rgb(&f.as_ref()).unwrap();
+                for p in back.pixels() {
+                    for c in 0..3 {
+                        assert!(
+                            p.0[c].abs_diff(rgb[c]) <= 1,
+                            "{format:?} {rgb:?} -> {:?}",
+                            p.0
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Greys have neutral chroma, so only the 219-level luma quantisation remains: ±1.
+    #[test]
+    fn grey_round_trip_within_one() {
+        let img = RgbImage::from_fn(256, 2, |x, _| image::Rgb([x as u8; 3]));
+        for format in [PixelFormat::I420, PixelFormat::Nv12] {
+            let back = round_trip(&img, format, 3);
+            assert!(
+                max_diff(&img, &back) <= 1,
+                "{format:?}: {}",
+                max_diff(&img, &back)
+            );
+        }
+    }
+
+    /// Smooth content survives 4:2:0 within 3 LSB (measured: 2).
+    #[test]
+    fn smooth_round_trip_within_three() {
+        for (w, h) in [(32, 24), (33, 25), (1, 1), (2, 3), (7, 1)] {
+            let img = smooth(w, h);
+            for format in [PixelFormat::I420, PixelFormat::Nv12] {
+                for pad in [0, 7] {
+                    let back = round_trip(&img, format, pad);
+                    let d = max_diff(&img, &back);
+                    assert!(d <= 3, "{format:?} {w}x{h} pad {pad}: max diff {d}");
+                }
+            }
+        }
+    }
+
+    /// YUV → RGB → YUV: luma of an in-gamut frame with flat 2×2 chroma comes back within 1.
+    #[test]
+    fn yuv_round_trip_luma() {
+        let mut f = Owned::new(PixelFormat::I420, 16, 8, 4);
+        for y in 0..8 {
+            for x in 0..16 {
+                f.planes[0][y * f.strides[0] + x] = (60 + 7 * x + 3 * y) as u8;
+            }
+        }
+        for y in 0..4 {
+            for x in 0..8 {
+                f.planes[1][y * f.strides[1] + x] = 128;
+                f.planes[2][y * f.strides[2] + x] = 128;
+            }
+        }
+        let rgb = frame_to_rgb(&f.as_ref()).unwrap();
+        let mut g = Owned::new(PixelFormat::I420, 16, 8, 0);
+        rgb_to_frame(&rgb, &mut g.as_mut()).unwrap();
+        for y in 0..8 {
+            for x in 0..16 {
+                let (a, b) = (
+                    f.planes[0][y * f.strides[0] + x],
+                    g.planes[0][y * g.strides[0] + x],
+                );
+                assert!(a.abs_diff(b) <= 1, "({x},{y}) {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn i420_and_nv12_agree() {
+        let img = noise(21, 13);
+        assert_eq!(
+            round_trip(&img, PixelFormat::I420, 0),
+            round_trip(&img, PixelFormat::Nv12, 9)
+        );
+    }
+
+    /// Flat colours stay flat through every format (odd sizes included).
+    #[test]
+    fn flat_colours_stay_flat() {
+        for format in ALL {
+            for c in [[0, 0, 0], [255, 255, 255], [200, 40, 90], [12, 180, 250]] {
+                let back = round_trip(&flat(9, 7, c), format, 2);
+                let first = back.get_pixel(0, 0).0;
+                assert!(back.pixels().all(|p| p.0 == first), "{format:?} {c:?}");
+                for ch in 0..3 {
+                    assert!(
+                        first[ch].abs_diff(c[ch]) <= 2,
+                        "{format:?} {c:?} -> {first:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Strided planes: the padding bytes (poisoned with 0xA5) are never read into the
+    /// image and never overwritten.
+    #[test]
+    fn strides_are_honoured() {
+        let img = noise(10, 6);
+        for format in ALL {
+            let tight = round_trip(&img, format, 0);
+            let padded = round_trip(&img, format, 13);
+            assert_eq!(tight, padded, "{format:?}");
+            let mut f = Owned::new(format, 10, 6, 13);
+            rgb_to_frame(&img, &mut f.as_mut()).unwrap();
+            for (i, (_, row_bytes, rows)) in plane_shapes(format, 10, 6).into_iter().enumerate() {
+                for r in 0..rows {
+                    let pad = &f.planes[i][r * f.strides[i] + row_bytes..(r + 1) * f.strides[i]];
+                    assert!(
+                        pad.iter().all(|&b| b == 0xA5),
+                        "{format:?} plane {i} row {r}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A vertical luma edge at an even column stays exactly there in the Y plane and
+    /// in the RGB image.
+    #[test]
+    fn edges_stay_put() {
+        let img = RgbImage::from_fn(16, 4, |x, _| {
+            image::Rgb(if x < 8 { [0; 3] } else { [255; 3] })
+        });
+        for format in ALL {
+            let back = round_trip(&img, format, 0);
+            for x in 0..16 {
+                let v = back.get_pixel(x, 2).0[0];
+                if x < 8 {
+                    assert!(v <= 1, "{format:?} x {x}: {v}");
+                } else {
+                    assert!(v >= 254, "{format:?} x {x}: {v}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn planes_too_small_are_one_line_errors() {
+        let img = flat(8, 4, [1, 2, 3]);
+        for format in ALL {
+            let mut f = Owned::new(format, 8, 4, 0);
+            let last = format.n_planes() - 1;
+            f.planes[last].pop();
+            let err = frame_to_rgb(&f.as_ref()).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("plane {last}")) && err.contains("expected at least"),
+                "{err}"
+            );
+            assert!(!err.contains('\n'));
+            let err = rgb_to_frame(&img, &mut f.as_mut()).unwrap_err().to_string();
+            assert!(err.contains(&format!("plane {last}")), "{err}");
+        }
+        // Stride smaller than a row.
+        let mut f = Owned::new(PixelFormat::Rgbx, 8, 4, 0);
+        f.strides[0] = 31;
+        let err = frame_to_rgb(&f.as_ref()).unwrap_err().to_string();
+        assert!(err.contains("stride 31, expected at least 32"), "{err}");
+        // Size mismatch and empty frames.
+        let mut f = Owned::new(PixelFormat::Rgb, 4, 4, 0);
+        let err = rgb_to_frame(&img, &mut f.as_mut()).unwrap_err().to_string();
+        assert!(err.contains("expected the image size 8x4"), "{err}");
+        let f = Owned::new(PixelFormat::I420, 0, 4, 0);
+        assert!(frame_to_rgb(&f.as_ref()).is_err());
+    }
+}
