@@ -1,0 +1,194 @@
+//! The fused epilogue, defined once. Every level performs exactly these f32 operations in exactly
+//! this order (no FMA contraction, no reassociation), which is what makes the SIMD paths bit-exact
+//! with the scalar specification:
+//!
+//! 1. dequantize the accumulator(s):
+//!    - INT8:  `v = acc as f32` (round-to-nearest-even, as `cvtdq2ps`);
+//!    - A16W8: `v = (acc_hi as f32) * 256.0 + (acc_lo as f32)` (exact multiply, then one add);
+//! 2. `y = v * mult[oc] + offset[oc]` (a multiply, then an add: two roundings, never fused);
+//! 3. activation: `Relu`: `if y < 0.0 { 0.0 } else { y }` (so -0.0 and NaN pass through, on every
+//!    level); `Leaky(a)` / `PRelu(a[oc])`: `if y < 0.0 { y * a } else { y }`;
+//! 4. store: `F32` stores `y`; `U8`/`U16` requantize with `t = (y * scale).round_ties_even()`,
+//!    `q = (t - zero).clamp(0.0, qmax)`, then cast (qmax = 255 or 65535; NaN ends as 0).
+//!
+//! Rounding policy: **round half to even** (IEEE 754 roundTiesToEven, the default rounding mode,
+//! what `vcvtps2dq` / `vroundps` / `vrndscaleps` do with RNE), in every int→float conversion and in
+//! the requantization.
+//!
+//! The SIMD versions live next to their kernels (`avx2.rs`, `avx512.rs`) and quote these steps.
+
+/// Output activation of a conv.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Activation {
+    None,
+    Relu,
+    Leaky(f32),
+    /// One slope per output channel.
+    PRelu(Vec<f32>),
+}
+
+/// Per-output-channel affine map and activation applied to the accumulators.
+#[derive(Debug, Clone, Copy)]
+pub struct Epilogue<'a> {
+    /// Per output channel.
+    pub mult: &'a [f32],
+    /// Per output channel.
+    pub offset: &'a [f32],
+    pub act: &'a Activation,
+}
+
+/// Where and how the epilogue stores. `pixel_stride >= out_c` lets a conv write a channel slice of
+/// a wider tensor (pass `&mut data[ch_offset..]`), e.g. for concat.
+#[derive(Debug)]
+pub enum Output<'a> {
+    F32 {
+        data: &'a mut [f32],
+        pixel_stride: usize,
+    },
+    U8 {
+        data: &'a mut [u8],
+        pixel_stride: usize,
+        scale: f32,
+        zero: f32,
+    },
+    U16 {
+        data: &'a mut [u16],
+        pixel_stride: usize,
+        scale: f32,
+        zero: f32,
+    },
+}
+
+impl Output<'_> {
+    pub(crate) fn len_and_stride(&self) -> (usize, usize) {
+        match self {
+            Output::F32 { data, pixel_stride } => (data.len(), *pixel_stride),
+            Output::U8 {
+                data, pixel_stride, ..
+            } => (data.len(), *pixel_stride),
+            Output::U16 {
+                data, pixel_stride, ..
+            } => (data.len(), *pixel_stride),
+        }
+    }
+
+    pub(crate) fn pixel_stride(&self) -> usize {
+        self.len_and_stride().1
+    }
+
+    /// Step 4 for one element at `idx`.
+    #[inline]
+    pub(crate) fn store(&mut self, idx: usize, y: f32) {
+        match self {
+            Output::F32 { data, .. } => data[idx] = y,
+            Output::U8 {
+                data, scale, zero, ..
+            } => data[idx] = requantize(y, *scale, *zero, 255.0) as u8,
+            Output::U16 {
+                data, scale, zero, ..
+            } => data[idx] = requantize(y, *scale, *zero, 65535.0) as u16,
+        }
+    }
+}
+
+/// Step 1, INT8.
+#[inline]
+pub fn dequant_u8(acc: i32) -> f32 {
+    acc as f32
+}
+
+/// Step 1, A16W8: the multiply by 256 is exact; the add is the only rounding.
+#[inline]
+pub fn dequant_u16(acc_hi: i32, acc_lo: i32) -> f32 {
+    (acc_hi as f32) * 256.0 + (acc_lo as f32)
+}
+
+/// Steps 2 and 3 for output channel `oc`.
+#[inline]
+pub fn affine_act(v: f32, oc: usize, epi: &Epilogue) -> f32 {
+    let y = v * epi.mult[oc];
+    let y = y + epi.offset[oc];
+    match epi.act {
+        Activation::None => y,
+        Activation::Relu => {
+            if y < 0.0 {
+                0.0
+            } else {
+                y
+            }
+        }
+        Activation::Leaky(a) => {
+            if y < 0.0 {
+                y * a
+            } else {
+                y
+            }
+        }
+        Activation::PRelu(a) => {
+            if y < 0.0 {
+                y * a[oc]
+            } else {
+                y
+            }
+        }
+    }
+}
+
+/// Step 4 (quantized outputs), before the cast: round half to even, shift, clamp.
+/// The result is an integer-valued f32 in `0.0..=qmax`, or NaN (which casts to 0).
+#[inline]
+pub fn requantize(y: f32, scale: f32, zero: f32, qmax: f32) -> f32 {
+    let t = (y * scale).round_ties_even();
+    (t - zero).clamp(0.0, qmax)
+}
+
+/// The output as raw parts, for the SIMD epilogues (bounds were asserted by `check_args`).
+#[derive(Clone, Copy)]
+pub(crate) enum RawData {
+    F32(*mut f32),
+    U8(*mut u8),
+    U16(*mut u16),
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct RawOutput {
+    pub data: RawData,
+    pub pixel_stride: usize,
+    pub scale: f32,
+    pub zero: f32,
+}
+
+impl Output<'_> {
+    pub(crate) fn raw(&mut self) -> RawOutput {
+        match self {
+            Output::F32 { data, pixel_stride } => RawOutput {
+                data: RawData::F32(data.as_mut_ptr()),
+                pixel_stride: *pixel_stride,
+                scale: 1.0,
+                zero: 0.0,
+            },
+            Output::U8 {
+                data,
+                pixel_stride,
+                scale,
+                zero,
+            } => RawOutput {
+                data: RawData::U8(data.as_mut_ptr()),
+                pixel_stride: *pixel_stride,
+                scale: *scale,
+                zero: *zero,
+            },
+            Output::U16 {
+                data,
+                pixel_stride,
+                scale,
+                zero,
+            } => RawOutput {
+                data: RawData::U16(data.as_mut_ptr()),
+                pixel_stride: *pixel_stride,
+                scale: *scale,
+                zero: *zero,
+            },
+        }
+    }
+}

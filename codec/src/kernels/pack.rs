@@ -1,0 +1,333 @@
+//! Packing: weights once at load (one layout per level the host supports), activations per call
+//! into small padded "bands" that the micro-kernels can read without any bounds or padding logic.
+
+use super::{CpuLevel, Src};
+
+/// Largest reduction length K = kh·kw·in_c/groups for which the i32 accumulation is exact:
+/// |acc| ≤ 255·127·K ≤ 2^31 − 1 for K ≤ 66,000 (255·127·66,000 = 2,137,410,000). This holds for
+/// the u8 path and for each byte slice of the u16 path, which accumulate separately.
+pub const MAX_K: usize = 66_000;
+
+/// One 64-byte line of VNNI-packed weights: 16 output channels × 4 consecutive K values.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct Line64(pub [i8; 64]);
+
+/// One 32-byte line of AVX2-packed weights: 8 output channels × 2 consecutive K values, as i16.
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+pub(crate) struct Line32(pub [i16; 16]);
+
+/// Weights for `vpdpbusd`: K runs tap by tap (ky, kx), and within a tap over the input channels
+/// padded with zeros to `cp` (a multiple of 4). Line `(kq, ocb)` holds, for the 16 output channels
+/// `ocb*16..`, the 4 K values `kq*4..kq*4+4`: `lines[kq * nb + ocb].0[lane*4 + j]`.
+pub(crate) struct VnniPack {
+    pub cp: usize,
+    pub nb: usize,
+    pub lines: Vec<Line64>,
+}
+
+/// Weights for the AVX2 `vpmaddwd` kernel: as [`VnniPack`] but with K grouped by 2 and 8 output
+/// channels per line, widened to i16: `lines[kp * nb + ocb].0[lane*2 + j]`.
+pub(crate) struct Avx2Pack {
+    pub cp: usize,
+    pub kp: usize,
+    pub nb: usize,
+    pub lines: Vec<Line32>,
+}
+
+/// i8 weights in ONNX order `[out_c][in_c/groups][kh][kw]`, symmetric (values in -127..=127),
+/// packed once at load for every level the host supports. Shared by the INT8 and the A16W8 unit
+/// (no extra memory for 16-bit activations, §4.3).
+pub struct PackedConv {
+    pub(crate) out_c: usize,
+    pub(crate) in_c_per_group: usize,
+    pub(crate) kh: usize,
+    pub(crate) kw: usize,
+    pub(crate) groups: usize,
+    /// Scalar layout `[oc][ky][kx][ic]`: channel-last like the activations.
+    pub(crate) scalar: Vec<i8>,
+    wsum: Vec<i32>,
+    pub(crate) avx2: Option<Avx2Pack>,
+    pub(crate) vnni: Option<VnniPack>,
+}
+
+impl std::fmt::Debug for PackedConv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedConv")
+            .field("out_c", &self.out_c)
+            .field("in_c_per_group", &self.in_c_per_group)
+            .field("kh", &self.kh)
+            .field("kw", &self.kw)
+            .field("groups", &self.groups)
+            .field("avx2", &self.avx2.is_some())
+            .field("vnni", &self.vnni.is_some())
+            .finish()
+    }
+}
+
+impl PackedConv {
+    /// Packs ONNX-order weights. Panics if the slice length does not match, a weight is -128
+    /// (weights are symmetric), or K exceeds [`MAX_K`].
+    pub fn new(
+        weights: &[i8],
+        out_c: usize,
+        in_c_per_group: usize,
+        kh: usize,
+        kw: usize,
+        groups: usize,
+    ) -> PackedConv {
+        assert!(
+            groups >= 1 && out_c.is_multiple_of(groups),
+            "groups {groups} must divide out_c {out_c}"
+        );
+        assert_eq!(
+            weights.len(),
+            out_c * in_c_per_group * kh * kw,
+            "weights must be [out_c={out_c}][in_c/groups={in_c_per_group}][kh={kh}][kw={kw}]"
+        );
+        assert!(
+            weights.iter().all(|&w| w != i8::MIN),
+            "weights must be symmetric i8 (-127..=127)"
+        );
+        let k = in_c_per_group * kh * kw;
+        assert!(
+            k <= MAX_K,
+            "K = {k} exceeds {MAX_K}: the i32 accumulation would not be exact"
+        );
+
+        let icpg = in_c_per_group;
+        let onnx = |oc: usize, ic: usize, ky: usize, kx: usize| {
+            weights[((oc * icpg + ic) * kh + ky) * kw + kx]
+        };
+        let mut scalar = Vec::with_capacity(weights.len());
+        for oc in 0..out_c {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    for ic in 0..icpg {
+                        scalar.push(onnx(oc, ic, ky, kx));
+                    }
+                }
+            }
+        }
+        let wsum = (0..out_c)
+            .map(|oc| {
+                weights[oc * k..(oc + 1) * k]
+                    .iter()
+                    .map(|&w| w as i32)
+                    .sum()
+            })
+            .collect();
+
+        // SIMD layouts only for what they run: groups == 1 on a host that has the level.
+        let host = CpuLevel::host_max();
+        let simd = groups == 1 && out_c > 0 && k > 0;
+        let taps = kh * kw;
+        let vnni = (simd && host >= CpuLevel::Avx512Vnni).then(|| {
+            let cp = icpg.div_ceil(4) * 4;
+            let kq = taps * cp / 4;
+            let nb = out_c.div_ceil(16);
+            let mut lines = vec![Line64([0; 64]); kq * nb];
+            for oc in 0..out_c {
+                for t in 0..taps {
+                    for ic in 0..icpg {
+                        let kk = t * cp + ic;
+                        lines[(kk / 4) * nb + oc / 16].0[(oc % 16) * 4 + kk % 4] =
+                            onnx(oc, ic, t / kw, t % kw);
+                    }
+                }
+            }
+            VnniPack { cp, nb, lines }
+        });
+        let avx2 = (simd && host >= CpuLevel::Avx2).then(|| {
+            let cp = icpg.div_ceil(2) * 2;
+            let kp = taps * cp / 2;
+            let nb = out_c.div_ceil(8);
+            let mut lines = vec![Line32([0; 16]); kp * nb];
+            for oc in 0..out_c {
+                for t in 0..taps {
+                    for ic in 0..icpg {
+                        let kk = t * cp + ic;
+                        lines[(kk / 2) * nb + oc / 8].0[(oc % 8) * 2 + kk % 2] =
+                            onnx(oc, ic, t / kw, t % kw) as i16;
+                    }
+                }
+            }
+            Avx2Pack { cp, kp, nb, lines }
+        });
+        PackedConv {
+            out_c,
+            in_c_per_group,
+            kh,
+            kw,
+            groups,
+            scalar,
+            wsum,
+            avx2,
+            vnni,
+        }
+    }
+
+    /// Σ of each output channel's weights, for zero-point correction.
+    pub fn wsum(&self) -> &[i32] {
+        &self.wsum
+    }
+
+    /// Bytes held by all layouts (for the model-memory report).
+    pub fn bytes(&self) -> usize {
+        self.scalar.len()
+            + self.wsum.len() * 4
+            + self.vnni.as_ref().map_or(0, |p| p.lines.len() * 64)
+            + self.avx2.as_ref().map_or(0, |p| p.lines.len() * 32)
+    }
+
+    pub fn out_c(&self) -> usize {
+        self.out_c
+    }
+
+    pub fn in_c_per_group(&self) -> usize {
+        self.in_c_per_group
+    }
+}
+
+/// A padded copy of the input rows one band of output rows needs, channel-padded to `cp`.
+/// Element (i, j, c) sits at `(i * wp + j) * cp + c`; row i ↔ input row `iy0 + i`, column j ↔
+/// input column `j - pad_left`. Taps outside the image read the pad value, channels
+/// `in_c..cp` read 0 (their weights are 0 too).
+pub(crate) struct Band {
+    pub wp: usize,
+    pub cp: usize,
+}
+
+impl Band {
+    /// Columns of the band (the input columns the output row touches, incl. padding).
+    pub fn width(g: &super::ConvGeom) -> usize {
+        (g.out_w() - 1) * g.stride + (g.kw - 1) * g.dilation + 1
+    }
+
+    /// Input rows needed for `n` output rows.
+    pub fn height(g: &super::ConvGeom, n: usize) -> usize {
+        (n - 1) * g.stride + (g.kh - 1) * g.dilation + 1
+    }
+}
+
+/// Fills `planes` (1 plane for u8 input, 2 planes lo/hi for u16 input) with the band for output
+/// rows `oy0..oy0+n`. `conv` maps a byte (0..=255) to the plane's element type.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fill_band<T: Copy + Default>(
+    g: &super::ConvGeom,
+    src: Src,
+    in_ps: usize,
+    cp: usize,
+    oy0: usize,
+    n: usize,
+    lo: &mut Vec<T>,
+    hi: &mut Vec<T>,
+    conv: impl Fn(u8) -> T,
+) -> Band {
+    let wp = Band::width(g);
+    let hp = Band::height(g, n);
+    let len = hp * wp * cp;
+    let two = matches!(src, Src::U16 { .. });
+    // Every element of the first `len` is overwritten below, so only grow (no memset per call).
+    if lo.len() < len {
+        lo.resize(len, T::default());
+    }
+    if two && hi.len() < len {
+        hi.resize(len, T::default());
+    }
+    let zero = conv(0);
+    let in_c = g.in_c;
+    for i in 0..hp {
+        // Input row of band row i (may be outside the image: then the whole row is padding).
+        let iy = (oy0 * g.stride + i) as isize - g.pad_top as isize;
+        for j in 0..wp {
+            let ix = j as isize - g.pad_left as isize;
+            let inside = iy >= 0 && (iy as usize) < g.in_h && ix >= 0 && (ix as usize) < g.in_w;
+            let dst = (i * wp + j) * cp;
+            let base = if inside {
+                (iy as usize * g.in_w + ix as usize) * in_ps
+            } else {
+                0
+            };
+            match src {
+                Src::U8 { data, pad } => {
+                    let d = &mut lo[dst..dst + cp];
+                    if inside {
+                        for (o, &x) in d.iter_mut().zip(&data[base..base + in_c]) {
+                            *o = conv(x);
+                        }
+                    } else {
+                        d[..in_c].fill(conv(pad));
+                    }
+                    d[in_c..].fill(zero);
+                }
+                Src::U16 { data, pad } => {
+                    let (dl, dh) = (&mut lo[dst..dst + cp], &mut hi[dst..dst + cp]);
+                    if inside {
+                        for ((l, h), &x) in dl
+                            .iter_mut()
+                            .zip(dh.iter_mut())
+                            .zip(&data[base..base + in_c])
+                        {
+                            *l = conv(x as u8);
+                            *h = conv((x >> 8) as u8);
+                        }
+                    } else {
+                        dl[..in_c].fill(conv(pad as u8));
+                        dh[..in_c].fill(conv((pad >> 8) as u8));
+                    }
+                    dl[in_c..].fill(zero);
+                    dh[in_c..].fill(zero);
+                }
+            }
+        }
+    }
+    Band { wp, cp }
+}
+
+/// Bytes of padded input per band and plane: sized to stay in L2 next to the weights, so the
+/// halo rows re-copied between bands cost little while the micro-kernel reads hit cache.
+const BAND_BYTES: usize = 192 * 1024;
+
+/// How the SIMD drivers walk one band: pixel `p` of the band (row-major over the band's output
+/// rows) reads the band at `pix(p) + taps[t] + c` and writes the output at `out_at(p) + oc`.
+pub(crate) struct BandWalk {
+    pub out_w: usize,
+    pub stride: usize,
+    pub wp: usize,
+    pub cp: usize,
+    pub out_ps: usize,
+    /// Output row of the band's first row, relative to `rows.start` of the call.
+    pub out_row0: usize,
+}
+
+impl BandWalk {
+    #[inline]
+    pub fn pix(&self, p: usize) -> usize {
+        let (r, x) = (p / self.out_w, p % self.out_w);
+        (r * self.stride * self.wp + x * self.stride) * self.cp
+    }
+
+    #[inline]
+    pub fn out_at(&self, p: usize) -> usize {
+        (self.out_row0 * self.out_w + p) * self.out_ps
+    }
+}
+
+/// Offsets of the kh·kw taps in a band of width `wp`, in elements.
+pub(crate) fn tap_offsets(g: &super::ConvGeom, wp: usize, cp: usize) -> Vec<usize> {
+    let mut t = Vec::with_capacity(g.kh * g.kw);
+    for ky in 0..g.kh {
+        for kx in 0..g.kw {
+            t.push((ky * g.dilation * wp + kx * g.dilation) * cp);
+        }
+    }
+    t
+}
+
+/// Output rows per band for a plane of `elem` bytes per value.
+pub(crate) fn band_rows(g: &super::ConvGeom, cp: usize, elem: usize, rows: usize) -> usize {
+    let row_bytes = Band::width(g) * cp * elem * g.stride;
+    (BAND_BYTES / row_bytes.max(1)).clamp(1, rows.max(1))
+}

@@ -1,0 +1,803 @@
+//! Kernel correctness: the scalar kernel equals a naive reference written here from the spec
+//! (plain loops, i64 accumulation), and every level the host supports equals the scalar kernel
+//! bit for bit (f32 outputs compared by bits). A level the host has but the tests skipped is a
+//! failure (`ensure_all_host_levels_tested`).
+//!
+//! Benchmark table: `cargo test --release -p nawqsr-codec --test kernels -- --ignored --nocapture bench_table`
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::sync::Mutex;
+
+use nawqsr_codec::kernels::bench::{bench_conv, measure_peak};
+use nawqsr_codec::kernels::{
+    Activation, ConvGeom, CpuLevel, Epilogue, Output, PackedConv, conv_u8, conv_u16,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+/// Levels the bit-exactness tests actually ran (checked by `ensure_all_host_levels_tested`).
+static LEVELS_RUN: Mutex<BTreeSet<CpuLevel>> = Mutex::new(BTreeSet::new());
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum OutKind {
+    F32,
+    U8 { scale: f32, zero: f32 },
+    U16 { scale: f32, zero: f32 },
+}
+
+/// What a conv writes: the whole output buffer (channels beyond out_c in each pixel must keep
+/// their sentinel values: the kernels may only write their channel slice).
+#[derive(Debug, Clone, PartialEq)]
+enum OutBuf {
+    F32(Vec<u32>),
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+}
+
+/// One conv problem (tract `packed_packed.rs` style): geometry, data, epilogue, row range.
+#[derive(Debug, Clone)]
+struct ConvProblem {
+    g: ConvGeom,
+    u16_input: bool,
+    in_ps: usize,
+    out_ps: usize,
+    /// u8 problems keep every value ≤ 255.
+    input: Vec<u16>,
+    pad: u16,
+    /// ONNX order [out_c][in_c/groups][kh][kw].
+    weights: Vec<i8>,
+    mult: Vec<f32>,
+    offset: Vec<f32>,
+    act: Activation,
+    out: OutKind,
+    rows: Range<usize>,
+}
+
+/// Small deterministic generator for the bulk data (shapes come from proptest and shrink).
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn f32_in(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * (self.below(1 << 24) as f32 / (1 << 24) as f32)
+    }
+}
+
+fn ceil_out(n: usize, pa: usize, pb: &mut usize, k: usize, d: usize) {
+    let span = d * (k - 1) + 1;
+    if n + pa + *pb < span {
+        *pb = span - n - pa;
+    }
+}
+
+impl ConvProblem {
+    fn strategy() -> impl Strategy<Value = ConvProblem> {
+        let group_mode = prop_oneof![
+            3 => (1..=70usize, 1..=70usize).prop_map(|(ic, oc)| (1usize, ic, oc)),
+            1 => (2..=4usize, 1..=12usize, 1..=6usize).prop_map(|(g, icpg, ocpg)| (g, g * icpg, g * ocpg)),
+            1 => (1..=40usize, 1..=2usize).prop_map(|(c, m)| (c, c, c * m)), // depthwise (× multiplier)
+        ];
+        let ks = prop_oneof![Just(1usize), Just(3), Just(5)];
+        (
+            group_mode,
+            (1..=11usize, 1..=11usize),
+            (ks.clone(), ks),
+            (1..=2usize, 1..=2usize),
+            (0..=2usize, 0..=2usize, 0..=2usize, 0..=2usize),
+            (0..=3usize, 0..=3usize),
+            (any::<bool>(), 0..3usize, 0..4usize),
+            any::<u64>(),
+        )
+            .prop_map(
+                |(
+                    (groups, in_c, out_c),
+                    (in_h, in_w),
+                    (kh, kw),
+                    (stride, dilation),
+                    pads,
+                    extra,
+                    kinds,
+                    seed,
+                )| {
+                    let (pad_top, pad_left, mut pad_bottom, mut pad_right) = pads;
+                    ceil_out(in_h, pad_top, &mut pad_bottom, kh, dilation);
+                    ceil_out(in_w, pad_left, &mut pad_right, kw, dilation);
+                    let g = ConvGeom {
+                        in_h,
+                        in_w,
+                        in_c,
+                        out_c,
+                        kh,
+                        kw,
+                        stride,
+                        dilation,
+                        pad_top,
+                        pad_left,
+                        pad_bottom,
+                        pad_right,
+                        groups,
+                    };
+                    let (u16_input, out_kind, act_kind) = kinds;
+                    ConvProblem::random(
+                        g,
+                        u16_input,
+                        in_c + extra.0,
+                        out_c + extra.1,
+                        out_kind,
+                        act_kind,
+                        seed,
+                    )
+                },
+            )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn random(
+        g: ConvGeom,
+        u16_input: bool,
+        in_ps: usize,
+        out_ps: usize,
+        out_kind: usize,
+        act_kind: usize,
+        seed: u64,
+    ) -> ConvProblem {
+        let mut r = XorShift(seed | 1);
+        let vmax = if u16_input { 65536 } else { 256 };
+        let input = (0..g.in_h * g.in_w * in_ps)
+            .map(|_| r.below(vmax) as u16)
+            .collect();
+        let pad = r.below(vmax) as u16;
+        let k = g.kh * g.kw * g.in_c / g.groups;
+        let weights = (0..g.out_c * k)
+            .map(|_| (r.below(255) as i32 - 127) as i8)
+            .collect();
+        // Scale the accumulators to O(1..100) so requantization rounds and clamps both happen.
+        let typical = 127.0 * (vmax as f32) * (k as f32).sqrt() / 4.0;
+        let mult = (0..g.out_c)
+            .map(|_| r.f32_in(0.3, 3.0) / typical * 50.0)
+            .collect();
+        let offset = (0..g.out_c).map(|_| r.f32_in(-20.0, 20.0)).collect();
+        let act = match act_kind {
+            0 => Activation::None,
+            1 => Activation::Relu,
+            2 => Activation::Leaky(r.f32_in(0.01, 0.3)),
+            _ => Activation::PRelu((0..g.out_c).map(|_| r.f32_in(-0.5, 0.5)).collect()),
+        };
+        let out = match out_kind {
+            0 => OutKind::F32,
+            1 => OutKind::U8 {
+                scale: r.f32_in(0.5, 4.0),
+                zero: r.below(200) as f32 - 100.0,
+            },
+            _ => OutKind::U16 {
+                scale: r.f32_in(100.0, 1000.0),
+                zero: r.below(60000) as f32 - 30000.0,
+            },
+        };
+        let out_h = g.out_h();
+        let a = r.below(out_h as u64 + 1) as usize;
+        let b = r.below(out_h as u64 + 1) as usize;
+        let rows = if r.below(3) == 0 {
+            0..out_h
+        } else {
+            a.min(b)..a.max(b)
+        };
+        ConvProblem {
+            g,
+            u16_input,
+            in_ps,
+            out_ps,
+            input,
+            pad,
+            weights,
+            mult,
+            offset,
+            act,
+            out,
+            rows,
+        }
+    }
+
+    fn out_len(&self) -> usize {
+        self.rows.len() * self.g.out_w() * self.out_ps
+    }
+
+    fn sentinel(&self) -> OutBuf {
+        let n = self.out_len();
+        match self.out {
+            OutKind::F32 => OutBuf::F32(vec![f32::NAN.to_bits() ^ 0x55; n]),
+            OutKind::U8 { .. } => OutBuf::U8(vec![0xA5; n]),
+            OutKind::U16 { .. } => OutBuf::U16(vec![0xA5A5; n]),
+        }
+    }
+
+    /// The naive direct convolution from the spec: ONNX-order weights, i64 accumulation, the
+    /// epilogue spelled out step by step.
+    fn reference(&self) -> OutBuf {
+        let g = &self.g;
+        let (out_h, out_w) = (g.out_h(), g.out_w());
+        assert!(self.rows.end <= out_h);
+        let icpg = g.in_c / g.groups;
+        let ocpg = g.out_c / g.groups;
+        let mut buf = self.sentinel();
+        for oy in self.rows.clone() {
+            for ox in 0..out_w {
+                for oc in 0..g.out_c {
+                    let grp = oc / ocpg;
+                    let (mut lo, mut hi) = (0i64, 0i64);
+                    for ic in 0..icpg {
+                        for ky in 0..g.kh {
+                            for kx in 0..g.kw {
+                                let w =
+                                    self.weights[((oc * icpg + ic) * g.kh + ky) * g.kw + kx] as i64;
+                                let iy =
+                                    (oy * g.stride + ky * g.dilation) as i64 - g.pad_top as i64;
+                                let ix =
+                                    (ox * g.stride + kx * g.dilation) as i64 - g.pad_left as i64;
+                                let x = if iy >= 0
+                                    && iy < g.in_h as i64
+                                    && ix >= 0
+                                    && ix < g.in_w as i64
+                                {
+                                    self.input[(iy as usize * g.in_w + ix as usize) * self.in_ps
+                                        + grp * icpg
+                                        + ic]
+                                } else {
+                                    self.pad
+                                } as i64;
+                                if self.u16_input {
+                                    lo += (x & 0xff) * w;
+                                    hi += (x >> 8) * w;
+                                } else {
+                                    lo += x * w;
+                                }
+                            }
+                        }
+                    }
+                    let lo = i32::try_from(lo).expect("exact i32 accumulation");
+                    let hi = i32::try_from(hi).expect("exact i32 accumulation");
+                    let v = if self.u16_input {
+                        (hi as f32) * 256.0 + lo as f32
+                    } else {
+                        lo as f32
+                    };
+                    let mut y = v * self.mult[oc];
+                    y += self.offset[oc];
+                    let slope = match &self.act {
+                        Activation::None => 1.0,
+                        Activation::Relu => 0.0,
+                        Activation::Leaky(a) => *a,
+                        Activation::PRelu(a) => a[oc],
+                    };
+                    if y < 0.0 {
+                        y = if matches!(self.act, Activation::Relu) {
+                            0.0
+                        } else {
+                            y * slope
+                        };
+                    }
+                    let at = ((oy - self.rows.start) * out_w + ox) * self.out_ps + oc;
+                    let q = |scale: f32, zero: f32, qmax: f32| {
+                        let t = (y * scale).round_ties_even();
+                        let q = t - zero;
+                        if q.is_nan() { 0.0 } else { q.clamp(0.0, qmax) }
+                    };
+                    match (&mut buf, self.out) {
+                        (OutBuf::F32(b), _) => b[at] = y.to_bits(),
+                        (OutBuf::U8(b), OutKind::U8 { scale, zero }) => {
+                            b[at] = q(scale, zero, 255.0) as u8
+                        }
+                        (OutBuf::U16(b), OutKind::U16 { scale, zero }) => {
+                            b[at] = q(scale, zero, 65535.0) as u16
+                        }
+                        _ => unreachable!(),
+                    }
+                }
+            }
+        }
+        buf
+    }
+
+    fn run(&self, level: CpuLevel, w: &PackedConv) -> OutBuf {
+        match (self.sentinel(), self.out) {
+            (OutBuf::F32(b), _) => {
+                let mut data: Vec<f32> = b.iter().map(|&x| f32::from_bits(x)).collect();
+                self.call(
+                    level,
+                    w,
+                    Output::F32 {
+                        data: &mut data,
+                        pixel_stride: self.out_ps,
+                    },
+                );
+                OutBuf::F32(data.iter().map(|x| x.to_bits()).collect())
+            }
+            (OutBuf::U8(mut data), OutKind::U8 { scale, zero }) => {
+                self.call(
+                    level,
+                    w,
+                    Output::U8 {
+                        data: &mut data,
+                        pixel_stride: self.out_ps,
+                        scale,
+                        zero,
+                    },
+                );
+                OutBuf::U8(data)
+            }
+            (OutBuf::U16(mut data), OutKind::U16 { scale, zero }) => {
+                self.call(
+                    level,
+                    w,
+                    Output::U16 {
+                        data: &mut data,
+                        pixel_stride: self.out_ps,
+                        scale,
+                        zero,
+                    },
+                );
+                OutBuf::U16(data)
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    fn call(&self, level: CpuLevel, w: &PackedConv, out: Output) {
+        let epi = Epilogue {
+            mult: &self.mult,
+            offset: &self.offset,
+            act: &self.act,
+        };
+        if self.u16_input {
+            conv_u16(
+                level,
+                &self.g,
+                &self.input,
+                self.in_ps,
+                self.pad,
+                w,
+                &epi,
+                self.rows.clone(),
+                out,
+            );
+        } else {
+            let input: Vec<u8> = self.input.iter().map(|&x| x as u8).collect();
+            conv_u8(
+                level,
+                &self.g,
+                &input,
+                self.in_ps,
+                self.pad as u8,
+                w,
+                &epi,
+                self.rows.clone(),
+                out,
+            );
+        }
+    }
+
+    fn packed(&self) -> PackedConv {
+        let g = &self.g;
+        PackedConv::new(
+            &self.weights,
+            g.out_c,
+            g.in_c / g.groups,
+            g.kh,
+            g.kw,
+            g.groups,
+        )
+    }
+
+    /// Scalar == reference, and every supported level == scalar, bit for bit.
+    fn check(&self) -> Result<(), TestCaseError> {
+        let w = self.packed();
+        let scalar = self.run(CpuLevel::Scalar, &w);
+        prop_assert!(
+            scalar == self.reference(),
+            "scalar differs from the reference for {:?}",
+            self.g
+        );
+        for level in CpuLevel::supported() {
+            let got = self.run(level, &w);
+            if got != scalar {
+                let at = first_diff(&got, &scalar);
+                return Err(TestCaseError::fail(format!(
+                    "{level:?} differs from scalar at element {at:?} for {:?}",
+                    self.g
+                )));
+            }
+            LEVELS_RUN.lock().unwrap().insert(level);
+        }
+        Ok(())
+    }
+}
+
+fn first_diff(a: &OutBuf, b: &OutBuf) -> Option<(usize, String, String)> {
+    fn d<T: PartialEq + std::fmt::Debug>(a: &[T], b: &[T]) -> Option<(usize, String, String)> {
+        let i = a.iter().zip(b).position(|(x, y)| x != y)?;
+        Some((i, format!("{:?}", a[i]), format!("{:?}", b[i])))
+    }
+    match (a, b) {
+        (OutBuf::F32(a), OutBuf::F32(b)) => d(a, b),
+        (OutBuf::U8(a), OutBuf::U8(b)) => d(a, b),
+        (OutBuf::U16(a), OutBuf::U16(b)) => d(a, b),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_level_matches_scalar_and_scalar_matches_reference() {
+    let mut runner = TestRunner::new(Config {
+        cases: 400,
+        ..Config::default()
+    });
+    runner.run(&ConvProblem::strategy(), |p| p.check()).unwrap();
+}
+
+/// The hot shapes at a small frame size, every output kind and activation, u8 and u16.
+#[test]
+fn hot_shapes_match_scalar() {
+    let shapes = [
+        (3, 64, 3),
+        (64, 64, 3),
+        (48, 64, 3),
+        (48, 16, 3),
+        (64, 64, 1),
+        (64, 48, 3),
+        (16, 27, 3),
+        (12, 12, 3),
+        (64, 12, 1),
+    ];
+    let mut seed = 1u64;
+    for (ic, oc, k) in shapes {
+        for (h, w) in [(9, 23), (1, 1), (2, 37)] {
+            for u16_input in [false, true] {
+                for out_kind in 0..3 {
+                    seed += 1;
+                    let g = ConvGeom::same(h, w, ic, oc, k);
+                    let p = ConvProblem::random(
+                        g,
+                        u16_input,
+                        ic,
+                        oc,
+                        out_kind,
+                        (seed % 4) as usize,
+                        seed,
+                    );
+                    p.check().unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// Power-of-two scales: the epilogue is exact, so the result must equal integer arithmetic
+/// (round half to even of acc·2^-s, plus an integer offset, clamped).
+#[test]
+fn power_of_two_scales_are_exact() {
+    let mut r = XorShift(7);
+    for case in 0..60 {
+        let (ic, oc) = (1 + r.below(40) as usize, 1 + r.below(40) as usize);
+        let g = ConvGeom::same(
+            1 + r.below(7) as usize,
+            1 + r.below(9) as usize,
+            ic,
+            oc,
+            [1, 3][case % 2],
+        );
+        let u16_input = case % 3 == 0;
+        let mut p = ConvProblem::random(g, u16_input, ic, oc, 1 + case % 2, 0, r.next());
+        p.rows = 0..g.out_h();
+        if u16_input {
+            // Keep |acc| < 2^24 so that hi·256 + lo is exact in f32 (K ≤ 360 here).
+            p.input.iter_mut().for_each(|x| *x %= 4096);
+            p.pad %= 4096;
+            p.weights.iter_mut().for_each(|w| *w %= 4);
+        }
+        let shift = 4 + r.below(12) as i32;
+        p.mult = vec![2f32.powi(-shift); oc];
+        p.offset = (0..oc).map(|_| r.below(64) as f32 - 32.0).collect();
+        p.out = match p.out {
+            OutKind::U8 { .. } => OutKind::U8 {
+                scale: 1.0,
+                zero: -100.0,
+            },
+            _ => OutKind::U16 {
+                scale: 1.0,
+                zero: -30000.0,
+            },
+        };
+        let (qmax, zero) = if matches!(p.out, OutKind::U8 { .. }) {
+            (255i64, -100i64)
+        } else {
+            (65535, -30000)
+        };
+        let w = p.packed();
+        let got = p.run(CpuLevel::Scalar, &w);
+        // Integer-only expectation (independent of any float rounding).
+        let acc = exact_accumulators(&p);
+        let expect: Vec<i64> = acc
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| {
+                let oc_i = i % oc;
+                (round_half_even_shift(a + ((p.offset[oc_i] as i64) << shift), shift) - zero)
+                    .clamp(0, qmax)
+            })
+            .collect();
+        let got: Vec<i64> = match got {
+            OutBuf::U8(b) => b.iter().map(|&x| x as i64).collect(),
+            OutBuf::U16(b) => b.iter().map(|&x| x as i64).collect(),
+            OutBuf::F32(_) => unreachable!(),
+        };
+        assert_eq!(got, expect, "case {case}: {g:?}");
+        p.check().unwrap();
+    }
+}
+
+/// acc·2^-shift rounded half to even, in integers.
+fn round_half_even_shift(a: i64, shift: i32) -> i64 {
+    let d = 1i64 << shift;
+    let q = a.div_euclid(d);
+    let r = a.rem_euclid(d);
+    match (2 * r).cmp(&d) {
+        std::cmp::Ordering::Less => q,
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal => q + (q & 1),
+    }
+}
+
+/// Full-range accumulators of a stride-1 groups-1 problem with all rows and out_ps == out_c.
+fn exact_accumulators(p: &ConvProblem) -> Vec<i64> {
+    let g = &p.g;
+    let mut acc = Vec::new();
+    for oy in 0..g.out_h() {
+        for ox in 0..g.out_w() {
+            for oc in 0..g.out_c {
+                let mut s = 0i64;
+                for ic in 0..g.in_c {
+                    for ky in 0..g.kh {
+                        for kx in 0..g.kw {
+                            let iy = (oy + ky) as i64 - g.pad_top as i64;
+                            let ix = (ox + kx) as i64 - g.pad_left as i64;
+                            let x =
+                                if iy >= 0 && iy < g.in_h as i64 && ix >= 0 && ix < g.in_w as i64 {
+                                    p.input[(iy as usize * g.in_w + ix as usize) * p.in_ps + ic]
+                                } else {
+                                    p.pad
+                                } as i64;
+                            s += x * p.weights[((oc * g.in_c + ic) * g.kh + ky) * g.kw + kx] as i64;
+                        }
+                    }
+                }
+                acc.push(s);
+            }
+        }
+    }
+    acc
+}
+
+/// Ties round to even: a 1×1 conv with weight 1 and mult 0.5 gives y = x/2.
+#[test]
+fn requantization_ties_round_to_even() {
+    let g = ConvGeom::same(1, 256, 1, 1, 1);
+    let input: Vec<u8> = (0..=255).collect();
+    let w = PackedConv::new(&[1], 1, 1, 1, 1, 1);
+    let act = Activation::None;
+    let epi = Epilogue {
+        mult: &[0.5],
+        offset: &[0.0],
+        act: &act,
+    };
+    for level in CpuLevel::supported() {
+        let mut out = vec![0u8; 256];
+        conv_u8(
+            level,
+            &g,
+            &input,
+            1,
+            0,
+            &w,
+            &epi,
+            0..1,
+            Output::U8 {
+                data: &mut out,
+                pixel_stride: 1,
+                scale: 1.0,
+                zero: 0.0,
+            },
+        );
+        for (x, &got) in out.iter().enumerate() {
+            let expect = round_half_even_shift(x as i64, 1) as u8;
+            assert_eq!(got, expect, "{level:?}: {x}/2");
+        }
+        // 0.5 → 0, 1.5 → 2, 2.5 → 2, 3.5 → 4.
+        assert_eq!(&out[1..8], &[0, 1, 2, 2, 2, 3, 4]);
+    }
+    // A16W8: x = 3·256 + 1 → v = 769, y = 384.5 → 384.
+    let w16 = PackedConv::new(&[1], 1, 1, 1, 1, 1);
+    for level in CpuLevel::supported() {
+        let mut out = vec![0u16; 2];
+        conv_u16(
+            level,
+            &ConvGeom::same(1, 2, 1, 1, 1),
+            &[769, 771],
+            1,
+            0,
+            &w16,
+            &epi,
+            0..1,
+            Output::U16 {
+                data: &mut out,
+                pixel_stride: 1,
+                scale: 1.0,
+                zero: 0.0,
+            },
+        );
+        assert_eq!(out, [384, 386], "{level:?}");
+    }
+}
+
+/// The extreme accumulator magnitudes: all-255 input × all-±127 weights with a large K.
+#[test]
+fn extreme_accumulators_are_exact() {
+    for (u16_input, wv) in [(false, 127i8), (false, -127), (true, 127), (true, -127)] {
+        let g = ConvGeom::same(4, 5, 64, 20, 5);
+        let mut p = ConvProblem::random(g, u16_input, 64, 20, 0, 0, 99);
+        p.input
+            .iter_mut()
+            .for_each(|x| *x = if u16_input { 65535 } else { 255 });
+        p.pad = if u16_input { 65535 } else { 255 };
+        p.weights.iter_mut().for_each(|w| *w = wv);
+        p.mult = vec![1.0; 20];
+        p.offset = vec![0.0; 20];
+        p.check().unwrap();
+    }
+}
+
+/// Pinned regressions (`bug_N`) found by the property test go here.
+#[test]
+fn bug_1_one_by_one_image_depthwise() {
+    let g = ConvGeom {
+        groups: 5,
+        ..ConvGeom::same(1, 1, 5, 10, 3)
+    };
+    ConvProblem::random(g, true, 7, 11, 2, 3, 5)
+        .check()
+        .unwrap();
+}
+
+#[test]
+fn env_level_parsing() {
+    assert_eq!(CpuLevel::parse("AVX2"), Some(CpuLevel::Avx2));
+    assert_eq!(CpuLevel::parse("avx512vnni"), Some(CpuLevel::Avx512Vnni));
+    assert_eq!(CpuLevel::parse("amx"), Some(CpuLevel::Amx));
+    assert_eq!(CpuLevel::parse("scalar"), Some(CpuLevel::Scalar));
+    assert_eq!(CpuLevel::parse("sse"), None);
+    let host = CpuLevel::Avx512Vnni;
+    assert_eq!(CpuLevel::lowered(host, Some("avx2")), CpuLevel::Avx2);
+    assert_eq!(
+        CpuLevel::lowered(host, Some("amx")),
+        host,
+        "may lower, never raise"
+    );
+    assert_eq!(CpuLevel::lowered(host, Some("bogus")), host);
+    assert_eq!(CpuLevel::lowered(host, None), host);
+    assert!(CpuLevel::detect() <= CpuLevel::host_max());
+    assert!(CpuLevel::Scalar < CpuLevel::Avx2 && CpuLevel::Avx2 < CpuLevel::Avx512Vnni);
+}
+
+#[test]
+fn packed_conv_reports_sums_and_memory() {
+    let w: Vec<i8> = (0..2 * 3 * 9).map(|i| (i % 7) as i8 - 3).collect();
+    let p = PackedConv::new(&w, 2, 3, 3, 3, 1);
+    assert_eq!(
+        p.wsum(),
+        &[
+            w[..27].iter().map(|&x| x as i32).sum::<i32>(),
+            w[27..].iter().map(|&x| x as i32).sum()
+        ]
+    );
+    assert!(p.bytes() >= w.len());
+}
+
+/// matrixmultiply's `ensure_target_features_tested`: every level this host has must be in
+/// `supported()` and must have been run by the bit-exactness tests above.
+#[test]
+fn ensure_all_host_levels_tested() {
+    // Run a few problems here too, so this test does not depend on test ordering.
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        ..Config::default()
+    });
+    runner.run(&ConvProblem::strategy(), |p| p.check()).unwrap();
+    let ran = LEVELS_RUN.lock().unwrap().clone();
+    let supported = CpuLevel::supported();
+    let host_has = |l: CpuLevel| -> bool {
+        match l {
+            CpuLevel::Scalar => true,
+            CpuLevel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            CpuLevel::Avx512Vnni => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            // AMX also needs the OS permission: only the detection itself can tell.
+            CpuLevel::Amx => CpuLevel::host_max() == CpuLevel::Amx,
+        }
+    };
+    for l in CpuLevel::ALL {
+        if host_has(l) {
+            assert!(
+                supported.contains(&l),
+                "host has {l:?} but supported() omits it"
+            );
+            assert!(
+                ran.contains(&l),
+                "host has {l:?} but the bit-exactness tests skipped it"
+            );
+            eprintln!(
+                "kernel level {:<10} tested ({})",
+                l.name(),
+                l.kernel_description()
+            );
+        } else {
+            assert!(
+                !supported.contains(&l),
+                "supported() lists {l:?} the host lacks"
+            );
+            eprintln!("kernel level {:<10} SKIPPED: this host lacks it", l.name());
+        }
+    }
+}
+
+/// `cargo test --release -p nawqsr-codec --test kernels -- --ignored --nocapture bench_table`
+#[test]
+#[ignore]
+fn bench_table() {
+    let shapes = [
+        (64, 64, 3),
+        (48, 64, 3),
+        (48, 16, 3),
+        (64, 64, 1),
+        (3, 64, 3),
+        (64, 48, 3),
+    ];
+    println!(
+        "| level | conv @320x180 | INT8 GMAC/s | % peak | A16W8 GMAC/s | % peak(A16W8) | A16W8/INT8 time |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for level in CpuLevel::supported() {
+        let peak = measure_peak(level);
+        for (ic, oc, k) in shapes {
+            let g = ConvGeom::same(180, 320, ic, oc, k);
+            let b8 = bench_conv(level, &g, false, 0.3);
+            let b16 = bench_conv(level, &g, true, 0.3);
+            println!(
+                "| {} | {k}x{k} {ic}->{oc} | {:.1} | {:.0} % | {:.1} | {:.0} % | {:.2} |",
+                level.name(),
+                b8.gmacs,
+                100.0 * b8.gmacs * 1e9 / peak.int8_macs_per_s,
+                b16.gmacs,
+                100.0 * b16.gmacs * 1e9 / peak.int16_macs_per_s,
+                b16.median_s / b8.median_s
+            );
+        }
+        println!(
+            "| {} | peak (register-only loop) | {:.1} | | {:.1} | | |",
+            level.name(),
+            peak.int8_macs_per_s / 1e9,
+            peak.int16_macs_per_s / 1e9
+        );
+    }
+}
