@@ -663,6 +663,71 @@ fn extreme_accumulators_are_exact() {
     }
 }
 
+/// -0.0 and NaN take the same path on every level: ReLU keeps -0.0 and NaN (`if y < 0`),
+/// requantization sends NaN to 0.
+#[test]
+fn signed_zero_and_nan_are_consistent() {
+    let g = ConvGeom::same(3, 17, 5, 20, 3);
+    let w = PackedConv::new(&vec![0i8; 20 * 5 * 9], 20, 5, 3, 3, 1);
+    let input = vec![7u8; 3 * 17 * 5];
+    // acc = 0; 0 * (-1) = -0.0; -0.0 + -0.0 = -0.0 (channels 0..10); NaN mult (channels 10..20).
+    let mult: Vec<f32> = (0..20)
+        .map(|c| if c < 10 { -1.0 } else { f32::NAN })
+        .collect();
+    let offset = vec![-0.0f32; 20];
+    for act in [Activation::Relu, Activation::Leaky(0.5), Activation::None] {
+        let epi = Epilogue {
+            mult: &mult,
+            offset: &offset,
+            act: &act,
+        };
+        for level in CpuLevel::supported() {
+            let mut out = vec![1.0f32; 3 * 17 * 20];
+            conv_u8(
+                level,
+                &g,
+                &input,
+                5,
+                0,
+                &w,
+                &epi,
+                0..3,
+                Output::F32 {
+                    data: &mut out,
+                    pixel_stride: 20,
+                },
+            );
+            for (i, y) in out.iter().enumerate() {
+                if i % 20 < 10 {
+                    assert_eq!(y.to_bits(), (-0.0f32).to_bits(), "{level:?} {act:?}");
+                } else {
+                    assert!(y.is_nan(), "{level:?} {act:?}");
+                }
+            }
+            let mut q = vec![9u8; 3 * 17 * 20];
+            conv_u8(
+                level,
+                &g,
+                &input,
+                5,
+                0,
+                &w,
+                &epi,
+                0..3,
+                Output::U8 {
+                    data: &mut q,
+                    pixel_stride: 20,
+                    scale: 1.0,
+                    zero: -3.0,
+                },
+            );
+            for (i, &v) in q.iter().enumerate() {
+                assert_eq!(v, if i % 20 < 10 { 3 } else { 0 }, "{level:?} {act:?}");
+            }
+        }
+    }
+}
+
 /// Pinned regressions (`bug_N`) found by the property test go here.
 #[test]
 fn bug_1_one_by_one_image_depthwise() {

@@ -1,7 +1,46 @@
-//! AVX2 kernels (temporary: scalar body while the vpmaddwd kernel is written).
+//! AVX2 kernels. `vpmaddubsw` is **not** used: it saturates its pairwise sums to i16, and
+//! 255·127·2 = 64,770 > 32,767. Instead the input bytes are widened to i16 when the band is
+//! packed and the weights are stored as i16, so `vpmaddwd` (i16 × i16, pairs summed into i32) is
+//! exact, followed by `vpaddd` into the i32 accumulators (bound: see `pack::MAX_K`).
+//!
+//! Micro-kernel `avx2_conv_u8s8_tile::<MR, NB>`: MR output pixels × NB·8 output channels. Per K
+//! pair: NB weight lines (8 channels × 2 K as i16) are loaded, and for each pixel the two input
+//! values (one i32) are broadcast and multiplied into NB accumulators. Register budget (16 ymm):
+//! MR·NB accumulators + NB weights + broadcast + product, hence tiles 5×16 and 8×8.
+//!
+//! The A16W8 unit runs the same micro-kernel on the low-byte and the high-byte planes.
+//! Grouped convs never reach this file (they take the scalar body, see `kernels/mod.rs`).
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
 use std::ops::Range;
 
-use super::{ConvGeom, Epilogue, Output, PackedConv, Src};
+use super::epilogue::{RawData, RawOutput};
+use super::pack::{Avx2Pack, BandWalk, Line32, band_rows, fill_band, tap_offsets};
+use super::{Activation, ConvGeom, Epilogue, Output, PackedConv, Src};
+
+thread_local! {
+    /// Padded input bands widened to i16 (low bytes / u8 input, and high bytes for u16 input).
+    static BANDS: RefCell<(Vec<i16>, Vec<i16>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Everything a tile needs, fixed for one band.
+struct Args<'a> {
+    lo: *const i16,
+    /// High-byte plane for u16 input, null for u8 input.
+    hi: *const i16,
+    taps: &'a [usize],
+    /// K pairs per tap (`cp / 2`).
+    cq: usize,
+    w: *const Line32,
+    /// Lines per K pair (8-channel blocks of the packed weights).
+    nb: usize,
+    walk: BandWalk,
+    n_pix: usize,
+    epi: &'a Epilogue<'a>,
+    out: RawOutput,
+    out_c: usize,
+}
 
 pub(crate) fn conv(
     g: &ConvGeom,
@@ -12,5 +51,255 @@ pub(crate) fn conv(
     rows: Range<usize>,
     out: &mut Output,
 ) {
-    super::scalar::conv(g, src, in_ps, w, epi, rows, out)
+    let p: &Avx2Pack = w
+        .avx2
+        .as_ref()
+        .expect("AVX2 weights are packed whenever the host has AVX2");
+    let out_w = g.out_w();
+    let n_band = band_rows(g, p.cp, 2, rows.len());
+    let raw = out.raw();
+    BANDS.with(|b| {
+        let (lo, hi) = &mut *b.borrow_mut();
+        let mut oy0 = rows.start;
+        while oy0 < rows.end {
+            let n = n_band.min(rows.end - oy0);
+            let band = fill_band(g, src, in_ps, p.cp, oy0, n, lo, hi, |x| x as i16);
+            let taps = tap_offsets(g, band.wp, band.cp);
+            let args = Args {
+                lo: lo.as_ptr(),
+                hi: if matches!(src, Src::U16 { .. }) {
+                    hi.as_ptr()
+                } else {
+                    std::ptr::null()
+                },
+                taps: &taps,
+                cq: p.cp / 2,
+                w: p.lines.as_ptr(),
+                nb: p.nb,
+                walk: BandWalk {
+                    out_w,
+                    stride: g.stride,
+                    wp: band.wp,
+                    cp: band.cp,
+                    out_ps: raw.pixel_stride,
+                    out_row0: oy0 - rows.start,
+                },
+                n_pix: n * out_w,
+                epi,
+                out: raw,
+                out_c: g.out_c,
+            };
+            // SAFETY: `check_args` asserted level <= host max, and this path is only taken for
+            // the AVX2 level. The band holds every (pixel, tap, channel) the tiles read
+            // (fill_band sizes it from the same geometry as BandWalk/tap_offsets), the weights
+            // hold kp·nb lines, and the output slice is long enough for every pixel of `rows`
+            // (asserted by `check_args`); stores are limited to `out_c` channels.
+            unsafe { avx2_conv_u8s8_band(&args) };
+            oy0 += n;
+        }
+    });
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_conv_u8s8_band(a: &Args) {
+    let mut ocb0 = 0;
+    while ocb0 < a.nb {
+        // SAFETY (both calls): the caller's contract, forwarded; ocb0 + NB <= a.nb.
+        unsafe {
+            if a.nb - ocb0 >= 2 {
+                avx2_conv_u8s8_chunk::<5, 2>(a, ocb0);
+            } else {
+                avx2_conv_u8s8_chunk::<8, 1>(a, ocb0);
+            }
+        }
+        ocb0 += 2;
+    }
+}
+
+/// All pixels of the band for the output-channel blocks `ocb0..ocb0+NB`: full MR tiles, then the
+/// remainder with 4/2/1-pixel tiles.
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_conv_u8s8_chunk<const MR: usize, const NB: usize>(a: &Args, ocb0: usize) {
+    let n = a.n_pix;
+    let mut p = 0;
+    // SAFETY (all calls): the caller's contract; every tile covers pixels p..p+TILE <= n.
+    unsafe {
+        while p + MR <= n {
+            avx2_conv_u8s8_tile::<MR, NB>(a, p, ocb0);
+            p += MR;
+        }
+        while MR > 4 && p + 4 <= n {
+            avx2_conv_u8s8_tile::<4, NB>(a, p, ocb0);
+            p += 4;
+        }
+        while MR > 2 && p + 2 <= n {
+            avx2_conv_u8s8_tile::<2, NB>(a, p, ocb0);
+            p += 2;
+        }
+        while p < n {
+            avx2_conv_u8s8_tile::<1, NB>(a, p, ocb0);
+            p += 1;
+        }
+    }
+}
+
+/// The register-blocked dot products of MR pixels × NB·8 channels over all of K, for one plane.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn avx2_dot_u8s8<const MR: usize, const NB: usize>(
+    a: &Args,
+    plane: *const i16,
+    pix: &[usize; MR],
+    ocb0: usize,
+) -> [[__m256i; NB]; MR] {
+    let mut acc = [[_mm256_setzero_si256(); NB]; MR];
+    // SAFETY: pix[i] + tap + 2·cq stays inside the band (see `conv`); line kp·nb + ocb0 + j with
+    // kp < taps·cq and ocb0 + j < nb stays inside the packed weights. Lines are 32-byte aligned.
+    unsafe {
+        let mut wl = a.w.add(ocb0);
+        for &tap in a.taps {
+            let base: [*const i16; MR] = std::array::from_fn(|i| plane.add(pix[i] + tap));
+            for q in 0..a.cq {
+                let wv: [__m256i; NB] =
+                    std::array::from_fn(|j| _mm256_load_si256(wl.add(j).cast()));
+                for i in 0..MR {
+                    let x = _mm256_set1_epi32(base[i].add(2 * q).cast::<i32>().read_unaligned());
+                    for j in 0..NB {
+                        acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(x, wv[j]));
+                    }
+                }
+                wl = wl.add(a.nb);
+            }
+        }
+    }
+    acc
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_conv_u8s8_tile<const MR: usize, const NB: usize>(a: &Args, p0: usize, ocb0: usize) {
+    let pix: [usize; MR] = std::array::from_fn(|i| a.walk.pix(p0 + i));
+    // SAFETY: forwarded from the caller (band, weights and output bounds, CPU features).
+    unsafe {
+        let lo = avx2_dot_u8s8::<MR, NB>(a, a.lo, &pix, ocb0);
+        if a.hi.is_null() {
+            for j in 0..NB {
+                let oc = (ocb0 + j) * 8;
+                let n = a.out_c.saturating_sub(oc).min(8);
+                for (i, acc) in lo.iter().enumerate() {
+                    // Epilogue step 1, INT8: v = acc as f32 (vcvtdq2ps, RNE).
+                    let v = _mm256_cvtepi32_ps(acc[j]);
+                    avx2_finish(v, oc, n, a.epi, &a.out, a.walk.out_at(p0 + i));
+                }
+            }
+        } else {
+            let hi = avx2_dot_u8s8::<MR, NB>(a, a.hi, &pix, ocb0);
+            let k256 = _mm256_set1_ps(256.0);
+            for j in 0..NB {
+                let oc = (ocb0 + j) * 8;
+                let n = a.out_c.saturating_sub(oc).min(8);
+                for i in 0..MR {
+                    // Epilogue step 1, A16W8: (hi as f32) * 256.0 + (lo as f32).
+                    let vh = _mm256_mul_ps(_mm256_cvtepi32_ps(hi[i][j]), k256);
+                    let v = _mm256_add_ps(vh, _mm256_cvtepi32_ps(lo[i][j]));
+                    avx2_finish(v, oc, n, a.epi, &a.out, a.walk.out_at(p0 + i));
+                }
+            }
+        }
+    }
+}
+
+/// Epilogue steps 2–4 (see `epilogue.rs`) for the `n` (1..=8) channels `oc..oc+n` of the output
+/// pixel at element offset `at`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn avx2_finish(v: __m256, oc: usize, n: usize, epi: &Epilogue, out: &RawOutput, at: usize) {
+    // SAFETY: with n < 8 only the first n lanes are loaded (vmaskmovps suppresses faults on the
+    // others) and stored; lanes < n are < out_c, within mult/offset/slopes and the output pixel.
+    unsafe {
+        let full = n == 8;
+        let m = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        let load = |p: *const f32| {
+            if full {
+                _mm256_loadu_ps(p)
+            } else {
+                _mm256_maskload_ps(p, m)
+            }
+        };
+        let mult = load(epi.mult.as_ptr().add(oc));
+        let offset = load(epi.offset.as_ptr().add(oc));
+        // Step 2: a multiply, then an add (two roundings, never fused).
+        let y = _mm256_add_ps(_mm256_mul_ps(v, mult), offset);
+        // Step 3: lanes with y < 0 (ordered compare: NaN and -0.0 are not negative).
+        let zero = _mm256_setzero_ps();
+        let y = match epi.act {
+            Activation::None => y,
+            // vmaxps returns its second operand when both are zeros or one is NaN, so
+            // max(0, y) is exactly `if y < 0 { 0 } else { y }`.
+            Activation::Relu => _mm256_max_ps(zero, y),
+            Activation::Leaky(s) => {
+                let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(y, zero);
+                _mm256_blendv_ps(y, _mm256_mul_ps(y, _mm256_set1_ps(*s)), neg)
+            }
+            Activation::PRelu(s) => {
+                let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(y, zero);
+                _mm256_blendv_ps(y, _mm256_mul_ps(y, load(s.as_ptr().add(oc))), neg)
+            }
+        };
+        // Step 4.
+        match out.data {
+            RawData::F32(p) => {
+                if full {
+                    _mm256_storeu_ps(p.add(at + oc), y)
+                } else {
+                    _mm256_maskstore_ps(p.add(at + oc), m, y)
+                }
+            }
+            RawData::U8(p) => {
+                let q = requantize(y, out.scale, out.zero, 255.0);
+                // Values are in 0..=255: the saturating packs are exact.
+                let w16 =
+                    _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+                let b = _mm_packus_epi16(w16, w16);
+                let dst = p.add(at + oc);
+                if full {
+                    _mm_storel_epi64(dst.cast(), b);
+                } else {
+                    let mut tmp = [0u8; 16];
+                    _mm_storeu_si128(tmp.as_mut_ptr().cast(), b);
+                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n);
+                }
+            }
+            RawData::U16(p) => {
+                let q = requantize(y, out.scale, out.zero, 65535.0);
+                // Values are in 0..=65535: the unsigned saturating pack is exact.
+                let w16 =
+                    _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+                let dst = p.add(at + oc);
+                if full {
+                    _mm_storeu_si128(dst.cast(), w16);
+                } else {
+                    let mut tmp = [0u16; 8];
+                    _mm_storeu_si128(tmp.as_mut_ptr().cast(), w16);
+                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n);
+                }
+            }
+        }
+    }
+}
+
+/// `((y * scale).round_ties_even() - zero).clamp(0.0, qmax)` then the (exact) cast to i32.
+/// `vmaxps(q, 0)` returns its second operand for NaN, so NaN ends as 0 like the scalar cast.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn requantize(y: __m256, scale: f32, zero: f32, qmax: f32) -> __m256i {
+    let t = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        y,
+        _mm256_set1_ps(scale),
+    ));
+    let q = _mm256_sub_ps(t, _mm256_set1_ps(zero));
+    let q = _mm256_min_ps(_mm256_max_ps(q, _mm256_setzero_ps()), _mm256_set1_ps(qmax));
+    _mm256_cvtps_epi32(q)
 }

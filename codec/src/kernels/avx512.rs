@@ -247,10 +247,9 @@ unsafe fn avx512_finish(
         let zero = _mm512_setzero_ps();
         let y = match epi.act {
             Activation::None => y,
-            Activation::Relu => {
-                let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(y, zero);
-                _mm512_mask_mov_ps(y, neg, zero)
-            }
+            // vmaxps returns its second operand when both are zeros or one is NaN, so
+            // max(0, y) is exactly `if y < 0 { 0 } else { y }`.
+            Activation::Relu => _mm512_max_ps(zero, y),
             Activation::Leaky(s) => {
                 let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(y, zero);
                 _mm512_mask_mul_ps(y, neg, y, _mm512_set1_ps(*s))

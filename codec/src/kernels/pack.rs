@@ -31,7 +31,6 @@ pub(crate) struct VnniPack {
 /// channels per line, widened to i16: `lines[kp * nb + ocb].0[lane*2 + j]`.
 pub(crate) struct Avx2Pack {
     pub cp: usize,
-    pub kp: usize,
     pub nb: usize,
     pub lines: Vec<Line32>,
 }
@@ -153,7 +152,7 @@ impl PackedConv {
                     }
                 }
             }
-            Avx2Pack { cp, kp, nb, lines }
+            Avx2Pack { cp, nb, lines }
         });
         PackedConv {
             out_c,
