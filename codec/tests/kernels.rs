@@ -91,7 +91,8 @@ impl ConvProblem {
             (1..=11usize, 1..=11usize),
             (ks.clone(), ks),
             (1..=2usize, 1..=2usize),
-            (0..=2usize, 0..=2usize, 0..=2usize, 0..=2usize),
+            // Unpadded often: the VNNI path reads unpadded u8 inputs in place.
+            prop_oneof![1 => Just((0, 0, 0, 0)), 2 => (0..=2usize, 0..=2usize, 0..=2usize, 0..=2usize)],
             (0..=3usize, 0..=3usize),
             (any::<bool>(), 0..3usize, 0..4usize),
             any::<u64>(),
@@ -865,4 +866,23 @@ fn bench_table() {
             peak.int16_macs_per_s / 1e9
         );
     }
+}
+
+/// One conv for profiling: `KERNELS_BENCH=in_c,out_c,k,u16(0|1)[,level] cargo test --release -p
+/// nawqsr-codec --test kernels -- --ignored --nocapture bench_one` (320×180, 3 s).
+#[test]
+#[ignore]
+fn bench_one() {
+    let spec = std::env::var("KERNELS_BENCH").unwrap_or("64,64,3,0".into());
+    let v: Vec<&str> = spec.split(',').collect();
+    let n = |i: usize| {
+        v[i].trim()
+            .parse::<usize>()
+            .expect("KERNELS_BENCH=in_c,out_c,k,u16[,level]")
+    };
+    let level = v.get(4).map_or(CpuLevel::host_max(), |l| {
+        CpuLevel::parse(l).expect("level name")
+    });
+    let g = ConvGeom::same(180, 320, n(0), n(1), n(2));
+    println!("{:?}", bench_conv(level, &g, n(3) == 1, 3.0));
 }

@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use super::epilogue::{RawData, RawOutput};
-use super::pack::{Avx2Pack, BandWalk, Line32, band_rows, fill_band, tap_offsets};
+use super::pack::{Avx2Pack, BandWalk, Line32, band_rows, fill_band};
 use super::{Activation, ConvGeom, Epilogue, Output, PackedConv, Src};
 
 thread_local! {
@@ -64,7 +64,15 @@ pub(crate) fn conv(
         while oy0 < rows.end {
             let n = n_band.min(rows.end - oy0);
             let band = fill_band(g, src, in_ps, p.cp, oy0, n, lo, hi, |x| x as i16);
-            let taps = tap_offsets(g, band.wp, band.cp);
+            let walk = BandWalk {
+                out_w,
+                stride: g.stride,
+                row_pitch: band.wp * band.cp,
+                pix_pitch: band.cp,
+                out_ps: raw.pixel_stride,
+                out_row0: oy0 - rows.start,
+            };
+            let taps = walk.tap_offsets(g);
             let args = Args {
                 lo: lo.as_ptr(),
                 hi: if matches!(src, Src::U16 { .. }) {
@@ -76,14 +84,7 @@ pub(crate) fn conv(
                 cq: p.cp / 2,
                 w: p.lines.as_ptr(),
                 nb: p.nb,
-                walk: BandWalk {
-                    out_w,
-                    stride: g.stride,
-                    wp: band.wp,
-                    cp: band.cp,
-                    out_ps: raw.pixel_stride,
-                    out_row0: oy0 - rows.start,
-                },
+                walk,
                 n_pix: n * out_w,
                 epi,
                 out: raw,
@@ -91,7 +92,7 @@ pub(crate) fn conv(
             };
             // SAFETY: `check_args` asserted level <= host max, and this path is only taken for
             // the AVX2 level. The band holds every (pixel, tap, channel) the tiles read
-            // (fill_band sizes it from the same geometry as BandWalk/tap_offsets), the weights
+            // (fill_band sizes it from the same geometry as the BandWalk), the weights
             // hold kp·nb lines, and the output slice is long enough for every pixel of `rows`
             // (asserted by `check_args`); stores are limited to `out_c` channels.
             unsafe { avx2_conv_u8s8_band(&args) };
@@ -181,125 +182,173 @@ unsafe fn avx2_conv_u8s8_tile<const MR: usize, const NB: usize>(a: &Args, p0: us
     // SAFETY: forwarded from the caller (band, weights and output bounds, CPU features).
     unsafe {
         let lo = avx2_dot_u8s8::<MR, NB>(a, a.lo, &pix, ocb0);
-        if a.hi.is_null() {
-            for j in 0..NB {
-                let oc = (ocb0 + j) * 8;
-                let n = a.out_c.saturating_sub(oc).min(8);
-                for (i, acc) in lo.iter().enumerate() {
-                    // Epilogue step 1, INT8: v = acc as f32 (vcvtdq2ps, RNE).
-                    let v = _mm256_cvtepi32_ps(acc[j]);
-                    avx2_finish(v, oc, n, a.epi, &a.out, a.walk.out_at(p0 + i));
-                }
-            }
+        // Epilogue step 1.
+        let v: [[__m256; NB]; MR] = if a.hi.is_null() {
+            // INT8: v = acc as f32 (vcvtdq2ps, RNE).
+            std::array::from_fn(|i| std::array::from_fn(|j| _mm256_cvtepi32_ps(lo[i][j])))
         } else {
+            // A16W8: v = (hi as f32) * 256.0 + (lo as f32).
             let hi = avx2_dot_u8s8::<MR, NB>(a, a.hi, &pix, ocb0);
             let k256 = _mm256_set1_ps(256.0);
-            for j in 0..NB {
-                let oc = (ocb0 + j) * 8;
-                let n = a.out_c.saturating_sub(oc).min(8);
-                for i in 0..MR {
-                    // Epilogue step 1, A16W8: (hi as f32) * 256.0 + (lo as f32).
+            std::array::from_fn(|i| {
+                std::array::from_fn(|j| {
                     let vh = _mm256_mul_ps(_mm256_cvtepi32_ps(hi[i][j]), k256);
-                    let v = _mm256_add_ps(vh, _mm256_cvtepi32_ps(lo[i][j]));
-                    avx2_finish(v, oc, n, a.epi, &a.out, a.walk.out_at(p0 + i));
-                }
-            }
-        }
+                    _mm256_add_ps(vh, _mm256_cvtepi32_ps(lo[i][j]))
+                })
+            })
+        };
+        let out: [usize; MR] = std::array::from_fn(|i| a.walk.out_at(p0 + i));
+        avx2_epilogue::<MR, NB>(v, ocb0 * 8, a.out_c, a.epi, &a.out, &out);
     }
 }
 
-/// Epilogue steps 2–4 (see `epilogue.rs`) for the `n` (1..=8) channels `oc..oc+n` of the output
-/// pixel at element offset `at`.
+/// Epilogue steps 2–4 (see `epilogue.rs`) for MR pixels (element offsets `out`) × NB blocks of
+/// 8 channels from `oc0`. The activation and output-kind matches sit outside the vector loops.
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn avx2_finish(v: __m256, oc: usize, n: usize, epi: &Epilogue, out: &RawOutput, at: usize) {
-    // SAFETY: with n < 8 only the first n lanes are loaded (vmaskmovps suppresses faults on the
-    // others) and stored; lanes < n are < out_c, within mult/offset/slopes and the output pixel.
+unsafe fn avx2_epilogue<const MR: usize, const NB: usize>(
+    v: [[__m256; NB]; MR],
+    oc0: usize,
+    out_c: usize,
+    epi: &Epilogue,
+    o: &RawOutput,
+    out: &[usize; MR],
+) {
+    // Valid lanes per block (1..=8; 0 for a block past out_c, which never happens: NB blocks
+    // are chosen from the packed channel count).
+    let n: [usize; NB] = std::array::from_fn(|j| out_c.saturating_sub(oc0 + 8 * j).min(8));
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let m: [__m256i; NB] =
+        std::array::from_fn(|j| _mm256_cmpgt_epi32(_mm256_set1_epi32(n[j] as i32), lanes));
+    // SAFETY: for partial blocks only the first n lanes are loaded (vmaskmovps suppresses faults
+    // on the others) and stored; lanes < n are < out_c, within mult/offset/slopes and the output
+    // pixel.
     unsafe {
-        let full = n == 8;
-        let m = _mm256_cmpgt_epi32(
-            _mm256_set1_epi32(n as i32),
-            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        );
-        let load = |p: *const f32| {
-            if full {
+        let ld = |s: &[f32], j: usize| {
+            let p = s.as_ptr().add(oc0 + 8 * j);
+            if n[j] == 8 {
                 _mm256_loadu_ps(p)
             } else {
-                _mm256_maskload_ps(p, m)
+                _mm256_maskload_ps(p, m[j])
             }
         };
-        let mult = load(epi.mult.as_ptr().add(oc));
-        let offset = load(epi.offset.as_ptr().add(oc));
+        let mult: [__m256; NB] = std::array::from_fn(|j| ld(epi.mult, j));
+        let offset: [__m256; NB] = std::array::from_fn(|j| ld(epi.offset, j));
         // Step 2: a multiply, then an add (two roundings, never fused).
-        let y = _mm256_add_ps(_mm256_mul_ps(v, mult), offset);
-        // Step 3: lanes with y < 0 (ordered compare: NaN and -0.0 are not negative).
+        let mut y: [[__m256; NB]; MR] = std::array::from_fn(|i| {
+            std::array::from_fn(|j| _mm256_add_ps(_mm256_mul_ps(v[i][j], mult[j]), offset[j]))
+        });
+        // Step 3: `if y < 0`, an ordered compare (NaN and -0.0 are not negative).
         let zero = _mm256_setzero_ps();
-        let y = match epi.act {
-            Activation::None => y,
+        let leaky = |y: &mut [[__m256; NB]; MR], slope: [__m256; NB]| {
+            for yi in y.iter_mut() {
+                for j in 0..NB {
+                    let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(yi[j], zero);
+                    yi[j] = _mm256_blendv_ps(yi[j], _mm256_mul_ps(yi[j], slope[j]), neg);
+                }
+            }
+        };
+        match epi.act {
+            Activation::None => {}
             // vmaxps returns its second operand when both are zeros or one is NaN, so
             // max(0, y) is exactly `if y < 0 { 0 } else { y }`.
-            Activation::Relu => _mm256_max_ps(zero, y),
-            Activation::Leaky(s) => {
-                let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(y, zero);
-                _mm256_blendv_ps(y, _mm256_mul_ps(y, _mm256_set1_ps(*s)), neg)
-            }
-            Activation::PRelu(s) => {
-                let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(y, zero);
-                _mm256_blendv_ps(y, _mm256_mul_ps(y, load(s.as_ptr().add(oc))), neg)
-            }
-        };
+            Activation::Relu => y
+                .iter_mut()
+                .flatten()
+                .for_each(|y| *y = _mm256_max_ps(zero, *y)),
+            Activation::Leaky(s) => leaky(&mut y, [_mm256_set1_ps(*s); NB]),
+            Activation::PRelu(s) => leaky(&mut y, std::array::from_fn(|j| ld(s, j))),
+        }
         // Step 4.
-        match out.data {
+        match o.data {
             RawData::F32(p) => {
-                if full {
-                    _mm256_storeu_ps(p.add(at + oc), y)
-                } else {
-                    _mm256_maskstore_ps(p.add(at + oc), m, y)
+                for i in 0..MR {
+                    for j in 0..NB {
+                        let dst = p.add(out[i] + oc0 + 8 * j);
+                        if n[j] == 8 {
+                            _mm256_storeu_ps(dst, y[i][j])
+                        } else {
+                            _mm256_maskstore_ps(dst, m[j], y[i][j])
+                        }
+                    }
                 }
             }
             RawData::U8(p) => {
-                let q = requantize(y, out.scale, out.zero, 255.0);
-                // Values are in 0..=255: the saturating packs are exact.
-                let w16 =
-                    _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
-                let b = _mm_packus_epi16(w16, w16);
-                let dst = p.add(at + oc);
-                if full {
-                    _mm_storel_epi64(dst.cast(), b);
-                } else {
-                    let mut tmp = [0u8; 16];
-                    _mm_storeu_si128(tmp.as_mut_ptr().cast(), b);
-                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n);
+                let rq = Requant::new(o.scale, o.zero, 255.0);
+                for i in 0..MR {
+                    for j in 0..NB {
+                        let q = rq.apply(y[i][j]);
+                        // Values are in 0..=255: the saturating packs are exact.
+                        let w16 = _mm_packus_epi32(
+                            _mm256_castsi256_si128(q),
+                            _mm256_extracti128_si256::<1>(q),
+                        );
+                        let b = _mm_packus_epi16(w16, w16);
+                        let dst = p.add(out[i] + oc0 + 8 * j);
+                        if n[j] == 8 {
+                            _mm_storel_epi64(dst.cast(), b);
+                        } else {
+                            let mut tmp = [0u8; 16];
+                            _mm_storeu_si128(tmp.as_mut_ptr().cast(), b);
+                            std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n[j]);
+                        }
+                    }
                 }
             }
             RawData::U16(p) => {
-                let q = requantize(y, out.scale, out.zero, 65535.0);
-                // Values are in 0..=65535: the unsigned saturating pack is exact.
-                let w16 =
-                    _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
-                let dst = p.add(at + oc);
-                if full {
-                    _mm_storeu_si128(dst.cast(), w16);
-                } else {
-                    let mut tmp = [0u16; 8];
-                    _mm_storeu_si128(tmp.as_mut_ptr().cast(), w16);
-                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n);
+                let rq = Requant::new(o.scale, o.zero, 65535.0);
+                for i in 0..MR {
+                    for j in 0..NB {
+                        let q = rq.apply(y[i][j]);
+                        // Values are in 0..=65535: the unsigned saturating pack is exact.
+                        let w16 = _mm_packus_epi32(
+                            _mm256_castsi256_si128(q),
+                            _mm256_extracti128_si256::<1>(q),
+                        );
+                        let dst = p.add(out[i] + oc0 + 8 * j);
+                        if n[j] == 8 {
+                            _mm_storeu_si128(dst.cast(), w16);
+                        } else {
+                            let mut tmp = [0u16; 8];
+                            _mm_storeu_si128(tmp.as_mut_ptr().cast(), w16);
+                            std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n[j]);
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-/// `((y * scale).round_ties_even() - zero).clamp(0.0, qmax)` then the (exact) cast to i32.
-/// `vmaxps(q, 0)` returns its second operand for NaN, so NaN ends as 0 like the scalar cast.
-#[target_feature(enable = "avx2")]
-#[inline]
-fn requantize(y: __m256, scale: f32, zero: f32, qmax: f32) -> __m256i {
-    let t = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
-        y,
-        _mm256_set1_ps(scale),
-    ));
-    let q = _mm256_sub_ps(t, _mm256_set1_ps(zero));
-    let q = _mm256_min_ps(_mm256_max_ps(q, _mm256_setzero_ps()), _mm256_set1_ps(qmax));
-    _mm256_cvtps_epi32(q)
+/// Step 4's constants, broadcast once per tile.
+#[derive(Clone, Copy)]
+struct Requant {
+    scale: __m256,
+    zero: __m256,
+    qmax: __m256,
+}
+
+impl Requant {
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn new(scale: f32, zero: f32, qmax: f32) -> Requant {
+        Requant {
+            scale: _mm256_set1_ps(scale),
+            zero: _mm256_set1_ps(zero),
+            qmax: _mm256_set1_ps(qmax),
+        }
+    }
+
+    /// `((y * scale).round_ties_even() - zero).clamp(0.0, qmax)` then the (exact) cast to i32.
+    /// `vmaxps(q, 0)` returns its second operand for NaN, so NaN ends as 0 like the scalar cast.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn apply(&self, y: __m256) -> __m256i {
+        let t = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm256_mul_ps(y, self.scale),
+        );
+        let q = _mm256_sub_ps(t, self.zero);
+        let q = _mm256_min_ps(_mm256_max_ps(q, _mm256_setzero_ps()), self.qmax);
+        _mm256_cvtps_epi32(q)
+    }
 }

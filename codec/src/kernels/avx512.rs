@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use super::epilogue::{RawData, RawOutput};
-use super::pack::{BandWalk, Line64, VnniPack, band_rows, fill_band, tap_offsets};
+use super::pack::{BandWalk, Line64, VnniPack, band_rows, fill_band};
 use super::{Activation, ConvGeom, Epilogue, Output, PackedConv, Src};
 
 thread_local! {
@@ -56,45 +56,85 @@ pub(crate) fn conv(
         .as_ref()
         .expect("VNNI weights are packed whenever the host has AVX-512 VNNI");
     let out_w = g.out_w();
-    let n_band = band_rows(g, p.cp, 1, rows.len());
     let raw = out.raw();
+    let args = |lo: *const u8,
+                hi: *const u8,
+                walk: BandWalk,
+                taps: &[usize],
+                n: usize,
+                f: &dyn Fn(&Args)| {
+        f(&Args {
+            lo,
+            hi,
+            taps,
+            cq: p.cp / 4,
+            w: p.lines.as_ptr(),
+            nb: p.nb,
+            walk,
+            n_pix: n * out_w,
+            epi,
+            out: raw,
+            out_c: g.out_c,
+        })
+    };
+    // SAFETY (both `avx512vnni_conv_u8s8_band` calls): `check_args` asserted level <= host max,
+    // and this path is only taken for levels that imply AVX-512 F/BW/VL/VNNI. Every (pixel, tap,
+    // K quad) the tiles read is inside the plane: the band is sized by `fill_band` from the same
+    // geometry as the walk, and in-place reads stay within the last input pixel's channels
+    // (in_c % 4 == 0, no padding, input length asserted). The weights hold kq·nb lines, and the
+    // output slice is long enough for every pixel of `rows` (asserted by `check_args`); stores
+    // are masked to `out_c` channels.
+    let unpadded = g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 && g.pad_right == 0;
+    if let Src::U8 { data, .. } = src
+        && unpadded
+        && g.in_c == p.cp
+    {
+        // The input already is a valid band (no padding, channels a multiple of 4): read it in
+        // place instead of copying (saves a pass over the input, ~10 % on 1×1 convs).
+        let walk = BandWalk {
+            out_w,
+            stride: g.stride,
+            row_pitch: g.in_w * in_ps,
+            pix_pitch: in_ps,
+            out_ps: raw.pixel_stride,
+            out_row0: 0,
+        };
+        let taps = walk.tap_offsets(g);
+        let base = data[rows.start * g.stride * g.in_w * in_ps..].as_ptr();
+        args(
+            base,
+            std::ptr::null(),
+            walk,
+            &taps,
+            rows.len(),
+            &|a| unsafe { avx512vnni_conv_u8s8_band(a) },
+        );
+        return;
+    }
+    let n_band = band_rows(g, p.cp, 1, rows.len());
     BANDS.with(|b| {
         let (lo, hi) = &mut *b.borrow_mut();
         let mut oy0 = rows.start;
         while oy0 < rows.end {
             let n = n_band.min(rows.end - oy0);
             let band = fill_band(g, src, in_ps, p.cp, oy0, n, lo, hi, |x| x);
-            let taps = tap_offsets(g, band.wp, band.cp);
-            let args = Args {
-                lo: lo.as_ptr(),
-                hi: if matches!(src, Src::U16 { .. }) {
-                    hi.as_ptr()
-                } else {
-                    std::ptr::null()
-                },
-                taps: &taps,
-                cq: p.cp / 4,
-                w: p.lines.as_ptr(),
-                nb: p.nb,
-                walk: BandWalk {
-                    out_w,
-                    stride: g.stride,
-                    wp: band.wp,
-                    cp: band.cp,
-                    out_ps: raw.pixel_stride,
-                    out_row0: oy0 - rows.start,
-                },
-                n_pix: n * out_w,
-                epi,
-                out: raw,
-                out_c: g.out_c,
+            let walk = BandWalk {
+                out_w,
+                stride: g.stride,
+                row_pitch: band.wp * band.cp,
+                pix_pitch: band.cp,
+                out_ps: raw.pixel_stride,
+                out_row0: oy0 - rows.start,
             };
-            // SAFETY: `check_args` asserted level <= host max, and this path is only taken for
-            // levels that imply AVX-512 F/BW/VL/VNNI. The band holds every (pixel, tap, channel)
-            // the tiles read (fill_band sizes it from the same geometry as BandWalk/tap_offsets),
-            // the weights hold kq·nb lines, and the output slice is long enough for every pixel
-            // of `rows` (asserted by `check_args`); stores are masked to `out_c` channels.
-            unsafe { avx512vnni_conv_u8s8_band(&args) };
+            let taps = walk.tap_offsets(g);
+            let hi = if matches!(src, Src::U16 { .. }) {
+                hi.as_ptr()
+            } else {
+                std::ptr::null()
+            };
+            args(lo.as_ptr(), hi, walk, &taps, n, &|a| unsafe {
+                avx512vnni_conv_u8s8_band(a)
+            });
             oy0 += n;
         }
     });
@@ -187,33 +227,26 @@ unsafe fn avx512vnni_conv_u8s8_tile<const MR: usize, const NB: usize>(
     ocb0: usize,
 ) {
     let pix: [usize; MR] = std::array::from_fn(|i| a.walk.pix(p0 + i));
-    // SAFETY: forwarded from the caller (band, weights and output bounds, CPU features).
+    // SAFETY: forwarded from the caller (plane, weights and output bounds, CPU features).
     unsafe {
         let lo = avx512vnni_dot_u8s8::<MR, NB>(a, a.lo, &pix, ocb0);
-        if a.hi.is_null() {
-            for j in 0..NB {
-                let oc = (ocb0 + j) * 16;
-                let m = lane_mask(a.out_c, oc);
-                for (i, acc) in lo.iter().enumerate() {
-                    // Epilogue step 1, INT8: v = acc as f32 (vcvtdq2ps, RNE).
-                    let v = _mm512_cvtepi32_ps(acc[j]);
-                    avx512_finish(v, oc, m, a.epi, &a.out, a.walk.out_at(p0 + i));
-                }
-            }
+        // Epilogue step 1.
+        let v: [[__m512; NB]; MR] = if a.hi.is_null() {
+            // INT8: v = acc as f32 (vcvtdq2ps, RNE).
+            std::array::from_fn(|i| std::array::from_fn(|j| _mm512_cvtepi32_ps(lo[i][j])))
         } else {
+            // A16W8: v = (hi as f32) * 256.0 + (lo as f32).
             let hi = avx512vnni_dot_u8s8::<MR, NB>(a, a.hi, &pix, ocb0);
             let k256 = _mm512_set1_ps(256.0);
-            for j in 0..NB {
-                let oc = (ocb0 + j) * 16;
-                let m = lane_mask(a.out_c, oc);
-                for i in 0..MR {
-                    // Epilogue step 1, A16W8: (hi as f32) * 256.0 + (lo as f32).
+            std::array::from_fn(|i| {
+                std::array::from_fn(|j| {
                     let vh = _mm512_mul_ps(_mm512_cvtepi32_ps(hi[i][j]), k256);
-                    let v = _mm512_add_ps(vh, _mm512_cvtepi32_ps(lo[i][j]));
-                    avx512_finish(v, oc, m, a.epi, &a.out, a.walk.out_at(p0 + i));
-                }
-            }
-        }
+                    _mm512_add_ps(vh, _mm512_cvtepi32_ps(lo[i][j]))
+                })
+            })
+        };
+        let out: [usize; MR] = std::array::from_fn(|i| a.walk.out_at(p0 + i));
+        avx512_epilogue::<MR, NB>(v, ocb0 * 16, a.out_c, a.epi, &a.out, &out);
     }
 }
 
@@ -224,65 +257,118 @@ fn lane_mask(out_c: usize, oc: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
 }
 
-/// Epilogue steps 2–4 (see `epilogue.rs`) for the 16 channels `oc..oc+16` (lanes in `m`) of
-/// the output pixel at element offset `at`.
+/// Epilogue steps 2–4 (see `epilogue.rs`) for MR pixels (element offsets `out`) × NB blocks of
+/// 16 channels from `oc0`. The activation and output-kind matches sit outside the vector loops.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
-unsafe fn avx512_finish(
-    v: __m512,
-    oc: usize,
-    m: __mmask16,
+unsafe fn avx512_epilogue<const MR: usize, const NB: usize>(
+    v: [[__m512; NB]; MR],
+    oc0: usize,
+    out_c: usize,
     epi: &Epilogue,
-    out: &RawOutput,
-    at: usize,
+    o: &RawOutput,
+    out: &[usize; MR],
 ) {
+    let m: [__mmask16; NB] = std::array::from_fn(|j| lane_mask(out_c, oc0 + 16 * j));
     // SAFETY: lanes outside `m` are neither loaded nor stored (masked loads/stores suppress
     // faults); lanes inside are < out_c, within mult/offset/slopes and the output pixel.
     unsafe {
-        let mult = _mm512_maskz_loadu_ps(m, epi.mult.as_ptr().add(oc));
-        let offset = _mm512_maskz_loadu_ps(m, epi.offset.as_ptr().add(oc));
+        let ld = |s: &[f32], j: usize| _mm512_maskz_loadu_ps(m[j], s.as_ptr().add(oc0 + 16 * j));
+        let mult: [__m512; NB] = std::array::from_fn(|j| ld(epi.mult, j));
+        let offset: [__m512; NB] = std::array::from_fn(|j| ld(epi.offset, j));
         // Step 2: a multiply, then an add (two roundings, never fused).
-        let y = _mm512_add_ps(_mm512_mul_ps(v, mult), offset);
-        // Step 3: lanes with y < 0 (ordered compare: NaN and -0.0 are not negative).
+        let mut y: [[__m512; NB]; MR] = std::array::from_fn(|i| {
+            std::array::from_fn(|j| _mm512_add_ps(_mm512_mul_ps(v[i][j], mult[j]), offset[j]))
+        });
+        // Step 3: `if y < 0`, an ordered compare (NaN and -0.0 are not negative).
         let zero = _mm512_setzero_ps();
-        let y = match epi.act {
-            Activation::None => y,
-            // vmaxps returns its second operand when both are zeros or one is NaN, so
-            // max(0, y) is exactly `if y < 0 { 0 } else { y }`.
-            Activation::Relu => _mm512_max_ps(zero, y),
-            Activation::Leaky(s) => {
-                let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(y, zero);
-                _mm512_mask_mul_ps(y, neg, y, _mm512_set1_ps(*s))
-            }
-            Activation::PRelu(s) => {
-                let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(y, zero);
-                _mm512_mask_mul_ps(y, neg, y, _mm512_maskz_loadu_ps(m, s.as_ptr().add(oc)))
+        let leaky = |y: &mut [[__m512; NB]; MR], slope: [__m512; NB]| {
+            for yi in y.iter_mut() {
+                for j in 0..NB {
+                    let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(yi[j], zero);
+                    yi[j] = _mm512_mask_mul_ps(yi[j], neg, yi[j], slope[j]);
+                }
             }
         };
+        match epi.act {
+            Activation::None => {}
+            // vmaxps returns its second operand when both are zeros or one is NaN, so
+            // max(0, y) is exactly `if y < 0 { 0 } else { y }`.
+            Activation::Relu => y
+                .iter_mut()
+                .flatten()
+                .for_each(|y| *y = _mm512_max_ps(zero, *y)),
+            Activation::Leaky(s) => leaky(&mut y, [_mm512_set1_ps(*s); NB]),
+            Activation::PRelu(s) => leaky(&mut y, std::array::from_fn(|j| ld(s, j))),
+        }
         // Step 4.
-        match out.data {
-            RawData::F32(p) => _mm512_mask_storeu_ps(p.add(at + oc), m, y),
+        match o.data {
+            RawData::F32(p) => {
+                for i in 0..MR {
+                    for j in 0..NB {
+                        _mm512_mask_storeu_ps(p.add(out[i] + oc0 + 16 * j), m[j], y[i][j]);
+                    }
+                }
+            }
             RawData::U8(p) => {
-                let q = requantize(y, out.scale, out.zero, 255.0);
-                _mm512_mask_cvtepi32_storeu_epi8(p.add(at + oc).cast(), m, q);
+                let rq = Requant::new(o.scale, o.zero, 255.0);
+                for i in 0..MR {
+                    for j in 0..NB {
+                        let q = rq.apply(y[i][j]);
+                        _mm512_mask_cvtepi32_storeu_epi8(
+                            p.add(out[i] + oc0 + 16 * j).cast(),
+                            m[j],
+                            q,
+                        );
+                    }
+                }
             }
             RawData::U16(p) => {
-                let q = requantize(y, out.scale, out.zero, 65535.0);
-                _mm512_mask_cvtepi32_storeu_epi16(p.add(at + oc).cast(), m, q);
+                let rq = Requant::new(o.scale, o.zero, 65535.0);
+                for i in 0..MR {
+                    for j in 0..NB {
+                        let q = rq.apply(y[i][j]);
+                        _mm512_mask_cvtepi32_storeu_epi16(
+                            p.add(out[i] + oc0 + 16 * j).cast(),
+                            m[j],
+                            q,
+                        );
+                    }
+                }
             }
         }
     }
 }
 
-/// `((y * scale).round_ties_even() - zero).clamp(0.0, qmax)` then the (exact) cast to i32.
-/// `vmaxps(q, 0)` returns its second operand for NaN, so NaN ends as 0 like the scalar cast.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-#[inline]
-fn requantize(y: __m512, scale: f32, zero: f32, qmax: f32) -> __m512i {
-    let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-        _mm512_mul_ps(y, _mm512_set1_ps(scale)),
-    );
-    let q = _mm512_sub_ps(t, _mm512_set1_ps(zero));
-    let q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), _mm512_set1_ps(qmax));
-    _mm512_cvtps_epi32(q)
+/// Step 4's constants, broadcast once per tile.
+#[derive(Clone, Copy)]
+struct Requant {
+    scale: __m512,
+    zero: __m512,
+    qmax: __m512,
+}
+
+impl Requant {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[inline]
+    fn new(scale: f32, zero: f32, qmax: f32) -> Requant {
+        Requant {
+            scale: _mm512_set1_ps(scale),
+            zero: _mm512_set1_ps(zero),
+            qmax: _mm512_set1_ps(qmax),
+        }
+    }
+
+    /// `((y * scale).round_ties_even() - zero).clamp(0.0, qmax)` then the (exact) cast to i32.
+    /// `vmaxps(q, 0)` returns its second operand for NaN, so NaN ends as 0 like the scalar cast.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[inline]
+    fn apply(&self, y: __m512) -> __m512i {
+        let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(y, self.scale),
+        );
+        let q = _mm512_sub_ps(t, self.zero);
+        let q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), self.qmax);
+        _mm512_cvtps_epi32(q)
+    }
 }

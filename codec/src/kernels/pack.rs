@@ -210,8 +210,10 @@ impl Band {
     }
 }
 
-/// Fills `planes` (1 plane for u8 input, 2 planes lo/hi for u16 input) with the band for output
-/// rows `oy0..oy0+n`. `conv` maps a byte (0..=255) to the plane's element type.
+/// Fills `lo` (and `hi` for u16 input: low bytes in `lo`, high bytes in `hi`) with the band for
+/// output rows `oy0..oy0+n`. `conv` maps a byte (0..=255) to the plane's element type.
+/// Works row by row: padding pixels, then the interior span, which is one flat (vectorisable)
+/// loop when the input pixels are dense and need no channel padding.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fill_band<T: Copy + Default>(
     g: &super::ConvGeom,
@@ -235,49 +237,95 @@ pub(crate) fn fill_band<T: Copy + Default>(
     if two && hi.len() < len {
         hi.resize(len, T::default());
     }
-    let zero = conv(0);
     let in_c = g.in_c;
+    let (pad_lo, pad_hi) = match src {
+        Src::U8 { pad, .. } => (conv(pad), conv(0)),
+        Src::U16 { pad, .. } => (conv(pad as u8), conv((pad >> 8) as u8)),
+    };
+    let zero = conv(0);
+    // Pixels of a band row that read input columns (the rest is left/right padding).
+    let j0 = g.pad_left.min(wp);
+    let j1 = (g.pad_left + g.in_w).clamp(j0, wp);
+    let dense = cp == in_c && in_ps == in_c;
+    let pad_pixels = |plane: &mut [T], pad: T| {
+        for px in plane.chunks_exact_mut(cp) {
+            px[..in_c].fill(pad);
+            if cp > in_c {
+                px[in_c..].fill(zero);
+            }
+        }
+    };
     for i in 0..hp {
+        let row = i * wp * cp..(i + 1) * wp * cp;
         // Input row of band row i (may be outside the image: then the whole row is padding).
         let iy = (oy0 * g.stride + i) as isize - g.pad_top as isize;
-        for j in 0..wp {
-            let ix = j as isize - g.pad_left as isize;
-            let inside = iy >= 0 && (iy as usize) < g.in_h && ix >= 0 && (ix as usize) < g.in_w;
-            let dst = (i * wp + j) * cp;
-            let base = if inside {
-                (iy as usize * g.in_w + ix as usize) * in_ps
-            } else {
-                0
-            };
-            match src {
-                Src::U8 { data, pad } => {
-                    let d = &mut lo[dst..dst + cp];
-                    if inside {
-                        for (o, &x) in d.iter_mut().zip(&data[base..base + in_c]) {
+        if iy < 0 || iy as usize >= g.in_h || j0 == j1 {
+            pad_pixels(&mut lo[row.clone()], pad_lo);
+            if two {
+                pad_pixels(&mut hi[row], pad_hi);
+            }
+            continue;
+        }
+        let (left, inner, right) = (
+            row.start..row.start + j0 * cp,
+            row.start + j0 * cp..row.start + j1 * cp,
+            row.start + j1 * cp..row.end,
+        );
+        pad_pixels(&mut lo[left.clone()], pad_lo);
+        pad_pixels(&mut lo[right.clone()], pad_lo);
+        if two {
+            pad_pixels(&mut hi[left], pad_hi);
+            pad_pixels(&mut hi[right], pad_hi);
+        }
+        // First input element of the interior span, and its length in input elements.
+        let s0 = (iy as usize * g.in_w + (j0 - g.pad_left)) * in_ps;
+        let npx = j1 - j0;
+        match src {
+            Src::U8 { data, .. } => {
+                let d = &mut lo[inner];
+                if dense {
+                    for (o, &x) in d.iter_mut().zip(&data[s0..s0 + npx * in_c]) {
+                        *o = conv(x);
+                    }
+                } else {
+                    for (k, px) in d.chunks_exact_mut(cp).enumerate() {
+                        let sp = &data[s0 + k * in_ps..s0 + k * in_ps + in_c];
+                        for (o, &x) in px.iter_mut().zip(sp) {
                             *o = conv(x);
                         }
-                    } else {
-                        d[..in_c].fill(conv(pad));
+                        if cp > in_c {
+                            px[in_c..].fill(zero);
+                        }
                     }
-                    d[in_c..].fill(zero);
                 }
-                Src::U16 { data, pad } => {
-                    let (dl, dh) = (&mut lo[dst..dst + cp], &mut hi[dst..dst + cp]);
-                    if inside {
-                        for ((l, h), &x) in dl
-                            .iter_mut()
-                            .zip(dh.iter_mut())
-                            .zip(&data[base..base + in_c])
-                        {
+            }
+            Src::U16 { data, .. } => {
+                let (dl, dh) = (&mut lo[inner.clone()], &mut hi[inner]);
+                if dense {
+                    for ((l, h), &x) in dl
+                        .iter_mut()
+                        .zip(dh.iter_mut())
+                        .zip(&data[s0..s0 + npx * in_c])
+                    {
+                        *l = conv(x as u8);
+                        *h = conv((x >> 8) as u8);
+                    }
+                } else {
+                    for (k, (pl, ph)) in dl
+                        .chunks_exact_mut(cp)
+                        .zip(dh.chunks_exact_mut(cp))
+                        .enumerate()
+                    {
+                        let sp = &data[s0 + k * in_ps..s0 + k * in_ps + in_c];
+                        for ((l, h), &x) in pl.iter_mut().zip(ph.iter_mut()).zip(sp) {
                             *l = conv(x as u8);
                             *h = conv((x >> 8) as u8);
                         }
-                    } else {
-                        dl[..in_c].fill(conv(pad as u8));
-                        dh[..in_c].fill(conv((pad >> 8) as u8));
+                        if cp > in_c {
+                            pl[in_c..].fill(zero);
+                            ph[in_c..].fill(zero);
+                        }
                     }
-                    dl[in_c..].fill(zero);
-                    dh[in_c..].fill(zero);
                 }
             }
         }
@@ -291,11 +339,13 @@ const BAND_BYTES: usize = 192 * 1024;
 
 /// How the SIMD drivers walk one band: pixel `p` of the band (row-major over the band's output
 /// rows) reads the band at `pix(p) + taps[t] + c` and writes the output at `out_at(p) + oc`.
+/// A packed band has `pix_pitch = cp`, `row_pitch = wp·cp`; an input read in place (no padding
+/// needed) has `pix_pitch = in_pixel_stride`, `row_pitch = in_w·in_pixel_stride`.
 pub(crate) struct BandWalk {
     pub out_w: usize,
     pub stride: usize,
-    pub wp: usize,
-    pub cp: usize,
+    pub row_pitch: usize,
+    pub pix_pitch: usize,
     pub out_ps: usize,
     /// Output row of the band's first row, relative to `rows.start` of the call.
     pub out_row0: usize,
@@ -305,24 +355,24 @@ impl BandWalk {
     #[inline]
     pub fn pix(&self, p: usize) -> usize {
         let (r, x) = (p / self.out_w, p % self.out_w);
-        (r * self.stride * self.wp + x * self.stride) * self.cp
+        (r * self.row_pitch + x * self.pix_pitch) * self.stride
     }
 
     #[inline]
     pub fn out_at(&self, p: usize) -> usize {
         (self.out_row0 * self.out_w + p) * self.out_ps
     }
-}
 
-/// Offsets of the kh·kw taps in a band of width `wp`, in elements.
-pub(crate) fn tap_offsets(g: &super::ConvGeom, wp: usize, cp: usize) -> Vec<usize> {
-    let mut t = Vec::with_capacity(g.kh * g.kw);
-    for ky in 0..g.kh {
-        for kx in 0..g.kw {
-            t.push((ky * g.dilation * wp + kx * g.dilation) * cp);
+    /// Offsets of the kh·kw taps, in elements.
+    pub fn tap_offsets(&self, g: &super::ConvGeom) -> Vec<usize> {
+        let mut t = Vec::with_capacity(g.kh * g.kw);
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                t.push(ky * g.dilation * self.row_pitch + kx * g.dilation * self.pix_pitch);
+            }
         }
+        t
     }
-    t
 }
 
 /// Output rows per band for a plane of `elem` bytes per value.
