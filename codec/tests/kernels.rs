@@ -884,5 +884,11 @@ fn bench_one() {
         CpuLevel::parse(l).expect("level name")
     });
     let g = ConvGeom::same(180, 320, n(0), n(1), n(2));
-    println!("{:?}", bench_conv(level, &g, n(3) == 1, 3.0));
+    let b = bench_conv(level, &g, n(3) == 1, 3.0);
+    println!("{b:?}");
+    println!(
+        "median {:.1} GMAC/s, best {:.1} GMAC/s",
+        b.gmacs,
+        b.macs as f64 / b.min_s / 1e9
+    );
 }

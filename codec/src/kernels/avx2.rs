@@ -29,9 +29,9 @@ struct Args<'a> {
     lo: *const i16,
     /// High-byte plane for u16 input, null for u8 input.
     hi: *const i16,
-    taps: &'a [usize],
-    /// K pairs per tap (`cp / 2`).
-    cq: usize,
+    /// Tap runs `(offset, len)` in elements of the plane (see `BandWalk::tap_runs`); K advances
+    /// with them, one pair (2 elements) at a time.
+    taps: &'a [(usize, usize)],
     w: *const Line32,
     /// Lines per K pair (8-channel blocks of the packed weights).
     nb: usize,
@@ -72,7 +72,7 @@ pub(crate) fn conv(
                 out_ps: raw.pixel_stride,
                 out_row0: oy0 - rows.start,
             };
-            let taps = walk.tap_offsets(g);
+            let taps = walk.tap_runs(g, p.cp);
             let args = Args {
                 lo: lo.as_ptr(),
                 hi: if matches!(src, Src::U16 { .. }) {
@@ -81,7 +81,6 @@ pub(crate) fn conv(
                     std::ptr::null()
                 },
                 taps: &taps,
-                cq: p.cp / 2,
                 w: p.lines.as_ptr(),
                 nb: p.nb,
                 walk,
@@ -154,13 +153,14 @@ unsafe fn avx2_dot_u8s8<const MR: usize, const NB: usize>(
     ocb0: usize,
 ) -> [[__m256i; NB]; MR] {
     let mut acc = [[_mm256_setzero_si256(); NB]; MR];
-    // SAFETY: pix[i] + tap + 2·cq stays inside the band (see `conv`); line kp·nb + ocb0 + j with
-    // kp < taps·cq and ocb0 + j < nb stays inside the packed weights. Lines are 32-byte aligned.
+    // SAFETY: pix[i] + off + len stays inside the band (see `conv`); the runs cover K exactly
+    // once, so line kp·nb + ocb0 + j with kp < K/2 and ocb0 + j < nb stays inside the packed
+    // weights. Lines are 32-byte aligned.
     unsafe {
         let mut wl = a.w.add(ocb0);
-        for &tap in a.taps {
+        for &(tap, len) in a.taps {
             let base: [*const i16; MR] = std::array::from_fn(|i| plane.add(pix[i] + tap));
-            for q in 0..a.cq {
+            for q in 0..len / 2 {
                 let wv: [__m256i; NB] =
                     std::array::from_fn(|j| _mm256_load_si256(wl.add(j).cast()));
                 for i in 0..MR {

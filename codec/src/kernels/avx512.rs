@@ -29,9 +29,11 @@ struct Args<'a> {
     lo: *const u8,
     /// High-byte plane for u16 input, null for u8 input.
     hi: *const u8,
-    taps: &'a [usize],
-    /// K quads per tap (`cp / 4`).
-    cq: usize,
+    /// Tap runs `(offset, len)` in bytes of the plane (see `BandWalk::tap_runs`); K advances
+    /// with them, one broadcast step (4 bytes, or 8 when `paired`) at a time.
+    taps: &'a [(usize, usize)],
+    /// Paired-octet weights (see `VnniPack`): 16 channels as 2 × (8 channels × 2 K halves).
+    paired: bool,
     w: *const Line64,
     /// Lines per K quad (16-channel blocks of the packed weights).
     nb: usize,
@@ -60,14 +62,14 @@ pub(crate) fn conv(
     let args = |lo: *const u8,
                 hi: *const u8,
                 walk: BandWalk,
-                taps: &[usize],
+                taps: &[(usize, usize)],
                 n: usize,
                 f: &dyn Fn(&Args)| {
         f(&Args {
             lo,
             hi,
             taps,
-            cq: p.cp / 4,
+            paired: p.paired,
             w: p.lines.as_ptr(),
             nb: p.nb,
             walk,
@@ -99,7 +101,7 @@ pub(crate) fn conv(
             out_ps: raw.pixel_stride,
             out_row0: 0,
         };
-        let taps = walk.tap_offsets(g);
+        let taps = walk.tap_runs(g, p.cp);
         let base = data[rows.start * g.stride * g.in_w * in_ps..].as_ptr();
         args(
             base,
@@ -126,7 +128,7 @@ pub(crate) fn conv(
                 out_ps: raw.pixel_stride,
                 out_row0: oy0 - rows.start,
             };
-            let taps = walk.tap_offsets(g);
+            let taps = walk.tap_runs(g, p.cp);
             let hi = if matches!(src, Src::U16 { .. }) {
                 hi.as_ptr()
             } else {
@@ -142,15 +144,20 @@ pub(crate) fn conv(
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn avx512vnni_conv_u8s8_band(a: &Args) {
+    if a.paired {
+        // SAFETY: the caller's contract, forwarded; paired weights have exactly 2 lines per step.
+        unsafe { avx512vnni_conv_u8s8_chunk::<12, 2, true>(a, 0) };
+        return;
+    }
     let mut ocb0 = 0;
     while ocb0 < a.nb {
         // SAFETY (all calls): the caller's contract, forwarded; ocb0 + NB <= a.nb.
         unsafe {
             match a.nb - ocb0 {
-                1 => avx512vnni_conv_u8s8_chunk::<12, 1>(a, ocb0),
-                2 => avx512vnni_conv_u8s8_chunk::<12, 2>(a, ocb0),
-                3 => avx512vnni_conv_u8s8_chunk::<8, 3>(a, ocb0),
-                _ => avx512vnni_conv_u8s8_chunk::<6, 4>(a, ocb0),
+                1 => avx512vnni_conv_u8s8_chunk::<12, 1, false>(a, ocb0),
+                2 => avx512vnni_conv_u8s8_chunk::<12, 2, false>(a, ocb0),
+                3 => avx512vnni_conv_u8s8_chunk::<8, 3, false>(a, ocb0),
+                _ => avx512vnni_conv_u8s8_chunk::<6, 4, false>(a, ocb0),
             }
         }
         ocb0 += 4;
@@ -160,29 +167,32 @@ unsafe fn avx512vnni_conv_u8s8_band(a: &Args) {
 /// All pixels of the band for the output-channel blocks `ocb0..ocb0+NB`: full MR tiles, then the
 /// remainder with 8/4/2/1-pixel tiles.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn avx512vnni_conv_u8s8_chunk<const MR: usize, const NB: usize>(a: &Args, ocb0: usize) {
+unsafe fn avx512vnni_conv_u8s8_chunk<const MR: usize, const NB: usize, const PAIRED: bool>(
+    a: &Args,
+    ocb0: usize,
+) {
     let n = a.n_pix;
     let mut p = 0;
     // SAFETY (all calls): the caller's contract; every tile covers pixels p..p+TILE <= n.
     unsafe {
         while p + MR <= n {
-            avx512vnni_conv_u8s8_tile::<MR, NB>(a, p, ocb0);
+            avx512vnni_conv_u8s8_tile::<MR, NB, PAIRED>(a, p, ocb0);
             p += MR;
         }
         while MR > 8 && p + 8 <= n {
-            avx512vnni_conv_u8s8_tile::<8, NB>(a, p, ocb0);
+            avx512vnni_conv_u8s8_tile::<8, NB, PAIRED>(a, p, ocb0);
             p += 8;
         }
         while MR > 4 && p + 4 <= n {
-            avx512vnni_conv_u8s8_tile::<4, NB>(a, p, ocb0);
+            avx512vnni_conv_u8s8_tile::<4, NB, PAIRED>(a, p, ocb0);
             p += 4;
         }
         while MR > 2 && p + 2 <= n {
-            avx512vnni_conv_u8s8_tile::<2, NB>(a, p, ocb0);
+            avx512vnni_conv_u8s8_tile::<2, NB, PAIRED>(a, p, ocb0);
             p += 2;
         }
         while p < n {
-            avx512vnni_conv_u8s8_tile::<1, NB>(a, p, ocb0);
+            avx512vnni_conv_u8s8_tile::<1, NB, PAIRED>(a, p, ocb0);
             p += 1;
         }
     }
@@ -191,24 +201,38 @@ unsafe fn avx512vnni_conv_u8s8_chunk<const MR: usize, const NB: usize>(a: &Args,
 /// The register-blocked dot products of MR pixels × NB·16 channels over all of K, for one plane.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
-unsafe fn avx512vnni_dot_u8s8<const MR: usize, const NB: usize>(
+unsafe fn avx512vnni_dot_u8s8<const MR: usize, const NB: usize, const PAIRED: bool>(
     a: &Args,
     plane: *const u8,
     pix: &[usize; MR],
     ocb0: usize,
 ) -> [[__m512i; NB]; MR] {
     let mut acc = [[_mm512_setzero_si512(); NB]; MR];
-    // SAFETY: pix[i] + tap + 4·cq stays inside the band (see `conv`); line kq·nb + ocb0 + j with
-    // kq < taps·cq and ocb0 + j < nb stays inside the packed weights. Lines are 64-byte aligned.
+    // Bytes per broadcast: one K quad to every lane, or (paired) one K octet, each 8-byte half
+    // going to alternate lanes.
+    let step = if PAIRED { 8 } else { 4 };
+    // SAFETY: pix[i] + off + len stays inside the plane (see `conv`); the runs cover K exactly
+    // once, so line q·nb + ocb0 + j with q < K/step and ocb0 + j < nb stays inside the packed
+    // weights. Lines are 64-byte aligned.
     unsafe {
         let mut wl = a.w.add(ocb0);
-        for &tap in a.taps {
-            let base: [*const u8; MR] = std::array::from_fn(|i| plane.add(pix[i] + tap));
-            for q in 0..a.cq {
-                let wv: [__m512i; NB] =
-                    std::array::from_fn(|j| _mm512_load_si512(wl.add(j).cast()));
+        for &(tap, len) in a.taps {
+            let mut base = [plane; MR];
+            for i in 0..MR {
+                base[i] = plane.add(pix[i] + tap);
+            }
+            for q in 0..len / step {
+                let mut wv = [_mm512_setzero_si512(); NB];
+                for (j, w) in wv.iter_mut().enumerate() {
+                    *w = _mm512_load_si512(wl.add(j).cast());
+                }
                 for i in 0..MR {
-                    let x = _mm512_set1_epi32(base[i].add(4 * q).cast::<i32>().read_unaligned());
+                    let at = base[i].add(step * q);
+                    let x = if PAIRED {
+                        _mm512_set1_epi64(at.cast::<i64>().read_unaligned())
+                    } else {
+                        _mm512_set1_epi32(at.cast::<i32>().read_unaligned())
+                    };
                     for j in 0..NB {
                         acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], x, wv[j]);
                     }
@@ -221,33 +245,73 @@ unsafe fn avx512vnni_dot_u8s8<const MR: usize, const NB: usize>(
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn avx512vnni_conv_u8s8_tile<const MR: usize, const NB: usize>(
+unsafe fn avx512vnni_conv_u8s8_tile<const MR: usize, const NB: usize, const PAIRED: bool>(
     a: &Args,
     p0: usize,
     ocb0: usize,
 ) {
-    let pix: [usize; MR] = std::array::from_fn(|i| a.walk.pix(p0 + i));
+    // (Plain loops rather than `std::array::from_fn` throughout this file: a closure defined in
+    // a `#[target_feature]` function cannot always be inlined into the generic std code.)
+    let (mut pix, mut out) = ([0usize; MR], [0usize; MR]);
+    for i in 0..MR {
+        pix[i] = a.walk.pix(p0 + i);
+        out[i] = a.walk.out_at(p0 + i);
+    }
     // SAFETY: forwarded from the caller (plane, weights and output bounds, CPU features).
     unsafe {
-        let lo = avx512vnni_dot_u8s8::<MR, NB>(a, a.lo, &pix, ocb0);
-        // Epilogue step 1.
-        let v: [[__m512; NB]; MR] = if a.hi.is_null() {
-            // INT8: v = acc as f32 (vcvtdq2ps, RNE).
-            std::array::from_fn(|i| std::array::from_fn(|j| _mm512_cvtepi32_ps(lo[i][j])))
+        if PAIRED {
+            let lo = paired_sum(avx512vnni_dot_u8s8::<MR, 2, true>(a, a.lo, &pix, 0));
+            let hi = (!a.hi.is_null())
+                .then(|| paired_sum(avx512vnni_dot_u8s8::<MR, 2, true>(a, a.hi, &pix, 0)));
+            avx512_epilogue::<MR, 1>(dequant(lo, hi), 0, a.out_c, a.epi, &a.out, &out);
         } else {
-            // A16W8: v = (hi as f32) * 256.0 + (lo as f32).
-            let hi = avx512vnni_dot_u8s8::<MR, NB>(a, a.hi, &pix, ocb0);
-            let k256 = _mm512_set1_ps(256.0);
-            std::array::from_fn(|i| {
-                std::array::from_fn(|j| {
-                    let vh = _mm512_mul_ps(_mm512_cvtepi32_ps(hi[i][j]), k256);
-                    _mm512_add_ps(vh, _mm512_cvtepi32_ps(lo[i][j]))
-                })
-            })
-        };
-        let out: [usize; MR] = std::array::from_fn(|i| a.walk.out_at(p0 + i));
-        avx512_epilogue::<MR, NB>(v, ocb0 * 16, a.out_c, a.epi, &a.out, &out);
+            let lo = avx512vnni_dot_u8s8::<MR, NB, false>(a, a.lo, &pix, ocb0);
+            let hi = (!a.hi.is_null())
+                .then(|| avx512vnni_dot_u8s8::<MR, NB, false>(a, a.hi, &pix, ocb0));
+            avx512_epilogue::<MR, NB>(dequant(lo, hi), ocb0 * 16, a.out_c, a.epi, &a.out, &out);
+        }
     }
+}
+
+/// Paired accumulators (lane 2c + h of block b = channel 8b + c, K half h) → 16 channels.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn paired_sum<const MR: usize>(acc: [[__m512i; 2]; MR]) -> [[__m512i; 1]; MR] {
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let mut sum = [[_mm512_setzero_si512(); 1]; MR];
+    for i in 0..MR {
+        let [a, b] = acc[i];
+        sum[i][0] = _mm512_add_epi32(
+            _mm512_permutex2var_epi32(a, even, b),
+            _mm512_permutex2var_epi32(a, odd, b),
+        );
+    }
+    sum
+}
+
+/// Epilogue step 1. INT8: `v = acc as f32` (vcvtdq2ps, RNE). A16W8: `v = (hi as f32) * 256.0 +
+/// (lo as f32)`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn dequant<const MR: usize, const NB: usize>(
+    lo: [[__m512i; NB]; MR],
+    hi: Option<[[__m512i; NB]; MR]>,
+) -> [[__m512; NB]; MR] {
+    let mut v = [[_mm512_setzero_ps(); NB]; MR];
+    let k256 = _mm512_set1_ps(256.0);
+    for i in 0..MR {
+        for j in 0..NB {
+            v[i][j] = match &hi {
+                None => _mm512_cvtepi32_ps(lo[i][j]),
+                Some(hi) => _mm512_add_ps(
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(hi[i][j]), k256),
+                    _mm512_cvtepi32_ps(lo[i][j]),
+                ),
+            };
+        }
+    }
+    v
 }
 
 /// Lanes of the 16-channel block starting at `oc` that are real output channels.
@@ -269,17 +333,28 @@ unsafe fn avx512_epilogue<const MR: usize, const NB: usize>(
     o: &RawOutput,
     out: &[usize; MR],
 ) {
-    let m: [__mmask16; NB] = std::array::from_fn(|j| lane_mask(out_c, oc0 + 16 * j));
+    let mut m: [__mmask16; NB] = [0; NB];
+    for (j, m) in m.iter_mut().enumerate() {
+        *m = lane_mask(out_c, oc0 + 16 * j);
+    }
     // SAFETY: lanes outside `m` are neither loaded nor stored (masked loads/stores suppress
     // faults); lanes inside are < out_c, within mult/offset/slopes and the output pixel.
     unsafe {
-        let ld = |s: &[f32], j: usize| _mm512_maskz_loadu_ps(m[j], s.as_ptr().add(oc0 + 16 * j));
-        let mult: [__m512; NB] = std::array::from_fn(|j| ld(epi.mult, j));
-        let offset: [__m512; NB] = std::array::from_fn(|j| ld(epi.offset, j));
+        let ld = |s: &[f32]| {
+            let mut r = [_mm512_setzero_ps(); NB];
+            for j in 0..NB {
+                r[j] = _mm512_maskz_loadu_ps(m[j], s.as_ptr().add(oc0 + 16 * j));
+            }
+            r
+        };
+        let (mult, offset) = (ld(epi.mult), ld(epi.offset));
         // Step 2: a multiply, then an add (two roundings, never fused).
-        let mut y: [[__m512; NB]; MR] = std::array::from_fn(|i| {
-            std::array::from_fn(|j| _mm512_add_ps(_mm512_mul_ps(v[i][j], mult[j]), offset[j]))
-        });
+        let mut y = v;
+        for yi in y.iter_mut() {
+            for j in 0..NB {
+                yi[j] = _mm512_add_ps(_mm512_mul_ps(yi[j], mult[j]), offset[j]);
+            }
+        }
         // Step 3: `if y < 0`, an ordered compare (NaN and -0.0 are not negative).
         let zero = _mm512_setzero_ps();
         let leaky = |y: &mut [[__m512; NB]; MR], slope: [__m512; NB]| {
@@ -294,12 +369,13 @@ unsafe fn avx512_epilogue<const MR: usize, const NB: usize>(
             Activation::None => {}
             // vmaxps returns its second operand when both are zeros or one is NaN, so
             // max(0, y) is exactly `if y < 0 { 0 } else { y }`.
-            Activation::Relu => y
-                .iter_mut()
-                .flatten()
-                .for_each(|y| *y = _mm512_max_ps(zero, *y)),
+            Activation::Relu => {
+                for y in y.iter_mut().flatten() {
+                    *y = _mm512_max_ps(zero, *y);
+                }
+            }
             Activation::Leaky(s) => leaky(&mut y, [_mm512_set1_ps(*s); NB]),
-            Activation::PRelu(s) => leaky(&mut y, std::array::from_fn(|j| ld(s, j))),
+            Activation::PRelu(s) => leaky(&mut y, ld(s)),
         }
         // Step 4.
         match o.data {

@@ -24,6 +24,8 @@ pub struct ConvBench {
     pub u16_input: bool,
     /// Median wall time of one full-frame conv.
     pub median_s: f64,
+    /// Fastest run (less sensitive to other processes on a shared machine).
+    pub min_s: f64,
     /// MACs of one conv.
     pub macs: u64,
     /// Billions of MACs per second at the median.
@@ -276,6 +278,7 @@ pub fn bench_conv(level: CpuLevel, g: &ConvGeom, u16_input: bool, min_time_s: f6
         level,
         u16_input,
         median_s,
+        min_s: times[0],
         macs,
         gmacs: macs as f64 / median_s / 1e9,
         runs: times.len(),

@@ -21,9 +21,16 @@ pub(crate) struct Line32(pub [i16; 16]);
 /// Weights for `vpdpbusd`: K runs tap by tap (ky, kx), and within a tap over the input channels
 /// padded with zeros to `cp` (a multiple of 4). Line `(kq, ocb)` holds, for the 16 output channels
 /// `ocb*16..`, the 4 K values `kq*4..kq*4+4`: `lines[kq * nb + ocb].0[lane*4 + j]`.
+///
+/// `paired` (out_c ≤ 16 and `cp` a multiple of 8): K runs in octets, two lines per octet `o`, line
+/// `(o, b)` lane `2c + h` holding channel `8b + c`'s K values `o*8 + h*4..+4`
+/// (`lines[o * 2 + b].0[(2c + h)*4 + j]`, `nb` = 2). One 8-byte input broadcast then feeds two
+/// `vpdpbusd` covering 16 channels × 8 K, halving the broadcasts a 16-channel conv needs (its
+/// single-block kernel is otherwise load-bound); lane pairs are summed before the epilogue.
 pub(crate) struct VnniPack {
     pub cp: usize,
     pub nb: usize,
+    pub paired: bool,
     pub lines: Vec<Line64>,
 }
 
@@ -125,6 +132,25 @@ impl PackedConv {
         let vnni = (simd && host >= CpuLevel::Avx512Vnni).then(|| {
             let cp = icpg.div_ceil(4) * 4;
             let kq = taps * cp / 4;
+            if out_c <= 16 && cp.is_multiple_of(8) {
+                let mut lines = vec![Line64([0; 64]); kq];
+                for oc in 0..out_c {
+                    for t in 0..taps {
+                        for ic in 0..icpg {
+                            let kk = t * cp + ic;
+                            let (o, h, j) = (kk / 8, (kk / 4) % 2, kk % 4);
+                            lines[o * 2 + oc / 8].0[(2 * (oc % 8) + h) * 4 + j] =
+                                onnx(oc, ic, t / kw, t % kw);
+                        }
+                    }
+                }
+                return VnniPack {
+                    cp,
+                    nb: 2,
+                    paired: true,
+                    lines,
+                };
+            }
             let nb = out_c.div_ceil(16);
             let mut lines = vec![Line64([0; 64]); kq * nb];
             for oc in 0..out_c {
@@ -136,7 +162,12 @@ impl PackedConv {
                     }
                 }
             }
-            VnniPack { cp, nb, lines }
+            VnniPack {
+                cp,
+                nb,
+                paired: false,
+                lines,
+            }
         });
         let avx2 = (simd && host >= CpuLevel::Avx2).then(|| {
             let cp = icpg.div_ceil(2) * 2;
@@ -247,11 +278,12 @@ pub(crate) fn fill_band<T: Copy + Default>(
     let j0 = g.pad_left.min(wp);
     let j1 = (g.pad_left + g.in_w).clamp(j0, wp);
     let dense = cp == in_c && in_ps == in_c;
+    // Element loops with a per-channel select rather than `fill`: with a few channels per
+    // pixel (RGB: in_c = 3, cp = 4) `fill` becomes one memset call per pixel.
     let pad_pixels = |plane: &mut [T], pad: T| {
         for px in plane.chunks_exact_mut(cp) {
-            px[..in_c].fill(pad);
-            if cp > in_c {
-                px[in_c..].fill(zero);
+            for (c, o) in px.iter_mut().enumerate() {
+                *o = if c < in_c { pad } else { zero };
             }
         }
     };
@@ -290,11 +322,8 @@ pub(crate) fn fill_band<T: Copy + Default>(
                 } else {
                     for (k, px) in d.chunks_exact_mut(cp).enumerate() {
                         let sp = &data[s0 + k * in_ps..s0 + k * in_ps + in_c];
-                        for (o, &x) in px.iter_mut().zip(sp) {
-                            *o = conv(x);
-                        }
-                        if cp > in_c {
-                            px[in_c..].fill(zero);
+                        for (c, o) in px.iter_mut().enumerate() {
+                            *o = if c < in_c { conv(sp[c]) } else { zero };
                         }
                     }
                 }
@@ -317,13 +346,10 @@ pub(crate) fn fill_band<T: Copy + Default>(
                         .enumerate()
                     {
                         let sp = &data[s0 + k * in_ps..s0 + k * in_ps + in_c];
-                        for ((l, h), &x) in pl.iter_mut().zip(ph.iter_mut()).zip(sp) {
+                        for (c, (l, h)) in pl.iter_mut().zip(ph.iter_mut()).enumerate() {
+                            let x = if c < in_c { sp[c] } else { 0 };
                             *l = conv(x as u8);
                             *h = conv((x >> 8) as u8);
-                        }
-                        if cp > in_c {
-                            pl[in_c..].fill(zero);
-                            ph[in_c..].fill(zero);
                         }
                     }
                 }
@@ -363,15 +389,22 @@ impl BandWalk {
         (self.out_row0 * self.out_w + p) * self.out_ps
     }
 
-    /// Offsets of the kh·kw taps, in elements.
-    pub fn tap_offsets(&self, g: &super::ConvGeom) -> Vec<usize> {
-        let mut t = Vec::with_capacity(g.kh * g.kw);
+    /// The kh·kw taps as runs `(offset, len)` in elements, each tap covering `cp` elements:
+    /// taps whose inputs are adjacent (kx, kx+1 with dilation 1 in a band, whose K ranges are
+    /// adjacent in the packed weights too) merge into one run, so the micro-kernel's K loop
+    /// runs kw·cp long instead of cp (a 3→64 conv: 3 runs of 12 instead of 9 of 4).
+    pub fn tap_runs(&self, g: &super::ConvGeom, cp: usize) -> Vec<(usize, usize)> {
+        let mut runs: Vec<(usize, usize)> = Vec::with_capacity(g.kh * g.kw);
         for ky in 0..g.kh {
             for kx in 0..g.kw {
-                t.push(ky * g.dilation * self.row_pitch + kx * g.dilation * self.pix_pitch);
+                let off = ky * g.dilation * self.row_pitch + kx * g.dilation * self.pix_pitch;
+                match runs.last_mut() {
+                    Some((o, len)) if *o + *len == off => *len += cp,
+                    _ => runs.push((off, cp)),
+                }
             }
         }
-        t
+        runs
     }
 }
 
