@@ -11,3 +11,7 @@ pub mod model;
 pub mod runtime;
 
 pub use error::{Error, Result};
+pub mod engine;
+pub mod quant;
+pub mod units;
+pub mod eval;

@@ -1,1 +1,37 @@
-fn main() {}
+//! `nawqsr`: evaluation, calibration, benchmarks, upscaling and the player.
+//! Each subcommand is a thin layer over `nawqsr_codec`. Human-readable output
+//! and progress go to stderr; `--json` writes one object to stdout.
+mod eval;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "nawqsr", version, about = "NAWQ-SR hybrid-precision super-resolution on the CPU")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Evaluate a model on an SR dataset (Y PSNR/SSIM, shave = scale).
+    Eval(eval::Args),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NAWQSR_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Eval(a) => eval::run(a),
+    };
+    if let Err(e) = res {
+        // One line: the chain of causes, outermost first.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

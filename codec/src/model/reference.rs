@@ -9,7 +9,7 @@ use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
 
-type Runnable = TypedRunnableModel;
+type Runnable = std::sync::Arc<TypedRunnableModel>;
 
 /// A loaded ONNX SR model ready to run in FP32.
 pub struct Fp32Reference {
@@ -44,7 +44,7 @@ impl Fp32Reference {
             .run(tvec!(Tensor::from(input).into()))
             .map_err(|e| Error::model(&self.path, format!("inference failed on a {w}x{h} frame: {e}")))?;
         let view = out[0]
-            .to_array_view::<f32>()
+            .to_plain_array_view::<f32>()
             .map_err(|e| Error::model(&self.path, format!("output is not f32: {e}")))?;
         let (s, h, w) = (self.scale, h, w);
         if view.shape() != [1, 3, s * h, s * w] {

@@ -1,0 +1,208 @@
+//! The executor: runs a [`Graph`] under a precision [`Plan`] on one frame (or
+//! patch). Sequential over layers; each conv splits its rows across threads.
+//! The runtime (`crate::runtime`) adds patches, the dispatcher and the units'
+//! queues on top of this.
+//!
+//! Conv layers run on the integer units (`crate::units`) or in float; all other
+//! ops run in float (see `ops` for why). An activation that is a conv's only
+//! consumer is fused into that conv's epilogue.
+pub mod ops;
+pub mod plan;
+pub mod tensor;
+
+use std::sync::OnceLock;
+
+pub use plan::{ConvPlan, Plan, Ranges};
+pub use tensor::{Tensor, par_rows, resolve_threads};
+
+use crate::error::{Error, Result};
+use crate::kernels::{self, CpuLevel};
+use crate::model::{Activation, Graph, Op};
+use crate::quant::params::min_max;
+use crate::quant::{QParams, WeightGranularity};
+use crate::units::QConv;
+use ops::FloatConv;
+
+/// Per-layer compiled state.
+enum Compiled {
+    Conv {
+        q: QConv,
+        fp32: OnceLock<FloatConv>,
+        w8: OnceLock<FloatConv>,
+        /// Activation fused into the epilogue (the next layer, then skipped).
+        act: Option<Activation>,
+        kact: kernels::Activation,
+        /// Value the conv (+ fused activation) writes.
+        out: usize,
+    },
+    /// An activation fused into its producer.
+    Fused,
+    Other,
+}
+
+/// A graph compiled for execution: 8-bit weights quantized and packed once.
+pub struct Engine {
+    pub graph: Graph,
+    compiled: Vec<Compiled>,
+    pub level: CpuLevel,
+    pub threads: usize,
+}
+
+/// What the engine reports to an observer while running.
+pub enum Event<'a> {
+    /// The f32 input of conv layer `layer`, before quantization.
+    ConvInput { layer: usize, x: &'a Tensor },
+}
+
+impl Engine {
+    pub fn new(graph: Graph, level: CpuLevel, threads: usize) -> Engine {
+        Engine::with_granularity(graph, level, threads, WeightGranularity::PerChannel)
+    }
+
+    pub fn with_granularity(graph: Graph, level: CpuLevel, threads: usize, gran: WeightGranularity) -> Engine {
+        let consumers = graph.consumers();
+        let mut compiled: Vec<Compiled> = graph.layers.iter().map(|_| Compiled::Other).collect();
+        for (i, l) in graph.layers.iter().enumerate() {
+            let Op::Conv(c) = &l.op else { continue };
+            let v = l.outputs[0];
+            let fused = match consumers[v].as_slice() {
+                [j] if v != graph.output => match &graph.layers[*j].op {
+                    Op::Act(a @ (Activation::Relu | Activation::Leaky(_) | Activation::PRelu(_))) => Some((*j, a.clone())),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let (act, out) = match &fused {
+                Some((j, a)) => (Some(a.clone()), graph.layers[*j].outputs[0]),
+                None => (None, v),
+            };
+            if let Some((j, _)) = fused {
+                compiled[j] = Compiled::Fused;
+            }
+            let kact = match &act {
+                None => kernels::Activation::None,
+                Some(Activation::Relu) => kernels::Activation::Relu,
+                Some(Activation::Leaky(a)) => kernels::Activation::Leaky(*a),
+                Some(Activation::PRelu(s)) => kernels::Activation::PRelu(s.clone()),
+                Some(Activation::Sigmoid) => unreachable!("sigmoid is never fused"),
+            };
+            compiled[i] =
+                Compiled::Conv { q: QConv::new(c, gran), fp32: OnceLock::new(), w8: OnceLock::new(), act, kact, out };
+        }
+        Engine { graph, compiled, level, threads: resolve_threads(threads) }
+    }
+
+    /// Bytes of the integer model (packed 8-bit weights, scales, biases).
+    pub fn model_bytes(&self) -> usize {
+        self.compiled.iter().map(|c| if let Compiled::Conv { q, .. } = c { q.bytes() } else { 0 }).sum()
+    }
+
+    pub fn qconv(&self, layer: usize) -> Option<&QConv> {
+        match &self.compiled[layer] {
+            Compiled::Conv { q, .. } => Some(q),
+            _ => None,
+        }
+    }
+
+    /// Runs the whole graph on `input` (H×W×3 in [0, 1]).
+    pub fn run(&self, plan: &Plan, input: &Tensor) -> Result<Tensor> {
+        self.run_observed(plan, input, &mut |_| {})
+    }
+
+    /// Like [`Engine::run`], reporting each conv's input to `observe`.
+    pub fn run_observed(&self, plan: &Plan, input: &Tensor, observe: &mut dyn FnMut(Event)) -> Result<Tensor> {
+        let g = &self.graph;
+        if input.c != 3 {
+            return Err(Error::Invalid(format!("engine input has {} channels (expected 3)", input.c)));
+        }
+        if plan.convs.len() != g.layers.len() {
+            return Err(Error::Invalid(format!("plan has {} layers, graph has {}", plan.convs.len(), g.layers.len())));
+        }
+        // Remaining uses per value, so tensors are freed as soon as possible.
+        let mut uses = vec![0usize; g.values.len()];
+        for l in &g.layers {
+            for &v in &l.inputs {
+                uses[v] += 1;
+            }
+        }
+        uses[g.output] += 1;
+        let mut vals: Vec<Option<Tensor>> = vec![None; g.values.len()];
+        vals[g.input] = Some(input.clone());
+        for (i, l) in g.layers.iter().enumerate() {
+            if matches!(self.compiled[i], Compiled::Fused) {
+                continue;
+            }
+            let outs: Vec<Tensor> = {
+                let x = |k: usize| vals[l.inputs[k]].as_ref().expect("producer ran before consumer");
+                match (&l.op, &self.compiled[i]) {
+                    (Op::Conv(c), Compiled::Conv { q, fp32, w8, act, kact, .. }) => {
+                        let xin = x(0);
+                        observe(Event::ConvInput { layer: i, x: xin });
+                        let y = match plan.convs[i] {
+                            ConvPlan::Float if plan.weights_8bit => w8
+                                .get_or_init(|| FloatConv::new(c, &q.weights.dequantized()))
+                                .run(xin, act.as_ref(), self.threads),
+                            ConvPlan::Float => {
+                                fp32.get_or_init(|| FloatConv::new(c, &c.weights)).run(xin, act.as_ref(), self.threads)
+                            }
+                            ConvPlan::Quant { q: qp, dre } => {
+                                // §4.2: DRE layers derive s, z from this input's
+                                // actual range (the RQU), static layers use the
+                                // calibrated ones.
+                                let qp = if dre {
+                                    let (lo, hi) = min_max(&xin.data);
+                                    QParams::from_range(lo, hi, qp.bits)
+                                } else {
+                                    qp
+                                };
+                                q.run(self.level, xin, &qp, kact, self.threads)
+                            }
+                        };
+                        vec![y]
+                    }
+                    (Op::Act(a), _) => vec![ops::act(x(0), a)],
+                    (Op::Add, _) => vec![ops::add(x(0), x(1))],
+                    (Op::MulChannel, _) => vec![ops::mul_channel(x(0), x(1))],
+                    (Op::Concat, _) => {
+                        let parts: Vec<&Tensor> = (0..l.inputs.len()).map(x).collect();
+                        vec![ops::concat(&parts)]
+                    }
+                    (Op::Split(sizes), _) => ops::split(x(0), sizes),
+                    (Op::GlobalAvgPool, _) => vec![ops::global_avg_pool(x(0))],
+                    (Op::GlobalStd, _) => vec![ops::global_std(x(0))],
+                    (Op::DepthToSpace { block, crd }, _) => vec![ops::depth_to_space(x(0), *block, *crd)],
+                    (Op::Conv(_), _) => unreachable!("conv layers are compiled"),
+                }
+            };
+            let targets: Vec<usize> = match &self.compiled[i] {
+                Compiled::Conv { out, .. } => vec![*out],
+                _ => l.outputs.clone(),
+            };
+            for (v, t) in targets.into_iter().zip(outs) {
+                vals[v] = Some(t);
+            }
+            for &v in &l.inputs {
+                uses[v] -= 1;
+                if uses[v] == 0 {
+                    vals[v] = None;
+                }
+            }
+        }
+        vals[g.output].take().ok_or_else(|| Error::Invalid("graph output was not produced".into()))
+    }
+
+    /// Static ranges (Eq. 1's x̂_min, x̂_max) of every conv input over `images`,
+    /// observed on the FP32W8 model (§4.1 InitScales&ZeroPoints).
+    pub fn calibrate(&self, images: &[Tensor]) -> Result<Ranges> {
+        let mut r = Ranges::empty(&self.graph);
+        let plan = Plan::fp32w8(&self.graph);
+        for img in images {
+            self.run_observed(&plan, img, &mut |e| {
+                let Event::ConvInput { layer, x } = e;
+                let (lo, hi) = min_max(&x.data);
+                r.observe(layer, lo, hi);
+            })?;
+        }
+        Ok(r)
+    }
+}

@@ -1,0 +1,61 @@
+//! Float activation tensors in HWC layout (channel-last, the layout the integer
+//! kernels read), and helpers to split work by rows across threads.
+use image::RgbImage;
+
+/// An H×W×C f32 tensor, channel-last.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn zeros(h: usize, w: usize, c: usize) -> Tensor {
+        Tensor { h, w, c, data: vec![0.0; h * w * c] }
+    }
+
+    /// RGB u8 → [0, 1] floats (the models' input convention).
+    pub fn from_rgb(img: &RgbImage) -> Tensor {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        Tensor { h, w, c: 3, data: img.as_raw().iter().map(|&v| v as f32 / 255.0).collect() }
+    }
+
+    /// Clip to [0, 1], ×255, round half away from zero (the SR protocol).
+    pub fn to_rgb(&self) -> RgbImage {
+        assert_eq!(self.c, 3, "to_rgb needs 3 channels");
+        let buf = self.data.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+        RgbImage::from_raw(self.w as u32, self.h as u32, buf).expect("sized h*w*3")
+    }
+}
+
+/// Number of worker threads for `threads` (0 = all cores).
+pub fn resolve_threads(threads: usize) -> usize {
+    if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads }
+}
+
+/// Runs `f(row_range, out_chunk)` over `rows` split into at most `threads`
+/// contiguous bands; `out` holds `row_len` elements per row.
+pub fn par_rows<T: Send>(
+    out: &mut [T],
+    rows: usize,
+    row_len: usize,
+    threads: usize,
+    f: impl Fn(std::ops::Range<usize>, &mut [T]) + Sync,
+) {
+    let n = threads.clamp(1, rows.max(1));
+    if n == 1 || rows * row_len < 4096 {
+        f(0..rows, out);
+        return;
+    }
+    let per = rows.div_ceil(n);
+    std::thread::scope(|s| {
+        for (i, chunk) in out.chunks_mut(per * row_len).enumerate() {
+            let f = &f;
+            let start = i * per;
+            let end = (start + per).min(rows);
+            s.spawn(move || f(start..end, chunk));
+        }
+    });
+}

@@ -1,0 +1,111 @@
+//! The evaluation harness shared by `nawqsr eval`, calibration and the offline
+//! flow: datasets of (HR, LR) pairs made by the SR protocol, and scoring of an
+//! upscaler on them.
+use std::path::Path;
+
+use image::RgbImage;
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::metrics::{self, images};
+
+/// One evaluation image: modcropped HR and its MATLAB-bicubic LR.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub name: String,
+    pub hr: RgbImage,
+    pub lr: RgbImage,
+}
+
+impl Sample {
+    pub fn from_hr(name: String, hr: &RgbImage, scale: usize) -> Sample {
+        let hr = images::modcrop(hr, scale);
+        let lr = images::make_lr(&hr, scale);
+        Sample { name, hr, lr }
+    }
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Every image of `dir`, modcropped, with its LR.
+pub fn load_dataset(dir: &Path, scale: usize) -> Result<Vec<Sample>> {
+    check_scale(scale)?;
+    images::list_images(dir)?
+        .iter()
+        .map(|p| Ok(Sample::from_hr(stem(p), &images::load_rgb(p)?, scale)))
+        .collect()
+}
+
+/// `n` images of `dir` sampled uniformly without replacement with `seed` (§5:
+/// "10 % as our calibration set, sampled randomly with uniform probability"),
+/// each centre-cropped to at most `max_side` HR pixels to bound calibration time.
+pub fn sample_dataset(dir: &Path, scale: usize, n: usize, seed: u64, max_side: u32) -> Result<Vec<Sample>> {
+    check_scale(scale)?;
+    let all = images::list_images(dir)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut idx = sample(&mut rng, all.len(), n.min(all.len())).into_vec();
+    idx.sort();
+    idx.iter()
+        .map(|&i| {
+            let hr = images::load_rgb(&all[i])?;
+            let (w, h) = (hr.width().min(max_side), hr.height().min(max_side));
+            let crop = image::imageops::crop_imm(&hr, (hr.width() - w) / 2, (hr.height() - h) / 2, w, h).to_image();
+            Ok(Sample::from_hr(stem(&all[i]), &crop, scale))
+        })
+        .collect()
+}
+
+fn check_scale(scale: usize) -> Result<()> {
+    if (2..=4).contains(&scale) { Ok(()) } else { Err(Error::Scale(scale)) }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageScore {
+    pub name: String,
+    pub psnr: f64,
+    pub ssim: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Score {
+    pub mean_psnr: f64,
+    pub mean_ssim: f64,
+    pub images: Vec<ImageScore>,
+}
+
+/// Scores `upscale` on `samples` (Y PSNR/SSIM, shave = scale).
+pub fn score(samples: &[Sample], scale: usize, mut upscale: impl FnMut(&RgbImage) -> Result<RgbImage>) -> Result<Score> {
+    let mut images = Vec::with_capacity(samples.len());
+    for s in samples {
+        let sr = upscale(&s.lr)?;
+        let (psnr, ssim) = metrics::sr_quality(&sr, &s.hr, scale)?;
+        images.push(ImageScore { name: s.name.clone(), psnr, ssim });
+    }
+    if images.is_empty() {
+        return Err(Error::Invalid("no images to evaluate".into()));
+    }
+    let n = images.len() as f64;
+    Ok(Score {
+        mean_psnr: images.iter().map(|i| i.psnr).sum::<f64>() / n,
+        mean_ssim: images.iter().map(|i| i.ssim).sum::<f64>() / n,
+        images,
+    })
+}
+
+/// Mean Y-PSNR only (the offline flow's GetQuality), on precomputed outputs.
+pub fn mean_psnr(samples: &[Sample], scale: usize, outputs: &[RgbImage]) -> Result<f64> {
+    let mut s = 0.0;
+    for (smp, sr) in samples.iter().zip(outputs) {
+        let y1 = metrics::color::rgb_to_y(sr);
+        let y2 = metrics::color::rgb_to_y(&smp.hr);
+        if sr.dimensions() != smp.hr.dimensions() {
+            return Err(Error::Invalid(format!("{}: output {:?} vs HR {:?}", smp.name, sr.dimensions(), smp.hr.dimensions())));
+        }
+        s += metrics::psnr::psnr(&y1, &y2, sr.width() as usize, sr.height() as usize, scale);
+    }
+    Ok(s / samples.len().max(1) as f64)
+}

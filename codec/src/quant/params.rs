@@ -1,0 +1,172 @@
+//! Activation quantization parameters ⟨b, s, z⟩ (Eq. 1).
+//!
+//! s = (2^b − 1) / (x̂_max − x̂_min),  z = ⌊s · x̂_min⌋            (Eq. 1)
+//! q = clamp(round_half_even(x · s) − z, 0, 2^b − 1)            (quantize)
+//! x̂ = (q + z) / s                                               (dequantize)
+//!
+//! Eq. (1) writes the quantizer with a floor; we round to nearest (half to even,
+//! the same policy as the kernels' epilogue) because it halves the mean error at
+//! no cost. The range always includes 0 so that real zero — the conv padding —
+//! is exactly representable as q₀ = −z.
+use serde::{Deserialize, Serialize};
+
+/// Activation wordlength: the two units of the NPU (§4.1, 𝒲 = {8, 16}).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Bits {
+    #[serde(rename = "8")]
+    B8,
+    #[serde(rename = "16")]
+    B16,
+}
+
+impl Bits {
+    pub fn bits(self) -> u32 {
+        match self {
+            Bits::B8 => 8,
+            Bits::B16 => 16,
+        }
+    }
+    pub fn qmax(self) -> f32 {
+        match self {
+            Bits::B8 => 255.0,
+            Bits::B16 => 65535.0,
+        }
+    }
+}
+
+/// ⟨b, s, z⟩ for one activation tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QParams {
+    pub bits: Bits,
+    pub scale: f32,
+    pub zero: f32,
+}
+
+impl QParams {
+    /// Eq. (1) from an estimated range. The range is widened to include 0 and to
+    /// at least 1e-6 so that the scale stays finite.
+    pub fn from_range(min: f32, max: f32, bits: Bits) -> QParams {
+        let min = min.min(0.0);
+        let max = max.max(0.0).max(min + 1e-6);
+        let scale = bits.qmax() / (max - min);
+        let zero = (scale * min).floor();
+        QParams { bits, scale, zero }
+    }
+
+    /// The integer that represents real 0 (what padded taps read).
+    pub fn q_zero(&self) -> u16 {
+        (-self.zero).clamp(0.0, self.bits.qmax()) as u16
+    }
+
+    #[inline]
+    pub fn quantize(&self, x: f32) -> f32 {
+        ((x * self.scale).round_ties_even() - self.zero).clamp(0.0, self.bits.qmax())
+    }
+
+    #[inline]
+    pub fn dequantize(&self, q: f32) -> f32 {
+        (q + self.zero) / self.scale
+    }
+
+    /// Largest rounding error of a value inside the range: half a step.
+    pub fn step(&self) -> f32 {
+        1.0 / self.scale
+    }
+}
+
+/// Quantize a slice into u8 (8-bit parameters).
+pub fn quantize_u8(x: &[f32], q: &QParams, out: &mut [u8]) {
+    debug_assert_eq!(q.bits, Bits::B8);
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = q.quantize(v) as u8;
+    }
+}
+
+/// Quantize a slice into u16 (16-bit parameters).
+pub fn quantize_u16(x: &[f32], q: &QParams, out: &mut [u16]) {
+    debug_assert_eq!(q.bits, Bits::B16);
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = q.quantize(v) as u16;
+    }
+}
+
+/// Min and max of a slice (the Runtime Quantization Unit's range estimate, §4.3).
+/// Written as independent lanes so the compiler vectorises it.
+pub fn min_max(x: &[f32]) -> (f32, f32) {
+    const L: usize = 16;
+    let mut lo = [f32::INFINITY; L];
+    let mut hi = [f32::NEG_INFINITY; L];
+    let chunks = x.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..L {
+            lo[i] = lo[i].min(c[i]);
+            hi[i] = hi[i].max(c[i]);
+        }
+    }
+    let mut mn = lo.iter().copied().fold(f32::INFINITY, f32::min);
+    let mut mx = hi.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for &v in rest {
+        mn = mn.min(v);
+        mx = mx.max(v);
+    }
+    (mn, mx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_of_two_scale_is_exact() {
+        // Range [-2, 2) with 8 bits: s = 255/4 is not a power of two, so build one
+        // by hand: s = 64, z = -128 represents [-2, 1.98] in steps of 1/64.
+        let q = QParams { bits: Bits::B8, scale: 64.0, zero: -128.0 };
+        for i in -128..127 {
+            let x = i as f32 / 64.0;
+            let qi = q.quantize(x);
+            assert_eq!(qi, (i + 128) as f32);
+            assert_eq!(q.dequantize(qi), x);
+        }
+    }
+
+    #[test]
+    fn zero_is_representable() {
+        for (lo, hi) in [(-1.3f32, 2.7f32), (0.1, 5.0), (-4.0, -0.5), (0.0, 1.0)] {
+            for bits in [Bits::B8, Bits::B16] {
+                let q = QParams::from_range(lo, hi, bits);
+                let q0 = q.quantize(0.0);
+                assert_eq!(q.dequantize(q0), 0.0, "{lo} {hi} {bits:?}");
+                assert_eq!(q0, q.q_zero() as f32);
+            }
+        }
+    }
+
+    #[test]
+    fn rounding_is_half_to_even() {
+        let q = QParams { bits: Bits::B8, scale: 1.0, zero: 0.0 };
+        assert_eq!(q.quantize(2.5), 2.0);
+        assert_eq!(q.quantize(3.5), 4.0);
+        assert_eq!(q.quantize(-1.0), 0.0); // clamped
+        assert_eq!(q.quantize(300.0), 255.0);
+    }
+
+    #[test]
+    fn error_within_half_step_inside_range() {
+        let q = QParams::from_range(-0.7, 3.1, Bits::B8);
+        let q16 = QParams::from_range(-0.7, 3.1, Bits::B16);
+        for i in 0..=1000 {
+            let x = -0.7 + 3.8 * i as f32 / 1000.0;
+            assert!((q.dequantize(q.quantize(x)) - x).abs() <= 0.5 * q.step() + 1e-6);
+            assert!((q16.dequantize(q16.quantize(x)) - x).abs() <= 0.5 * q16.step() + 1e-6);
+        }
+    }
+
+    #[test]
+    fn min_max_matches_fold() {
+        let x: Vec<f32> = (0..1003).map(|i| ((i * 7919) % 1000) as f32 - 500.0).collect();
+        let (a, b) = min_max(&x);
+        assert_eq!(a, x.iter().copied().fold(f32::INFINITY, f32::min));
+        assert_eq!(b, x.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+    }
+}

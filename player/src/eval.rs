@@ -1,0 +1,115 @@
+//! `nawqsr eval`: per-image and mean PSNR/SSIM of a model in one precision mode,
+//! next to the bicubic baseline.
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use nawqsr_codec::engine::{Engine, Plan, Tensor};
+use nawqsr_codec::eval::{self, Sample, Score};
+use nawqsr_codec::kernels::CpuLevel;
+use nawqsr_codec::metrics::upscale_bicubic;
+use nawqsr_codec::model::{self, reference::Fp32Reference};
+use nawqsr_codec::quant::Bits;
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// ONNX SR model (input `lr` NCHW RGB in [0,1]).
+    #[arg(long)]
+    model: PathBuf,
+    /// Directory of HR images (LR is made with MATLAB-compatible bicubic).
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Upscaling factor; must match the model.
+    #[arg(long)]
+    scale: usize,
+    /// fp32 (tract reference), fp32w8, int8, a16w8, bicubic.
+    #[arg(long, default_value = "fp32")]
+    mode: String,
+    /// Calibration images for static activation ranges (default: 10 images of
+    /// ../shared/datasets/train sampled with a fixed seed).
+    #[arg(long)]
+    calib: Option<PathBuf>,
+    /// Worker threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// One JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Calibration set: `dir`, or 10 images of the default training set.
+pub fn calibration_set(dir: Option<&PathBuf>, scale: usize) -> Result<Vec<Sample>> {
+    let (dir, n) = match dir {
+        Some(d) => (d.clone(), usize::MAX),
+        None => {
+            let d = PathBuf::from("../shared/datasets/train/T91");
+            if !d.is_dir() {
+                bail!("--calib: default {} not found (expected a directory of training images; pass --calib DIR)", d.display());
+            }
+            (d, 10)
+        }
+    };
+    eval::sample_dataset(&dir, scale, n, 0x5eed, 256).with_context(|| format!("--calib {}", dir.display()))
+}
+
+pub fn run(a: Args) -> Result<()> {
+    if !(2..=4).contains(&a.scale) {
+        bail!("--scale {}: invalid (expected 2, 3 or 4)", a.scale);
+    }
+    let samples = eval::load_dataset(&a.dataset, a.scale).with_context(|| "--dataset".to_string())?;
+    let bicubic = eval::score(&samples, a.scale, |lr| Ok(upscale_bicubic(lr, a.scale)))?;
+    let score: Score = match a.mode.as_str() {
+        "bicubic" => bicubic.clone(),
+        "fp32" => {
+            let r = Fp32Reference::load(&a.model)?;
+            check_scale(r.scale(), a.scale, &a)?;
+            eval::score(&samples, a.scale, |lr| r.upscale(lr))?
+        }
+        "fp32w8" | "int8" | "a16w8" => {
+            let graph = model::import(&a.model)?;
+            check_scale(graph.scale, a.scale, &a)?;
+            let engine = Engine::new(graph, CpuLevel::detect(), a.threads);
+            let plan = match a.mode.as_str() {
+                "fp32w8" => Plan::fp32w8(&engine.graph),
+                m => {
+                    let calib = calibration_set(a.calib.as_ref(), a.scale)?;
+                    let lrs: Vec<Tensor> = calib.iter().map(|s| Tensor::from_rgb(&s.lr)).collect();
+                    let ranges = engine.calibrate(&lrs)?;
+                    Plan::uniform(&engine.graph, &ranges, if m == "int8" { Bits::B8 } else { Bits::B16 })
+                }
+            };
+            eval::score(&samples, a.scale, |lr| Ok(engine.run(&plan, &Tensor::from_rgb(lr))?.to_rgb()))?
+        }
+        m => bail!("--mode {m}: invalid (expected fp32, fp32w8, int8, a16w8 or bicubic)"),
+    };
+    if a.json {
+        let obj = json!({
+            "model": a.model.display().to_string(),
+            "mode": a.mode,
+            "scale": a.scale,
+            "mean_psnr": score.mean_psnr,
+            "mean_ssim": score.mean_ssim,
+            "bicubic_psnr": bicubic.mean_psnr,
+            "bicubic_ssim": bicubic.mean_ssim,
+            "images": score.images,
+        });
+        println!("{obj}");
+    } else {
+        eprintln!("{:<16} {:>9} {:>8}   {:>9} {:>8}", "image", "PSNR", "SSIM", "bicubic", "SSIM");
+        for (s, b) in score.images.iter().zip(&bicubic.images) {
+            eprintln!("{:<16} {:>9.4} {:>8.4}   {:>9.4} {:>8.4}", s.name, s.psnr, s.ssim, b.psnr, b.ssim);
+        }
+        eprintln!(
+            "{:<16} {:>9.4} {:>8.4}   {:>9.4} {:>8.4}   ({} ×{}, mode {})",
+            "mean", score.mean_psnr, score.mean_ssim, bicubic.mean_psnr, bicubic.mean_ssim, a.model.display(), a.scale, a.mode
+        );
+    }
+    Ok(())
+}
+
+fn check_scale(model_scale: usize, want: usize, a: &Args) -> Result<()> {
+    if model_scale != want {
+        bail!("--scale {want}: model {} upscales ×{model_scale}", a.model.display());
+    }
+    Ok(())
+}
