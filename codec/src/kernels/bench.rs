@@ -56,16 +56,17 @@ pub fn measure_peak(level: CpuLevel) -> Peak {
     }
 }
 
-/// Runs `f(iters)` (which returns the MACs it did) with iterations grown until it takes about
-/// [`PEAK_SECONDS`]; returns the best of three rates.
+/// Runs `f(iters)` (which returns the MACs it did) with iterations calibrated so one run takes
+/// about [`PEAK_SECONDS`]; returns the best of three runs (the machine may be shared, and the
+/// best run is the one least disturbed).
 fn rate(f: impl Fn(u64) -> u64) -> f64 {
     let mut iters = 1u64 << 12;
     loop {
         let t = Instant::now();
         f(iters);
         let dt = t.elapsed().as_secs_f64();
-        if dt > PEAK_SECONDS / 8.0 {
-            iters = ((iters as f64) * PEAK_SECONDS / 3.0 / dt).max(1.0) as u64;
+        if dt > PEAK_SECONDS / 16.0 {
+            iters = ((iters as f64) * PEAK_SECONDS / dt).max(1.0) as u64;
             break;
         }
         iters *= 4;
