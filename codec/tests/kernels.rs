@@ -456,6 +456,11 @@ fn hot_shapes_match_scalar() {
         (16, 27, 3),
         (12, 12, 3),
         (64, 12, 1),
+        // im2col (1–3 input channels) on the VNNI path, paired and not.
+        (1, 16, 3),
+        (1, 64, 5),
+        (2, 27, 3),
+        (3, 12, 3),
     ];
     let mut seed = 1u64;
     for (ic, oc, k) in shapes {
