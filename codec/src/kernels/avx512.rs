@@ -144,6 +144,9 @@ pub(crate) fn conv(
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn avx512vnni_conv_u8s8_band(a: &Args) {
+    // Tiles: the most pixels whose MR·NB accumulators + NB weights + a broadcast fit in 32 zmm.
+    // ≤ 16 channels use the paired layout: the plain 12×16 tile needs 13 loads per 12 vpdpbusd
+    // and was load-bound (3×3 48→16: ~240 GMAC/s); paired, 14 loads feed 24 (~290 GMAC/s).
     if a.paired {
         // SAFETY: the caller's contract, forwarded; paired weights have exactly 2 lines per step.
         unsafe { avx512vnni_conv_u8s8_chunk::<12, 2, true>(a, 0) };

@@ -13,13 +13,18 @@
 //! This module knows nothing about models: it multiplies packed integer blocks and applies
 //! epilogues. Layout is HWC (channel-last): element (y, x, c) at `(y*w + x)*pixel_stride + c`.
 //!
-//! Levels and their kernels (numbers: `cargo test --release -p nawqsr-codec --test kernels --
-//! --ignored --nocapture bench_table`, see the report in the commit history / BENCHMARKS.md):
-//! - `Scalar`: [`scalar`], the specification. Plain loops; handles every geometry.
+//! Levels and their kernels. Numbers: single thread, 320×180, from
+//! `cargo test --release -p nawqsr-codec --test kernels -- --ignored --nocapture bench_table`
+//! on the 2-core AVX-512 VNNI Xeon dev host (median GMAC/s; the host was shared, ±10 %):
+//! - `Scalar`: [`scalar`], the specification. Plain loops; handles every geometry. ~3 GMAC/s.
 //! - `Avx2`: [`avx2`], u8 → i16 widening + `vpmaddwd` (exact; `vpmaddubsw` would saturate to i16
-//!   since 255·127·2 > 32767), 5 pixels × 16 output channels per micro-kernel.
+//!   since 255·127·2 > 32767), 5 pixels × 16 output channels per micro-kernel. 3×3 64→64:
+//!   67 GMAC/s INT8 of a 75 GMAC/s `vpmaddwd`+`vpaddd` peak.
 //! - `Avx512Vnni`: [`avx512`], `vpdpbusd` (non-saturating), 4-byte input broadcast × 16 output
-//!   channels per zmm, up to 16 pixels × 64 channels per micro-kernel.
+//!   channels per zmm, tiles 6 px × 64 ch, 8 × 48, 12 × 32, and for ≤ 16 channels 12 px × 16 ch
+//!   on paired K octets. 3×3 64→64: 354 GMAC/s INT8 (best run 385) of a 427 GMAC/s `vpdpbusd`
+//!   peak, 186 GMAC/s A16W8; 1×1 64→64: 208 GMAC/s (there K = 64 and the epilogue, ~12 vector
+//!   ops per 16 outputs, costs about as much as the dot products).
 //! - `Amx`: detected honestly (CPUID + Linux `arch_prctl(ARCH_REQ_XCOMP_PERM)`), but **there is no
 //!   AMX kernel yet**: no development host had AMX, and an untested tile kernel is worse than none.
 //!   On an AMX host the `Amx` level runs the AVX-512 VNNI kernels (and says so once in the log).
