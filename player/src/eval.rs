@@ -8,7 +8,7 @@ use nawqsr_codec::eval::{self, Sample, Score};
 use nawqsr_codec::kernels::CpuLevel;
 use nawqsr_codec::metrics::upscale_bicubic;
 use nawqsr_codec::model::{self, reference::Fp32Reference};
-use nawqsr_codec::quant::Bits;
+use nawqsr_codec::quant::{Bits, WeightGranularity};
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -29,6 +29,9 @@ pub struct Args {
     /// ../shared/datasets/train sampled with a fixed seed).
     #[arg(long)]
     calib: Option<PathBuf>,
+    /// 8-bit weight scales: per-channel (default) or per-tensor (the paper's setting).
+    #[arg(long, default_value = "per-channel")]
+    weights: String,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -68,7 +71,12 @@ pub fn run(a: Args) -> Result<()> {
         "fp32w8" | "int8" | "a16w8" => {
             let graph = model::import(&a.model)?;
             check_scale(graph.scale, a.scale, &a)?;
-            let engine = Engine::new(graph, CpuLevel::detect(), a.threads);
+            let gran = match a.weights.as_str() {
+                "per-channel" => WeightGranularity::PerChannel,
+                "per-tensor" => WeightGranularity::PerTensor,
+                w => bail!("--weights {w}: invalid (expected per-channel or per-tensor)"),
+            };
+            let engine = Engine::with_granularity(graph, CpuLevel::detect(), a.threads, gran);
             let plan = match a.mode.as_str() {
                 "fp32w8" => Plan::fp32w8(&engine.graph),
                 m => {
