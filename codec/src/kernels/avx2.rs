@@ -6,7 +6,8 @@
 //! Micro-kernel `avx2_conv_u8s8_tile::<MR, NB>`: MR output pixels × NB·8 output channels. Per K
 //! pair: NB weight lines (8 channels × 2 K as i16) are loaded, and for each pixel the two input
 //! values (one i32) are broadcast and multiplied into NB accumulators. Register budget (16 ymm):
-//! MR·NB accumulators + NB weights + broadcast + product, hence tiles 5×16 and 8×8.
+//! MR·NB accumulators + NB weights + broadcast + product, hence tiles 4×16 and 8×8 (a 5×16
+//! tile would fit on paper, but LLVM then spilled 3 accumulators in the inner loop).
 //!
 //! The A16W8 unit runs the same micro-kernel on the low-byte and the high-byte planes.
 //! Grouped convs never reach this file (they take the scalar body, see `kernels/mod.rs`).
@@ -107,7 +108,7 @@ unsafe fn avx2_conv_u8s8_band(a: &Args) {
         // SAFETY (both calls): the caller's contract, forwarded; ocb0 + NB <= a.nb.
         unsafe {
             if a.nb - ocb0 >= 2 {
-                avx2_conv_u8s8_chunk::<5, 2>(a, ocb0);
+                avx2_conv_u8s8_chunk::<4, 2>(a, ocb0);
             } else {
                 avx2_conv_u8s8_chunk::<8, 1>(a, ocb0);
             }
@@ -159,10 +160,15 @@ unsafe fn avx2_dot_u8s8<const MR: usize, const NB: usize>(
     unsafe {
         let mut wl = a.w.add(ocb0);
         for &(tap, len) in a.taps {
-            let base: [*const i16; MR] = std::array::from_fn(|i| plane.add(pix[i] + tap));
+            let mut base = [plane; MR];
+            for (b, &p) in base.iter_mut().zip(pix) {
+                *b = plane.add(p + tap);
+            }
             for q in 0..len / 2 {
-                let wv: [__m256i; NB] =
-                    std::array::from_fn(|j| _mm256_load_si256(wl.add(j).cast()));
+                let mut wv = [_mm256_setzero_si256(); NB];
+                for (j, w) in wv.iter_mut().enumerate() {
+                    *w = _mm256_load_si256(wl.add(j).cast());
+                }
                 for i in 0..MR {
                     let x = _mm256_set1_epi32(base[i].add(2 * q).cast::<i32>().read_unaligned());
                     for j in 0..NB {
@@ -178,26 +184,36 @@ unsafe fn avx2_dot_u8s8<const MR: usize, const NB: usize>(
 
 #[target_feature(enable = "avx2")]
 unsafe fn avx2_conv_u8s8_tile<const MR: usize, const NB: usize>(a: &Args, p0: usize, ocb0: usize) {
-    let pix: [usize; MR] = std::array::from_fn(|i| a.walk.pix(p0 + i));
+    // (Plain loops rather than `std::array::from_fn` throughout this file: a closure defined in
+    // a `#[target_feature]` function cannot always be inlined into the generic std code.)
+    let (mut pix, mut out) = ([0usize; MR], [0usize; MR]);
+    for i in 0..MR {
+        pix[i] = a.walk.pix(p0 + i);
+        out[i] = a.walk.out_at(p0 + i);
+    }
     // SAFETY: forwarded from the caller (band, weights and output bounds, CPU features).
     unsafe {
         let lo = avx2_dot_u8s8::<MR, NB>(a, a.lo, &pix, ocb0);
         // Epilogue step 1.
-        let v: [[__m256; NB]; MR] = if a.hi.is_null() {
+        let mut v = [[_mm256_setzero_ps(); NB]; MR];
+        if a.hi.is_null() {
             // INT8: v = acc as f32 (vcvtdq2ps, RNE).
-            std::array::from_fn(|i| std::array::from_fn(|j| _mm256_cvtepi32_ps(lo[i][j])))
+            for i in 0..MR {
+                for j in 0..NB {
+                    v[i][j] = _mm256_cvtepi32_ps(lo[i][j]);
+                }
+            }
         } else {
             // A16W8: v = (hi as f32) * 256.0 + (lo as f32).
             let hi = avx2_dot_u8s8::<MR, NB>(a, a.hi, &pix, ocb0);
             let k256 = _mm256_set1_ps(256.0);
-            std::array::from_fn(|i| {
-                std::array::from_fn(|j| {
+            for i in 0..MR {
+                for j in 0..NB {
                     let vh = _mm256_mul_ps(_mm256_cvtepi32_ps(hi[i][j]), k256);
-                    _mm256_add_ps(vh, _mm256_cvtepi32_ps(lo[i][j]))
-                })
-            })
-        };
-        let out: [usize; MR] = std::array::from_fn(|i| a.walk.out_at(p0 + i));
+                    v[i][j] = _mm256_add_ps(vh, _mm256_cvtepi32_ps(lo[i][j]));
+                }
+            }
+        }
         avx2_epilogue::<MR, NB>(v, ocb0 * 8, a.out_c, a.epi, &a.out, &out);
     }
 }
@@ -216,10 +232,12 @@ unsafe fn avx2_epilogue<const MR: usize, const NB: usize>(
 ) {
     // Valid lanes per block (1..=8; 0 for a block past out_c, which never happens: NB blocks
     // are chosen from the packed channel count).
-    let n: [usize; NB] = std::array::from_fn(|j| out_c.saturating_sub(oc0 + 8 * j).min(8));
     let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let m: [__m256i; NB] =
-        std::array::from_fn(|j| _mm256_cmpgt_epi32(_mm256_set1_epi32(n[j] as i32), lanes));
+    let (mut n, mut m) = ([0usize; NB], [_mm256_setzero_si256(); NB]);
+    for j in 0..NB {
+        n[j] = out_c.saturating_sub(oc0 + 8 * j).min(8);
+        m[j] = _mm256_cmpgt_epi32(_mm256_set1_epi32(n[j] as i32), lanes);
+    }
     // SAFETY: for partial blocks only the first n lanes are loaded (vmaskmovps suppresses faults
     // on the others) and stored; lanes < n are < out_c, within mult/offset/slopes and the output
     // pixel.
@@ -232,12 +250,21 @@ unsafe fn avx2_epilogue<const MR: usize, const NB: usize>(
                 _mm256_maskload_ps(p, m[j])
             }
         };
-        let mult: [__m256; NB] = std::array::from_fn(|j| ld(epi.mult, j));
-        let offset: [__m256; NB] = std::array::from_fn(|j| ld(epi.offset, j));
+        let ld_all = |s: &[f32]| {
+            let mut r = [_mm256_setzero_ps(); NB];
+            for (j, r) in r.iter_mut().enumerate() {
+                *r = ld(s, j);
+            }
+            r
+        };
+        let (mult, offset) = (ld_all(epi.mult), ld_all(epi.offset));
         // Step 2: a multiply, then an add (two roundings, never fused).
-        let mut y: [[__m256; NB]; MR] = std::array::from_fn(|i| {
-            std::array::from_fn(|j| _mm256_add_ps(_mm256_mul_ps(v[i][j], mult[j]), offset[j]))
-        });
+        let mut y = v;
+        for yi in y.iter_mut() {
+            for j in 0..NB {
+                yi[j] = _mm256_add_ps(_mm256_mul_ps(yi[j], mult[j]), offset[j]);
+            }
+        }
         // Step 3: `if y < 0`, an ordered compare (NaN and -0.0 are not negative).
         let zero = _mm256_setzero_ps();
         let leaky = |y: &mut [[__m256; NB]; MR], slope: [__m256; NB]| {
@@ -252,12 +279,15 @@ unsafe fn avx2_epilogue<const MR: usize, const NB: usize>(
             Activation::None => {}
             // vmaxps returns its second operand when both are zeros or one is NaN, so
             // max(0, y) is exactly `if y < 0 { 0 } else { y }`.
-            Activation::Relu => y
-                .iter_mut()
-                .flatten()
-                .for_each(|y| *y = _mm256_max_ps(zero, *y)),
+            Activation::Relu => {
+                for yi in y.iter_mut() {
+                    for yij in yi.iter_mut() {
+                        *yij = _mm256_max_ps(zero, *yij);
+                    }
+                }
+            }
             Activation::Leaky(s) => leaky(&mut y, [_mm256_set1_ps(*s); NB]),
-            Activation::PRelu(s) => leaky(&mut y, std::array::from_fn(|j| ld(s, j))),
+            Activation::PRelu(s) => leaky(&mut y, ld_all(s)),
         }
         // Step 4.
         match o.data {

@@ -18,10 +18,10 @@
 //! on the 2-core AVX-512 VNNI Xeon dev host (median GMAC/s; the host was shared, ±10 %):
 //! - `Scalar`: [`scalar`], the specification. Plain loops; handles every geometry. ~3 GMAC/s.
 //! - `Avx2`: [`avx2`], u8 → i16 widening + `vpmaddwd` (exact; `vpmaddubsw` would saturate to i16
-//!   since 255·127·2 > 32767), 5 pixels × 16 output channels per micro-kernel. 3×3 64→64:
+//!   since 255·127·2 > 32767), 4 pixels × 16 output channels per micro-kernel. 3×3 64→64:
 //!   67 GMAC/s INT8 of a 75 GMAC/s `vpmaddwd`+`vpaddd` peak.
 //! - `Avx512Vnni`: [`avx512`], `vpdpbusd` (non-saturating), 4-byte input broadcast × 16 output
-//!   channels per zmm, tiles 6 px × 64 ch, 8 × 48, 12 × 32, and for ≤ 16 channels 12 px × 16 ch
+//!   channels per zmm, tiles 6 px × 64 ch, 8 × 48, 10 × 32, and for ≤ 16 channels 10 px × 16 ch
 //!   on paired K octets. 3×3 64→64: 354 GMAC/s INT8 (best run 385) of a 427 GMAC/s `vpdpbusd`
 //!   peak, 186 GMAC/s A16W8; 1×1 64→64: 208 GMAC/s (there K = 64 and the epilogue, ~12 vector
 //!   ops per 16 outputs, costs about as much as the dot products).
