@@ -734,6 +734,44 @@ fn signed_zero_and_nan_are_consistent() {
     }
 }
 
+/// Frames wide enough that the SIMD paths split the rows into several padded bands (the
+/// property test's small images always fit in one), with row ranges starting mid-band.
+#[test]
+fn multi_band_frames_match_scalar() {
+    let mut seed = 1000;
+    for (ic, oc, k, stride, dilation) in [
+        (64, 20, 3, 1, 1),
+        (48, 16, 3, 2, 1),
+        (24, 35, 5, 1, 2),
+        (64, 64, 1, 1, 1),
+    ] {
+        for u16_input in [false, true] {
+            seed += 1;
+            let p = (k / 2) * dilation;
+            let g = ConvGeom {
+                stride,
+                dilation,
+                pad_top: p,
+                pad_left: p,
+                pad_bottom: p,
+                pad_right: p,
+                ..ConvGeom::same(30, 300, ic, oc, k)
+            };
+            let mut prob = ConvProblem::random(
+                g,
+                u16_input,
+                ic + 1,
+                oc + 3,
+                (seed % 3) as usize,
+                (seed % 4) as usize,
+                seed,
+            );
+            prob.rows = 3..g.out_h() - 2;
+            prob.check().unwrap();
+        }
+    }
+}
+
 /// Pinned regressions (`bug_N`) found by the property test go here.
 #[test]
 fn bug_1_one_by_one_image_depthwise() {
