@@ -772,6 +772,63 @@ fn multi_band_frames_match_scalar() {
     }
 }
 
+/// No input channels (K = 0: the epilogue of 0) and no output channels, on every level.
+#[test]
+fn degenerate_channel_counts() {
+    for level in CpuLevel::supported() {
+        let act = Activation::None;
+        let g = ConvGeom::same(2, 3, 0, 4, 3);
+        let w = PackedConv::new(&[], 4, 0, 3, 3, 1);
+        let epi = Epilogue {
+            mult: &[1.0; 4],
+            offset: &[1.5, -2.0, 0.0, 7.0],
+            act: &act,
+        };
+        let mut out = vec![9.0f32; 2 * 3 * 4];
+        conv_u8(
+            level,
+            &g,
+            &[],
+            0,
+            0,
+            &w,
+            &epi,
+            0..2,
+            Output::F32 {
+                data: &mut out,
+                pixel_stride: 4,
+            },
+        );
+        assert!(
+            out.chunks(4).all(|px| px == [1.5, -2.0, 0.0, 7.0]),
+            "{level:?}"
+        );
+        let g = ConvGeom::same(2, 3, 5, 0, 3);
+        let w = PackedConv::new(&[], 0, 5, 3, 3, 1);
+        let epi = Epilogue {
+            mult: &[],
+            offset: &[],
+            act: &act,
+        };
+        conv_u16(
+            level,
+            &g,
+            &[0; 30],
+            5,
+            0,
+            &w,
+            &epi,
+            0..2,
+            Output::U16 {
+                data: &mut [],
+                pixel_stride: 0,
+                scale: 1.0,
+                zero: 0.0,
+            },
+        );
+    }
+}
+
 /// Pinned regressions (`bug_N`) found by the property test go here.
 #[test]
 fn bug_1_one_by_one_image_depthwise() {

@@ -371,8 +371,9 @@ fn run(
     if rows.is_empty() || g.out_w() == 0 {
         return;
     }
-    // Grouped convs (incl. depthwise) take the scalar body on every level (see module docs).
-    let level = if g.groups != 1 {
+    // Grouped convs (incl. depthwise) take the scalar body on every level (see module docs), and
+    // so do degenerate ones (no input or output channels), for which nothing SIMD is packed.
+    let level = if g.groups != 1 || g.in_c == 0 || g.out_c == 0 {
         CpuLevel::Scalar
     } else {
         level
