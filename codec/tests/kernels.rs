@@ -90,7 +90,7 @@ impl ConvProblem {
             group_mode,
             (1..=11usize, 1..=11usize),
             (ks.clone(), ks),
-            (1..=2usize, 1..=2usize),
+            (1..=3usize, 1..=2usize),
             // Unpadded often: the VNNI path reads unpadded u8 inputs in place.
             prop_oneof![1 => Just((0, 0, 0, 0)), 2 => (0..=2usize, 0..=2usize, 0..=2usize, 0..=2usize)],
             (0..=3usize, 0..=3usize),
