@@ -975,22 +975,24 @@ fn bench_table() {
     }
 }
 
-/// One conv for profiling: `KERNELS_BENCH=in_c,out_c,k,u16(0|1)[,level] cargo test --release -p
-/// nawqsr-codec --test kernels -- --ignored --nocapture bench_one` (320×180, 3 s).
+/// One conv for profiling: `KERNELS_BENCH=in_c,out_c,k,u16(0|1)[,level[,WxH]] cargo test
+/// --release -p nawqsr-codec --test kernels -- --ignored --nocapture bench_one` (default
+/// 320x180, 3 s).
 #[test]
 #[ignore]
 fn bench_one() {
     let spec = std::env::var("KERNELS_BENCH").unwrap_or("64,64,3,0".into());
     let v: Vec<&str> = spec.split(',').collect();
-    let n = |i: usize| {
-        v[i].trim()
-            .parse::<usize>()
-            .expect("KERNELS_BENCH=in_c,out_c,k,u16[,level]")
-    };
-    let level = v.get(4).map_or(CpuLevel::host_max(), |l| {
-        CpuLevel::parse(l).expect("level name")
+    let usage = "KERNELS_BENCH=in_c,out_c,k,u16[,level[,WxH]]";
+    let n = |i: usize| v[i].trim().parse::<usize>().expect(usage);
+    let level = v
+        .get(4)
+        .map_or(CpuLevel::host_max(), |l| CpuLevel::parse(l).expect(usage));
+    let (w, h) = v.get(5).map_or((320, 180), |s| {
+        let (w, h) = s.split_once('x').expect(usage);
+        (w.parse().expect(usage), h.parse().expect(usage))
     });
-    let g = ConvGeom::same(180, 320, n(0), n(1), n(2));
+    let g = ConvGeom::same(h, w, n(0), n(1), n(2));
     let b = bench_conv(level, &g, n(3) == 1, 3.0);
     println!("{b:?}");
     println!(
