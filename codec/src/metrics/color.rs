@@ -11,12 +11,19 @@ const COEFF: [f64; 3] = [65.481, 128.553, 24.966];
 pub enum Plane {
     /// Y of MATLAB `rgb2ycbcr` (colour images).
     Y,
-    /// The grey level itself (images stored with one channel, e.g. Set14
-    /// bridge): the MATLAB evaluation scripts behind the published baselines
-    /// only convert to YCbCr when `size(im, 3) == 3`, so a grey image is
-    /// measured on its raw values, not on 16 + 219/255·grey. That scaling
-    /// would add 20·log10(255/219) = 1.32 dB to its PSNR, and Set14 ×2 would
-    /// come out at 30.33 dB instead of the published 30.24.
+    /// The grey level itself, for images stored with one channel (Set14
+    /// bridge). Two published conventions disagree on such images:
+    /// - the classic MATLAB scripts behind the bicubic table (Set14 ×2 30.24,
+    ///   ×4 26.00 dB) convert to YCbCr only when `size(im, 3) == 3`, so bridge
+    ///   is measured on its raw grey values; measuring it on Y = 16 +
+    ///   219/255·grey instead adds 20·log10(255/219) = 1.32 dB to it and
+    ///   gives 30.33 / 26.09;
+    /// - IMDN's Python evaluation reads every image as colour, so bridge is
+    ///   measured on Y: that is how ../shared/README.md's IMDN ×4 Set14
+    ///   28.59 dB comes out (28.587 with [`Plane::Y`], 28.49 with this).
+    ///
+    /// [`Plane::Y`] is the protocol's default; this plane exists to reproduce
+    /// the classic table.
     Gray,
 }
 

@@ -20,10 +20,10 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     load_hr(path).map(|(img, _)| img)
 }
 
-/// [`load_rgb`] plus the plane the protocol measures this image on:
-/// [`Plane::Gray`] when the file has a single channel, [`Plane::Y`] otherwise.
-/// (Set14's man.png is stored as RGB with equal channels and is measured on Y,
-/// as in the published baselines.)
+/// [`load_rgb`] plus the plane the classic MATLAB evaluation measures this
+/// image on: [`Plane::Gray`] when the file has a single channel, [`Plane::Y`]
+/// otherwise (see [`Plane::Gray`] for when to use it). Set14's man.png is
+/// stored as RGB with equal channels, so it is measured on Y either way.
 pub fn load_hr(path: &Path) -> Result<(RgbImage, Plane)> {
     let reader = image::ImageReader::open(path)
         .map_err(|e| Error::file(path, format!("cannot open image: {}", one_line(e))))?

@@ -1,10 +1,11 @@
 //! The SR evaluation protocol of ../shared/README.md (§5 of the paper): HR is
 //! modcropped, LR is MATLAB's antialiased bicubic downscale rounded to u8, SR
-//! is rounded to u8, and quality is PSNR/SSIM on MATLAB `rgb2ycbcr` luma (the
-//! raw grey level for single-channel images) with `scale` pixels shaved from
-//! each border. Every result of the project is judged by these functions; the
-//! resize matches MATLAB's LR bit for bit and the bicubic baselines match the
-//! published numbers (tests/metrics.rs).
+//! is rounded to u8, and quality is PSNR/SSIM on MATLAB `rgb2ycbcr` luma with
+//! `scale` pixels shaved from each border (grey images are replicated to RGB;
+//! [`Plane::Gray`] measures them on their raw grey level instead, as the
+//! classic MATLAB bicubic table did). Every result of the project is judged
+//! by these functions: the resize matches MATLAB's LR bit for bit and the
+//! bicubic baselines match the published numbers (tests/metrics.rs).
 pub mod color;
 pub mod images;
 pub mod imresize;
@@ -26,8 +27,9 @@ pub fn sr_quality(sr: &RgbImage, hr: &RgbImage, shave: usize) -> Result<(f64, f6
     sr_quality_on(sr, hr, shave, Plane::Y)
 }
 
-/// (PSNR dB, SSIM) on the given plane; use the plane [`load_hr`] returns so
-/// that single-channel HR images are measured as the published numbers were.
+/// (PSNR dB, SSIM) on the given plane; with the plane [`load_hr`] returns,
+/// single-channel HR images are measured as in the classic MATLAB bicubic
+/// table (see [`Plane::Gray`]).
 pub fn sr_quality_on(
     sr: &RgbImage,
     hr: &RgbImage,
