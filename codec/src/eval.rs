@@ -82,7 +82,7 @@ pub fn score(samples: &[Sample], scale: usize, mut upscale: impl FnMut(&RgbImage
     let mut images = Vec::with_capacity(samples.len());
     for s in samples {
         let sr = upscale(&s.lr)?;
-        let (psnr, ssim) = metrics::sr_quality(&sr, &s.hr, scale)?;
+        let (psnr, ssim) = metrics::sr_quality(&sr, &s.hr, scale).map_err(|e| Error::Invalid(format!("image {}: {e}", s.name)))?;
         images.push(ImageScore { name: s.name.clone(), psnr, ssim });
     }
     if images.is_empty() {

@@ -1,7 +1,9 @@
 //! `nawqsr`: evaluation, calibration, benchmarks, upscaling and the player.
 //! Each subcommand is a thin layer over `nawqsr_codec`. Human-readable output
 //! and progress go to stderr; `--json` writes one object to stdout.
+mod calibrate;
 mod eval;
+mod upscale;
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +18,10 @@ struct Cli {
 enum Cmd {
     /// Evaluate a model on an SR dataset (Y PSNR/SSIM, shave = scale).
     Eval(eval::Args),
+    /// Offline flow: choose per-layer wordlengths and DRE layers, write a schedule.
+    Calibrate(calibrate::Args),
+    /// Super-resolve an image.
+    Upscale(upscale::Args),
 }
 
 fn main() {
@@ -28,6 +34,8 @@ fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Eval(a) => eval::run(a),
+        Cmd::Calibrate(a) => calibrate::run(a),
+        Cmd::Upscale(a) => upscale::run(a),
     };
     if let Err(e) = res {
         // One line: the chain of causes, outermost first.
