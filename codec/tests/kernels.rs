@@ -929,9 +929,9 @@ fn ensure_all_host_levels_tested() {
 
 /// `cargo test --release -p nawqsr-codec --test kernels -- --ignored --nocapture bench_table`
 ///
-/// Single thread, 320×180, random data, ReLU, INT8 → u8 output, A16W8 → u16 output. GMAC/s at
-/// the median run and at the best run; "% peak" compares the best run with the level's peak
-/// (itself a best of three), which is the fairer pair on a shared machine.
+/// Single thread, 320×180, random data, ReLU, INT8 → u8 output, A16W8 → u16 output, timed in
+/// thread CPU time. GMAC/s at the median run and at the best run; "% peak" compares the best run
+/// with the level's peak (itself a best of three), the fairer pair on a shared machine.
 #[test]
 #[ignore]
 fn bench_table() {

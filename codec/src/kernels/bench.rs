@@ -22,9 +22,9 @@ pub struct Peak {
 pub struct ConvBench {
     pub level: CpuLevel,
     pub u16_input: bool,
-    /// Median wall time of one full-frame conv.
+    /// Median time of one full-frame conv (thread CPU time, see `thread_seconds`).
     pub median_s: f64,
-    /// Fastest run (less sensitive to other processes on a shared machine).
+    /// Fastest run.
     pub min_s: f64,
     /// MACs of one conv.
     pub macs: u64,
@@ -35,6 +35,26 @@ pub struct ConvBench {
 
 /// Loop iterations are calibrated so each measurement takes about this long.
 const PEAK_SECONDS: f64 = 0.2;
+
+/// Seconds of CPU time this thread has run. The benchmarks time with it rather than the wall
+/// clock: the dev host is shared (2 cores, other builds running), and a descheduled thread's
+/// wall time measures the other processes. On an idle machine the two agree.
+fn thread_seconds() -> f64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec through the valid pointer it is given.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        if rc == 0 {
+            return ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9;
+        }
+    }
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
+}
 
 /// Peak of the level's dot-product instruction, in a register-only loop on one thread:
 /// `vpdpbusd` (AVX-512 VNNI; also what the `Amx` level runs), `vpmaddwd` + `vpaddd` (AVX2),
@@ -62,9 +82,9 @@ pub fn measure_peak(level: CpuLevel) -> Peak {
 fn rate(f: impl Fn(u64) -> u64) -> f64 {
     let mut iters = 1u64 << 12;
     loop {
-        let t = Instant::now();
+        let t = thread_seconds();
         f(iters);
-        let dt = t.elapsed().as_secs_f64();
+        let dt = thread_seconds() - t;
         if dt > PEAK_SECONDS / 16.0 {
             iters = ((iters as f64) * PEAK_SECONDS / dt).max(1.0) as u64;
             break;
@@ -73,9 +93,9 @@ fn rate(f: impl Fn(u64) -> u64) -> f64 {
     }
     (0..3)
         .map(|_| {
-            let t = Instant::now();
+            let t = thread_seconds();
             let macs = f(iters);
-            macs as f64 / t.elapsed().as_secs_f64()
+            macs as f64 / (thread_seconds() - t)
         })
         .fold(0.0, f64::max)
 }
@@ -268,9 +288,9 @@ pub fn bench_conv(level: CpuLevel, g: &ConvGeom, u16_input: bool, min_time_s: f6
     let start = Instant::now();
     let mut times = Vec::new();
     while times.len() < 3 || start.elapsed().as_secs_f64() < min_time_s {
-        let t = Instant::now();
+        let t = thread_seconds();
         once();
-        times.push(t.elapsed().as_secs_f64());
+        times.push(thread_seconds() - t);
     }
     times.sort_by(f64::total_cmp);
     let median_s = times[times.len() / 2];
