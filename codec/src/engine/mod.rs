@@ -9,6 +9,7 @@
 pub mod ops;
 pub mod plan;
 pub mod tensor;
+pub mod tiles;
 
 use std::sync::OnceLock;
 

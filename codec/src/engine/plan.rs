@@ -74,6 +74,32 @@ impl Plan {
         Plan { weights_8bit: true, convs }
     }
 
+    /// Every conv at `bits` with run-time DRE (d = 1 everywhere, §4.2): each conv
+    /// derives ⟨s, z⟩ from its actual input, so no calibrated ranges are needed.
+    pub fn all_dre(g: &Graph, bits: Bits) -> Plan {
+        Plan::per_layer(g, &Ranges::empty(g), |_| Some((bits, true)))
+    }
+
+    /// This plan with every integer conv moved to `bits`, keeping its DRE flag and
+    /// its static range (Eq. 1 re-derived for the new bitwidth). The range is
+    /// recovered from ⟨s, z⟩ as [z/s, (z + 1 + qmax)/s], which covers the original
+    /// one (z = ⌊s·x̂_min⌋ loses up to one step at each end).
+    pub fn with_bits(&self, bits: Bits) -> Plan {
+        let convs = self
+            .convs
+            .iter()
+            .map(|c| match *c {
+                ConvPlan::Quant { q, dre } if q.bits != bits => {
+                    let lo = q.zero / q.scale;
+                    let hi = (q.zero + 1.0 + q.bits.qmax()) / q.scale;
+                    ConvPlan::Quant { q: QParams::from_range(lo, hi, bits), dre }
+                }
+                other => other,
+            })
+            .collect();
+        Plan { weights_8bit: self.weights_8bit, convs }
+    }
+
     /// Activation bitwidth of conv layer `i` (32 for float), for BOPs (§4.1).
     pub fn bits(&self, i: usize) -> u32 {
         match self.convs[i] {

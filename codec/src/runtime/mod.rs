@@ -1,8 +1,23 @@
 //! The Neural Image Codec (§4.3, Fig. 3): the public API the element, the
 //! player and the benchmarks use.
+//! - [`codec`]: `Codec` (synchronous API, modes, configuration).
+//! - [`stream`]: the streaming API over the input and playback buffers ([`buffers`]).
+//! - [`dispatcher`]: the dispatcher thread and the INT8 / A16W8 unit workers;
+//!   patches are the bands of `engine::tiles`.
+//! - [`rqu`]: the Runtime Quantization Unit (DRE ranges, Eq. 1).
+//! - [`telemetry`]: `Stats` and tracing spans.
+//! - [`color`], [`frame`]: pixel formats.
+pub mod buffers;
 pub mod codec;
 pub mod color;
+pub(crate) mod dispatcher;
 pub mod frame;
+pub mod rqu;
+pub mod stream;
+pub mod telemetry;
 
-pub use codec::{Codec, CodecConfig, Mode};
+pub use buffers::{Timestamp, Upscaled};
+pub use codec::{Codec, CodecConfig, DEFAULT_PATCH_ROWS, Mode, RuntimeOptions};
 pub use frame::{FrameMut, FrameRef, PixelFormat};
+pub use stream::{Stream, StreamConfig, StreamFrame};
+pub use telemetry::{Stats, Unit};

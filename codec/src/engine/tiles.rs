@@ -1,0 +1,804 @@
+//! Patch (band) execution of a compiled graph: the data side of the Neural Image
+//! Codec (§4.3, "dividing the LR images into fixed-size patches").
+//!
+//! A patch is a band of `rows` consecutive LR rows over the full frame width.
+//! Execution is *layer-wise tiled*: every image-sized value is held as one chunk
+//! per band, and band `b` of layer `l` runs as soon as the chunks of its inputs
+//! that cover its receptive rows (± the conv halo, dilation·(k−1)/2) exist. Each
+//! output element is therefore computed from exactly the same inputs, with exactly
+//! the same operations, as in [`Engine::run`], so the result is bit-identical to
+//! the whole-frame computation:
+//! - integer convs: the halo rows are quantized again by each band that reads
+//!   them (element-wise, deterministic); the kernel runs on a local geometry whose
+//!   padding equals the frame's only at frame edges (integer accumulation is exact
+//!   whatever the traversal order, and the epilogue is per element);
+//! - element-wise ops, split/concat and depth-to-space are row-local;
+//! - frame-global ops (GlobalAvgPool, GlobalStd) and the RQU's DRE range (min/max
+//!   of a conv's *whole* input, §4.2) are barriers: every band reaches them, the
+//!   reduction completes, then bands continue. The pooling accumulates the chunks
+//!   in frame order, i.e. the same f64 sum sequence as the whole-frame op; min/max
+//!   partials are exact and combine in any order.
+//!
+//! Everything else (a float conv, a conv that is not "same"-sized, layers on
+//! per-channel vectors) runs as one whole-frame node.
+//!
+//! [`TileGraph`] is the static task graph for one frame size; [`FrameTiles`] the
+//! per-frame state (chunks, dependency counts, DRE ranges); [`run_steps`] executes
+//! a (coalesced) work item on any thread. The runtime's dispatcher drives these
+//! concurrently; [`run_tiled`] drives them sequentially (tests, reference).
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::ops::{self, FloatConv};
+use super::{Compiled, ConvPlan, Engine, Plan, Tensor};
+use crate::error::{Error, Result};
+use crate::kernels::{self, ConvGeom, Epilogue, Output};
+use crate::model::{Op, Spatial};
+use crate::quant::params::{min_max, quantize_u8, quantize_u16};
+use crate::quant::{Bits, QParams};
+
+/// The LR frame's rows split into bands of `rows` (the last may be shorter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bands {
+    pub h: usize,
+    pub rows: usize,
+}
+
+impl Bands {
+    pub fn new(h: usize, rows: usize) -> Bands {
+        Bands { h, rows: rows.clamp(1, h.max(1)) }
+    }
+
+    pub fn count(&self) -> usize {
+        self.h.div_ceil(self.rows)
+    }
+
+    /// LR rows of band `b`.
+    pub fn range(&self, b: usize) -> Range<usize> {
+        b * self.rows..((b + 1) * self.rows).min(self.h)
+    }
+
+    /// Bands overlapping the non-empty LR row range `r`.
+    pub fn covering(&self, r: Range<usize>) -> Range<usize> {
+        r.start / self.rows..r.end.div_ceil(self.rows).max(r.start / self.rows + 1)
+    }
+}
+
+/// What a node of the task graph does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// Layer `layer` on band `band`.
+    Band { layer: usize, band: usize },
+    /// Layer `layer` on the whole frame (reads every band of its image inputs).
+    Whole { layer: usize },
+    /// §4.2 DRE barrier: the min/max of `value` over the whole frame is known
+    /// (combined from the producers' per-band partials). No work; the dispatcher
+    /// completes it inline.
+    Range { value: usize },
+}
+
+/// Which chunks of a value a node reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Need {
+    pub value: usize,
+    /// Chunk indices (bands; `0..1` for per-channel vectors).
+    pub chunks: Range<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub kind: NodeKind,
+    /// One entry per layer input, in order.
+    pub needs: Vec<Need>,
+    /// Values written (the fused activation's output for a conv).
+    pub outputs: Vec<usize>,
+    /// Nodes that must complete first (deduplicated).
+    pub deps: Vec<usize>,
+    pub consumers: Vec<usize>,
+    /// Banded DRE conv: the activation bitwidth its RQU-derived ⟨s, z⟩ use.
+    pub dre: Option<Bits>,
+}
+
+impl Node {
+    pub fn layer(&self) -> Option<usize> {
+        match self.kind {
+            NodeKind::Band { layer, .. } | NodeKind::Whole { layer } => Some(layer),
+            NodeKind::Range { .. } => None,
+        }
+    }
+
+    pub fn band(&self) -> Option<usize> {
+        match self.kind {
+            NodeKind::Band { band, .. } => Some(band),
+            _ => None,
+        }
+    }
+}
+
+/// The static task graph of one graph + plan at one frame size.
+#[derive(Clone, Debug)]
+pub struct TileGraph {
+    pub h: usize,
+    pub w: usize,
+    pub bands: Bands,
+    pub nodes: Vec<Node>,
+    /// Per value: number of chunks (bands for images, 1 for per-channel vectors).
+    pub chunks: Vec<usize>,
+    /// Per value: true when some banded DRE conv reads it, so producers report
+    /// per-chunk min/max partials (§4.3 RQU parallel reduce).
+    pub range_needed: Vec<bool>,
+    /// Per value and chunk: the node that produces it (None: the graph input).
+    pub producer: Vec<Vec<Option<usize>>>,
+    /// Per value and chunk: how many nodes read it (+1 for the graph output).
+    pub uses: Vec<Vec<u32>>,
+    /// Per value: the DRE range node (if any).
+    pub range_node: Vec<Option<usize>>,
+    pub input: usize,
+    pub output: usize,
+}
+
+/// Spatial factor of an image value (None for per-channel vectors).
+fn factor(e: &Engine, v: usize) -> Option<usize> {
+    match e.graph.values[v].spatial {
+        Spatial::Image { factor } => Some(factor),
+        Spatial::Pooled => None,
+    }
+}
+
+/// A conv whose output has its input's size (stride 1, "same" padding) can be
+/// computed band by band from its input rows ± halo.
+fn conv_is_bandable(e: &Engine, layer: usize, plan: &Plan) -> bool {
+    let Op::Conv(c) = &e.graph.layers[layer].op else { return false };
+    let span_h = c.dilation * (c.kh - 1);
+    let span_w = c.dilation * (c.kw - 1);
+    matches!(plan.convs[layer], ConvPlan::Quant { .. })
+        && c.stride == 1
+        && c.pads[0] + c.pads[2] == span_h
+        && c.pads[1] + c.pads[3] == span_w
+        && factor(e, e.graph.layers[layer].inputs[0]).is_some()
+}
+
+impl TileGraph {
+    /// Task graph for an `h`×`w` LR frame in bands of `rows` LR rows.
+    pub fn new(e: &Engine, plan: &Plan, h: usize, w: usize, rows: usize) -> Result<TileGraph> {
+        let g = &e.graph;
+        if h == 0 || w == 0 {
+            return Err(Error::Invalid(format!("frame is {w}x{h}, expected a non-empty size")));
+        }
+        if plan.convs.len() != g.layers.len() {
+            return Err(Error::Invalid(format!("plan has {} layers, graph has {}", plan.convs.len(), g.layers.len())));
+        }
+        let bands = Bands::new(h, rows);
+        let nb = bands.count();
+        let nv = g.values.len();
+        let chunks: Vec<usize> = (0..nv).map(|v| if factor(e, v).is_some() { nb } else { 1 }).collect();
+        let mut producer: Vec<Vec<Option<usize>>> = chunks.iter().map(|&n| vec![None; n]).collect();
+        let mut tg = TileGraph {
+            h,
+            w,
+            bands,
+            nodes: Vec::new(),
+            chunks: chunks.clone(),
+            range_needed: vec![false; nv],
+            producer: Vec::new(),
+            uses: chunks.iter().map(|&n| vec![0; n]).collect(),
+            range_node: vec![None; nv],
+            input: g.input,
+            output: g.output,
+        };
+        for (l, layer) in g.layers.iter().enumerate() {
+            let outputs = match &e.compiled[l] {
+                Compiled::Fused => continue,
+                Compiled::Conv { out, .. } => vec![*out],
+                Compiled::Other => layer.outputs.clone(),
+            };
+            let out_image = outputs.iter().all(|&v| factor(e, v).is_some());
+            let banded = match &layer.op {
+                Op::Conv(_) => conv_is_bandable(e, l, plan),
+                op => out_image && !op.is_global(),
+            };
+            let dre = plan.is_dre(l) && banded;
+            let band_list: Vec<Option<usize>> = if banded { (0..nb).map(Some).collect() } else { vec![None] };
+            for band in band_list {
+                let mut needs = Vec::new();
+                let mut deps = Vec::new();
+                for &v in &layer.inputs {
+                    let chunks = match (factor(e, v), band) {
+                        (None, _) => 0..1,
+                        (Some(_), None) => 0..nb,
+                        (Some(f), Some(b)) => {
+                            let r = bands.range(b);
+                            let (r0, r1) = (f * r.start, f * r.end);
+                            let (a, z) = match &layer.op {
+                                Op::Conv(c) => {
+                                    let span = c.dilation * (c.kh - 1) + 1;
+                                    let hv = f * h;
+                                    (r0.saturating_sub(c.pads[0]), (r1 + span - 1).saturating_sub(c.pads[0]).min(hv))
+                                }
+                                _ => (r0, r1),
+                            };
+                            let z = z.max(a + 1);
+                            bands.covering(a / f..z.div_ceil(f))
+                        }
+                    };
+                    for c in chunks.clone() {
+                        tg.uses[v][c] += 1;
+                        if let Some(p) = producer[v][c] {
+                            deps.push(p);
+                        }
+                    }
+                    needs.push(Need { value: v, chunks });
+                }
+                if dre {
+                    let v = layer.inputs[0];
+                    let r = match tg.range_node[v] {
+                        Some(r) => r,
+                        None => {
+                            let rid = tg.nodes.len();
+                            let mut rdeps: Vec<usize> = producer[v].iter().flatten().copied().collect();
+                            rdeps.sort_unstable();
+                            rdeps.dedup();
+                            tg.nodes.push(Node {
+                                kind: NodeKind::Range { value: v },
+                                needs: Vec::new(),
+                                outputs: Vec::new(),
+                                deps: rdeps,
+                                consumers: Vec::new(),
+                                dre: None,
+                            });
+                            tg.range_node[v] = Some(rid);
+                            tg.range_needed[v] = true;
+                            rid
+                        }
+                    };
+                    deps.push(r);
+                }
+                // A range barrier created above shifts this node's index.
+                let id = tg.nodes.len();
+                deps.sort_unstable();
+                deps.dedup();
+                let kind = match band {
+                    Some(band) => NodeKind::Band { layer: l, band },
+                    None => NodeKind::Whole { layer: l },
+                };
+                let dre_bits = match plan.convs[l] {
+                    ConvPlan::Quant { q, dre: true } if dre => Some(q.bits),
+                    _ => None,
+                };
+                tg.nodes.push(Node { kind, needs, outputs: outputs.clone(), deps, consumers: Vec::new(), dre: dre_bits });
+                for &v in &outputs {
+                    match band {
+                        Some(b) if factor(e, v).is_some() => producer[v][b] = Some(id),
+                        _ => producer[v].iter_mut().for_each(|p| *p = Some(id)),
+                    }
+                }
+            }
+        }
+        if producer[g.output].iter().any(Option::is_none) || factor(e, g.output).is_none() {
+            return Err(Error::Invalid("graph output is not an image produced by a layer".into()));
+        }
+        for c in 0..chunks[g.output] {
+            tg.uses[g.output][c] += 1;
+        }
+        for i in 0..tg.nodes.len() {
+            for d in tg.nodes[i].deps.clone() {
+                tg.nodes[d].consumers.push(i);
+            }
+        }
+        tg.producer = producer;
+        Ok(tg)
+    }
+
+    /// Scheduling priority, lowest first: finish the top bands through as many
+    /// layers as possible before starting lower ones (a skewed wavefront that
+    /// keeps a band's working set in cache, §4.3).
+    pub fn priority(&self, node: usize) -> (usize, usize) {
+        let n = &self.nodes[node];
+        (n.band().unwrap_or(0), n.layer().unwrap_or(0))
+    }
+}
+
+/// One input chunk of a work step: stored, or produced by an earlier step of
+/// the same (coalesced) work item.
+#[derive(Clone, Debug)]
+pub enum Src {
+    Chunk(Arc<Tensor>),
+    /// Output `out`, chunk `chunk` of step `step`.
+    Chain { step: usize, out: usize, chunk: usize },
+}
+
+/// One node to execute, with its inputs resolved.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub node: usize,
+    /// Per layer input: the chunks of `Node::needs`, in order.
+    pub inputs: Vec<Vec<Src>>,
+    /// DRE layers: ⟨b, s, z⟩ derived by the RQU from the input's frame range.
+    pub qp: Option<QParams>,
+}
+
+/// What a step produced.
+#[derive(Clone, Debug)]
+pub struct StepOut {
+    pub node: usize,
+    /// Per output value: its chunks (one for band nodes).
+    pub chunks: Vec<Vec<Arc<Tensor>>>,
+    /// Per output value: min/max over the chunks when a DRE conv reads it.
+    pub partial: Vec<Option<(f32, f32)>>,
+    /// Seconds spent on the step, and on its min/max partials (RQU, §4.3).
+    pub secs: f64,
+    pub range_secs: f64,
+}
+
+/// Per-frame state: chunks, remaining dependencies, DRE ranges.
+pub struct FrameTiles {
+    pub tg: Arc<TileGraph>,
+    chunks: Vec<Vec<Option<Arc<Tensor>>>>,
+    uses: Vec<Vec<u32>>,
+    pending: Vec<u32>,
+    /// Node handed out (ready or dispatched): never made ready again.
+    taken: Vec<bool>,
+    done: Vec<bool>,
+    ranges: Vec<Option<(f32, f32)>>,
+    remaining: usize,
+}
+
+impl FrameTiles {
+    /// Splits `input` (h×w×3) into band chunks.
+    pub fn new(tg: Arc<TileGraph>, input: &Tensor) -> Result<FrameTiles> {
+        if (input.h, input.w, input.c) != (tg.h, tg.w, 3) {
+            return Err(Error::Invalid(format!(
+                "input is {}x{}x{}, task graph is for {}x{}x3",
+                input.w, input.h, input.c, tg.w, tg.h
+            )));
+        }
+        let mut chunks: Vec<Vec<Option<Arc<Tensor>>>> = tg.chunks.iter().map(|&n| vec![None; n]).collect();
+        let mut ranges = vec![None; tg.chunks.len()];
+        let row = input.w * input.c;
+        for b in 0..tg.bands.count() {
+            let r = tg.bands.range(b);
+            let t = Tensor { h: r.len(), w: input.w, c: 3, data: input.data[r.start * row..r.end * row].to_vec() };
+            chunks[tg.input][b] = Some(Arc::new(t));
+        }
+        if tg.range_needed[tg.input] {
+            ranges[tg.input] = Some(min_max(&input.data));
+        }
+        let pending: Vec<u32> = tg.nodes.iter().map(|n| n.deps.len() as u32).collect();
+        Ok(FrameTiles {
+            uses: tg.uses.clone(),
+            pending,
+            taken: vec![false; tg.nodes.len()],
+            done: vec![false; tg.nodes.len()],
+            remaining: tg.nodes.len(),
+            chunks,
+            ranges,
+            tg,
+        })
+    }
+
+    /// Nodes with no dependencies (call once, at the start); they count as
+    /// handed out.
+    pub fn initial(&mut self) -> Vec<usize> {
+        let r: Vec<usize> = (0..self.pending.len()).filter(|&i| self.pending[i] == 0).collect();
+        for &i in &r {
+            self.taken[i] = true;
+        }
+        r
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.remaining == 0
+    }
+
+    /// Could `node` run once the nodes in `chain` have run (everything else it
+    /// depends on done, not yet handed out)? Used to coalesce work items (§4.3).
+    pub fn ready_after(&self, node: usize, chain: &[usize]) -> bool {
+        !self.taken[node] && self.tg.nodes[node].deps.iter().all(|d| self.done[*d] || chain.contains(d))
+    }
+
+    /// Builds the step for `node`; `chain` holds the nodes of earlier steps of
+    /// the same work item (their outputs are passed along in the item).
+    pub fn step(&mut self, node: usize, chain: &[usize]) -> Step {
+        self.taken[node] = true;
+        let tg = &self.tg;
+        let n = &tg.nodes[node];
+        let inputs = n
+            .needs
+            .iter()
+            .map(|need| {
+                need.chunks
+                    .clone()
+                    .map(|c| {
+                        if let Some(t) = &self.chunks[need.value][c] {
+                            return Src::Chunk(t.clone());
+                        }
+                        let p = tg.producer[need.value][c].expect("graph input chunks are stored");
+                        let step = chain.iter().position(|&x| x == p).expect("dependency is done or in the chain");
+                        let out = tg.nodes[p].outputs.iter().position(|&v| v == need.value).expect("producer writes it");
+                        let chunk = if tg.nodes[p].band().is_some() { 0 } else { c };
+                        Src::Chain { step, out, chunk }
+                    })
+                    .collect()
+            })
+            .collect();
+        // §4.2: a DRE layer's ⟨s, z⟩ come from its input's actual frame range.
+        let qp = n.dre.map(|bits| {
+            let (lo, hi) = self.ranges[n.needs[0].value].expect("range barrier precedes DRE bands");
+            QParams::from_range(lo, hi, bits)
+        });
+        Step { node, inputs, qp }
+    }
+
+    /// Records a finished step; returns the nodes that became ready. Range
+    /// barriers are among them: complete those with [`FrameTiles::complete_range`].
+    pub fn complete(&mut self, out: StepOut) -> Vec<usize> {
+        let tg = self.tg.clone();
+        let n = &tg.nodes[out.node];
+        for ((&v, chunks), partial) in n.outputs.iter().zip(out.chunks).zip(out.partial) {
+            match n.band() {
+                Some(b) if tg.chunks[v] > 1 => self.chunks[v][b] = chunks.into_iter().next(),
+                _ => {
+                    for (c, t) in chunks.into_iter().enumerate() {
+                        self.chunks[v][c] = Some(t);
+                    }
+                }
+            }
+            if let Some((lo, hi)) = partial {
+                let r = self.ranges[v].get_or_insert((lo, hi));
+                // §4.3 RQU: partial min/max of each band, combined (exact).
+                r.0 = r.0.min(lo);
+                r.1 = r.1.max(hi);
+            }
+        }
+        // Inputs read by this node: release chunks nobody needs any more.
+        for need in &n.needs {
+            for c in need.chunks.clone() {
+                self.uses[need.value][c] -= 1;
+                if self.uses[need.value][c] == 0 {
+                    self.chunks[need.value][c] = None;
+                }
+            }
+        }
+        self.finish(out.node)
+    }
+
+    /// Completes a DRE range barrier (its partials are all in).
+    pub fn complete_range(&mut self, node: usize) -> Vec<usize> {
+        self.finish(node)
+    }
+
+    /// The frame range of `value` (DRE values), for telemetry and tests.
+    pub fn range(&self, value: usize) -> Option<(f32, f32)> {
+        self.ranges[value]
+    }
+
+    fn finish(&mut self, node: usize) -> Vec<usize> {
+        self.done[node] = true;
+        self.remaining -= 1;
+        let mut ready = Vec::new();
+        for &c in &self.tg.nodes[node].consumers {
+            self.pending[c] -= 1;
+            if self.pending[c] == 0 && !self.taken[c] {
+                self.taken[c] = true;
+                ready.push(c);
+            }
+        }
+        ready
+    }
+
+    /// The output chunks (in band order) once the frame is finished.
+    pub fn output_chunks(&self) -> Result<Vec<Arc<Tensor>>> {
+        self.chunks[self.tg.output]
+            .iter()
+            .map(|c| c.clone().ok_or_else(|| Error::Invalid("graph output chunk was not produced".into())))
+            .collect()
+    }
+}
+
+/// Stitches band chunks (same width and channels) into one tensor.
+pub fn stitch(chunks: &[Arc<Tensor>]) -> Tensor {
+    let (w, c) = (chunks[0].w, chunks[0].c);
+    let h = chunks.iter().map(|t| t.h).sum();
+    let mut data = Vec::with_capacity(h * w * c);
+    for t in chunks {
+        data.extend_from_slice(&t.data);
+    }
+    Tensor { h, w, c, data }
+}
+
+/// Consecutive chunks of one value seen as rows `first..first + Σh`.
+struct Rows<'a> {
+    chunks: Vec<&'a Tensor>,
+    starts: Vec<usize>,
+}
+
+impl<'a> Rows<'a> {
+    fn new(chunks: Vec<&'a Tensor>, first: usize) -> Rows<'a> {
+        let mut starts = Vec::with_capacity(chunks.len());
+        let mut s = first;
+        for t in &chunks {
+            starts.push(s);
+            s += t.h;
+        }
+        Rows { chunks, starts }
+    }
+
+    fn row(&self, r: usize) -> &'a [f32] {
+        let i = self.starts.partition_point(|&s| s <= r) - 1;
+        let t = self.chunks[i];
+        let len = t.w * t.c;
+        &t.data[(r - self.starts[i]) * len..][..len]
+    }
+
+    fn single(&self) -> &'a Tensor {
+        debug_assert_eq!(self.chunks.len(), 1);
+        self.chunks[0]
+    }
+
+    fn gather(&self) -> Tensor {
+        if self.chunks.len() == 1 {
+            return self.chunks[0].clone();
+        }
+        let (w, c) = (self.chunks[0].w, self.chunks[0].c);
+        let h = self.chunks.iter().map(|t| t.h).sum();
+        let mut data = Vec::with_capacity(h * w * c);
+        for t in &self.chunks {
+            data.extend_from_slice(&t.data);
+        }
+        Tensor { h, w, c, data }
+    }
+}
+
+/// Per-channel f64 sums over chunks in frame order: the same accumulation
+/// sequence as `ops::global_*` on the stitched tensor, hence the same result.
+fn channel_sums(parts: &[&Tensor], c: usize, f: impl Fn(usize, f32) -> f64) -> Vec<f64> {
+    let mut s = vec![0f64; c];
+    for t in parts {
+        for px in t.data.chunks_exact(c) {
+            for (ch, &v) in px.iter().enumerate() {
+                s[ch] += f(ch, v);
+            }
+        }
+    }
+    s
+}
+
+fn global_avg_pool(parts: &[&Tensor]) -> Tensor {
+    let c = parts[0].c;
+    let n = parts.iter().map(|t| t.h * t.w).sum::<usize>() as f64;
+    let s = channel_sums(parts, c, |_, v| v as f64);
+    Tensor { h: 1, w: 1, c, data: s.iter().map(|v| (v / n) as f32).collect() }
+}
+
+fn global_std(parts: &[&Tensor]) -> Tensor {
+    let c = parts[0].c;
+    let n = parts.iter().map(|t| t.h * t.w).sum::<usize>() as f64;
+    let mean: Vec<f64> = channel_sums(parts, c, |_, v| v as f64).iter().map(|v| v / n).collect();
+    let var = channel_sums(parts, c, |ch, v| {
+        let d = v as f64 - mean[ch];
+        d * d
+    });
+    Tensor { h: 1, w: 1, c, data: var.iter().map(|v| (v / n).sqrt() as f32).collect() }
+}
+
+/// Runs the steps of one work item in order (on any thread). Later steps may
+/// read earlier steps' outputs ([`Src::Chain`]).
+pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Result<Vec<StepOut>> {
+    let mut outs: Vec<StepOut> = Vec::with_capacity(steps.len());
+    for step in steps {
+        let t0 = std::time::Instant::now();
+        let node = &tg.nodes[step.node];
+        let ins: Vec<Vec<Arc<Tensor>>> = step
+            .inputs
+            .iter()
+            .map(|srcs| {
+                srcs.iter()
+                    .map(|s| match s {
+                        Src::Chunk(t) => t.clone(),
+                        Src::Chain { step, out, chunk } => outs[*step].chunks[*out][*chunk].clone(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let rows: Vec<Rows> = ins
+            .iter()
+            .zip(&node.needs)
+            .map(|(ts, need)| {
+                let first = match e.graph.values[need.value].spatial {
+                    Spatial::Image { factor } => factor * tg.bands.range(need.chunks.start).start,
+                    Spatial::Pooled => 0,
+                };
+                Rows::new(ts.iter().map(|t| &**t).collect(), first)
+            })
+            .collect();
+        let results = run_node(e, plan, tg, node, &rows, step.qp)?;
+        let t1 = std::time::Instant::now();
+        let partial = node
+            .outputs
+            .iter()
+            .zip(&results)
+            .map(|(&v, chunks)| {
+                tg.range_needed[v].then(|| {
+                    chunks.iter().map(|t| min_max(&t.data)).fold((f32::INFINITY, f32::NEG_INFINITY), |a, b| {
+                        (a.0.min(b.0), a.1.max(b.1))
+                    })
+                })
+            })
+            .collect();
+        let t2 = std::time::Instant::now();
+        let chunks = results.into_iter().map(|v| v.into_iter().map(Arc::new).collect()).collect();
+        let (secs, range_secs) = ((t2 - t0).as_secs_f64(), (t2 - t1).as_secs_f64());
+        outs.push(StepOut { node: step.node, chunks, partial, secs, range_secs });
+    }
+    Ok(outs)
+}
+
+/// One node: per output value, its chunk(s).
+fn run_node(
+    e: &Engine,
+    plan: &Plan,
+    tg: &TileGraph,
+    node: &Node,
+    ins: &[Rows],
+    qp: Option<QParams>,
+) -> Result<Vec<Vec<Tensor>>> {
+    let layer = node.layer().expect("range nodes are not executed");
+    let l = &e.graph.layers[layer];
+    match node.kind {
+        NodeKind::Band { band, .. } => {
+            let one = |t: Tensor| vec![vec![t]];
+            Ok(match (&l.op, &e.compiled[layer]) {
+                (Op::Conv(c), Compiled::Conv { q, kact, .. }) => {
+                    let ConvPlan::Quant { q: qs, .. } = plan.convs[layer] else {
+                        return Err(Error::Invalid(format!("layer {layer}: float conv in a band")));
+                    };
+                    let qp = qp.unwrap_or(qs);
+                    let f = match e.graph.values[l.inputs[0]].spatial {
+                        Spatial::Image { factor } => factor,
+                        Spatial::Pooled => unreachable!("banded convs read images"),
+                    };
+                    let r = tg.bands.range(band);
+                    one(conv_band(e, q, c, kact, &qp, &ins[0], f * r.start..f * r.end, f * tg.h, f * tg.w))
+                }
+                (Op::Act(a), _) => one(ops::act(ins[0].single(), a)),
+                (Op::Add, _) => one(ops::add(ins[0].single(), ins[1].single())),
+                (Op::MulChannel, _) => one(ops::mul_channel(ins[0].single(), ins[1].single())),
+                (Op::Concat, _) => {
+                    let parts: Vec<&Tensor> = ins.iter().map(|r| r.single()).collect();
+                    one(ops::concat(&parts))
+                }
+                (Op::Split(sizes), _) => ops::split(ins[0].single(), sizes).into_iter().map(|t| vec![t]).collect(),
+                (Op::DepthToSpace { block, crd }, _) => one(ops::depth_to_space(ins[0].single(), *block, *crd)),
+                (op, _) => return Err(Error::Invalid(format!("layer {layer}: op {} cannot run in a band", op.kind()))),
+            })
+        }
+        NodeKind::Whole { .. } => {
+            let outs: Vec<Tensor> = match (&l.op, &e.compiled[layer]) {
+                (Op::GlobalAvgPool, _) => vec![global_avg_pool(&ins[0].chunks)],
+                (Op::GlobalStd, _) => vec![global_std(&ins[0].chunks)],
+                (Op::Conv(c), Compiled::Conv { q, fp32, w8, act, kact, .. }) => {
+                    let x = ins[0].gather();
+                    // Same as `Engine::run_observed` for one conv.
+                    vec![match plan.convs[layer] {
+                        ConvPlan::Float if plan.weights_8bit => {
+                            w8.get_or_init(|| FloatConv::new(c, &q.weights.dequantized())).run(&x, act.as_ref(), 1)
+                        }
+                        ConvPlan::Float => fp32.get_or_init(|| FloatConv::new(c, &c.weights)).run(&x, act.as_ref(), 1),
+                        ConvPlan::Quant { q: qp, dre } => {
+                            let qp = if dre {
+                                let (lo, hi) = min_max(&x.data);
+                                QParams::from_range(lo, hi, qp.bits)
+                            } else {
+                                qp
+                            };
+                            q.run(e.level, &x, &qp, kact, 1)
+                        }
+                    }]
+                }
+                (op, _) => {
+                    let xs: Vec<Tensor> = ins.iter().map(Rows::gather).collect();
+                    let x = |k: usize| &xs[k];
+                    match op {
+                        Op::Act(a) => vec![ops::act(x(0), a)],
+                        Op::Add => vec![ops::add(x(0), x(1))],
+                        Op::MulChannel => vec![ops::mul_channel(x(0), x(1))],
+                        Op::Concat => vec![ops::concat(&xs.iter().collect::<Vec<_>>())],
+                        Op::Split(sizes) => ops::split(x(0), sizes),
+                        Op::DepthToSpace { block, crd } => vec![ops::depth_to_space(x(0), *block, *crd)],
+                        _ => unreachable!("handled above"),
+                    }
+                }
+            };
+            // Image outputs are stored per band like every other image value.
+            Ok(outs
+                .into_iter()
+                .zip(&node.outputs)
+                .map(|(t, &v)| if tg.chunks[v] > 1 { split_bands(&t, tg) } else { vec![t] })
+                .collect())
+        }
+        NodeKind::Range { .. } => unreachable!(),
+    }
+}
+
+fn split_bands(t: &Tensor, tg: &TileGraph) -> Vec<Tensor> {
+    let f = t.h / tg.h;
+    let row = t.w * t.c;
+    (0..tg.bands.count())
+        .map(|b| {
+            let r = tg.bands.range(b);
+            let (a, z) = (f * r.start, f * r.end);
+            Tensor { h: z - a, w: t.w, c: t.c, data: t.data[a * row..z * row].to_vec() }
+        })
+        .collect()
+}
+
+/// One band of an integer conv: output rows `out_rows` (value rows) of an
+/// `hv`×`wv` value. Quantizes the input rows it reads (band ± halo) and runs
+/// the kernel on a local geometry whose top/bottom padding is the frame's only
+/// where the band touches a frame edge; everything else reads real rows.
+#[allow(clippy::too_many_arguments)]
+fn conv_band(
+    e: &Engine,
+    q: &crate::units::QConv,
+    c: &crate::model::Conv,
+    kact: &kernels::Activation,
+    qp: &QParams,
+    x: &Rows,
+    out_rows: Range<usize>,
+    hv: usize,
+    wv: usize,
+) -> Tensor {
+    let pt = c.pads[0];
+    let span = c.dilation * (c.kh - 1) + 1;
+    let (r0, r1) = (out_rows.start, out_rows.end);
+    let i0 = r0.saturating_sub(pt);
+    let i1 = (r1 + span - 1).saturating_sub(pt).min(hv).max(i0);
+    let in_h = i1 - i0;
+    let pad_top = pt.saturating_sub(r0);
+    let pad_bottom = ((r1 - r0) + span - 1).saturating_sub(in_h + pad_top);
+    let mut g: ConvGeom = q.geom(in_h, wv);
+    g.pad_top = pad_top;
+    g.pad_bottom = pad_bottom;
+    let (mult, offset) = q.epilogue_consts(qp);
+    let epi = Epilogue { mult: &mult, offset: &offset, act: kact };
+    let row_len = wv * q.in_c;
+    let mut out = Tensor::zeros(r1 - r0, wv, q.out_c);
+    let output = Output::F32 { data: &mut out.data, pixel_stride: q.out_c };
+    match qp.bits {
+        Bits::B8 => {
+            let mut xq = vec![0u8; in_h * row_len];
+            for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
+                quantize_u8(x.row(r), qp, dst);
+            }
+            kernels::conv_u8(e.level, &g, &xq, q.in_c, qp.q_zero() as u8, &q.packed, &epi, 0..r1 - r0, output);
+        }
+        Bits::B16 => {
+            let mut xq = vec![0u16; in_h * row_len];
+            for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
+                quantize_u16(x.row(r), qp, dst);
+            }
+            kernels::conv_u16(e.level, &g, &xq, q.in_c, qp.q_zero(), &q.packed, &epi, 0..r1 - r0, output);
+        }
+    }
+    out
+}
+
+/// Runs the task graph sequentially (reference for the dispatcher, and the
+/// single-threaded path): bit-identical to [`Engine::run`].
+pub fn run_tiled(e: &Engine, plan: &Plan, input: &Tensor, rows: usize) -> Result<Tensor> {
+    let tg = Arc::new(TileGraph::new(e, plan, input.h, input.w, rows)?);
+    let mut ft = FrameTiles::new(tg.clone(), input)?;
+    let mut ready = ft.initial();
+    while let Some(n) = ready.pop() {
+        let more = match tg.nodes[n].kind {
+            NodeKind::Range { .. } => ft.complete_range(n),
+            _ => {
+                let step = ft.step(n, &[]);
+                let out = run_steps(e, plan, &tg, std::slice::from_ref(&step))?.pop().expect("one step");
+                ft.complete(out)
+            }
+        };
+        ready.extend(more);
+    }
+    Ok(stitch(&ft.output_chunks()?))
+}

@@ -1,0 +1,656 @@
+//! The dispatcher (§4.3; the Q6 / NPU-controller role) and the two units' workers.
+//!
+//! One dispatcher thread owns the plan's partitions, the frames in flight and the
+//! patch queue. It turns each frame into a task graph of (layer, band) nodes
+//! (`engine::tiles`), and hands work items to the **INT8** and **A16W8** units,
+//! one crossbeam queue each. Workers execute items and report completions; the
+//! dispatcher then releases whatever those completions unblocked. Scheduling is a
+//! dependency-driven wavefront: the lowest band that can advance goes first, so
+//! the top bands run deep into the network while lower bands are still at the
+//! first layers, and up to `max_in_flight` frames overlap so that the units stay
+//! busy across barriers (global pooling, DRE ranges).
+//!
+//! - **Partitions** (§4.3): runs of consecutive conv layers with the same
+//!   bitwidth and DRE flag; the non-conv layers after a conv belong to its
+//!   partition. A partition maps to the unit of its bitwidth.
+//! - **Coalescing** (§4.3: "the scheduling of consecutive layers that need to
+//!   interact with the same components is coalesced"): a work item carries a
+//!   chain of nodes of one band and one partition — each next node's other
+//!   dependencies already done — so a band crosses several layers in one hand-over.
+//! - **RQU** (`rqu`): band min/max partials come back with the completions; the
+//!   range barrier completes inline here; DRE bands then carry their ⟨s, z⟩.
+//! - **Threads**: with 2 cores there are 2 workers; each has a home unit and
+//!   pulls from the other unit's queue when its own is empty (ARCHITECTURE.md).
+//! - **Failures**: a worker's error or panic (caught) fails its frame, which is
+//!   reported to whoever waits for it; the dispatcher never hangs on it. If the
+//!   dispatcher itself dies, every waiter is woken and sees an error.
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, select, unbounded};
+use ringbuf::traits::{Consumer, Observer, Producer};
+use ringbuf::{HeapCons, HeapProd};
+
+use super::buffers::{InFrame, OutFrame, Timestamp, Upscaled};
+use super::stream::StreamShared;
+use super::telemetry::{PartitionStats, Telemetry, Unit};
+use crate::engine::tiles::{FrameTiles, NodeKind, Step, StepOut, TileGraph, run_steps};
+use crate::engine::{ConvPlan, Engine, Plan, Tensor};
+use crate::error::{Error, Result};
+use crate::model::Op;
+use crate::quant::Bits;
+
+/// Longest chain of nodes in one work item.
+const MAX_CHAIN: usize = 16;
+
+/// How the runtime runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RuntimeConfig {
+    pub workers: usize,
+    /// LR rows per patch (band).
+    pub rows: usize,
+    pub max_in_flight: usize,
+    pub coalesce: bool,
+    /// Benchmark only: every conv starts its own partition, on alternating
+    /// units (same arithmetic, more hand-overs) — measures the switch cost.
+    pub split_partitions: bool,
+}
+
+/// Fault injection for tests: the next work item fails this way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Error = 1,
+    Panic = 2,
+}
+
+/// What the dispatcher, the workers and the API share.
+pub(crate) struct Shared {
+    pub telemetry: Telemetry,
+    fault: AtomicU8,
+    /// False once the dispatcher has stopped (normally or not).
+    pub alive: AtomicBool,
+}
+
+/// Read-only context of the workers and the dispatcher.
+struct Ctx {
+    engine: Arc<Engine>,
+    plan: Arc<Plan>,
+    /// Partition of every layer.
+    part_of_layer: Vec<usize>,
+    unit_of_part: Vec<Unit>,
+}
+
+impl Ctx {
+    fn new(engine: Arc<Engine>, plan: Arc<Plan>, split: bool) -> (Ctx, Vec<PartitionStats>) {
+        let g = &engine.graph;
+        let key = |l: usize| match plan.convs[l] {
+            ConvPlan::Quant { q, dre } => (q.bits == Bits::B16, dre),
+            ConvPlan::Float => (false, false),
+        };
+        let mut part_of_layer = vec![0; g.layers.len()];
+        let mut parts: Vec<PartitionStats> = Vec::new();
+        let mut unit_of_part = Vec::new();
+        let mut cur: Option<(bool, bool)> = None;
+        for (l, layer) in g.layers.iter().enumerate() {
+            if matches!(layer.op, Op::Conv(_)) {
+                let k = key(l);
+                if cur != Some(k) || split {
+                    let unit = if split {
+                        if parts.len() % 2 == 0 { Unit::Int8 } else { Unit::A16w8 }
+                    } else if k.0 {
+                        Unit::A16w8
+                    } else {
+                        Unit::Int8
+                    };
+                    if !parts.is_empty() || cur.is_some() {
+                        parts.push(PartitionStats {
+                            index: parts.len(),
+                            unit: unit.name(),
+                            dre: k.1,
+                            layers: (l, l),
+                            time_s: 0.0,
+                        });
+                        unit_of_part.push(unit);
+                    } else {
+                        // The first partition also owns the layers before it.
+                        parts.push(PartitionStats { index: 0, unit: unit.name(), dre: k.1, layers: (0, l), time_s: 0.0 });
+                        unit_of_part.push(unit);
+                    }
+                    cur = Some(k);
+                }
+            }
+            if parts.is_empty() {
+                continue;
+            }
+            let p = parts.len() - 1;
+            parts[p].layers.1 = l;
+            part_of_layer[l] = p;
+        }
+        if parts.is_empty() {
+            parts.push(PartitionStats {
+                index: 0,
+                unit: Unit::Int8.name(),
+                dre: false,
+                layers: (0, g.layers.len().saturating_sub(1)),
+                time_s: 0.0,
+            });
+            unit_of_part.push(Unit::Int8);
+        }
+        (Ctx { engine, plan, part_of_layer, unit_of_part }, parts)
+    }
+
+    fn part_of_node(&self, tg: &TileGraph, node: usize) -> usize {
+        tg.nodes[node].layer().map_or(0, |l| self.part_of_layer[l])
+    }
+}
+
+/// A work item: a chain of nodes of one frame for one unit.
+struct Item {
+    frame: u64,
+    tg: Arc<TileGraph>,
+    steps: Vec<Step>,
+    unit: Unit,
+    ready_at: Instant,
+    switch: bool,
+}
+
+struct Done {
+    frame: u64,
+    unit: Unit,
+    result: Result<Vec<StepOut>>,
+    started: Instant,
+    busy: f64,
+    ready_at: Instant,
+    switch: bool,
+    nodes: usize,
+}
+
+/// The end of a stream the dispatcher holds.
+pub(crate) struct StreamLink {
+    pub input: HeapCons<InFrame>,
+    pub playback: HeapProd<OutFrame>,
+    pub shared: Arc<StreamShared>,
+}
+
+pub(crate) enum Ctl {
+    /// One synchronous frame.
+    Job { input: Tensor, reply: Sender<Result<Upscaled>>, submitted: Instant },
+    Open(StreamLink),
+    Shutdown,
+}
+
+/// The dispatcher thread and the unit workers of one codec.
+pub(crate) struct Runtime {
+    ctl: Sender<Ctl>,
+    wake: Sender<()>,
+    dispatcher: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+    pub shared: Arc<Shared>,
+}
+
+impl Runtime {
+    pub fn start(engine: Arc<Engine>, plan: Arc<Plan>, cfg: RuntimeConfig) -> Result<Runtime> {
+        let (ctx, parts) = Ctx::new(engine, plan, cfg.split_partitions);
+        let ctx = Arc::new(ctx);
+        let shared = Arc::new(Shared {
+            telemetry: Telemetry::default(),
+            fault: AtomicU8::new(0),
+            alive: AtomicBool::new(true),
+        });
+        shared.telemetry.set_partitions(parts);
+        let (ctl_tx, ctl_rx) = unbounded();
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let (done_tx, done_rx) = unbounded();
+        let queues: Vec<(Sender<Item>, Receiver<Item>)> = Unit::ALL.iter().map(|_| unbounded()).collect();
+        let spawn_err = |e: std::io::Error| Error::Invalid(format!("cannot start runtime thread: {e}"));
+        let mut workers = Vec::new();
+        for i in 0..cfg.workers.max(1) {
+            // Home units alternate: with 2 workers, one per unit.
+            let home = Unit::ALL[i % 2];
+            let rx = [queues[0].1.clone(), queues[1].1.clone()];
+            let (done, ctx, shared) = (done_tx.clone(), ctx.clone(), shared.clone());
+            let h = std::thread::Builder::new()
+                .name(format!("nawqsr-{}-{i}", home.name()))
+                .spawn(move || worker(i, home, rx, done, ctx, shared))
+                .map_err(spawn_err)?;
+            workers.push(h);
+        }
+        drop(done_tx);
+        let d = Dispatcher {
+            cfg,
+            ctx,
+            shared: shared.clone(),
+            ctl: ctl_rx,
+            wake: wake_rx,
+            done: done_rx,
+            queues: [queues[0].0.clone(), queues[1].0.clone()],
+            queue_rx: [queues[0].1.clone(), queues[1].1.clone()],
+            frames: HashMap::new(),
+            ready: BinaryHeap::new(),
+            jobs: VecDeque::new(),
+            streams: Vec::new(),
+            rr: 0,
+            next_id: 0,
+            outstanding: 0,
+            graphs: HashMap::new(),
+            shutdown: false,
+            busy_since: None,
+        };
+        drop(queues);
+        let dispatcher = std::thread::Builder::new()
+            .name("nawqsr-dispatcher".into())
+            .spawn(move || d.run())
+            .map_err(spawn_err)?;
+        Ok(Runtime { ctl: ctl_tx, wake: wake_tx, dispatcher: Some(dispatcher), workers, shared })
+    }
+
+    /// Runs one frame through the dispatcher and waits for it.
+    pub fn run(&self, input: Tensor) -> Result<Upscaled> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.send(Ctl::Job { input, reply, submitted: Instant::now() })?;
+        rx.recv().map_err(|_| Error::Invalid("codec runtime stopped before the frame finished".into()))?
+    }
+
+    pub fn send(&self, m: Ctl) -> Result<()> {
+        self.ctl.send(m).map_err(|_| Error::Invalid("codec runtime has stopped".into()))
+    }
+
+    /// Tells the dispatcher that a stream's buffers changed.
+    pub fn wake(&self) {
+        let _ = self.wake.try_send(());
+    }
+
+    pub fn inject_fault(&self, f: Fault) {
+        self.shared.fault.store(f as u8, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.ctl.send(Ctl::Shutdown);
+        if let Some(h) = self.dispatcher.take() {
+            let _ = h.join();
+        }
+        for h in self.workers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+/// A unit worker: prefers its home queue, takes the other unit's work when idle.
+fn worker(idx: usize, home: Unit, rx: [Receiver<Item>; 2], done: Sender<Done>, ctx: Arc<Ctx>, shared: Arc<Shared>) {
+    let (own, other) = (&rx[home as usize], &rx[1 - home as usize]);
+    loop {
+        let item = match own.try_recv().or_else(|_| other.try_recv()) {
+            Ok(i) => i,
+            Err(_) => {
+                let r = select! {
+                    recv(own) -> m => m,
+                    recv(other) -> m => m,
+                };
+                match r {
+                    Ok(i) => i,
+                    Err(_) => return, // the dispatcher is gone
+                }
+            }
+        };
+        let started = Instant::now();
+        let _span = tracing::trace_span!("work_item", worker = idx, unit = item.unit.name(), frame = item.frame, nodes = item.steps.len())
+            .entered();
+        let fault = shared.fault.swap(0, Ordering::SeqCst);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            match fault {
+                1 => return Err(Error::Invalid("injected worker fault".into())),
+                2 => panic!("injected worker panic"),
+                _ => {}
+            }
+            run_steps(&ctx.engine, &ctx.plan, &item.tg, &item.steps)
+        }))
+        .unwrap_or_else(|p| Err(Error::Invalid(format!("worker {idx} ({} unit) panicked: {}", home.name(), panic_message(&*p)))));
+        let busy = started.elapsed().as_secs_f64();
+        let d = Done {
+            frame: item.frame,
+            unit: item.unit,
+            result,
+            started,
+            busy,
+            ready_at: item.ready_at,
+            switch: item.switch,
+            nodes: item.steps.len(),
+        };
+        if done.send(d).is_err() {
+            return;
+        }
+    }
+}
+
+enum Origin {
+    Sync(Sender<Result<Upscaled>>),
+    Stream { link: usize, seq: u64, ts: Timestamp },
+}
+
+struct Frame {
+    ft: FrameTiles,
+    origin: Origin,
+    submitted: Instant,
+    outstanding: usize,
+    error: Option<Error>,
+    macs: u64,
+}
+
+struct StreamState {
+    link: StreamLink,
+    /// Admitted and not yet in the playback buffer.
+    in_flight: usize,
+    next_emit: u64,
+    reorder: BTreeMap<u64, OutFrame>,
+}
+
+/// Ready heap entry: (frame, band, layer, node, ready since); lowest first.
+type Ready = Reverse<(u64, usize, usize, usize, Instant)>;
+
+struct Dispatcher {
+    cfg: RuntimeConfig,
+    ctx: Arc<Ctx>,
+    shared: Arc<Shared>,
+    ctl: Receiver<Ctl>,
+    wake: Receiver<()>,
+    done: Receiver<Done>,
+    queues: [Sender<Item>; 2],
+    queue_rx: [Receiver<Item>; 2],
+    frames: HashMap<u64, Frame>,
+    ready: BinaryHeap<Ready>,
+    jobs: VecDeque<(Tensor, Sender<Result<Upscaled>>, Instant)>,
+    /// Open streams (None once closed and empty; indices stay stable).
+    streams: Vec<Option<StreamState>>,
+    rr: usize,
+    next_id: u64,
+    outstanding: usize,
+    graphs: HashMap<(usize, usize), Arc<TileGraph>>,
+    shutdown: bool,
+    busy_since: Option<Instant>,
+}
+
+/// On exit (normal or panic): mark the runtime dead and wake every waiter.
+struct ExitGuard {
+    shared: Arc<Shared>,
+    streams: Vec<Arc<StreamShared>>,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.shared.alive.store(false, Ordering::SeqCst);
+        for s in &self.streams {
+            s.wake_all();
+        }
+    }
+}
+
+impl Dispatcher {
+    fn run(mut self) {
+        let shared = self.shared.clone();
+        let mut guard = ExitGuard { shared, streams: Vec::new() };
+        let r = catch_unwind(AssertUnwindSafe(|| self.main_loop(&mut guard)));
+        if let Err(p) = r {
+            tracing::error!("dispatcher panicked: {}", panic_message(&*p));
+        }
+        // Dropping `self` drops pending replies: synchronous callers get an error.
+    }
+
+    fn main_loop(&mut self, guard: &mut ExitGuard) {
+        loop {
+            self.admit();
+            self.dispatch();
+            if self.shutdown && self.frames.is_empty() {
+                return;
+            }
+            select! {
+                recv(self.done) -> d => match d {
+                    Ok(d) => self.on_done(d),
+                    Err(_) => return,
+                },
+                recv(self.ctl) -> m => match m {
+                    Ok(Ctl::Job { input, reply, submitted }) => self.jobs.push_back((input, reply, submitted)),
+                    Ok(Ctl::Open(link)) => {
+                        guard.streams.push(link.shared.clone());
+                        self.streams.push(Some(StreamState { link, in_flight: 0, next_emit: 0, reorder: BTreeMap::new() }));
+                    }
+                    Ok(Ctl::Shutdown) | Err(_) => self.shutdown = true,
+                },
+                recv(self.wake) -> _ => {}
+            }
+        }
+    }
+
+    fn tile_graph(&mut self, h: usize, w: usize) -> Result<Arc<TileGraph>> {
+        if let Some(g) = self.graphs.get(&(h, w)) {
+            return Ok(g.clone());
+        }
+        if self.graphs.len() >= 8 {
+            self.graphs.clear();
+        }
+        let g = Arc::new(TileGraph::new(&self.ctx.engine, &self.ctx.plan, h, w, self.cfg.rows)?);
+        self.graphs.insert((h, w), g.clone());
+        Ok(g)
+    }
+
+    /// Starts frames while fewer than `max_in_flight` are running: synchronous
+    /// jobs first, then streams round-robin (a stream only when its playback
+    /// buffer can take every frame it has in flight plus this one).
+    fn admit(&mut self) {
+        while self.frames.len() < self.cfg.max_in_flight && !self.shutdown {
+            if let Some((input, reply, submitted)) = self.jobs.pop_front() {
+                self.start(input, Origin::Sync(reply), submitted);
+                continue;
+            }
+            let n = self.streams.len();
+            let mut started = false;
+            for k in 0..n {
+                let i = (self.rr + k) % n;
+                let Some(s) = &mut self.streams[i] else { continue };
+                if s.link.shared.is_closed() || s.link.playback.vacant_len() <= s.in_flight {
+                    continue;
+                }
+                let occupied = s.link.input.occupied_len();
+                let Some(f) = s.link.input.try_pop() else { continue };
+                s.in_flight += 1;
+                s.link.shared.space.notify();
+                self.shared.telemetry.buffers(occupied, s.link.playback.occupied_len());
+                let InFrame { seq, input, ts, submitted } = f;
+                self.rr = i + 1;
+                self.start(input, Origin::Stream { link: i, seq, ts }, submitted);
+                started = true;
+                break;
+            }
+            if !started {
+                break;
+            }
+        }
+        // Streams whose owner is gone and that hold nothing are dropped.
+        for slot in &mut self.streams {
+            if slot.as_ref().is_some_and(|s| s.link.shared.is_closed() && s.in_flight == 0) {
+                *slot = None;
+            }
+        }
+    }
+
+    fn start(&mut self, input: Tensor, origin: Origin, submitted: Instant) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let macs = self.ctx.engine.graph.total_macs(input.h, input.w);
+        let ft = self.tile_graph(input.h, input.w).and_then(|tg| FrameTiles::new(tg, &input));
+        if self.busy_since.is_none() {
+            self.busy_since = Some(Instant::now());
+        }
+        match ft {
+            Ok(mut ft) => {
+                let init = ft.initial();
+                self.frames.insert(id, Frame { ft, origin, submitted, outstanding: 0, error: None, macs });
+                self.release(id, init);
+            }
+            Err(e) => {
+                self.finish_origin(origin, submitted, Err(e), macs);
+            }
+        }
+        self.shared.telemetry.queues([0, 0], self.frames.len());
+    }
+
+    /// Queues `nodes` (now ready); range barriers complete inline (§4.3 RQU:
+    /// the band partials are all in, the frame range is known).
+    fn release(&mut self, id: u64, mut nodes: Vec<usize>) {
+        let now = Instant::now();
+        let Some(fr) = self.frames.get_mut(&id) else { return };
+        while let Some(n) = nodes.pop() {
+            let tg = &fr.ft.tg;
+            match tg.nodes[n].kind {
+                NodeKind::Range { .. } => {
+                    let t = Instant::now();
+                    nodes.extend(fr.ft.complete_range(n));
+                    self.shared.telemetry.dre_inline(t.elapsed().as_secs_f64());
+                }
+                _ => {
+                    let (band, layer) = tg.priority(n);
+                    self.ready.push(Reverse((id, band, layer, n, now)));
+                }
+            }
+        }
+    }
+
+    /// Hands ready nodes to the units, keeping at most two items per worker
+    /// outstanding so that priorities still steer the order.
+    fn dispatch(&mut self) {
+        let limit = 2 * self.cfg.workers.max(1);
+        while self.outstanding < limit {
+            let Some(Reverse((id, _, _, head, ready_at))) = self.ready.pop() else { break };
+            let Some(fr) = self.frames.get_mut(&id) else { continue };
+            if fr.error.is_some() {
+                continue;
+            }
+            let tg = fr.ft.tg.clone();
+            let part = self.ctx.part_of_node(&tg, head);
+            let unit = self.ctx.unit_of_part[part];
+            // A switch: an input of this item came from another partition.
+            let switch = tg.nodes[head].deps.iter().any(|&d| {
+                !matches!(tg.nodes[d].kind, NodeKind::Range { .. }) && self.ctx.part_of_node(&tg, d) != part
+            });
+            let mut chain = vec![head];
+            let mut steps = vec![fr.ft.step(head, &[])];
+            if let (true, Some(band)) = (self.cfg.coalesce, tg.nodes[head].band()) {
+                while chain.len() < MAX_CHAIN {
+                    let next = chain
+                        .iter()
+                        .flat_map(|&c| tg.nodes[c].consumers.iter().copied())
+                        .filter(|&m| {
+                            tg.nodes[m].band() == Some(band)
+                                && self.ctx.part_of_node(&tg, m) == part
+                                && fr.ft.ready_after(m, &chain)
+                        })
+                        .min_by_key(|&m| tg.nodes[m].layer());
+                    let Some(m) = next else { break };
+                    steps.push(fr.ft.step(m, &chain));
+                    chain.push(m);
+                }
+            }
+            fr.outstanding += 1;
+            self.outstanding += 1;
+            let item = Item { frame: id, tg, steps, unit, ready_at, switch };
+            if self.queues[unit as usize].send(item).is_err() {
+                // Workers gone: nothing can finish.
+                self.shutdown = true;
+                return;
+            }
+        }
+        self.shared.telemetry.queues([self.queue_rx[0].len(), self.queue_rx[1].len()], self.frames.len());
+    }
+
+    fn on_done(&mut self, d: Done) {
+        self.outstanding -= 1;
+        let parts: Vec<(usize, f64)> = match &d.result {
+            Ok(outs) => {
+                let tg = self.frames.get(&d.frame).map(|f| f.ft.tg.clone());
+                outs.iter()
+                    .map(|o| (tg.as_ref().map_or(0, |tg| self.ctx.part_of_node(tg, o.node)), o.secs))
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        let dre: f64 = d.result.as_ref().map(|o| o.iter().map(|s| s.range_secs).sum()).unwrap_or(0.0);
+        let latency = d.started.saturating_duration_since(d.ready_at).as_secs_f64();
+        self.shared.telemetry.item_done(d.unit, d.nodes, d.busy, &parts, dre, latency, d.switch);
+        let Some(fr) = self.frames.get_mut(&d.frame) else { return };
+        fr.outstanding -= 1;
+        match d.result {
+            Ok(outs) if fr.error.is_none() => {
+                let mut ready = Vec::new();
+                for o in outs {
+                    ready.extend(fr.ft.complete(o));
+                }
+                self.release(d.frame, ready);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("frame {} failed: {e}", d.frame);
+                fr.error.get_or_insert(e);
+            }
+        }
+        let fr = &self.frames[&d.frame];
+        if fr.ft.is_finished() || (fr.error.is_some() && fr.outstanding == 0) {
+            self.finish(d.frame);
+        }
+    }
+
+    fn finish(&mut self, id: u64) {
+        let Some(mut fr) = self.frames.remove(&id) else { return };
+        let result = match fr.error.take() {
+            Some(e) => Err(e),
+            None => fr.ft.output_chunks().map(|chunks| Upscaled { chunks }),
+        };
+        if self.frames.is_empty()
+            && let Some(t) = self.busy_since.take()
+        {
+            self.shared.telemetry.busy_wall(t.elapsed().as_secs_f64());
+        }
+        self.finish_origin(fr.origin, fr.submitted, result, fr.macs);
+    }
+
+    fn finish_origin(&mut self, origin: Origin, submitted: Instant, result: Result<Upscaled>, macs: u64) {
+        let latency = submitted.elapsed();
+        let ok = result.is_ok();
+        self.shared.telemetry.frame_done(latency, ok, if ok { macs } else { 0 });
+        tracing::debug!(latency_ms = latency.as_secs_f64() * 1e3, ok, "frame done");
+        match origin {
+            Origin::Sync(reply) => {
+                let _ = reply.send(result);
+            }
+            Origin::Stream { link, seq, ts } => {
+                let Some(s) = &mut self.streams[link] else { return };
+                s.reorder.insert(seq, OutFrame { ts, result });
+                // Frames leave in submission order (a later frame may finish first).
+                while let Some(o) = s.reorder.remove(&s.next_emit) {
+                    if s.link.playback.try_push(o).is_err() {
+                        unreachable!("admission reserves playback space for every frame in flight");
+                    }
+                    s.next_emit += 1;
+                    s.in_flight -= 1;
+                }
+                self.shared.telemetry.buffers(0, s.link.playback.occupied_len());
+                s.link.shared.avail.notify();
+            }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Neural Image Codec runtime (§4.3): patches bit-identical to whole frames,
+//! thread-count independence, streaming buffers, error surfacing.
+//!
+//! `cargo test --release -p nawqsr-codec --test runtime`
+//! Benchmarks: `cargo test --release -p nawqsr-codec --test runtime -- --ignored --nocapture bench_`
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use nawqsr_codec::engine::tiles::run_tiled;
+use nawqsr_codec::engine::{Engine, Plan, Tensor};
+use nawqsr_codec::kernels::CpuLevel;
+use nawqsr_codec::model;
+use nawqsr_codec::quant::Bits;
+
+/// ../shared, or None (with a one-line notice) when it is absent.
+fn shared() -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared"));
+    if p.join("models").is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipping: ../shared not found");
+        None
+    }
+}
+
+fn model_path(name: &str) -> Option<PathBuf> {
+    shared().map(|s| s.join("models").join(format!("{name}.onnx")))
+}
+
+/// A deterministic test image: gradients, edges and noise in [0, 1].
+fn image(h: usize, w: usize, seed: u64) -> Tensor {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut data = Vec::with_capacity(h * w * 3);
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let noise = ((s >> 33) % 1000) as f32 / 1000.0;
+                let base = ((x * (c + 1) + y * 3) % 97) as f32 / 97.0;
+                let edge = if (x / 7 + y / 5) % 2 == 0 { 0.2 } else { 0.0 };
+                data.push((0.6 * base + 0.2 * noise + edge).clamp(0.0, 1.0));
+            }
+        }
+    }
+    Tensor { h, w, c: 3, data }
+}
+
+fn engine(name: &str) -> Option<Arc<Engine>> {
+    let p = model_path(name)?;
+    let g = model::import(&p).expect("model imports");
+    Some(Arc::new(Engine::new(g, CpuLevel::detect(), 1)))
+}
+
+/// A static plan: ranges calibrated on one image (so static and DRE layers mix).
+fn plans(e: &Engine) -> Vec<(&'static str, Plan)> {
+    let ranges = e.calibrate(&[image(24, 20, 7)]).expect("calibrates");
+    let g = &e.graph;
+    let int8 = Plan::uniform(g, &ranges, Bits::B8);
+    // Alternate bitwidth and DRE per conv: every partition boundary kind.
+    let convs = g.conv_layers();
+    let mixed = Plan::per_layer(g, &ranges, |l| {
+        let k = convs.iter().position(|&c| c == l).unwrap_or(0);
+        Some((if k % 3 == 1 { Bits::B16 } else { Bits::B8 }, k % 4 == 2))
+    });
+    vec![("int8", int8.clone()), ("a16w8", int8.with_bits(Bits::B16)), ("dre8", Plan::all_dre(g, Bits::B8)), ("mixed", mixed)]
+}
+
+fn check_tiled(name: &str, sizes: &[(usize, usize)], rows: &[usize]) {
+    let Some(e) = engine(name) else { return };
+    for (pname, plan) in plans(&e) {
+        for &(w, h) in sizes {
+            let x = image(h, w, (w * 31 + h) as u64);
+            let whole = e.run(&plan, &x).expect("whole frame runs");
+            for &r in rows {
+                let t = run_tiled(&e, &plan, &x, r).expect("tiled runs");
+                assert!(t == whole, "{name} {pname} {w}x{h} rows {r}: tiled output differs from whole frame");
+            }
+        }
+    }
+}
+
+#[test]
+fn tiled_equals_whole_imdn_rtc_x2() {
+    check_tiled("IMDN_RTC_x2", &[(1, 1), (7, 5), (97, 61)], &[1, 3, 16, 1000]);
+}
+
+#[test]
+fn tiled_equals_whole_imdn_x4() {
+    check_tiled("IMDN_x4", &[(1, 1), (7, 5), (33, 19)], &[1, 4, 8]);
+}
+
+use nawqsr_codec::runtime::{Codec, CodecConfig, FrameRef, Mode, PixelFormat, RuntimeOptions, StreamConfig, Timestamp};
+
+fn cfg(name: &str, mode: Mode, threads: usize, patch: usize) -> Option<CodecConfig> {
+    Some(CodecConfig { model: Some(model_path(name)?), mode, threads, patch_size: patch, ..Default::default() })
+}
+
+/// The dispatcher path (patches, 1 and 2 workers, coalescing on and off,
+/// 1 or 2 frames in flight) equals the whole-frame engine, bit for bit.
+fn check_codec(name: &str, sizes: &[(usize, usize)], patches: &[usize]) {
+    let Some(e) = engine(name) else { return };
+    for (pname, plan) in plans(&e) {
+        let wholes: Vec<(Tensor, Tensor)> = sizes
+            .iter()
+            .map(|&(w, h)| {
+                let x = image(h, w, (w * 17 + h * 3) as u64);
+                let y = e.run(&plan, &x).expect("whole frame runs");
+                (x, y)
+            })
+            .collect();
+        for &threads in &[1, 2] {
+            for &patch in patches {
+                for (coalesce, fl) in [(true, 2), (false, 1)] {
+                    let c = cfg(name, Mode::Int8, threads, patch).unwrap();
+                    let opts = RuntimeOptions { max_in_flight: fl, coalesce, split_partitions: false };
+                    let codec = Codec::with_plan(&c, e.clone(), plan.clone(), opts).expect("codec starts");
+                    for (x, y) in &wholes {
+                        let t = codec.upscale_tensor(x).expect("codec runs");
+                        assert!(
+                            &t == y,
+                            "{name} {pname} {}x{} threads {threads} patch {patch} coalesce {coalesce}: differs from whole frame",
+                            x.w,
+                            x.h
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn codec_equals_whole_imdn_rtc_x2() {
+    check_codec("IMDN_RTC_x2", &[(1, 1), (7, 5), (97, 61), (320, 180)], &[1, 7, 16, 64]);
+}
+
+#[test]
+fn codec_equals_whole_imdn_x4() {
+    check_codec("IMDN_x4", &[(1, 1), (7, 5), (41, 23)], &[3, 16]);
+}
+
+#[test]
+fn codec_equals_whole_imdn_x2_x3() {
+    check_codec("IMDN_x2", &[(7, 5), (29, 17)], &[4]);
+    check_codec("IMDN_x3", &[(7, 5), (29, 17)], &[4]);
+}
+
+/// One 4K-ish frame through IMDN_RTC_x2 (int8, all-DRE) with the default patch.
+#[test]
+fn codec_equals_whole_4k_imdn_rtc_x2() {
+    let Some(e) = engine("IMDN_RTC_x2") else { return };
+    let plan = Plan::all_dre(&e.graph, Bits::B8);
+    let x = image(2160, 3840, 4);
+    let y = e.run(&plan, &x).expect("whole frame runs");
+    let codec = Codec::with_plan(&cfg("IMDN_RTC_x2", Mode::Int8, 2, 0).unwrap(), e.clone(), plan, RuntimeOptions::default())
+        .expect("codec starts");
+    assert!(codec.upscale_tensor(&x).expect("runs") == y, "4K frame differs from whole frame");
+}
+
+/// `Codec::new` in int8/a16w8 without a schedule runs the all-DRE plan; the RGB
+/// path equals the engine's output converted to RGB, in every pixel format.
+#[test]
+fn codec_modes_and_formats() {
+    let Some(e) = engine("IMDN_RTC_x2") else { return };
+    for (mode, bits) in [(Mode::Int8, Bits::B8), (Mode::A16w8, Bits::B16)] {
+        let codec = Codec::new(&cfg("IMDN_RTC_x2", mode, 2, 8).unwrap()).expect("codec builds");
+        assert_eq!(codec.plan(), Some(&Plan::all_dre(&e.graph, bits)));
+        let x = image(21, 34, 9);
+        let lr = x.to_rgb();
+        let want = e.run(codec.plan().unwrap(), &Tensor::from_rgb(&lr)).unwrap().to_rgb();
+        assert_eq!(codec.upscale_rgb(&lr).unwrap(), want, "{mode:?} upscale_rgb");
+        // Packed RGB with a padded stride through `upscale`.
+        let (w, h) = (lr.width() as usize, lr.height() as usize);
+        let stride = 3 * w + 5;
+        let mut src = vec![0u8; stride * h];
+        for y in 0..h {
+            src[y * stride..][..3 * w].copy_from_slice(&lr.as_raw()[y * 3 * w..][..3 * w]);
+        }
+        let f = FrameRef { format: PixelFormat::Rgb, width: w, height: h, planes: [&src, &[], &[]], strides: [stride, 0, 0] };
+        let (ow, oh) = (2 * w, 2 * h);
+        let mut out = vec![0u8; 3 * ow * oh];
+        let mut dst = nawqsr_codec::runtime::FrameMut {
+            format: PixelFormat::Rgb,
+            width: ow,
+            height: oh,
+            planes: [&mut out, &mut [], &mut []],
+            strides: [3 * ow, 0, 0],
+        };
+        codec.upscale(&f, &mut dst).unwrap();
+        assert_eq!(out, want.as_raw().as_slice(), "{mode:?} upscale (strided RGB)");
+    }
+    assert!(Codec::new(&cfg("IMDN_RTC_x2", Mode::Hybrid, 1, 0).unwrap()).is_err(), "hybrid without schedule");
+}
+
+/// I420 with strides: a tiny frame in, an I420 frame of the right size out.
+fn i420(w: usize, h: usize, stride: usize, seed: u8) -> Vec<u8> {
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let cs = stride / 2 + 1;
+    let mut v = vec![0u8; stride * h + 2 * cs * ch];
+    for (i, b) in v.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31).wrapping_add(seed) / 2 + 40;
+    }
+    let _ = cw;
+    v
+}
+
+/// 1,000 small I420 frames, a slow consumer: bounded buffers, order and
+/// timestamps kept, nothing lost, EOS drains everything.
+#[test]
+fn stream_thousand_frames_slow_consumer() {
+    let Some(c) = cfg("IMDN_RTC_x2", Mode::Int8, 2, 4) else { return };
+    let codec = Codec::new(&c).expect("codec builds");
+    let scfg = StreamConfig { input_capacity: 3, playback_capacity: 2 };
+    let stream = codec.stream(scfg).expect("stream opens");
+    let (w, h, stride) = (9, 7, 12);
+    let n = 1000u64;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..n {
+                let buf = i420(w, h, stride, i as u8);
+                let cs = stride / 2 + 1;
+                let (ch, y_len) = (h.div_ceil(2), stride * h);
+                let f = FrameRef {
+                    format: PixelFormat::I420,
+                    width: w,
+                    height: h,
+                    planes: [&buf[..y_len], &buf[y_len..y_len + cs * ch], &buf[y_len + cs * ch..]],
+                    strides: [stride, cs, cs],
+                };
+                stream.submit(&f, Timestamp::new(1000 + i * 40, 40)).expect("submit");
+                assert!(stream.pending() <= 3 + 2 + 2 + 1, "pending {} exceeds buffers + in flight", stream.pending());
+            }
+            stream.eos();
+        });
+        let mut next = 0u64;
+        while let Some(f) = stream.receive().expect("receive") {
+            assert_eq!(f.seq, next);
+            assert_eq!(f.ts, Timestamp::new(1000 + next * 40, 40), "timestamp of frame {next}");
+            assert_eq!((f.frame.width(), f.frame.height()), (2 * w, 2 * h));
+            next += 1;
+            if next % 50 == 0 {
+                // Slow consumer: the producer must wait, not grow memory.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        assert_eq!(next, n, "frames lost");
+    });
+    let st = codec.stats();
+    assert_eq!(st.frames, n);
+    assert_eq!(st.failed_frames, 0);
+    assert!(st.input_queue_max <= 3 && st.playback_queue_max <= 2, "{st:?}");
+    assert!(st.in_flight_max <= 2, "{st:?}");
+}
+
+/// An injected worker error and a worker panic surface as errors from
+/// `upscale` and `receive`; the codec keeps working afterwards.
+#[test]
+fn worker_faults_surface_as_errors() {
+    let Some(c) = cfg("IMDN_RTC_x2", Mode::Int8, 2, 4) else { return };
+    let codec = Codec::new(&c).expect("codec builds");
+    let lr = image(12, 10, 1).to_rgb();
+    let good = codec.upscale_rgb(&lr).expect("runs");
+    for panic in [false, true] {
+        codec.inject_fault(panic).unwrap();
+        let r = codec.upscale_rgb(&lr);
+        assert!(r.is_err(), "fault (panic {panic}) must surface");
+        assert_eq!(codec.upscale_rgb(&lr).expect("recovers"), good);
+    }
+    let stream = codec.stream(StreamConfig::default()).unwrap();
+    stream.submit_rgb(&lr, Timestamp::new(0, 1)).unwrap();
+    assert!(stream.receive().unwrap().is_some());
+    codec.inject_fault(true).unwrap();
+    stream.submit_rgb(&lr, Timestamp::new(1, 1)).unwrap();
+    stream.submit_rgb(&lr, Timestamp::new(2, 1)).unwrap();
+    assert!(stream.receive().is_err(), "panicking frame surfaces from receive");
+    let last = stream.receive().unwrap().expect("next frame still arrives");
+    assert_eq!(last.ts, Timestamp::new(2, 1));
+    stream.eos();
+    assert!(stream.receive().unwrap().is_none());
+    assert_eq!(codec.stats().failed_frames, 3);
+}
