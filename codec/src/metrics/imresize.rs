@@ -241,10 +241,11 @@ fn resize<T: Sample, const CH: usize>(
         return Vec::new();
     }
     // Scale 1 along an axis is the identity (cubic(0) = 1, cubic(±1) = cubic(±2) = 0),
-    // so that pass is skipped.
+    // so that pass is skipped. Keyed on the scale, not on out == in: MATLAB's
+    // ceil(s·n) can equal n for s ≠ 1, and that still filters.
     let x_pass = |img: &[T]| resize_rows::<T, CH>(img, w, &contributions(w, out_w, scale_w));
     let y_pass = |img: &[T], cols| resize_cols(img, cols, CH, &contributions(h, out_h, scale_h));
-    match (out_w == w, out_h == h) {
+    match (scale_w == 1.0, scale_h == 1.0) {
         (true, true) => src.to_vec(),
         (true, false) => y_pass(src, w),
         (false, true) => x_pass(src),
