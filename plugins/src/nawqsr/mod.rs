@@ -1,0 +1,61 @@
+//! The `nawqsr` element: real-time super-resolution of raw video with the NAWQ-SR
+//! codec. The element is thin: caps, buffers, properties, QoS and telemetry live
+//! in `imp.rs`, the precision-ladder policy in `qos.rs`, and all pixel work in
+//! `nawqsr_codec`.
+use gst::glib;
+use gst::prelude::*;
+use nawqsr_codec::runtime::Mode;
+
+mod imp;
+pub mod qos;
+
+glib::wrapper! {
+    pub struct Nawqsr(ObjectSubclass<imp::Nawqsr>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// The `mode` property: the precision plan the codec runs (§4.1–4.2), or plain
+/// bicubic. Under sustained QoS lateness the element steps to faster modes, never
+/// above this one.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstNawqsrMode")]
+pub enum NawqsrMode {
+    #[default]
+    #[enum_value(
+        name = "Hybrid: the schedule's per-layer INT8/A16W8 plan with DRE",
+        nick = "hybrid"
+    )]
+    Hybrid = 0,
+    #[enum_value(name = "Int8: every layer on the INT8 unit", nick = "int8")]
+    Int8 = 1,
+    #[enum_value(name = "A16w8: every layer on the A16W8 unit", nick = "a16w8")]
+    A16w8 = 2,
+    #[enum_value(name = "Fp32: the FP32 reference (slow)", nick = "fp32")]
+    Fp32 = 3,
+    #[enum_value(
+        name = "Bicubic: no network, MATLAB-compatible bicubic",
+        nick = "bicubic"
+    )]
+    Bicubic = 4,
+}
+
+impl From<NawqsrMode> for Mode {
+    fn from(m: NawqsrMode) -> Mode {
+        match m {
+            NawqsrMode::Hybrid => Mode::Hybrid,
+            NawqsrMode::Int8 => Mode::Int8,
+            NawqsrMode::A16w8 => Mode::A16w8,
+            NawqsrMode::Fp32 => Mode::Fp32,
+            NawqsrMode::Bicubic => Mode::Bicubic,
+        }
+    }
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "nawqsr",
+        gst::Rank::NONE,
+        Nawqsr::static_type(),
+    )
+}
