@@ -8,6 +8,7 @@ pub mod error;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
+pub mod offline;
 pub mod runtime;
 
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ use nawqsr_codec::eval::{self, Sample, Score};
 use nawqsr_codec::kernels::CpuLevel;
 use nawqsr_codec::metrics::upscale_bicubic;
 use nawqsr_codec::model::{self, reference::Fp32Reference};
+use nawqsr_codec::offline::{Schedule, search};
 use nawqsr_codec::quant::{Bits, WeightGranularity};
 use serde_json::json;
 
@@ -22,7 +23,9 @@ pub struct Args {
     /// Upscaling factor; must match the model.
     #[arg(long)]
     scale: usize,
-    /// fp32 (tract reference), fp32w8, int8, a16w8, bicubic.
+    /// fp32 (tract reference), fp32w8, int8, a16w8, hybrid (--schedule),
+    /// hybrid-nodre (its DRE flags off), randdre (its bitwidths, random DRE
+    /// layers, mean of 10 runs), bicubic.
     #[arg(long, default_value = "fp32")]
     mode: String,
     /// Calibration images for static activation ranges (default: 10 images of
@@ -32,6 +35,9 @@ pub struct Args {
     /// 8-bit weight scales: per-channel (default) or per-tensor (the paper's setting).
     #[arg(long, default_value = "per-channel")]
     weights: String,
+    /// Schedule file for --mode hybrid, hybrid-nodre and randdre (`nawqsr calibrate`).
+    #[arg(long)]
+    schedule: Option<PathBuf>,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -59,14 +65,20 @@ pub fn run(a: Args) -> Result<()> {
     if !(2..=4).contains(&a.scale) {
         bail!("--scale {}: invalid (expected 2, 3 or 4)", a.scale);
     }
-    let samples = eval::load_dataset(&a.dataset, a.scale).with_context(|| "--dataset".to_string())?;
-    let bicubic = eval::score(&samples, a.scale, |lr| Ok(upscale_bicubic(lr, a.scale)))?;
-    let score: Score = match a.mode.as_str() {
-        "bicubic" => bicubic.clone(),
+    // The model is checked before the dataset is read: its errors come first.
+    enum Runner {
+        Bicubic,
+        Tract(Fp32Reference),
+        Engine(Engine, Plan),
+        /// Several plans on the same engine, scores averaged (RandDRE).
+        EngineRuns(Engine, Vec<Plan>),
+    }
+    let runner = match a.mode.as_str() {
+        "bicubic" => Runner::Bicubic,
         "fp32" => {
             let r = Fp32Reference::load(&a.model)?;
             check_scale(r.scale(), a.scale, &a)?;
-            eval::score(&samples, a.scale, |lr| r.upscale(lr))?
+            Runner::Tract(r)
         }
         "fp32w8" | "int8" | "a16w8" => {
             let graph = model::import(&a.model)?;
@@ -86,9 +98,54 @@ pub fn run(a: Args) -> Result<()> {
                     Plan::uniform(&engine.graph, &ranges, if m == "int8" { Bits::B8 } else { Bits::B16 })
                 }
             };
-            eval::score(&samples, a.scale, |lr| Ok(engine.run(&plan, &Tensor::from_rgb(lr))?.to_rgb()))?
+            Runner::Engine(engine, plan)
         }
-        m => bail!("--mode {m}: invalid (expected fp32, fp32w8, int8, a16w8 or bicubic)"),
+        "hybrid" | "hybrid-nodre" | "randdre" => {
+            let Some(path) = &a.schedule else { bail!("--mode {}: needs --schedule FILE", a.mode) };
+            let graph = model::import(&a.model)?;
+            check_scale(graph.scale, a.scale, &a)?;
+            let sched = Schedule::load(path, &graph, &model::file_sha256(&a.model)?)?;
+            // The schedule's s, z were calibrated with its weight quantizer.
+            let engine = Engine::with_granularity(graph, CpuLevel::detect(), a.threads, sched.weights());
+            match a.mode.as_str() {
+                "hybrid" => {
+                    let plan = sched.plan(&engine.graph);
+                    Runner::Engine(engine, plan)
+                }
+                "hybrid-nodre" => {
+                    let plan = sched.plan_with(&engine.graph, |_, _| false);
+                    Runner::Engine(engine, plan)
+                }
+                // §5.2 RandDRE: the schedule's bitwidths, random DRE layers, mean of 10 runs.
+                _ => {
+                    let n = engine.graph.conv_layers().len();
+                    let plans = (0..10u64)
+                        .map(|seed| {
+                            let d = search::rand_dre(n, seed);
+                            sched.plan_with(&engine.graph, |p, _| d[p])
+                        })
+                        .collect();
+                    Runner::EngineRuns(engine, plans)
+                }
+            }
+        }
+        m => bail!("--mode {m}: invalid (expected fp32, fp32w8, int8, a16w8, hybrid, hybrid-nodre, randdre or bicubic)"),
+    };
+    let samples = eval::load_dataset(&a.dataset, a.scale).with_context(|| "--dataset".to_string())?;
+    let bicubic = eval::score(&samples, a.scale, |lr| Ok(upscale_bicubic(lr, a.scale)))?;
+    let score: Score = match &runner {
+        Runner::Bicubic => bicubic.clone(),
+        Runner::Tract(r) => eval::score(&samples, a.scale, |lr| r.upscale(lr))?,
+        Runner::Engine(engine, plan) => {
+            eval::score(&samples, a.scale, |lr| Ok(engine.run(plan, &Tensor::from_rgb(lr))?.to_rgb()))?
+        }
+        Runner::EngineRuns(engine, plans) => {
+            let runs = plans
+                .iter()
+                .map(|plan| eval::score(&samples, a.scale, |lr| Ok(engine.run(plan, &Tensor::from_rgb(lr))?.to_rgb())))
+                .collect::<Result<Vec<Score>, _>>()?;
+            mean_of(&runs)
+        }
     };
     if a.json {
         let obj = json!({
@@ -113,6 +170,19 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Per-image and overall means over several runs of the same images.
+fn mean_of(runs: &[Score]) -> Score {
+    let k = runs.len() as f64;
+    let mut out = runs[0].clone();
+    for (i, img) in out.images.iter_mut().enumerate() {
+        img.psnr = runs.iter().map(|r| r.images[i].psnr).sum::<f64>() / k;
+        img.ssim = runs.iter().map(|r| r.images[i].ssim).sum::<f64>() / k;
+    }
+    out.mean_psnr = runs.iter().map(|r| r.mean_psnr).sum::<f64>() / k;
+    out.mean_ssim = runs.iter().map(|r| r.mean_ssim).sum::<f64>() / k;
+    out
 }
 
 fn check_scale(model_scale: usize, want: usize, a: &Args) -> Result<()> {
