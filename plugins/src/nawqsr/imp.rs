@@ -581,6 +581,9 @@ impl Nawqsr {
             | Error::File { .. }
             | Error::UnsupportedOp { .. }
             | Error::Scale(_) => "model",
+            // The codec's free-text errors at build time are about the mode and what
+            // it needs (e.g. "mode hybrid needs a schedule").
+            Error::Invalid(msg) if msg.contains("schedule") => "schedule",
             Error::Invalid(_) => "mode",
         };
         gst::error_msg!(gst::ResourceError::Settings, ("property {prop}: {e}"))
@@ -1111,5 +1114,94 @@ impl BaseTransformImpl for Nawqsr {
         }
         self.post(msgs);
         Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(v: impl ToSendValue, s: i32, dir: Dir) -> Option<glib::SendValue> {
+        map_size(&v.to_send_value(), s, dir)
+    }
+
+    #[test]
+    fn fixed_sizes() {
+        gst::init().unwrap();
+        assert_eq!(map(352, 2, Dir::Up).unwrap().get::<i32>().unwrap(), 704);
+        assert_eq!(map(704, 2, Dir::Down).unwrap().get::<i32>().unwrap(), 352);
+        // 705 is not ×2 of anything; i32::MAX has no ×2.
+        assert!(map(705, 2, Dir::Down).is_none());
+        assert!(map(i32::MAX, 2, Dir::Up).is_none());
+    }
+
+    #[test]
+    fn ranges_keep_exactly_the_reachable_sizes() {
+        gst::init().unwrap();
+        let r = |v: glib::SendValue| v.get::<gst::IntRange<i32>>().unwrap();
+        // Up: every multiple of s in the scaled range; the top is clamped to i32.
+        let up = r(map(gst::IntRange::new(1, i32::MAX), 3, Dir::Up).unwrap());
+        assert_eq!((up.min(), up.step()), (3, 3));
+        assert_eq!(up.max(), i32::MAX - i32::MAX % 3);
+        // Down: [7, 21] ÷ 2 → [4, 10].
+        assert_eq!(
+            r(map(gst::IntRange::new(7, 21), 2, Dir::Down).unwrap()),
+            gst::IntRange::new(4, 10)
+        );
+        // Down with a step: s·x must be a multiple of 4 → x even.
+        let d = r(map(gst::IntRange::with_step(8, 40, 4), 2, Dir::Down).unwrap());
+        assert_eq!(d, gst::IntRange::with_step(4, 20, 2));
+        // A range that only contains one reachable size becomes that size.
+        assert_eq!(
+            map(gst::IntRange::new(9, 11), 5, Dir::Down)
+                .unwrap()
+                .get::<i32>()
+                .unwrap(),
+            2
+        );
+        // And one with none is dropped.
+        assert!(map(gst::IntRange::new(11, 14), 5, Dir::Down).is_none());
+    }
+
+    #[test]
+    fn lists_map_element_wise() {
+        gst::init().unwrap();
+        let l = gst::List::new([96i32, 97, 144]);
+        let down: Vec<i32> = map(l.clone(), 2, Dir::Down)
+            .unwrap()
+            .get::<gst::List>()
+            .unwrap()
+            .iter()
+            .map(|v| v.get().unwrap())
+            .collect();
+        assert_eq!(down, [48, 72]);
+        assert_eq!(
+            map(gst::List::new([97i32, 144]), 2, Dir::Down)
+                .unwrap()
+                .get::<i32>()
+                .unwrap(),
+            72
+        );
+        assert!(map(gst::List::new([97i32]), 2, Dir::Down).is_none());
+        let up = map(l, 4, Dir::Up).unwrap().get::<gst::List>().unwrap();
+        assert_eq!(up.as_slice().len(), 3);
+    }
+
+    #[test]
+    fn scale_caps_offers_every_scale_in_order() {
+        gst::init().unwrap();
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("width", 10i32)
+            .field("height", 6i32)
+            .build();
+        let out = scale_caps(&caps, &[3, 2], Dir::Up);
+        let widths: Vec<i32> = out.iter().map(|s| s.get::<i32>("width").unwrap()).collect();
+        assert_eq!(widths, [30, 20]);
+        // src → sink for a size that no scale reaches: empty caps, so negotiation fails early.
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("width", 7i32)
+            .field("height", 6i32)
+            .build();
+        assert!(scale_caps(&caps, &[2], Dir::Down).is_empty());
     }
 }
