@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nawqsr_codec::engine::Engine;
 use nawqsr_codec::kernels::CpuLevel;
 use nawqsr_codec::model;
-use nawqsr_codec::offline::{self, Config, Evaluator, Options, bops, schedule, search};
+use nawqsr_codec::offline::{self, Config, Evaluator, Options, bops, dre_select, schedule, search};
 use nawqsr_codec::quant::{Bits, WeightGranularity};
 use serde_json::json;
 
@@ -41,6 +41,10 @@ pub struct Args {
     /// Energy concentration threshold K ∈ [0, 1] for DRE layer selection (Alg. 3).
     #[arg(long, default_value_t = 0.125)]
     energy: f64,
+    /// Also report the calibration PSNR of the DRE selection at each of these K
+    /// (comma-separated), on the same wordlengths: the grid §5 tunes K with.
+    #[arg(long, value_delimiter = ',')]
+    energy_grid: Vec<f64>,
     /// Schedule file to write (atomically).
     #[arg(long)]
     out: PathBuf,
@@ -187,6 +191,29 @@ pub fn run(a: Args) -> Result<()> {
         ev.passes
     );
 
+    // §5: K is tuned by a grid; one extra pass per K on the WLopt wordlengths.
+    let mut grid = Vec::new();
+    for &k in &a.energy_grid {
+        if !(0.0..=1.0).contains(&k) {
+            bail!("--energy-grid {k}: invalid (expected 0 ≤ K ≤ 1)");
+        }
+        let sel = dre_select::select(&out.lra, k);
+        let mut c = Config {
+            bits: out.wlopt.bits.clone(),
+            dre: vec![false; n],
+        };
+        for &p in &sel {
+            c.dre[p] = true;
+        }
+        let q = ev.quality(&c)?;
+        eprintln!(
+            "K = {k}: {} DRE layers → {q:.4} dB ({:+.4} dB vs w/o DRE)",
+            sel.len(),
+            q - out.wlopt.quality
+        );
+        grid.push(json!({"energy": k, "dre_layers": sel.len(), "psnr": q}));
+    }
+
     // Table 1: the same budget as WLopt's pass, cache cleared for each run.
     let mut baselines = Vec::new();
     if a.baselines > 0 {
@@ -265,6 +292,7 @@ pub fn run(a: Args) -> Result<()> {
             "calibrate_seconds": out.elapsed.as_secs_f64(),
             "wlopt_trace": out.wlopt.trace.iter().map(|t| json!({"layer": names[t.pos], "quality": t.quality, "accepted": t.accepted})).collect::<Vec<_>>(),
             "lra": out.lra.iter().map(|e| json!({"layer": names[e.pos], "drop_db": e.drop})).collect::<Vec<_>>(),
+            "energy_grid": grid,
             "baselines": baselines,
         });
         println!("{obj}");
