@@ -139,3 +139,28 @@ fn model_memory_is_8bit_weights_once() {
     assert_eq!(weights, fp32_weights);
     assert!(bytes > weights, "packed size {bytes} must include the weights");
 }
+
+/// Where an integer conv's time goes (run with --ignored --nocapture).
+#[test]
+#[ignore]
+fn profile_unit_conv() {
+    let c = conv(64, 64, 3, 1);
+    let q = QConv::new(&c, WeightGranularity::PerChannel);
+    let x = input(180, 320, 64, -0.5, 2.0);
+    let qp = QParams::from_range(-0.5, 2.0, Bits::B8);
+    for threads in [1, 2] {
+        let t = std::time::Instant::now();
+        for _ in 0..5 {
+            let mut xq = vec![0u8; x.data.len()];
+            nawqsr_codec::quant::params::quantize_u8(&x.data, &qp, &mut xq);
+            std::hint::black_box(&xq);
+        }
+        let tq = t.elapsed().as_secs_f64() / 5.0;
+        let t = std::time::Instant::now();
+        for _ in 0..5 {
+            std::hint::black_box(q.run(CpuLevel::detect(), &x, &qp, &kernels::Activation::Leaky(0.05), threads));
+        }
+        let tr = t.elapsed().as_secs_f64() / 5.0;
+        eprintln!("threads {threads}: quantize {:.1} ms, unit run {:.1} ms ({:.0} GMAC/s)", tq * 1e3, tr * 1e3, 180.0 * 320.0 * 64.0 * 576.0 / tr / 1e9);
+    }
+}

@@ -1,6 +1,8 @@
 //! `nawqsr`: evaluation, calibration, benchmarks, upscaling and the player.
 //! Each subcommand is a thin layer over `nawqsr_codec`. Human-readable output
 //! and progress go to stderr; `--json` writes one object to stdout.
+mod bench_kernels;
+mod bench_model;
 mod calibrate;
 mod eval;
 mod upscale;
@@ -20,6 +22,10 @@ enum Cmd {
     Eval(eval::Args),
     /// Offline flow: choose per-layer wordlengths and DRE layers, write a schedule.
     Calibrate(calibrate::Args),
+    /// Peak MAC/s per CPU level and every IMDN conv shape as % of it.
+    BenchKernels(bench_kernels::Args),
+    /// Median ms/frame of one model on a synthetic frame.
+    BenchModel(bench_model::Args),
     /// Super-resolve an image.
     Upscale(upscale::Args),
 }
@@ -36,6 +42,8 @@ fn main() {
         Cmd::Eval(a) => eval::run(a),
         Cmd::Calibrate(a) => calibrate::run(a),
         Cmd::Upscale(a) => upscale::run(a),
+        Cmd::BenchKernels(a) => bench_kernels::run(a),
+        Cmd::BenchModel(a) => bench_model::run(a),
     };
     if let Err(e) = res {
         // One line: the chain of causes, outermost first.

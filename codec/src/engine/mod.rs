@@ -53,6 +53,8 @@ pub struct Engine {
 pub enum Event<'a> {
     /// The f32 input of conv layer `layer`, before quantization.
     ConvInput { layer: usize, x: &'a Tensor },
+    /// Layer `layer` finished after `secs` seconds of wall time.
+    LayerDone { layer: usize, secs: f64 },
 }
 
 impl Engine {
@@ -133,6 +135,7 @@ impl Engine {
             if matches!(self.compiled[i], Compiled::Fused) {
                 continue;
             }
+            let t0 = std::time::Instant::now();
             let outs: Vec<Tensor> = {
                 let x = |k: usize| vals[l.inputs[k]].as_ref().expect("producer ran before consumer");
                 match (&l.op, &self.compiled[i]) {
@@ -182,6 +185,7 @@ impl Engine {
             for (v, t) in targets.into_iter().zip(outs) {
                 vals[v] = Some(t);
             }
+            observe(Event::LayerDone { layer: i, secs: t0.elapsed().as_secs_f64() });
             for &v in &l.inputs {
                 uses[v] -= 1;
                 if uses[v] == 0 {
@@ -199,9 +203,10 @@ impl Engine {
         let plan = Plan::fp32w8(&self.graph);
         for img in images {
             self.run_observed(&plan, img, &mut |e| {
-                let Event::ConvInput { layer, x } = e;
-                let (lo, hi) = min_max(&x.data);
-                r.observe(layer, lo, hi);
+                if let Event::ConvInput { layer, x } = e {
+                    let (lo, hi) = min_max(&x.data);
+                    r.observe(layer, lo, hi);
+                }
             })?;
         }
         Ok(r)

@@ -73,11 +73,11 @@ mod tests {
 
     #[test]
     fn per_channel_uses_each_channels_range() {
-        let w = vec![1.0, -0.5, 0.01, 0.02];
+        let w = vec![1.0, -0.25, 0.005, 0.02];
         let q = QuantWeights::quantize(&w, 2, WeightGranularity::PerChannel);
-        assert_eq!(q.q, vec![127, -64, 64, 127]);
+        assert_eq!(q.q, vec![127, -32, 32, 127]);
         let t = QuantWeights::quantize(&w, 2, WeightGranularity::PerTensor);
-        assert_eq!(t.q, vec![127, -64, 1, 3]);
+        assert_eq!(t.q, vec![127, -32, 1, 3]);
     }
 
     #[test]

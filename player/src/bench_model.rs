@@ -1,0 +1,135 @@
+//! `nawqsr bench-model`: one model on one synthetic frame, median ms/frame
+//! after warm-up, through the same engine the codec runs.
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use nawqsr_codec::engine::{Engine, Plan, Tensor};
+use nawqsr_codec::kernels::CpuLevel;
+use nawqsr_codec::model::{self, reference::Fp32Reference};
+use nawqsr_codec::offline::Schedule;
+use nawqsr_codec::quant::Bits;
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    model: PathBuf,
+    /// LR frame size, WxH.
+    #[arg(long, default_value = "320x180")]
+    input_size: String,
+    /// int8, a16w8, hybrid (needs --schedule), fp32w8 or fp32 (tract).
+    #[arg(long, default_value = "int8")]
+    mode: String,
+    #[arg(long)]
+    schedule: Option<PathBuf>,
+    /// Worker threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Timed runs after 2 warm-up runs.
+    #[arg(long, default_value_t = 9)]
+    runs: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn parse_size(s: &str) -> Result<(usize, usize)> {
+    let bad = || anyhow::anyhow!("--input-size {s}: invalid (expected WxH, e.g. 320x180)");
+    let (w, h) = s.split_once('x').ok_or_else(bad)?;
+    let (w, h): (usize, usize) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    if w == 0 || h == 0 {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
+/// A smooth synthetic frame with edges (quantization ranges see realistic values).
+pub fn synthetic(w: usize, h: usize) -> Tensor {
+    let mut t = Tensor::zeros(h, w, 3);
+    for y in 0..h {
+        for x in 0..w {
+            let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+            let px = &mut t.data[(y * w + x) * 3..][..3];
+            px[0] = fx;
+            px[1] = 0.5 + 0.5 * ((fx * 40.0).sin() * (fy * 30.0).cos());
+            px[2] = if (x / 16 + y / 16) % 2 == 0 { 0.8 } else { 0.2 };
+        }
+    }
+    t
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let (w, h) = parse_size(&a.input_size)?;
+    if a.runs == 0 {
+        bail!("--runs 0: invalid (expected at least 1)");
+    }
+    let frame = synthetic(w, h);
+    let level = CpuLevel::detect();
+    let mut times = vec![];
+    let threads;
+    if a.mode == "fp32" {
+        let r = Fp32Reference::load(&a.model)?;
+        threads = 1;
+        let planar: Vec<f32> = (0..3).flat_map(|c| frame.data.iter().skip(c).step_by(3).copied().collect::<Vec<_>>()).collect();
+        for i in 0..a.runs + 2 {
+            let t = Instant::now();
+            r.run_planar(planar.clone(), h, w)?;
+            if i >= 2 {
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    } else {
+        let graph = model::import(&a.model)?;
+        let e = Engine::new(graph, level, a.threads);
+        threads = e.threads;
+        let plan = match a.mode.as_str() {
+            "fp32w8" => Plan::fp32w8(&e.graph),
+            "int8" | "a16w8" => {
+                let ranges = e.calibrate(std::slice::from_ref(&frame))?;
+                Plan::uniform(&e.graph, &ranges, if a.mode == "int8" { Bits::B8 } else { Bits::B16 })
+            }
+            "hybrid" => {
+                let Some(s) = &a.schedule else { bail!("--mode hybrid: needs --schedule FILE") };
+                Schedule::load(s, &e.graph, &model::file_sha256(&a.model)?)?.plan(&e.graph)
+            }
+            m => bail!("--mode {m}: invalid (expected int8, a16w8, hybrid, fp32w8 or fp32)"),
+        };
+        let mut per_kind: std::collections::BTreeMap<&str, f64> = Default::default();
+        for i in 0..a.runs + 2 {
+            let t = Instant::now();
+            e.run_observed(&plan, &frame, &mut |ev| {
+                if let (nawqsr_codec::engine::Event::LayerDone { layer, secs }, true) = (ev, i >= 2) {
+                    *per_kind.entry(e.graph.layers[layer].op.kind()).or_default() += secs * 1e3 / a.runs as f64;
+                }
+            })?;
+            if i >= 2 {
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        if !a.json {
+            let parts: Vec<String> = per_kind.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+            eprintln!("mean ms/frame per layer kind: {}", parts.join(", "));
+        }
+    }
+    let mut sorted = times.clone();
+    let med = median(&mut sorted);
+    let p90 = sorted[((sorted.len() as f64 * 0.9).ceil() as usize).saturating_sub(1).min(sorted.len() - 1)];
+    if a.json {
+        println!(
+            "{}",
+            json!({"median_ms": med, "p90_ms": p90, "runs": a.runs, "mode": a.mode, "level": level.name(),
+                "threads": threads, "input": [w, h], "model": a.model.display().to_string()})
+        );
+    } else {
+        eprintln!(
+            "{} {}x{} mode {} level {} threads {}: median {:.1} ms/frame ({:.1} fps), p90 {:.1} ms over {} runs",
+            a.model.display(), w, h, a.mode, level.name(), threads, med, 1e3 / med, p90, a.runs
+        );
+    }
+    Ok(())
+}
