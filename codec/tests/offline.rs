@@ -504,3 +504,37 @@ fn schedule_partitions_by_hand() {
         ]
     );
 }
+
+#[test]
+fn baselines_on_a_synthetic_oracle() {
+    use nawqsr_codec::offline::search;
+    use std::time::Duration;
+    let macs: Vec<u64> = (1..=12).map(|i| 10 * i).collect();
+    // Each 8-bit layer costs 0.01 dB: any 10 of the 12 layers fit in ε = 0.1.
+    let mut q = |c: &Config| -> nawqsr_codec::Result<f64> {
+        Ok(30.0 - 0.01 * c.bits.iter().filter(|b| **b == Bits::B8).count() as f64)
+    };
+    let budget = Duration::from_millis(50);
+    for r in [
+        search::simulated_annealing(&mut q, &macs, 30.0, 0.1005, budget, 1).unwrap(),
+        search::genetic(&mut q, &macs, 30.0, 0.1005, budget, 1).unwrap(),
+    ] {
+        let best = r.best.expect("uniform A16W8 is feasible");
+        assert!(best.iter().filter(|b| **b == Bits::B8).count() <= 10);
+        assert!((r.reduction - bops::reduction_vs_a16w8(&macs, &best)).abs() < 1e-12);
+        assert!(r.reduction >= 1.0 && r.evaluations > 1);
+    }
+    // WLopt's optimum here: the 10 heaviest layers at 8 bits.
+    let wl = wlopt::wlopt(&mut q, &macs, 30.0, 0.1005, &mut |_, _, _| {}).unwrap();
+    assert_eq!(
+        wl.bits.iter().take(2).collect::<Vec<_>>(),
+        vec![&Bits::B16, &Bits::B16]
+    );
+    assert!(wl.bits.iter().skip(2).all(|b| *b == Bits::B8));
+    // RandDRE: between 1 and n layers, reproducible per seed.
+    for seed in 0..20 {
+        let d = search::rand_dre(12, seed);
+        assert!((1..=12).contains(&d.iter().filter(|x| **x).count()));
+        assert_eq!(d, search::rand_dre(12, seed));
+    }
+}
