@@ -29,12 +29,16 @@ fn model_path(name: &str) -> Option<PathBuf> {
 
 /// A deterministic test image: gradients, edges and noise in [0, 1].
 fn image(h: usize, w: usize, seed: u64) -> Tensor {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut data = Vec::with_capacity(h * w * 3);
     for y in 0..h {
         for x in 0..w {
             for c in 0..3 {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let noise = ((s >> 33) % 1000) as f32 / 1000.0;
                 let base = ((x * (c + 1) + y * 3) % 97) as f32 / 97.0;
                 let edge = if (x / 7 + y / 5) % 2 == 0 { 0.2 } else { 0.0 };
@@ -48,7 +52,7 @@ fn image(h: usize, w: usize, seed: u64) -> Tensor {
 fn engine(name: &str) -> Option<Arc<Engine>> {
     let p = model_path(name)?;
     let g = model::import(&p).expect("model imports");
-    Some(Arc::new(Engine::new(g, CpuLevel::detect(), 1)))
+    Some(Arc::new(Engine::new(g, CpuLevel::detect(), 2)))
 }
 
 /// A static plan: ranges calibrated on one image (so static and DRE layers mix).
@@ -62,7 +66,12 @@ fn plans(e: &Engine) -> Vec<(&'static str, Plan)> {
         let k = convs.iter().position(|&c| c == l).unwrap_or(0);
         Some((if k % 3 == 1 { Bits::B16 } else { Bits::B8 }, k % 4 == 2))
     });
-    vec![("int8", int8.clone()), ("a16w8", int8.with_bits(Bits::B16)), ("dre8", Plan::all_dre(g, Bits::B8)), ("mixed", mixed)]
+    vec![
+        ("int8", int8.clone()),
+        ("a16w8", int8.with_bits(Bits::B16)),
+        ("dre8", Plan::all_dre(g, Bits::B8)),
+        ("mixed", mixed),
+    ]
 }
 
 fn check_tiled(name: &str, sizes: &[(usize, usize)], rows: &[usize]) {
@@ -73,7 +82,10 @@ fn check_tiled(name: &str, sizes: &[(usize, usize)], rows: &[usize]) {
             let whole = e.run(&plan, &x).expect("whole frame runs");
             for &r in rows {
                 let t = run_tiled(&e, &plan, &x, r).expect("tiled runs");
-                assert!(t == whole, "{name} {pname} {w}x{h} rows {r}: tiled output differs from whole frame");
+                assert!(
+                    t == whole,
+                    "{name} {pname} {w}x{h} rows {r}: tiled output differs from whole frame"
+                );
             }
         }
     }
@@ -81,7 +93,11 @@ fn check_tiled(name: &str, sizes: &[(usize, usize)], rows: &[usize]) {
 
 #[test]
 fn tiled_equals_whole_imdn_rtc_x2() {
-    check_tiled("IMDN_RTC_x2", &[(1, 1), (7, 5), (97, 61)], &[1, 3, 16, 1000]);
+    check_tiled(
+        "IMDN_RTC_x2",
+        &[(1, 1), (7, 5), (97, 61)],
+        &[1, 3, 16, 1000],
+    );
 }
 
 #[test]
@@ -89,10 +105,18 @@ fn tiled_equals_whole_imdn_x4() {
     check_tiled("IMDN_x4", &[(1, 1), (7, 5), (33, 19)], &[1, 4, 8]);
 }
 
-use nawqsr_codec::runtime::{Codec, CodecConfig, FrameRef, Mode, PixelFormat, RuntimeOptions, StreamConfig, Timestamp};
+use nawqsr_codec::runtime::{
+    Codec, CodecConfig, FrameRef, Mode, PixelFormat, RuntimeOptions, StreamConfig, Timestamp,
+};
 
 fn cfg(name: &str, mode: Mode, threads: usize, patch: usize) -> Option<CodecConfig> {
-    Some(CodecConfig { model: Some(model_path(name)?), mode, threads, patch_size: patch, ..Default::default() })
+    Some(CodecConfig {
+        model: Some(model_path(name)?),
+        mode,
+        threads,
+        patch_size: patch,
+        ..Default::default()
+    })
 }
 
 /// The dispatcher path (patches, 1 and 2 workers, coalescing on and off,
@@ -112,8 +136,13 @@ fn check_codec(name: &str, sizes: &[(usize, usize)], patches: &[usize]) {
             for &patch in patches {
                 for (coalesce, fl) in [(true, 2), (false, 1)] {
                     let c = cfg(name, Mode::Int8, threads, patch).unwrap();
-                    let opts = RuntimeOptions { max_in_flight: fl, coalesce, split_partitions: false };
-                    let codec = Codec::with_plan(&c, e.clone(), plan.clone(), opts).expect("codec starts");
+                    let opts = RuntimeOptions {
+                        max_in_flight: fl,
+                        coalesce,
+                        split_partitions: false,
+                    };
+                    let codec =
+                        Codec::with_plan(&c, e.clone(), plan.clone(), opts).expect("codec starts");
                     for (x, y) in &wholes {
                         let t = codec.upscale_tensor(x).expect("codec runs");
                         assert!(
@@ -131,7 +160,11 @@ fn check_codec(name: &str, sizes: &[(usize, usize)], patches: &[usize]) {
 
 #[test]
 fn codec_equals_whole_imdn_rtc_x2() {
-    check_codec("IMDN_RTC_x2", &[(1, 1), (7, 5), (97, 61), (320, 180)], &[1, 7, 16, 64]);
+    check_codec(
+        "IMDN_RTC_x2",
+        &[(1, 1), (7, 5), (97, 61), (320, 180)],
+        &[1, 7, 16, 64],
+    );
 }
 
 #[test]
@@ -148,27 +181,46 @@ fn codec_equals_whole_imdn_x2_x3() {
 /// One 4K-ish frame through IMDN_RTC_x2 (int8, all-DRE) with the default patch.
 #[test]
 fn codec_equals_whole_4k_imdn_rtc_x2() {
-    let Some(e) = engine("IMDN_RTC_x2") else { return };
+    let Some(e) = engine("IMDN_RTC_x2") else {
+        return;
+    };
     let plan = Plan::all_dre(&e.graph, Bits::B8);
     let x = image(2160, 3840, 4);
     let y = e.run(&plan, &x).expect("whole frame runs");
-    let codec = Codec::with_plan(&cfg("IMDN_RTC_x2", Mode::Int8, 2, 0).unwrap(), e.clone(), plan, RuntimeOptions::default())
-        .expect("codec starts");
-    assert!(codec.upscale_tensor(&x).expect("runs") == y, "4K frame differs from whole frame");
+    let codec = Codec::with_plan(
+        &cfg("IMDN_RTC_x2", Mode::Int8, 2, 0).unwrap(),
+        e.clone(),
+        plan,
+        RuntimeOptions::default(),
+    )
+    .expect("codec starts");
+    assert!(
+        codec.upscale_tensor(&x).expect("runs") == y,
+        "4K frame differs from whole frame"
+    );
 }
 
 /// `Codec::new` in int8/a16w8 without a schedule runs the all-DRE plan; the RGB
 /// path equals the engine's output converted to RGB, in every pixel format.
 #[test]
 fn codec_modes_and_formats() {
-    let Some(e) = engine("IMDN_RTC_x2") else { return };
+    let Some(e) = engine("IMDN_RTC_x2") else {
+        return;
+    };
     for (mode, bits) in [(Mode::Int8, Bits::B8), (Mode::A16w8, Bits::B16)] {
         let codec = Codec::new(&cfg("IMDN_RTC_x2", mode, 2, 8).unwrap()).expect("codec builds");
         assert_eq!(codec.plan(), Some(&Plan::all_dre(&e.graph, bits)));
         let x = image(21, 34, 9);
         let lr = x.to_rgb();
-        let want = e.run(codec.plan().unwrap(), &Tensor::from_rgb(&lr)).unwrap().to_rgb();
-        assert_eq!(codec.upscale_rgb(&lr).unwrap(), want, "{mode:?} upscale_rgb");
+        let want = e
+            .run(codec.plan().unwrap(), &Tensor::from_rgb(&lr))
+            .unwrap()
+            .to_rgb();
+        assert_eq!(
+            codec.upscale_rgb(&lr).unwrap(),
+            want,
+            "{mode:?} upscale_rgb"
+        );
         // Packed RGB with a padded stride through `upscale`.
         let (w, h) = (lr.width() as usize, lr.height() as usize);
         let stride = 3 * w + 5;
@@ -176,7 +228,13 @@ fn codec_modes_and_formats() {
         for y in 0..h {
             src[y * stride..][..3 * w].copy_from_slice(&lr.as_raw()[y * 3 * w..][..3 * w]);
         }
-        let f = FrameRef { format: PixelFormat::Rgb, width: w, height: h, planes: [&src, &[], &[]], strides: [stride, 0, 0] };
+        let f = FrameRef {
+            format: PixelFormat::Rgb,
+            width: w,
+            height: h,
+            planes: [&src, &[], &[]],
+            strides: [stride, 0, 0],
+        };
         let (ow, oh) = (2 * w, 2 * h);
         let mut out = vec![0u8; 3 * ow * oh];
         let mut dst = nawqsr_codec::runtime::FrameMut {
@@ -187,9 +245,16 @@ fn codec_modes_and_formats() {
             strides: [3 * ow, 0, 0],
         };
         codec.upscale(&f, &mut dst).unwrap();
-        assert_eq!(out, want.as_raw().as_slice(), "{mode:?} upscale (strided RGB)");
+        assert_eq!(
+            out,
+            want.as_raw().as_slice(),
+            "{mode:?} upscale (strided RGB)"
+        );
     }
-    assert!(Codec::new(&cfg("IMDN_RTC_x2", Mode::Hybrid, 1, 0).unwrap()).is_err(), "hybrid without schedule");
+    assert!(
+        Codec::new(&cfg("IMDN_RTC_x2", Mode::Hybrid, 1, 0).unwrap()).is_err(),
+        "hybrid without schedule"
+    );
 }
 
 /// I420 with strides: a tiny frame in, an I420 frame of the right size out.
@@ -208,9 +273,14 @@ fn i420(w: usize, h: usize, stride: usize, seed: u8) -> Vec<u8> {
 /// timestamps kept, nothing lost, EOS drains everything.
 #[test]
 fn stream_thousand_frames_slow_consumer() {
-    let Some(c) = cfg("IMDN_RTC_x2", Mode::Int8, 2, 4) else { return };
+    let Some(c) = cfg("IMDN_RTC_x2", Mode::Int8, 2, 4) else {
+        return;
+    };
     let codec = Codec::new(&c).expect("codec builds");
-    let scfg = StreamConfig { input_capacity: 3, playback_capacity: 2 };
+    let scfg = StreamConfig {
+        input_capacity: 3,
+        playback_capacity: 2,
+    };
     let stream = codec.stream(scfg).expect("stream opens");
     let (w, h, stride) = (9, 7, 12);
     let n = 1000u64;
@@ -224,21 +294,35 @@ fn stream_thousand_frames_slow_consumer() {
                     format: PixelFormat::I420,
                     width: w,
                     height: h,
-                    planes: [&buf[..y_len], &buf[y_len..y_len + cs * ch], &buf[y_len + cs * ch..]],
+                    planes: [
+                        &buf[..y_len],
+                        &buf[y_len..y_len + cs * ch],
+                        &buf[y_len + cs * ch..],
+                    ],
                     strides: [stride, cs, cs],
                 };
-                stream.submit(&f, Timestamp::new(1000 + i * 40, 40)).expect("submit");
-                assert!(stream.pending() <= 3 + 2 + 2 + 1, "pending {} exceeds buffers + in flight", stream.pending());
+                stream
+                    .submit(&f, Timestamp::new(1000 + i * 40, 40))
+                    .expect("submit");
+                assert!(
+                    stream.pending() <= 3 + 2 + 2 + 1,
+                    "pending {} exceeds buffers + in flight",
+                    stream.pending()
+                );
             }
             stream.eos();
         });
         let mut next = 0u64;
         while let Some(f) = stream.receive().expect("receive") {
             assert_eq!(f.seq, next);
-            assert_eq!(f.ts, Timestamp::new(1000 + next * 40, 40), "timestamp of frame {next}");
+            assert_eq!(
+                f.ts,
+                Timestamp::new(1000 + next * 40, 40),
+                "timestamp of frame {next}"
+            );
             assert_eq!((f.frame.width(), f.frame.height()), (2 * w, 2 * h));
             next += 1;
-            if next % 50 == 0 {
+            if next.is_multiple_of(50) {
                 // Slow consumer: the producer must wait, not grow memory.
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -248,7 +332,10 @@ fn stream_thousand_frames_slow_consumer() {
     let st = codec.stats();
     assert_eq!(st.frames, n);
     assert_eq!(st.failed_frames, 0);
-    assert!(st.input_queue_max <= 3 && st.playback_queue_max <= 2, "{st:?}");
+    assert!(
+        st.input_queue_max <= 3 && st.playback_queue_max <= 2,
+        "{st:?}"
+    );
     assert!(st.in_flight_max <= 2, "{st:?}");
 }
 
@@ -256,7 +343,9 @@ fn stream_thousand_frames_slow_consumer() {
 /// `upscale` and `receive`; the codec keeps working afterwards.
 #[test]
 fn worker_faults_surface_as_errors() {
-    let Some(c) = cfg("IMDN_RTC_x2", Mode::Int8, 2, 4) else { return };
+    let Some(c) = cfg("IMDN_RTC_x2", Mode::Int8, 2, 4) else {
+        return;
+    };
     let codec = Codec::new(&c).expect("codec builds");
     let lr = image(12, 10, 1).to_rgb();
     let good = codec.upscale_rgb(&lr).expect("runs");
@@ -272,10 +361,233 @@ fn worker_faults_surface_as_errors() {
     codec.inject_fault(true).unwrap();
     stream.submit_rgb(&lr, Timestamp::new(1, 1)).unwrap();
     stream.submit_rgb(&lr, Timestamp::new(2, 1)).unwrap();
-    assert!(stream.receive().is_err(), "panicking frame surfaces from receive");
+    assert!(
+        stream.receive().is_err(),
+        "panicking frame surfaces from receive"
+    );
     let last = stream.receive().unwrap().expect("next frame still arrives");
     assert_eq!(last.ts, Timestamp::new(2, 1));
     stream.eos();
     assert!(stream.receive().unwrap().is_none());
     assert_eq!(codec.stats().failed_frames, 3);
+}
+
+// ---------------------------------------------------------------------------
+// Benchmarks (ignored; numbers for BENCHMARKS.md):
+// cargo test --release -p nawqsr-codec --test runtime -- --ignored --nocapture --test-threads 1 bench_
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn thread_cpu_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 * 1e-6
+}
+
+/// (median wall ms/frame, mean worker CPU ms/frame) of `runs` frames after 2
+/// warm-ups. The host is shared, so the CPU time is the load-independent cost.
+fn time_codec(codec: &Codec, x: &Tensor, runs: usize) -> (f64, f64) {
+    for _ in 0..2 {
+        codec.upscale_patches(x.clone()).unwrap();
+    }
+    codec.reset_stats();
+    let wall = median(
+        (0..runs)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                codec.upscale_patches(x.clone()).unwrap();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    );
+    (wall, codec.stats().worker_cpu_s * 1e3 / runs as f64)
+}
+
+/// Whole-frame engine on the calling thread (threads = 1): (wall, CPU) medians.
+fn time_engine(e: &Engine, plan: &Plan, x: &Tensor, runs: usize) -> (f64, f64) {
+    e.run(plan, x).unwrap();
+    let (mut w, mut c) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (t, c0) = (std::time::Instant::now(), thread_cpu_ms());
+        e.run(plan, x).unwrap();
+        w.push(t.elapsed().as_secs_f64() * 1e3);
+        c.push(thread_cpu_ms() - c0);
+    }
+    (median(w), median(c))
+}
+
+fn engine_threads(name: &str, threads: usize) -> Option<Arc<Engine>> {
+    let g = model::import(&model_path(name)?).unwrap();
+    Some(Arc::new(Engine::new(g, CpuLevel::detect(), threads)))
+}
+
+fn codec_for(
+    name: &str,
+    e: &Arc<Engine>,
+    plan: &Plan,
+    threads: usize,
+    patch: usize,
+    opts: RuntimeOptions,
+) -> Codec {
+    Codec::with_plan(
+        &cfg(name, Mode::Int8, threads, patch).unwrap(),
+        e.clone(),
+        plan.clone(),
+        opts,
+    )
+    .unwrap()
+}
+
+/// Static plans: ranges calibrated on one synthetic frame of the benchmark size.
+fn bench_plans(e: &Engine, x: &Tensor) -> Vec<(&'static str, Plan)> {
+    let r = e.calibrate(std::slice::from_ref(x)).unwrap();
+    let g = &e.graph;
+    vec![
+        ("int8", Plan::uniform(g, &r, Bits::B8)),
+        ("a16w8", Plan::uniform(g, &r, Bits::B16)),
+        ("int8-dre", Plan::all_dre(g, Bits::B8)),
+        ("a16w8-dre", Plan::all_dre(g, Bits::B16)),
+    ]
+}
+
+#[test]
+#[ignore]
+fn bench_throughput() {
+    let runs = 7;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!("load average at start: {}", load.trim());
+    for (name, w, h) in [("IMDN_x4", 320, 180), ("IMDN_RTC_x2", 960, 540)] {
+        let Some(e1) = engine_threads(name, 1) else {
+            return;
+        };
+        let x = image(h, w, 3);
+        let gmac = e1.graph.total_macs(h, w) as f64 / 1e9;
+        eprintln!(
+            "\n{name} {w}x{h} ({gmac:.2} GMAC/frame), median of {runs} after 2 warm-ups; wall ms/frame (CPU ms/frame)"
+        );
+        eprintln!(
+            "{:<10} {:>18} {:>18} {:>18} {:>8} {:>12}",
+            "plan", "whole-frame 1t", "codec 1 worker", "codec 2 workers", "scaling", "GMAC/s/core"
+        );
+        for (pname, plan) in bench_plans(&e1, &x) {
+            let (ew, ec) = time_engine(&e1, &plan, &x, runs);
+            let (c1w, c1c) = time_codec(
+                &codec_for(name, &e1, &plan, 1, 0, RuntimeOptions::default()),
+                &x,
+                runs,
+            );
+            let (c2w, c2c) = time_codec(
+                &codec_for(name, &e1, &plan, 2, 0, RuntimeOptions::default()),
+                &x,
+                runs,
+            );
+            eprintln!(
+                "{pname:<10} {:>18} {:>18} {:>18} {:>7.2}x {:>12.1}",
+                format!("{ew:.1} ({ec:.1})"),
+                format!("{c1w:.1} ({c1c:.1})"),
+                format!("{c2w:.1} ({c2c:.1})"),
+                c1w / c2w,
+                gmac / (c2c / 1e3)
+            );
+        }
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!("load average at end: {}", load.trim());
+}
+
+#[test]
+#[ignore]
+fn bench_patch_size() {
+    let runs = 5;
+    for (name, w, h) in [("IMDN_x4", 320, 180), ("IMDN_RTC_x2", 960, 540)] {
+        let Some(e) = engine_threads(name, 1) else {
+            return;
+        };
+        let x = image(h, w, 3);
+        let plan = bench_plans(&e, &x).remove(0).1;
+        eprintln!(
+            "\n{name} {w}x{h} int8 (static), 2 workers: patch rows -> wall ms/frame (worker CPU ms/frame), median of {runs}"
+        );
+        for rows in [2, 4, 8, 16, 32, 64, h] {
+            let c = codec_for(name, &e, &plan, 2, rows, RuntimeOptions::default());
+            let (wl, cpu) = time_codec(&c, &x, runs);
+            eprintln!("  rows {rows:>4}: {wl:>8.1} ({cpu:.1})");
+        }
+    }
+}
+
+/// §5.2: DRE overhead and partition-switching overhead.
+#[test]
+#[ignore]
+fn bench_overheads() {
+    let runs = 7;
+    for (name, w, h) in [("IMDN_x4", 320, 180), ("IMDN_RTC_x2", 960, 540)] {
+        let Some(e) = engine_threads(name, 1) else {
+            return;
+        };
+        let x = image(h, w, 3);
+        let plans = bench_plans(&e, &x);
+        eprintln!(
+            "\n{name} {w}x{h}, 2 workers, median of {runs}; wall ms/frame (worker CPU ms/frame)"
+        );
+        for (stat, dre) in [(0, 2), (1, 3)] {
+            let (sn, sp) = &plans[stat];
+            let (dn, dp) = &plans[dre];
+            let cs = codec_for(name, &e, sp, 2, 0, RuntimeOptions::default());
+            let cd = codec_for(name, &e, dp, 2, 0, RuntimeOptions::default());
+            let (tsw, tsc) = time_codec(&cs, &x, runs);
+            let (tdw, tdc) = time_codec(&cd, &x, runs);
+            let st = cd.stats();
+            eprintln!(
+                "  DRE on all convs: {sn} {tsw:.1} ({tsc:.1}) vs {dn} {tdw:.1} ({tdc:.1}): {:+.2} % wall, {:+.2} % CPU; RQU reductions {:.3} ms/frame = {:.2} % of worker time",
+                (tdw / tsw - 1.0) * 100.0,
+                (tdc / tsc - 1.0) * 100.0,
+                st.dre_s * 1e3 / st.frames as f64,
+                st.dre_fraction * 100.0
+            );
+        }
+        let plan = &plans[0].1;
+        let base = codec_for(name, &e, plan, 2, 0, RuntimeOptions::default());
+        let split = codec_for(
+            name,
+            &e,
+            plan,
+            2,
+            0,
+            RuntimeOptions {
+                split_partitions: true,
+                ..Default::default()
+            },
+        );
+        let (tbw, tbc) = time_codec(&base, &x, runs);
+        let sb = base.stats();
+        let (tsw, tsc) = time_codec(&split, &x, runs);
+        let ss = split.stats();
+        let extra = ss.partition_switches as f64 / ss.frames as f64
+            - sb.partition_switches as f64 / sb.frames as f64;
+        eprintln!(
+            "  partitions {} -> {} (every conv its own, alternating units): {tbw:.1} ({tbc:.1}) -> {tsw:.1} ({tsc:.1}); {extra:.0} extra switches/frame: {:.1} us wall / {:.1} us CPU per switch ({:+.2} % / {:+.2} % of inference); dispatch latency at a switch {:.1} us (all items {:.1} us)",
+            sb.partitions.len(),
+            ss.partitions.len(),
+            (tsw - tbw) * 1e3 / extra.max(1.0),
+            (tsc - tbc) * 1e3 / extra.max(1.0),
+            (tsw - tbw) / tbw * 100.0,
+            (tsc - tbc) / tbc * 100.0,
+            ss.switch_latency_us,
+            ss.dispatch_latency_us
+        );
+        for u in &ss.units {
+            eprintln!(
+                "    unit {}: {} items, {} nodes, busy {:.2} s, queue max {}",
+                u.unit, u.items, u.nodes, u.busy_s, u.queue_max
+            );
+        }
+    }
 }

@@ -46,7 +46,10 @@ pub struct Bands {
 
 impl Bands {
     pub fn new(h: usize, rows: usize) -> Bands {
-        Bands { h, rows: rows.clamp(1, h.max(1)) }
+        Bands {
+            h,
+            rows: rows.clamp(1, h.max(1)),
+        }
     }
 
     pub fn count(&self) -> usize {
@@ -148,7 +151,9 @@ fn factor(e: &Engine, v: usize) -> Option<usize> {
 /// A conv whose output has its input's size (stride 1, "same" padding) can be
 /// computed band by band from its input rows ± halo.
 fn conv_is_bandable(e: &Engine, layer: usize, plan: &Plan) -> bool {
-    let Op::Conv(c) = &e.graph.layers[layer].op else { return false };
+    let Op::Conv(c) = &e.graph.layers[layer].op else {
+        return false;
+    };
     let span_h = c.dilation * (c.kh - 1);
     let span_w = c.dilation * (c.kw - 1);
     matches!(plan.convs[layer], ConvPlan::Quant { .. })
@@ -163,15 +168,23 @@ impl TileGraph {
     pub fn new(e: &Engine, plan: &Plan, h: usize, w: usize, rows: usize) -> Result<TileGraph> {
         let g = &e.graph;
         if h == 0 || w == 0 {
-            return Err(Error::Invalid(format!("frame is {w}x{h}, expected a non-empty size")));
+            return Err(Error::Invalid(format!(
+                "frame is {w}x{h}, expected a non-empty size"
+            )));
         }
         if plan.convs.len() != g.layers.len() {
-            return Err(Error::Invalid(format!("plan has {} layers, graph has {}", plan.convs.len(), g.layers.len())));
+            return Err(Error::Invalid(format!(
+                "plan has {} layers, graph has {}",
+                plan.convs.len(),
+                g.layers.len()
+            )));
         }
         let bands = Bands::new(h, rows);
         let nb = bands.count();
         let nv = g.values.len();
-        let chunks: Vec<usize> = (0..nv).map(|v| if factor(e, v).is_some() { nb } else { 1 }).collect();
+        let chunks: Vec<usize> = (0..nv)
+            .map(|v| if factor(e, v).is_some() { nb } else { 1 })
+            .collect();
         let mut producer: Vec<Vec<Option<usize>>> = chunks.iter().map(|&n| vec![None; n]).collect();
         let mut tg = TileGraph {
             h,
@@ -198,7 +211,11 @@ impl TileGraph {
                 op => out_image && !op.is_global(),
             };
             let dre = plan.is_dre(l) && banded;
-            let band_list: Vec<Option<usize>> = if banded { (0..nb).map(Some).collect() } else { vec![None] };
+            let band_list: Vec<Option<usize>> = if banded {
+                (0..nb).map(Some).collect()
+            } else {
+                vec![None]
+            };
             for band in band_list {
                 let mut needs = Vec::new();
                 let mut deps = Vec::new();
@@ -213,7 +230,10 @@ impl TileGraph {
                                 Op::Conv(c) => {
                                     let span = c.dilation * (c.kh - 1) + 1;
                                     let hv = f * h;
-                                    (r0.saturating_sub(c.pads[0]), (r1 + span - 1).saturating_sub(c.pads[0]).min(hv))
+                                    (
+                                        r0.saturating_sub(c.pads[0]),
+                                        (r1 + span - 1).saturating_sub(c.pads[0]).min(hv),
+                                    )
                                 }
                                 _ => (r0, r1),
                             };
@@ -235,7 +255,8 @@ impl TileGraph {
                         Some(r) => r,
                         None => {
                             let rid = tg.nodes.len();
-                            let mut rdeps: Vec<usize> = producer[v].iter().flatten().copied().collect();
+                            let mut rdeps: Vec<usize> =
+                                producer[v].iter().flatten().copied().collect();
                             rdeps.sort_unstable();
                             rdeps.dedup();
                             tg.nodes.push(Node {
@@ -265,7 +286,14 @@ impl TileGraph {
                     ConvPlan::Quant { q, dre: true } if dre => Some(q.bits),
                     _ => None,
                 };
-                tg.nodes.push(Node { kind, needs, outputs: outputs.clone(), deps, consumers: Vec::new(), dre: dre_bits });
+                tg.nodes.push(Node {
+                    kind,
+                    needs,
+                    outputs: outputs.clone(),
+                    deps,
+                    consumers: Vec::new(),
+                    dre: dre_bits,
+                });
                 for &v in &outputs {
                     match band {
                         Some(b) if factor(e, v).is_some() => producer[v][b] = Some(id),
@@ -275,7 +303,9 @@ impl TileGraph {
             }
         }
         if producer[g.output].iter().any(Option::is_none) || factor(e, g.output).is_none() {
-            return Err(Error::Invalid("graph output is not an image produced by a layer".into()));
+            return Err(Error::Invalid(
+                "graph output is not an image produced by a layer".into(),
+            ));
         }
         for c in 0..chunks[g.output] {
             tg.uses[g.output][c] += 1;
@@ -304,7 +334,11 @@ impl TileGraph {
 pub enum Src {
     Chunk(Arc<Tensor>),
     /// Output `out`, chunk `chunk` of step `step`.
-    Chain { step: usize, out: usize, chunk: usize },
+    Chain {
+        step: usize,
+        out: usize,
+        chunk: usize,
+    },
 }
 
 /// One node to execute, with its inputs resolved.
@@ -352,13 +386,19 @@ impl FrameTiles {
                 input.w, input.h, input.c, tg.w, tg.h
             )));
         }
-        let mut chunks: Vec<Vec<Option<Arc<Tensor>>>> = tg.chunks.iter().map(|&n| vec![None; n]).collect();
+        let mut chunks: Vec<Vec<Option<Arc<Tensor>>>> =
+            tg.chunks.iter().map(|&n| vec![None; n]).collect();
         let mut ranges = vec![None; tg.chunks.len()];
         let row = input.w * input.c;
-        for b in 0..tg.bands.count() {
+        for (b, slot) in chunks[tg.input].iter_mut().enumerate() {
             let r = tg.bands.range(b);
-            let t = Tensor { h: r.len(), w: input.w, c: 3, data: input.data[r.start * row..r.end * row].to_vec() };
-            chunks[tg.input][b] = Some(Arc::new(t));
+            let t = Tensor {
+                h: r.len(),
+                w: input.w,
+                c: 3,
+                data: input.data[r.start * row..r.end * row].to_vec(),
+            };
+            *slot = Some(Arc::new(t));
         }
         if tg.range_needed[tg.input] {
             ranges[tg.input] = Some(min_max(&input.data));
@@ -379,7 +419,9 @@ impl FrameTiles {
     /// Nodes with no dependencies (call once, at the start); they count as
     /// handed out.
     pub fn initial(&mut self) -> Vec<usize> {
-        let r: Vec<usize> = (0..self.pending.len()).filter(|&i| self.pending[i] == 0).collect();
+        let r: Vec<usize> = (0..self.pending.len())
+            .filter(|&i| self.pending[i] == 0)
+            .collect();
         for &i in &r {
             self.taken[i] = true;
         }
@@ -393,7 +435,11 @@ impl FrameTiles {
     /// Could `node` run once the nodes in `chain` have run (everything else it
     /// depends on done, not yet handed out)? Used to coalesce work items (§4.3).
     pub fn ready_after(&self, node: usize, chain: &[usize]) -> bool {
-        !self.taken[node] && self.tg.nodes[node].deps.iter().all(|d| self.done[*d] || chain.contains(d))
+        !self.taken[node]
+            && self.tg.nodes[node]
+                .deps
+                .iter()
+                .all(|d| self.done[*d] || chain.contains(d))
     }
 
     /// Builds the step for `node`; `chain` holds the nodes of earlier steps of
@@ -413,8 +459,15 @@ impl FrameTiles {
                             return Src::Chunk(t.clone());
                         }
                         let p = tg.producer[need.value][c].expect("graph input chunks are stored");
-                        let step = chain.iter().position(|&x| x == p).expect("dependency is done or in the chain");
-                        let out = tg.nodes[p].outputs.iter().position(|&v| v == need.value).expect("producer writes it");
+                        let step = chain
+                            .iter()
+                            .position(|&x| x == p)
+                            .expect("dependency is done or in the chain");
+                        let out = tg.nodes[p]
+                            .outputs
+                            .iter()
+                            .position(|&v| v == need.value)
+                            .expect("producer writes it");
                         let chunk = if tg.nodes[p].band().is_some() { 0 } else { c };
                         Src::Chain { step, out, chunk }
                     })
@@ -490,7 +543,10 @@ impl FrameTiles {
     pub fn output_chunks(&self) -> Result<Vec<Arc<Tensor>>> {
         self.chunks[self.tg.output]
             .iter()
-            .map(|c| c.clone().ok_or_else(|| Error::Invalid("graph output chunk was not produced".into())))
+            .map(|c| {
+                c.clone()
+                    .ok_or_else(|| Error::Invalid("graph output chunk was not produced".into()))
+            })
             .collect()
     }
 }
@@ -567,18 +623,31 @@ fn global_avg_pool(parts: &[&Tensor]) -> Tensor {
     let c = parts[0].c;
     let n = parts.iter().map(|t| t.h * t.w).sum::<usize>() as f64;
     let s = channel_sums(parts, c, |_, v| v as f64);
-    Tensor { h: 1, w: 1, c, data: s.iter().map(|v| (v / n) as f32).collect() }
+    Tensor {
+        h: 1,
+        w: 1,
+        c,
+        data: s.iter().map(|v| (v / n) as f32).collect(),
+    }
 }
 
 fn global_std(parts: &[&Tensor]) -> Tensor {
     let c = parts[0].c;
     let n = parts.iter().map(|t| t.h * t.w).sum::<usize>() as f64;
-    let mean: Vec<f64> = channel_sums(parts, c, |_, v| v as f64).iter().map(|v| v / n).collect();
+    let mean: Vec<f64> = channel_sums(parts, c, |_, v| v as f64)
+        .iter()
+        .map(|v| v / n)
+        .collect();
     let var = channel_sums(parts, c, |ch, v| {
         let d = v as f64 - mean[ch];
         d * d
     });
-    Tensor { h: 1, w: 1, c, data: var.iter().map(|v| (v / n).sqrt() as f32).collect() }
+    Tensor {
+        h: 1,
+        w: 1,
+        c,
+        data: var.iter().map(|v| (v / n).sqrt() as f32).collect(),
+    }
 }
 
 /// Runs the steps of one work item in order (on any thread). Later steps may
@@ -619,16 +688,28 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
             .zip(&results)
             .map(|(&v, chunks)| {
                 tg.range_needed[v].then(|| {
-                    chunks.iter().map(|t| min_max(&t.data)).fold((f32::INFINITY, f32::NEG_INFINITY), |a, b| {
-                        (a.0.min(b.0), a.1.max(b.1))
-                    })
+                    chunks
+                        .iter()
+                        .map(|t| min_max(&t.data))
+                        .fold((f32::INFINITY, f32::NEG_INFINITY), |a, b| {
+                            (a.0.min(b.0), a.1.max(b.1))
+                        })
                 })
             })
             .collect();
         let t2 = std::time::Instant::now();
-        let chunks = results.into_iter().map(|v| v.into_iter().map(Arc::new).collect()).collect();
+        let chunks = results
+            .into_iter()
+            .map(|v| v.into_iter().map(Arc::new).collect())
+            .collect();
         let (secs, range_secs) = ((t2 - t0).as_secs_f64(), (t2 - t1).as_secs_f64());
-        outs.push(StepOut { node: step.node, chunks, partial, secs, range_secs });
+        outs.push(StepOut {
+            node: step.node,
+            chunks,
+            partial,
+            secs,
+            range_secs,
+        });
     }
     Ok(outs)
 }
@@ -650,7 +731,9 @@ fn run_node(
             Ok(match (&l.op, &e.compiled[layer]) {
                 (Op::Conv(c), Compiled::Conv { q, kact, .. }) => {
                     let ConvPlan::Quant { q: qs, .. } = plan.convs[layer] else {
-                        return Err(Error::Invalid(format!("layer {layer}: float conv in a band")));
+                        return Err(Error::Invalid(format!(
+                            "layer {layer}: float conv in a band"
+                        )));
                     };
                     let qp = qp.unwrap_or(qs);
                     let f = match e.graph.values[l.inputs[0]].spatial {
@@ -658,7 +741,17 @@ fn run_node(
                         Spatial::Pooled => unreachable!("banded convs read images"),
                     };
                     let r = tg.bands.range(band);
-                    one(conv_band(e, q, c, kact, &qp, &ins[0], f * r.start..f * r.end, f * tg.h, f * tg.w))
+                    one(conv_band(
+                        e,
+                        q,
+                        c,
+                        kact,
+                        &qp,
+                        &ins[0],
+                        f * r.start..f * r.end,
+                        f * tg.h,
+                        f * tg.w,
+                    ))
                 }
                 (Op::Act(a), _) => one(ops::act(ins[0].single(), a)),
                 (Op::Add, _) => one(ops::add(ins[0].single(), ins[1].single())),
@@ -667,53 +760,84 @@ fn run_node(
                     let parts: Vec<&Tensor> = ins.iter().map(|r| r.single()).collect();
                     one(ops::concat(&parts))
                 }
-                (Op::Split(sizes), _) => ops::split(ins[0].single(), sizes).into_iter().map(|t| vec![t]).collect(),
-                (Op::DepthToSpace { block, crd }, _) => one(ops::depth_to_space(ins[0].single(), *block, *crd)),
-                (op, _) => return Err(Error::Invalid(format!("layer {layer}: op {} cannot run in a band", op.kind()))),
+                (Op::Split(sizes), _) => ops::split(ins[0].single(), sizes)
+                    .into_iter()
+                    .map(|t| vec![t])
+                    .collect(),
+                (Op::DepthToSpace { block, crd }, _) => {
+                    one(ops::depth_to_space(ins[0].single(), *block, *crd))
+                }
+                (op, _) => {
+                    return Err(Error::Invalid(format!(
+                        "layer {layer}: op {} cannot run in a band",
+                        op.kind()
+                    )));
+                }
             })
         }
         NodeKind::Whole { .. } => {
-            let outs: Vec<Tensor> = match (&l.op, &e.compiled[layer]) {
-                (Op::GlobalAvgPool, _) => vec![global_avg_pool(&ins[0].chunks)],
-                (Op::GlobalStd, _) => vec![global_std(&ins[0].chunks)],
-                (Op::Conv(c), Compiled::Conv { q, fp32, w8, act, kact, .. }) => {
-                    let x = ins[0].gather();
-                    // Same as `Engine::run_observed` for one conv.
-                    vec![match plan.convs[layer] {
-                        ConvPlan::Float if plan.weights_8bit => {
-                            w8.get_or_init(|| FloatConv::new(c, &q.weights.dequantized())).run(&x, act.as_ref(), 1)
-                        }
-                        ConvPlan::Float => fp32.get_or_init(|| FloatConv::new(c, &c.weights)).run(&x, act.as_ref(), 1),
-                        ConvPlan::Quant { q: qp, dre } => {
-                            let qp = if dre {
-                                let (lo, hi) = min_max(&x.data);
-                                QParams::from_range(lo, hi, qp.bits)
-                            } else {
-                                qp
-                            };
-                            q.run(e.level, &x, &qp, kact, 1)
-                        }
-                    }]
-                }
-                (op, _) => {
-                    let xs: Vec<Tensor> = ins.iter().map(Rows::gather).collect();
-                    let x = |k: usize| &xs[k];
-                    match op {
-                        Op::Act(a) => vec![ops::act(x(0), a)],
-                        Op::Add => vec![ops::add(x(0), x(1))],
-                        Op::MulChannel => vec![ops::mul_channel(x(0), x(1))],
-                        Op::Concat => vec![ops::concat(&xs.iter().collect::<Vec<_>>())],
-                        Op::Split(sizes) => ops::split(x(0), sizes),
-                        Op::DepthToSpace { block, crd } => vec![ops::depth_to_space(x(0), *block, *crd)],
-                        _ => unreachable!("handled above"),
+            let outs: Vec<Tensor> =
+                match (&l.op, &e.compiled[layer]) {
+                    (Op::GlobalAvgPool, _) => vec![global_avg_pool(&ins[0].chunks)],
+                    (Op::GlobalStd, _) => vec![global_std(&ins[0].chunks)],
+                    (
+                        Op::Conv(c),
+                        Compiled::Conv {
+                            q,
+                            fp32,
+                            w8,
+                            act,
+                            kact,
+                            ..
+                        },
+                    ) => {
+                        let x = ins[0].gather();
+                        // Same as `Engine::run_observed` for one conv.
+                        vec![match plan.convs[layer] {
+                            ConvPlan::Float if plan.weights_8bit => w8
+                                .get_or_init(|| FloatConv::new(c, &q.weights.dequantized()))
+                                .run(&x, act.as_ref(), 1),
+                            ConvPlan::Float => fp32
+                                .get_or_init(|| FloatConv::new(c, &c.weights))
+                                .run(&x, act.as_ref(), 1),
+                            ConvPlan::Quant { q: qp, dre } => {
+                                let qp = if dre {
+                                    let (lo, hi) = min_max(&x.data);
+                                    QParams::from_range(lo, hi, qp.bits)
+                                } else {
+                                    qp
+                                };
+                                q.run(e.level, &x, &qp, kact, 1)
+                            }
+                        }]
                     }
-                }
-            };
+                    (op, _) => {
+                        let xs: Vec<Tensor> = ins.iter().map(Rows::gather).collect();
+                        let x = |k: usize| &xs[k];
+                        match op {
+                            Op::Act(a) => vec![ops::act(x(0), a)],
+                            Op::Add => vec![ops::add(x(0), x(1))],
+                            Op::MulChannel => vec![ops::mul_channel(x(0), x(1))],
+                            Op::Concat => vec![ops::concat(&xs.iter().collect::<Vec<_>>())],
+                            Op::Split(sizes) => ops::split(x(0), sizes),
+                            Op::DepthToSpace { block, crd } => {
+                                vec![ops::depth_to_space(x(0), *block, *crd)]
+                            }
+                            _ => unreachable!("handled above"),
+                        }
+                    }
+                };
             // Image outputs are stored per band like every other image value.
             Ok(outs
                 .into_iter()
                 .zip(&node.outputs)
-                .map(|(t, &v)| if tg.chunks[v] > 1 { split_bands(&t, tg) } else { vec![t] })
+                .map(|(t, &v)| {
+                    if tg.chunks[v] > 1 {
+                        split_bands(&t, tg)
+                    } else {
+                        vec![t]
+                    }
+                })
                 .collect())
         }
         NodeKind::Range { .. } => unreachable!(),
@@ -727,7 +851,12 @@ fn split_bands(t: &Tensor, tg: &TileGraph) -> Vec<Tensor> {
         .map(|b| {
             let r = tg.bands.range(b);
             let (a, z) = (f * r.start, f * r.end);
-            Tensor { h: z - a, w: t.w, c: t.c, data: t.data[a * row..z * row].to_vec() }
+            Tensor {
+                h: z - a,
+                w: t.w,
+                c: t.c,
+                data: t.data[a * row..z * row].to_vec(),
+            }
         })
         .collect()
 }
@@ -760,24 +889,51 @@ fn conv_band(
     g.pad_top = pad_top;
     g.pad_bottom = pad_bottom;
     let (mult, offset) = q.epilogue_consts(qp);
-    let epi = Epilogue { mult: &mult, offset: &offset, act: kact };
+    let epi = Epilogue {
+        mult: &mult,
+        offset: &offset,
+        act: kact,
+    };
     let row_len = wv * q.in_c;
     let mut out = Tensor::zeros(r1 - r0, wv, q.out_c);
-    let output = Output::F32 { data: &mut out.data, pixel_stride: q.out_c };
+    let output = Output::F32 {
+        data: &mut out.data,
+        pixel_stride: q.out_c,
+    };
     match qp.bits {
         Bits::B8 => {
             let mut xq = vec![0u8; in_h * row_len];
             for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
                 quantize_u8(x.row(r), qp, dst);
             }
-            kernels::conv_u8(e.level, &g, &xq, q.in_c, qp.q_zero() as u8, &q.packed, &epi, 0..r1 - r0, output);
+            kernels::conv_u8(
+                e.level,
+                &g,
+                &xq,
+                q.in_c,
+                qp.q_zero() as u8,
+                &q.packed,
+                &epi,
+                0..r1 - r0,
+                output,
+            );
         }
         Bits::B16 => {
             let mut xq = vec![0u16; in_h * row_len];
             for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
                 quantize_u16(x.row(r), qp, dst);
             }
-            kernels::conv_u16(e.level, &g, &xq, q.in_c, qp.q_zero(), &q.packed, &epi, 0..r1 - r0, output);
+            kernels::conv_u16(
+                e.level,
+                &g,
+                &xq,
+                q.in_c,
+                qp.q_zero(),
+                &q.packed,
+                &epi,
+                0..r1 - r0,
+                output,
+            );
         }
     }
     out
@@ -794,7 +950,9 @@ pub fn run_tiled(e: &Engine, plan: &Plan, input: &Tensor, rows: usize) -> Result
             NodeKind::Range { .. } => ft.complete_range(n),
             _ => {
                 let step = ft.step(n, &[]);
-                let out = run_steps(e, plan, &tg, std::slice::from_ref(&step))?.pop().expect("one step");
+                let out = run_steps(e, plan, &tg, std::slice::from_ref(&step))?
+                    .pop()
+                    .expect("one step");
                 ft.complete(out)
             }
         };

@@ -24,7 +24,10 @@ pub struct Timestamp {
 
 impl Timestamp {
     pub fn new(pts: u64, duration: u64) -> Timestamp {
-        Timestamp { pts: Some(pts), duration: Some(duration) }
+        Timestamp {
+            pts: Some(pts),
+            duration: Some(duration),
+        }
     }
 }
 
@@ -55,7 +58,11 @@ impl Upscaled {
         let (w, h) = (self.width(), self.height());
         let mut buf = Vec::with_capacity(w * h * 3);
         for t in &self.chunks {
-            buf.extend(t.data.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8));
+            buf.extend(
+                t.data
+                    .iter()
+                    .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8),
+            );
         }
         RgbImage::from_raw(w as u32, h as u32, buf).expect("sized h*w*3")
     }
@@ -109,7 +116,11 @@ impl Signal {
             let g = self.seq.lock().unwrap_or_else(|p| p.into_inner());
             if *g == seen {
                 // The timeout is a safety net only; notify() is what wakes us.
-                drop(self.cv.wait_timeout(g, Duration::from_millis(200)).unwrap_or_else(|p| p.into_inner()));
+                drop(
+                    self.cv
+                        .wait_timeout(g, Duration::from_millis(200))
+                        .unwrap_or_else(|p| p.into_inner()),
+                );
             }
         }
     }

@@ -49,7 +49,13 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 5] = [Mode::Hybrid, Mode::Int8, Mode::A16w8, Mode::Fp32, Mode::Bicubic];
+    pub const ALL: [Mode; 5] = [
+        Mode::Hybrid,
+        Mode::Int8,
+        Mode::A16w8,
+        Mode::Fp32,
+        Mode::Bicubic,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -65,12 +71,16 @@ impl Mode {
         Mode::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| Error::Invalid(format!("invalid mode '{s}' (expected hybrid, int8, a16w8, fp32 or bicubic)")))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "invalid mode '{s}' (expected hybrid, int8, a16w8, fp32 or bicubic)"
+                ))
+            })
     }
 }
 
 /// What to build a [`Codec`] from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct CodecConfig {
     /// ONNX model; required for every mode but `Bicubic`.
     pub model: Option<PathBuf>,
@@ -84,12 +94,6 @@ pub struct CodecConfig {
     /// LR patch height in rows: patches are full-width bands (0 = the measured
     /// default, [`DEFAULT_PATCH_ROWS`]; ≥ the frame height = whole frame).
     pub patch_size: usize,
-}
-
-impl Default for CodecConfig {
-    fn default() -> Self {
-        CodecConfig { model: None, schedule: None, mode: Mode::default(), scale: None, threads: 0, patch_size: 0 }
-    }
 }
 
 enum Backend {
@@ -118,11 +122,16 @@ impl Codec {
     pub fn new(cfg: &CodecConfig) -> Result<Codec> {
         let (scale, backend) = match cfg.mode {
             Mode::Bicubic => {
-                let scale = cfg.scale.ok_or_else(|| Error::Invalid("bicubic mode needs a scale (expected 2, 3 or 4)".into()))?;
+                let scale = cfg.scale.ok_or_else(|| {
+                    Error::Invalid("bicubic mode needs a scale (expected 2, 3 or 4)".into())
+                })?;
                 (scale, Backend::Bicubic)
             }
             Mode::Fp32 => {
-                let path = cfg.model.as_ref().ok_or_else(|| Error::Invalid("mode fp32 needs a model (none given)".into()))?;
+                let path = cfg
+                    .model
+                    .as_ref()
+                    .ok_or_else(|| Error::Invalid("mode fp32 needs a model (none given)".into()))?;
                 let r = Fp32Reference::load(path)?;
                 (r.scale(), Backend::Fp32(r))
             }
@@ -134,12 +143,18 @@ impl Codec {
         if !(2..=4).contains(&scale) {
             return Err(Error::Scale(scale));
         }
-        if let Some(s) = cfg.scale {
-            if s != scale {
-                return Err(Error::Invalid(format!("scale {s} requested but the model upscales ×{scale}")));
-            }
+        if let Some(s) = cfg.scale
+            && s != scale
+        {
+            return Err(Error::Invalid(format!(
+                "scale {s} requested but the model upscales ×{scale}"
+            )));
         }
-        Ok(Codec { scale, mode: cfg.mode, backend })
+        Ok(Codec {
+            scale,
+            mode: cfg.mode,
+            backend,
+        })
     }
 
     pub fn scale(&self) -> usize {
@@ -227,15 +242,26 @@ impl Codec {
     /// Test hook: the next work item fails with an error or a panic.
     #[doc(hidden)]
     pub fn inject_fault(&self, panic: bool) -> Result<()> {
-        self.npu()?.runtime.inject_fault(if panic { Fault::Panic } else { Fault::Error });
+        self.npu()?
+            .runtime
+            .inject_fault(if panic { Fault::Panic } else { Fault::Error });
         Ok(())
     }
 
     /// Benchmark hook: a codec with an explicit plan and runtime options.
     #[doc(hidden)]
-    pub fn with_plan(cfg: &CodecConfig, engine: Arc<Engine>, plan: Plan, opts: RuntimeOptions) -> Result<Codec> {
+    pub fn with_plan(
+        cfg: &CodecConfig,
+        engine: Arc<Engine>,
+        plan: Plan,
+        opts: RuntimeOptions,
+    ) -> Result<Codec> {
         let npu = Npu::start(cfg, engine, Arc::new(plan), opts)?;
-        Ok(Codec { scale: npu.engine.graph.scale, mode: cfg.mode, backend: Backend::Npu(npu) })
+        Ok(Codec {
+            scale: npu.engine.graph.scale,
+            mode: cfg.mode,
+            backend: Backend::Npu(npu),
+        })
     }
 
     /// Upscale one frame of any supported format into `dst` (same format,
@@ -272,29 +298,40 @@ pub struct RuntimeOptions {
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { max_in_flight: MAX_IN_FLIGHT, coalesce: true, split_partitions: false }
+        RuntimeOptions {
+            max_in_flight: MAX_IN_FLIGHT,
+            coalesce: true,
+            split_partitions: false,
+        }
     }
 }
 
 impl Npu {
     fn new(cfg: &CodecConfig, mode: Mode, opts: RuntimeOptions) -> Result<Npu> {
-        let path = cfg
-            .model
-            .as_ref()
-            .ok_or_else(|| Error::Invalid(format!("mode {} needs a model (none given)", mode.name())))?;
+        let path = cfg.model.as_ref().ok_or_else(|| {
+            Error::Invalid(format!("mode {} needs a model (none given)", mode.name()))
+        })?;
         let graph = crate::model::import(path)?;
         if let Some(s) = &cfg.schedule {
             // The schedule format (offline::schedule) is not wired in yet.
-            return Err(Error::file(s, "schedules are not supported by this build's codec yet"));
+            return Err(Error::file(
+                s,
+                "schedules are not supported by this build's codec yet",
+            ));
         }
         let plan = match mode {
             Mode::Hybrid => {
                 return Err(Error::Invalid(
-                    "mode hybrid needs a schedule (none given; use int8 or a16w8 without one)".into(),
+                    "mode hybrid needs a schedule (none given; use int8 or a16w8 without one)"
+                        .into(),
                 ));
             }
             Mode::Int8 | Mode::A16w8 => {
-                let bits = if mode == Mode::Int8 { Bits::B8 } else { Bits::B16 };
+                let bits = if mode == Mode::Int8 {
+                    Bits::B8
+                } else {
+                    Bits::B16
+                };
                 // §4.2: without calibrated ranges every conv estimates its own (DRE).
                 tracing::warn!(
                     "mode {}: no schedule given, so no calibrated ranges; every conv uses run-time DRE",
@@ -308,9 +345,18 @@ impl Npu {
         Npu::start(cfg, engine, Arc::new(plan), opts)
     }
 
-    fn start(cfg: &CodecConfig, engine: Arc<Engine>, plan: Arc<Plan>, opts: RuntimeOptions) -> Result<Npu> {
+    fn start(
+        cfg: &CodecConfig,
+        engine: Arc<Engine>,
+        plan: Arc<Plan>,
+        opts: RuntimeOptions,
+    ) -> Result<Npu> {
         let workers = resolve_threads(cfg.threads);
-        let rows = if cfg.patch_size == 0 { DEFAULT_PATCH_ROWS } else { cfg.patch_size };
+        let rows = if cfg.patch_size == 0 {
+            DEFAULT_PATCH_ROWS
+        } else {
+            cfg.patch_size
+        };
         let rc = RuntimeConfig {
             workers,
             rows,
@@ -319,6 +365,12 @@ impl Npu {
             split_partitions: opts.split_partitions,
         };
         let runtime = Runtime::start(engine.clone(), plan.clone(), rc)?;
-        Ok(Npu { engine, plan, runtime, rows, workers })
+        Ok(Npu {
+            engine,
+            plan,
+            runtime,
+            rows,
+            workers,
+        })
     }
 }

@@ -101,26 +101,26 @@ impl Ctx {
                 let k = key(l);
                 if cur != Some(k) || split {
                     let unit = if split {
-                        if parts.len() % 2 == 0 { Unit::Int8 } else { Unit::A16w8 }
+                        if parts.len().is_multiple_of(2) {
+                            Unit::Int8
+                        } else {
+                            Unit::A16w8
+                        }
                     } else if k.0 {
                         Unit::A16w8
                     } else {
                         Unit::Int8
                     };
-                    if !parts.is_empty() || cur.is_some() {
-                        parts.push(PartitionStats {
-                            index: parts.len(),
-                            unit: unit.name(),
-                            dre: k.1,
-                            layers: (l, l),
-                            time_s: 0.0,
-                        });
-                        unit_of_part.push(unit);
-                    } else {
-                        // The first partition also owns the layers before it.
-                        parts.push(PartitionStats { index: 0, unit: unit.name(), dre: k.1, layers: (0, l), time_s: 0.0 });
-                        unit_of_part.push(unit);
-                    }
+                    // The first partition also owns the layers before its conv.
+                    let first = if parts.is_empty() { 0 } else { l };
+                    parts.push(PartitionStats {
+                        index: parts.len(),
+                        unit: unit.name(),
+                        dre: k.1,
+                        layers: (first, l),
+                        time_s: 0.0,
+                    });
+                    unit_of_part.push(unit);
                     cur = Some(k);
                 }
             }
@@ -141,7 +141,15 @@ impl Ctx {
             });
             unit_of_part.push(Unit::Int8);
         }
-        (Ctx { engine, plan, part_of_layer, unit_of_part }, parts)
+        (
+            Ctx {
+                engine,
+                plan,
+                part_of_layer,
+                unit_of_part,
+            },
+            parts,
+        )
     }
 
     fn part_of_node(&self, tg: &TileGraph, node: usize) -> usize {
@@ -165,9 +173,25 @@ struct Done {
     result: Result<Vec<StepOut>>,
     started: Instant,
     busy: f64,
+    /// Thread CPU time of the item (what the item cost, whatever the load).
+    cpu: f64,
     ready_at: Instant,
     switch: bool,
     nodes: usize,
+}
+
+/// CPU time of the calling thread, in seconds.
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// The end of a stream the dispatcher holds.
@@ -179,7 +203,11 @@ pub(crate) struct StreamLink {
 
 pub(crate) enum Ctl {
     /// One synchronous frame.
-    Job { input: Tensor, reply: Sender<Result<Upscaled>>, submitted: Instant },
+    Job {
+        input: Tensor,
+        reply: Sender<Result<Upscaled>>,
+        submitted: Instant,
+    },
     Open(StreamLink),
     Shutdown,
 }
@@ -206,8 +234,10 @@ impl Runtime {
         let (ctl_tx, ctl_rx) = unbounded();
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let (done_tx, done_rx) = unbounded();
-        let queues: Vec<(Sender<Item>, Receiver<Item>)> = Unit::ALL.iter().map(|_| unbounded()).collect();
-        let spawn_err = |e: std::io::Error| Error::Invalid(format!("cannot start runtime thread: {e}"));
+        let queues: Vec<(Sender<Item>, Receiver<Item>)> =
+            Unit::ALL.iter().map(|_| unbounded()).collect();
+        let spawn_err =
+            |e: std::io::Error| Error::Invalid(format!("cannot start runtime thread: {e}"));
         let mut workers = Vec::new();
         for i in 0..cfg.workers.max(1) {
             // Home units alternate: with 2 workers, one per unit.
@@ -246,18 +276,31 @@ impl Runtime {
             .name("nawqsr-dispatcher".into())
             .spawn(move || d.run())
             .map_err(spawn_err)?;
-        Ok(Runtime { ctl: ctl_tx, wake: wake_tx, dispatcher: Some(dispatcher), workers, shared })
+        Ok(Runtime {
+            ctl: ctl_tx,
+            wake: wake_tx,
+            dispatcher: Some(dispatcher),
+            workers,
+            shared,
+        })
     }
 
     /// Runs one frame through the dispatcher and waits for it.
     pub fn run(&self, input: Tensor) -> Result<Upscaled> {
         let (reply, rx) = crossbeam_channel::bounded(1);
-        self.send(Ctl::Job { input, reply, submitted: Instant::now() })?;
-        rx.recv().map_err(|_| Error::Invalid("codec runtime stopped before the frame finished".into()))?
+        self.send(Ctl::Job {
+            input,
+            reply,
+            submitted: Instant::now(),
+        })?;
+        rx.recv()
+            .map_err(|_| Error::Invalid("codec runtime stopped before the frame finished".into()))?
     }
 
     pub fn send(&self, m: Ctl) -> Result<()> {
-        self.ctl.send(m).map_err(|_| Error::Invalid("codec runtime has stopped".into()))
+        self.ctl
+            .send(m)
+            .map_err(|_| Error::Invalid("codec runtime has stopped".into()))
     }
 
     /// Tells the dispatcher that a stream's buffers changed.
@@ -293,7 +336,14 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// A unit worker: prefers its home queue, takes the other unit's work when idle.
-fn worker(idx: usize, home: Unit, rx: [Receiver<Item>; 2], done: Sender<Done>, ctx: Arc<Ctx>, shared: Arc<Shared>) {
+fn worker(
+    idx: usize,
+    home: Unit,
+    rx: [Receiver<Item>; 2],
+    done: Sender<Done>,
+    ctx: Arc<Ctx>,
+    shared: Arc<Shared>,
+) {
     let (own, other) = (&rx[home as usize], &rx[1 - home as usize]);
     loop {
         let item = match own.try_recv().or_else(|_| other.try_recv()) {
@@ -310,8 +360,15 @@ fn worker(idx: usize, home: Unit, rx: [Receiver<Item>; 2], done: Sender<Done>, c
             }
         };
         let started = Instant::now();
-        let _span = tracing::trace_span!("work_item", worker = idx, unit = item.unit.name(), frame = item.frame, nodes = item.steps.len())
-            .entered();
+        let cpu0 = thread_cpu_s();
+        let _span = tracing::trace_span!(
+            "work_item",
+            worker = idx,
+            unit = item.unit.name(),
+            frame = item.frame,
+            nodes = item.steps.len()
+        )
+        .entered();
         let fault = shared.fault.swap(0, Ordering::SeqCst);
         let result = catch_unwind(AssertUnwindSafe(|| {
             match fault {
@@ -321,9 +378,17 @@ fn worker(idx: usize, home: Unit, rx: [Receiver<Item>; 2], done: Sender<Done>, c
             }
             run_steps(&ctx.engine, &ctx.plan, &item.tg, &item.steps)
         }))
-        .unwrap_or_else(|p| Err(Error::Invalid(format!("worker {idx} ({} unit) panicked: {}", home.name(), panic_message(&*p)))));
+        .unwrap_or_else(|p| {
+            Err(Error::Invalid(format!(
+                "worker {idx} ({} unit) panicked: {}",
+                home.name(),
+                panic_message(&*p)
+            )))
+        });
         let busy = started.elapsed().as_secs_f64();
+        let cpu = thread_cpu_s() - cpu0;
         let d = Done {
+            cpu,
             frame: item.frame,
             unit: item.unit,
             result,
@@ -341,7 +406,11 @@ fn worker(idx: usize, home: Unit, rx: [Receiver<Item>; 2], done: Sender<Done>, c
 
 enum Origin {
     Sync(Sender<Result<Upscaled>>),
-    Stream { link: usize, seq: u64, ts: Timestamp },
+    Stream {
+        link: usize,
+        seq: u64,
+        ts: Timestamp,
+    },
 }
 
 struct Frame {
@@ -404,7 +473,10 @@ impl Drop for ExitGuard {
 impl Dispatcher {
     fn run(mut self) {
         let shared = self.shared.clone();
-        let mut guard = ExitGuard { shared, streams: Vec::new() };
+        let mut guard = ExitGuard {
+            shared,
+            streams: Vec::new(),
+        };
         let r = catch_unwind(AssertUnwindSafe(|| self.main_loop(&mut guard)));
         if let Err(p) = r {
             tracing::error!("dispatcher panicked: {}", panic_message(&*p));
@@ -444,7 +516,13 @@ impl Dispatcher {
         if self.graphs.len() >= 8 {
             self.graphs.clear();
         }
-        let g = Arc::new(TileGraph::new(&self.ctx.engine, &self.ctx.plan, h, w, self.cfg.rows)?);
+        let g = Arc::new(TileGraph::new(
+            &self.ctx.engine,
+            &self.ctx.plan,
+            h,
+            w,
+            self.cfg.rows,
+        )?);
         self.graphs.insert((h, w), g.clone());
         Ok(g)
     }
@@ -462,16 +540,27 @@ impl Dispatcher {
             let mut started = false;
             for k in 0..n {
                 let i = (self.rr + k) % n;
-                let Some(s) = &mut self.streams[i] else { continue };
+                let Some(s) = &mut self.streams[i] else {
+                    continue;
+                };
                 if s.link.shared.is_closed() || s.link.playback.vacant_len() <= s.in_flight {
                     continue;
                 }
                 let occupied = s.link.input.occupied_len();
-                let Some(f) = s.link.input.try_pop() else { continue };
+                let Some(f) = s.link.input.try_pop() else {
+                    continue;
+                };
                 s.in_flight += 1;
                 s.link.shared.space.notify();
-                self.shared.telemetry.buffers(occupied, s.link.playback.occupied_len());
-                let InFrame { seq, input, ts, submitted } = f;
+                self.shared
+                    .telemetry
+                    .buffers(occupied, s.link.playback.occupied_len());
+                let InFrame {
+                    seq,
+                    input,
+                    ts,
+                    submitted,
+                } = f;
                 self.rr = i + 1;
                 self.start(input, Origin::Stream { link: i, seq, ts }, submitted);
                 started = true;
@@ -483,7 +572,10 @@ impl Dispatcher {
         }
         // Streams whose owner is gone and that hold nothing are dropped.
         for slot in &mut self.streams {
-            if slot.as_ref().is_some_and(|s| s.link.shared.is_closed() && s.in_flight == 0) {
+            if slot
+                .as_ref()
+                .is_some_and(|s| s.link.shared.is_closed() && s.in_flight == 0)
+            {
                 *slot = None;
             }
         }
@@ -493,14 +585,26 @@ impl Dispatcher {
         let id = self.next_id;
         self.next_id += 1;
         let macs = self.ctx.engine.graph.total_macs(input.h, input.w);
-        let ft = self.tile_graph(input.h, input.w).and_then(|tg| FrameTiles::new(tg, &input));
+        let ft = self
+            .tile_graph(input.h, input.w)
+            .and_then(|tg| FrameTiles::new(tg, &input));
         if self.busy_since.is_none() {
             self.busy_since = Some(Instant::now());
         }
         match ft {
             Ok(mut ft) => {
                 let init = ft.initial();
-                self.frames.insert(id, Frame { ft, origin, submitted, outstanding: 0, error: None, macs });
+                self.frames.insert(
+                    id,
+                    Frame {
+                        ft,
+                        origin,
+                        submitted,
+                        outstanding: 0,
+                        error: None,
+                        macs,
+                    },
+                );
                 self.release(id, init);
             }
             Err(e) => {
@@ -514,7 +618,9 @@ impl Dispatcher {
     /// the band partials are all in, the frame range is known).
     fn release(&mut self, id: u64, mut nodes: Vec<usize>) {
         let now = Instant::now();
-        let Some(fr) = self.frames.get_mut(&id) else { return };
+        let Some(fr) = self.frames.get_mut(&id) else {
+            return;
+        };
         while let Some(n) = nodes.pop() {
             let tg = &fr.ft.tg;
             match tg.nodes[n].kind {
@@ -536,8 +642,12 @@ impl Dispatcher {
     fn dispatch(&mut self) {
         let limit = 2 * self.cfg.workers.max(1);
         while self.outstanding < limit {
-            let Some(Reverse((id, _, _, head, ready_at))) = self.ready.pop() else { break };
-            let Some(fr) = self.frames.get_mut(&id) else { continue };
+            let Some(Reverse((id, _, _, head, ready_at))) = self.ready.pop() else {
+                break;
+            };
+            let Some(fr) = self.frames.get_mut(&id) else {
+                continue;
+            };
             if fr.error.is_some() {
                 continue;
             }
@@ -546,7 +656,8 @@ impl Dispatcher {
             let unit = self.ctx.unit_of_part[part];
             // A switch: an input of this item came from another partition.
             let switch = tg.nodes[head].deps.iter().any(|&d| {
-                !matches!(tg.nodes[d].kind, NodeKind::Range { .. }) && self.ctx.part_of_node(&tg, d) != part
+                !matches!(tg.nodes[d].kind, NodeKind::Range { .. })
+                    && self.ctx.part_of_node(&tg, d) != part
             });
             let mut chain = vec![head];
             let mut steps = vec![fr.ft.step(head, &[])];
@@ -568,14 +679,24 @@ impl Dispatcher {
             }
             fr.outstanding += 1;
             self.outstanding += 1;
-            let item = Item { frame: id, tg, steps, unit, ready_at, switch };
+            let item = Item {
+                frame: id,
+                tg,
+                steps,
+                unit,
+                ready_at,
+                switch,
+            };
             if self.queues[unit as usize].send(item).is_err() {
                 // Workers gone: nothing can finish.
                 self.shutdown = true;
                 return;
             }
         }
-        self.shared.telemetry.queues([self.queue_rx[0].len(), self.queue_rx[1].len()], self.frames.len());
+        self.shared.telemetry.queues(
+            [self.queue_rx[0].len(), self.queue_rx[1].len()],
+            self.frames.len(),
+        );
     }
 
     fn on_done(&mut self, d: Done) {
@@ -584,15 +705,32 @@ impl Dispatcher {
             Ok(outs) => {
                 let tg = self.frames.get(&d.frame).map(|f| f.ft.tg.clone());
                 outs.iter()
-                    .map(|o| (tg.as_ref().map_or(0, |tg| self.ctx.part_of_node(tg, o.node)), o.secs))
+                    .map(|o| {
+                        (
+                            tg.as_ref()
+                                .map_or(0, |tg| self.ctx.part_of_node(tg, o.node)),
+                            o.secs,
+                        )
+                    })
                     .collect()
             }
             Err(_) => Vec::new(),
         };
-        let dre: f64 = d.result.as_ref().map(|o| o.iter().map(|s| s.range_secs).sum()).unwrap_or(0.0);
-        let latency = d.started.saturating_duration_since(d.ready_at).as_secs_f64();
-        self.shared.telemetry.item_done(d.unit, d.nodes, d.busy, &parts, dre, latency, d.switch);
-        let Some(fr) = self.frames.get_mut(&d.frame) else { return };
+        let dre: f64 = d
+            .result
+            .as_ref()
+            .map(|o| o.iter().map(|s| s.range_secs).sum())
+            .unwrap_or(0.0);
+        let latency = d
+            .started
+            .saturating_duration_since(d.ready_at)
+            .as_secs_f64();
+        self.shared.telemetry.item_done(
+            d.unit, d.nodes, d.busy, d.cpu, &parts, dre, latency, d.switch,
+        );
+        let Some(fr) = self.frames.get_mut(&d.frame) else {
+            return;
+        };
         fr.outstanding -= 1;
         match d.result {
             Ok(outs) if fr.error.is_none() => {
@@ -615,7 +753,9 @@ impl Dispatcher {
     }
 
     fn finish(&mut self, id: u64) {
-        let Some(mut fr) = self.frames.remove(&id) else { return };
+        let Some(mut fr) = self.frames.remove(&id) else {
+            return;
+        };
         let result = match fr.error.take() {
             Some(e) => Err(e),
             None => fr.ft.output_chunks().map(|chunks| Upscaled { chunks }),
@@ -628,17 +768,27 @@ impl Dispatcher {
         self.finish_origin(fr.origin, fr.submitted, result, fr.macs);
     }
 
-    fn finish_origin(&mut self, origin: Origin, submitted: Instant, result: Result<Upscaled>, macs: u64) {
+    fn finish_origin(
+        &mut self,
+        origin: Origin,
+        submitted: Instant,
+        result: Result<Upscaled>,
+        macs: u64,
+    ) {
         let latency = submitted.elapsed();
         let ok = result.is_ok();
-        self.shared.telemetry.frame_done(latency, ok, if ok { macs } else { 0 });
+        self.shared
+            .telemetry
+            .frame_done(latency, ok, if ok { macs } else { 0 });
         tracing::debug!(latency_ms = latency.as_secs_f64() * 1e3, ok, "frame done");
         match origin {
             Origin::Sync(reply) => {
                 let _ = reply.send(result);
             }
             Origin::Stream { link, seq, ts } => {
-                let Some(s) = &mut self.streams[link] else { return };
+                let Some(s) = &mut self.streams[link] else {
+                    return;
+                };
                 s.reorder.insert(seq, OutFrame { ts, result });
                 // Frames leave in submission order (a later frame may finish first).
                 while let Some(o) = s.reorder.remove(&s.next_emit) {
@@ -648,7 +798,9 @@ impl Dispatcher {
                     s.next_emit += 1;
                     s.in_flight -= 1;
                 }
-                self.shared.telemetry.buffers(0, s.link.playback.occupied_len());
+                self.shared
+                    .telemetry
+                    .buffers(0, s.link.playback.occupied_len());
                 s.link.shared.avail.notify();
             }
         }

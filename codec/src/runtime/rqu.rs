@@ -24,7 +24,10 @@ pub struct RangeAcc {
 
 impl Default for RangeAcc {
     fn default() -> Self {
-        RangeAcc { min: f32::INFINITY, max: f32::NEG_INFINITY }
+        RangeAcc {
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+        }
     }
 }
 
@@ -58,12 +61,17 @@ mod tests {
 
     #[test]
     fn partials_combine_to_the_whole_tensor_range() {
-        let x: Vec<f32> = (0..10_007).map(|i| (((i * 7919) % 4099) as f32 - 2000.0) * 0.37).collect();
+        let x: Vec<f32> = (0..10_007)
+            .map(|i| (((i * 7919) % 4099) as f32 - 2000.0) * 0.37)
+            .collect();
         let whole = min_max(&x);
         for chunk in [1, 5, 64, 1000, 20_000] {
             let r = RangeAcc::of_chunks(&x, chunk);
             assert_eq!((r.min, r.max), whole, "chunk {chunk}");
-            assert_eq!(derive(r, Bits::B8), QParams::from_range(whole.0, whole.1, Bits::B8));
+            assert_eq!(
+                derive(r, Bits::B8),
+                QParams::from_range(whole.0, whole.1, Bits::B8)
+            );
         }
     }
 }

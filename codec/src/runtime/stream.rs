@@ -33,7 +33,10 @@ pub struct StreamConfig {
 impl Default for StreamConfig {
     fn default() -> Self {
         // Enough to keep two frames in flight and absorb consumer jitter.
-        StreamConfig { input_capacity: 4, playback_capacity: 4 }
+        StreamConfig {
+            input_capacity: 4,
+            playback_capacity: 4,
+        }
     }
 }
 
@@ -85,12 +88,23 @@ fn dead() -> Error {
 }
 
 impl<'c> Stream<'c> {
-    pub(crate) fn open(runtime: &'c Runtime, scale: usize, cfg: StreamConfig) -> Result<Stream<'c>> {
-        let cfg = StreamConfig { input_capacity: cfg.input_capacity.max(1), playback_capacity: cfg.playback_capacity.max(1) };
+    pub(crate) fn open(
+        runtime: &'c Runtime,
+        scale: usize,
+        cfg: StreamConfig,
+    ) -> Result<Stream<'c>> {
+        let cfg = StreamConfig {
+            input_capacity: cfg.input_capacity.max(1),
+            playback_capacity: cfg.playback_capacity.max(1),
+        };
         let (in_prod, in_cons) = ring(cfg.input_capacity);
         let (out_prod, out_cons) = ring(cfg.playback_capacity);
         let shared = Arc::new(StreamShared::default());
-        runtime.send(Ctl::Open(StreamLink { input: in_cons, playback: out_prod, shared: shared.clone() }))?;
+        runtime.send(Ctl::Open(StreamLink {
+            input: in_cons,
+            playback: out_prod,
+            shared: shared.clone(),
+        }))?;
         Ok(Stream {
             runtime,
             scale,
@@ -146,7 +160,12 @@ impl<'c> Stream<'c> {
             }
             let mut g = self.input.lock().unwrap_or_else(|p| p.into_inner());
             let seq = g.1;
-            let f = InFrame { seq, input: pending.take().expect("frame not yet queued"), ts, submitted };
+            let f = InFrame {
+                seq,
+                input: pending.take().expect("frame not yet queued"),
+                ts,
+                submitted,
+            };
             match g.0.try_push(f) {
                 Ok(()) => {
                     g.1 += 1;
@@ -189,14 +208,26 @@ impl<'c> Stream<'c> {
     }
 
     fn poll(&self) -> Option<Result<Option<StreamFrame>>> {
-        let popped = self.playback.lock().unwrap_or_else(|p| p.into_inner()).try_pop();
+        let popped = self
+            .playback
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_pop();
         if let Some(o) = popped {
             let seq = self.received.fetch_add(1, Ordering::SeqCst);
             // Room in the playback buffer: the dispatcher may admit another frame.
             self.runtime.wake();
-            return Some(o.result.map(|frame| Some(StreamFrame { seq, ts: o.ts, frame })));
+            return Some(o.result.map(|frame| {
+                Some(StreamFrame {
+                    seq,
+                    ts: o.ts,
+                    frame,
+                })
+            }));
         }
-        if self.eos.load(Ordering::SeqCst) && self.received.load(Ordering::SeqCst) == self.submitted.load(Ordering::SeqCst) {
+        if self.eos.load(Ordering::SeqCst)
+            && self.received.load(Ordering::SeqCst) == self.submitted.load(Ordering::SeqCst)
+        {
             return Some(Ok(None));
         }
         if !self.alive() {

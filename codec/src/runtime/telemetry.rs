@@ -84,8 +84,11 @@ pub struct Stats {
     pub dre_s: f64,
     /// `dre_s` over the total worker time.
     pub dre_fraction: f64,
-    /// Worker time over all items.
+    /// Worker (wall) time over all items.
     pub worker_s: f64,
+    /// Worker thread CPU time over all items: the work itself, independent of
+    /// other processes competing for the cores.
+    pub worker_cpu_s: f64,
     /// Largest input-buffer / playback-buffer occupancy seen (streams).
     pub input_queue_max: usize,
     pub playback_queue_max: usize,
@@ -120,6 +123,7 @@ struct Acc {
     dispatch_lat: f64,
     dre_s: f64,
     worker_s: f64,
+    worker_cpu_s: f64,
     input_max: usize,
     playback_max: usize,
     in_flight_max: usize,
@@ -176,6 +180,7 @@ impl Telemetry {
         unit: Unit,
         nodes: usize,
         busy: f64,
+        cpu: f64,
         per_partition: &[(usize, f64)],
         dre: f64,
         dispatch_latency: f64,
@@ -187,6 +192,7 @@ impl Telemetry {
             a.unit_nodes[u] += nodes as u64;
             a.unit_busy[u] += busy;
             a.worker_s += busy;
+            a.worker_cpu_s += cpu;
             a.dre_s += dre;
             for &(p, t) in per_partition {
                 if let Some(x) = a.partition_time.get_mut(p) {
@@ -239,7 +245,11 @@ impl Telemetry {
         self.with(|a| {
             let mut lat: Vec<f64> = a.latencies.iter().copied().collect();
             lat.sort_by(f64::total_cmp);
-            let mean = if lat.is_empty() { 0.0 } else { lat.iter().sum::<f64>() / lat.len() as f64 };
+            let mean = if lat.is_empty() {
+                0.0
+            } else {
+                lat.iter().sum::<f64>() / lat.len() as f64
+            };
             Stats {
                 frames: a.frames,
                 failed_frames: a.failed,
@@ -264,18 +274,38 @@ impl Telemetry {
                     .partitions
                     .iter()
                     .zip(&a.partition_time)
-                    .map(|(p, &t)| PartitionStats { time_s: t, ..p.clone() })
+                    .map(|(p, &t)| PartitionStats {
+                        time_s: t,
+                        ..p.clone()
+                    })
                     .collect(),
                 partition_switches: a.switches,
-                switch_latency_us: if a.switches > 0 { a.switch_lat / a.switches as f64 * 1e6 } else { 0.0 },
-                dispatch_latency_us: if a.items > 0 { a.dispatch_lat / a.items as f64 * 1e6 } else { 0.0 },
+                switch_latency_us: if a.switches > 0 {
+                    a.switch_lat / a.switches as f64 * 1e6
+                } else {
+                    0.0
+                },
+                dispatch_latency_us: if a.items > 0 {
+                    a.dispatch_lat / a.items as f64 * 1e6
+                } else {
+                    0.0
+                },
                 dre_s: a.dre_s,
-                dre_fraction: if a.worker_s > 0.0 { a.dre_s / a.worker_s } else { 0.0 },
+                dre_fraction: if a.worker_s > 0.0 {
+                    a.dre_s / a.worker_s
+                } else {
+                    0.0
+                },
                 worker_s: a.worker_s,
+                worker_cpu_s: a.worker_cpu_s,
                 input_queue_max: a.input_max,
                 playback_queue_max: a.playback_max,
                 in_flight_max: a.in_flight_max,
-                macs_per_s: if a.busy_wall > 0.0 { a.macs / a.busy_wall } else { 0.0 },
+                macs_per_s: if a.busy_wall > 0.0 {
+                    a.macs / a.busy_wall
+                } else {
+                    0.0
+                },
             }
         })
     }
