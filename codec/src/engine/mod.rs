@@ -90,7 +90,7 @@ impl Engine {
                 Some(Activation::Sigmoid) => unreachable!("sigmoid is never fused"),
             };
             compiled[i] =
-                Compiled::Conv { q: QConv::new(c, gran), fp32: OnceLock::new(), w8: OnceLock::new(), act, kact, out };
+                Compiled::Conv { q: QConv::for_level(c, gran, level), fp32: OnceLock::new(), w8: OnceLock::new(), act, kact, out };
         }
         Engine { graph, compiled, level, threads: resolve_threads(threads) }
     }

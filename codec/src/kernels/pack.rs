@@ -83,6 +83,23 @@ impl PackedConv {
         kw: usize,
         groups: usize,
     ) -> PackedConv {
+        Self::new_for(weights, out_c, in_c_per_group, kh, kw, groups, None)
+    }
+
+    /// Like [`PackedConv::new`], but with `only = Some(level)` keeps just the
+    /// scalar layout and the one `level` runs (the engine runs one level: holding
+    /// every level's copy would triple the model memory). Calling a kernel at a
+    /// level whose layout was not packed panics.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_for(
+        weights: &[i8],
+        out_c: usize,
+        in_c_per_group: usize,
+        kh: usize,
+        kw: usize,
+        groups: usize,
+        only: Option<CpuLevel>,
+    ) -> PackedConv {
         assert!(
             groups >= 1 && out_c.is_multiple_of(groups),
             "groups {groups} must divide out_c {out_c}"
@@ -129,7 +146,7 @@ impl PackedConv {
         let host = CpuLevel::host_max();
         let simd = groups == 1 && out_c > 0 && k > 0;
         let taps = kh * kw;
-        let vnni = (simd && host >= CpuLevel::Avx512Vnni).then(|| {
+        let vnni = (simd && host >= CpuLevel::Avx512Vnni && only.is_none_or(|l| l >= CpuLevel::Avx512Vnni)).then(|| {
             let cp = icpg.div_ceil(4) * 4;
             let kq = taps * cp / 4;
             if out_c <= 16 && cp.is_multiple_of(8) {
@@ -169,7 +186,7 @@ impl PackedConv {
                 lines,
             }
         });
-        let avx2 = (simd && host >= CpuLevel::Avx2).then(|| {
+        let avx2 = (simd && host >= CpuLevel::Avx2 && only.is_none_or(|l| l == CpuLevel::Avx2)).then(|| {
             let cp = icpg.div_ceil(2) * 2;
             let kp = taps * cp / 2;
             let nb = out_c.div_ceil(8);

@@ -29,9 +29,20 @@ pub struct QConv {
 }
 
 impl QConv {
+    /// Packs for every level the host supports (tests force each level).
     pub fn new(conv: &Conv, gran: WeightGranularity) -> QConv {
+        Self::build(conv, gran, None)
+    }
+
+    /// Packs only for `level` (what an engine running at `level` holds).
+    pub fn for_level(conv: &Conv, gran: WeightGranularity, level: CpuLevel) -> QConv {
+        Self::build(conv, gran, Some(level))
+    }
+
+    fn build(conv: &Conv, gran: WeightGranularity, only: Option<CpuLevel>) -> QConv {
         let weights = QuantWeights::quantize(&conv.weights, conv.out_c, gran);
-        let packed = PackedConv::new(&weights.q, conv.out_c, conv.in_c / conv.groups, conv.kh, conv.kw, conv.groups);
+        let packed =
+            PackedConv::new_for(&weights.q, conv.out_c, conv.in_c / conv.groups, conv.kh, conv.kw, conv.groups, only);
         QConv {
             weights,
             packed,
