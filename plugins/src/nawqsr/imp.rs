@@ -1035,6 +1035,7 @@ impl BaseTransformImpl for Nawqsr {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("no caps negotiated"));
             return Err(gst::FlowError::NotNegotiated);
         };
+        let fps = in_info.fps();
 
         let fail = |what: String| {
             gst::error!(CAT, imp = self, "{what}");
@@ -1084,6 +1085,21 @@ impl BaseTransformImpl for Nawqsr {
                     mode.name()
                 )));
             }
+        }
+
+        // How much of the frame interval this mode used: the ladder's measure of
+        // whether stepping up into it again can keep up.
+        let interval = if fps.numer() > 0 {
+            Some(f64::from(fps.denom()) / f64::from(fps.numer()))
+        } else {
+            inbuf.duration().map(|d| d.nseconds() as f64 / 1e9)
+        };
+        let interval = interval.filter(|&s| s > 0.0);
+        if let Some(interval) = interval {
+            self.ladder
+                .lock()
+                .unwrap()
+                .record_cost(mode, dt.as_secs_f64() / interval);
         }
 
         let latency_changed = {

@@ -10,9 +10,15 @@
 //! - Modes the codec cannot build (`mark_unavailable`) are skipped.
 //! - Every switch restarts both streaks, because the sink's proportion still
 //!   reflects the old mode for a while.
-//! - A step up that is undone by a step down before `up_after` more events have
-//!   passed doubles the headroom needed for the next step up (up to ×16), so that
-//!   a mode that is just too slow is not retried every few frames.
+//! - A step up into a mode that is undone (a step down) within `up_after` events
+//!   doubles the headroom needed to step up into *that mode* again (up to ×16), so
+//!   that a mode that is just too slow is retried exponentially less often while
+//!   the faster rungs below it stay reachable. A mode that holds for
+//!   `4 × up_after` events after a step up into it is forgiven (×1 again).
+//! - The element reports each frame's processing time as a fraction of the frame
+//!   interval (`record_cost`). A mode measured slower than real time (> 1) is only
+//!   retried after the longest wait (×16): QoS proportions cannot predict what a
+//!   mode never run recently costs, but a measurement can.
 use nawqsr_codec::runtime::Mode;
 
 /// Ladder rungs from slowest/most accurate to fastest.
@@ -23,6 +29,9 @@ pub const RUNGS: [Mode; 5] = [
     Mode::Int8,
     Mode::Bicubic,
 ];
+
+/// Largest multiplier on `up_after`.
+const MAX_BACKOFF: u32 = 16;
 
 fn rung(mode: Mode) -> usize {
     RUNGS
@@ -78,8 +87,10 @@ pub struct Ladder {
     headroom: u32,
     /// The last switch: where it came from, its direction, and how many events ago.
     last: Option<(usize, Dir, u32)>,
-    /// Multiplier on `up_after` (1, 2, 4, … 16).
-    up_backoff: u32,
+    /// Per rung: multiplier on `up_after` for stepping up into it (1, 2, 4, … 16).
+    up_backoff: [u32; 5],
+    /// Per rung: smoothed processing time / frame interval, once measured.
+    cost: [Option<f64>; 5],
 }
 
 impl Ladder {
@@ -93,7 +104,8 @@ impl Ladder {
             late: 0,
             headroom: 0,
             last: None,
-            up_backoff: 1,
+            up_backoff: [1; 5],
+            cost: [None; 5],
         }
     }
 
@@ -117,8 +129,11 @@ impl Ladder {
         if !proportion.is_finite() || proportion < 0.0 {
             return None;
         }
-        if let Some((_, _, age)) = &mut self.last {
+        if let Some((_, dir, age)) = &mut self.last {
             *age = age.saturating_add(1);
+            if *dir == Dir::Up && *age == self.cfg.up_after.saturating_mul(4) {
+                self.up_backoff[self.current] = 1;
+            }
         }
         if proportion > self.cfg.late_above {
             self.late += 1;
@@ -132,7 +147,9 @@ impl Ladder {
         if self.late >= self.cfg.down_after {
             return self.step(Dir::Down);
         }
-        if self.headroom >= self.cfg.up_after.saturating_mul(self.up_backoff) {
+        if let Some(up) = self.next(self.current, Dir::Up)
+            && self.headroom >= self.up_threshold(up)
+        {
             return self.step(Dir::Up);
         }
         None
@@ -162,6 +179,27 @@ impl Ladder {
         Some(switch)
     }
 
+    /// One frame of `mode` took `fraction` of the frame interval (exponential
+    /// moving average, weight 1/4).
+    pub fn record_cost(&mut self, mode: Mode, fraction: f64) {
+        if !fraction.is_finite() || fraction < 0.0 {
+            return;
+        }
+        let c = &mut self.cost[rung(mode)];
+        *c = Some(c.map_or(fraction, |c| 0.75 * c + 0.25 * fraction));
+    }
+
+    /// Consecutive headroom events needed to step up into rung `to`.
+    fn up_threshold(&self, to: usize) -> u32 {
+        let too_slow = self.cost[to].is_some_and(|c| c > 1.0);
+        let b = if too_slow {
+            MAX_BACKOFF
+        } else {
+            self.up_backoff[to]
+        };
+        self.cfg.up_after.saturating_mul(b)
+    }
+
     fn next(&self, from: usize, dir: Dir) -> Option<usize> {
         match dir {
             Dir::Down => (from + 1..RUNGS.len()).find(|&r| self.available[r]),
@@ -172,13 +210,12 @@ impl Ladder {
     fn step(&mut self, dir: Dir) -> Option<Switch> {
         self.reset_streaks();
         let to = self.next(self.current, dir)?;
-        match (dir, self.last) {
-            // Undoing a recent step up: that mode is too slow for now.
-            (Dir::Down, Some((_, Dir::Up, age))) if age <= self.cfg.up_after => {
-                self.up_backoff = (self.up_backoff * 2).min(16);
-            }
-            (Dir::Down, _) => self.up_backoff = 1,
-            (Dir::Up, _) => {}
+        // Undoing a recent step up: the current mode is too slow for now.
+        if let (Dir::Down, Some((_, Dir::Up, age))) = (dir, self.last)
+            && age <= self.cfg.up_after
+        {
+            let b = &mut self.up_backoff[self.current];
+            *b = (*b * 2).min(MAX_BACKOFF);
         }
         let switch = Switch {
             from: RUNGS[self.current],
@@ -321,6 +358,72 @@ mod tests {
         assert!(feed(&mut l, 0.5, 2 * cfg.up_after - 1).is_empty());
         assert_eq!(feed(&mut l, 0.5, 1).len(), 1);
         assert_eq!(l.current(), Mode::Int8);
+    }
+
+    /// The scenario seen on a live 25 fps source with fp32 at ~1.4 s per frame:
+    /// after fp32 fails, the rungs below it are still climbed at the normal pace,
+    /// but fp32 itself needs twice the headroom, then four times, …
+    #[test]
+    fn backoff_is_per_mode() {
+        let cfg = LadderConfig::default();
+        let mut l = Ladder::new(Mode::Fp32, cfg);
+        feed(&mut l, 2.0, 3);
+        assert_eq!(l.current(), Mode::A16w8);
+        assert_eq!(feed(&mut l, 0.5, cfg.up_after).len(), 1);
+        assert_eq!(l.current(), Mode::Fp32);
+        // fp32 is too slow: all the way down to bicubic.
+        feed(&mut l, 2.0, 3 * 4);
+        assert_eq!(l.current(), Mode::Bicubic);
+        // Back up to a16w8 at the normal pace (3 steps of up_after)...
+        assert_eq!(feed(&mut l, 0.5, 3 * cfg.up_after).len(), 3);
+        assert_eq!(l.current(), Mode::A16w8);
+        // ...but fp32 needs twice the headroom.
+        assert!(feed(&mut l, 0.5, 2 * cfg.up_after - 1).is_empty());
+        assert_eq!(
+            feed(&mut l, 0.5, 1),
+            [Switch {
+                from: Mode::A16w8,
+                to: Mode::Fp32
+            }]
+        );
+        // Failing again quadruples it.
+        feed(&mut l, 2.0, 3);
+        assert_eq!(l.current(), Mode::A16w8);
+        assert!(feed(&mut l, 0.5, 4 * cfg.up_after - 1).is_empty());
+        assert_eq!(feed(&mut l, 0.5, 1).len(), 1);
+        // Holding fp32 for 4 × up_after events forgives it.
+        assert!(feed(&mut l, 0.9, 4 * cfg.up_after).is_empty());
+        feed(&mut l, 2.0, 3);
+        assert_eq!(l.current(), Mode::A16w8);
+        // Lateness long after the step up is not the mode's fault: ×1.
+        assert!(feed(&mut l, 0.5, cfg.up_after - 1).is_empty());
+        assert_eq!(
+            feed(&mut l, 0.5, 1),
+            [Switch {
+                from: Mode::A16w8,
+                to: Mode::Fp32
+            }]
+        );
+    }
+
+    /// A mode measured slower than real time waits ×16 before it is retried.
+    #[test]
+    fn measured_cost_blocks_hopeless_step_ups() {
+        let cfg = LadderConfig::default();
+        let mut l = Ladder::new(Mode::Fp32, cfg);
+        l.record_cost(Mode::Fp32, 35.0);
+        feed(&mut l, 2.0, 3);
+        assert_eq!(l.current(), Mode::A16w8);
+        l.record_cost(Mode::A16w8, 0.5);
+        assert!(feed(&mut l, 0.5, 16 * cfg.up_after - 1).is_empty());
+        assert_eq!(feed(&mut l, 0.5, 1).len(), 1);
+        // A cheaper measurement later lifts the block (moving average).
+        feed(&mut l, 2.0, 3);
+        for _ in 0..20 {
+            l.record_cost(Mode::Fp32, 0.3);
+        }
+        assert_eq!(feed(&mut l, 0.5, 2 * cfg.up_after).len(), 1);
+        assert!(l.cost[0].unwrap() < 1.0);
     }
 
     #[test]
