@@ -9,6 +9,8 @@ use nawqsr_codec::kernels::CpuLevel;
 use nawqsr_codec::model::{self, reference::Fp32Reference};
 use nawqsr_codec::offline::Schedule;
 use nawqsr_codec::quant::Bits;
+use nawqsr_codec::runtime::codec::RuntimeOptions;
+use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -31,6 +33,13 @@ pub struct Args {
     runs: usize,
     #[arg(long)]
     json: bool,
+    /// codec: the runtime (patches, dispatcher, unit workers) — what users get;
+    /// engine: the sequential whole-frame executor, with a per-layer-kind breakdown.
+    #[arg(long, default_value = "codec")]
+    path: String,
+    /// LR patch rows for the codec path (0 = the codec's default).
+    #[arg(long, default_value_t = 0)]
+    patch_size: usize,
 }
 
 pub fn parse_size(s: &str) -> Result<(usize, usize)> {
@@ -99,6 +108,26 @@ pub fn run(a: Args) -> Result<()> {
             }
             m => bail!("--mode {m}: invalid (expected int8, a16w8, hybrid, fp32w8 or fp32)"),
         };
+        if a.path == "codec" {
+            let cfg = CodecConfig {
+                model: Some(a.model.clone()),
+                mode: Mode::Int8,
+                threads: a.threads,
+                patch_size: a.patch_size,
+                ..CodecConfig::default()
+            };
+            let codec = Codec::with_plan(&cfg, std::sync::Arc::new(e), plan, RuntimeOptions::default())?;
+            for i in 0..a.runs + 2 {
+                let t = Instant::now();
+                codec.upscale_tensor(&frame)?;
+                if i >= 2 {
+                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            return report(&a, times, level, threads, w, h);
+        } else if a.path != "engine" {
+            bail!("--path {}: invalid (expected codec or engine)", a.path);
+        }
         let mut per_kind: std::collections::BTreeMap<&str, f64> = Default::default();
         for i in 0..a.runs + 2 {
             let t = Instant::now();
@@ -116,14 +145,18 @@ pub fn run(a: Args) -> Result<()> {
             eprintln!("mean ms/frame per layer kind: {}", parts.join(", "));
         }
     }
-    let mut sorted = times.clone();
+    report(&a, times, level, threads, w, h)
+}
+
+fn report(a: &Args, times: Vec<f64>, level: CpuLevel, threads: usize, w: usize, h: usize) -> Result<()> {
+    let mut sorted = times;
     let med = median(&mut sorted);
     let p90 = sorted[((sorted.len() as f64 * 0.9).ceil() as usize).saturating_sub(1).min(sorted.len() - 1)];
     if a.json {
         println!(
             "{}",
             json!({"median_ms": med, "p90_ms": p90, "runs": a.runs, "mode": a.mode, "level": level.name(),
-                "threads": threads, "input": [w, h], "model": a.model.display().to_string()})
+                "threads": threads, "input": [w, h], "model": a.model.display().to_string(), "path": a.path})
         );
     } else {
         eprintln!(
