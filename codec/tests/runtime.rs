@@ -591,3 +591,45 @@ fn bench_overheads() {
         }
     }
 }
+
+/// Hybrid mode with the project's schedule (when present): the codec's patches
+/// equal the whole-frame engine under the schedule's plan; int8/a16w8 with a
+/// schedule use its static ranges without DRE.
+#[test]
+fn codec_hybrid_schedule_equals_whole() {
+    for name in ["IMDN_RTC_x2", "IMDN_x4"] {
+        let sched = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../schedules"))
+            .join(format!("{name}.json"));
+        let Some(mut c) = cfg(name, Mode::Hybrid, 2, 5) else {
+            return;
+        };
+        if !sched.is_file() {
+            eprintln!("skipping {name}: no schedule at {}", sched.display());
+            continue;
+        }
+        c.schedule = Some(sched);
+        let codec = match Codec::new(&c) {
+            Ok(codec) => codec,
+            Err(e) => panic!("{name}: hybrid codec with the bundled schedule: {e}"),
+        };
+        let e = codec.engine().unwrap().clone();
+        let plan = codec.plan().unwrap().clone();
+        let x = image(23, 37, 5);
+        assert!(
+            codec.upscale_tensor(&x).unwrap() == e.run(&plan, &x).unwrap(),
+            "{name} hybrid"
+        );
+        for mode in [Mode::Int8, Mode::A16w8] {
+            let codec = Codec::new(&CodecConfig { mode, ..c.clone() }).unwrap();
+            let p = codec.plan().unwrap();
+            assert!(
+                (0..p.convs.len()).all(|i| !p.is_dre(i)),
+                "{mode:?} with a schedule has no DRE"
+            );
+            assert!(
+                codec.upscale_tensor(&x).unwrap() == e.run(p, &x).unwrap(),
+                "{name} {mode:?}"
+            );
+        }
+    }
+}

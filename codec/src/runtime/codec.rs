@@ -21,11 +21,14 @@ use crate::engine::{Engine, Plan, Tensor, resolve_threads};
 use crate::error::{Error, Result};
 use crate::kernels::CpuLevel;
 use crate::model::reference::Fp32Reference;
-use crate::quant::Bits;
+use crate::offline::schedule::Schedule;
+use crate::quant::{Bits, WeightGranularity};
 
-/// Default patch height in LR rows when `patch_size` is 0. Measured on IMDN_x4
-/// 320×180 and IMDN_RTC_x2 960×540 (2 workers, AVX-512 VNNI host): see
-/// `bench_patch_size` in codec/tests/runtime.rs.
+/// Default patch height in LR rows when `patch_size` is 0. Worker CPU ms/frame,
+/// int8, 2 workers (`bench_patch_size` in codec/tests/runtime.rs): IMDN_x4
+/// 320×180: 2 rows 328, 4: 336, 8: 344, **16: 320**, 32: 323, 64: 377, whole
+/// frame 490; IMDN_RTC_x2 960×540: 8 rows 358, 16: 375, 64: 385, whole 715.
+/// Bands of 16 rows keep a layer's band (16·W·64 values) in L2 between layers.
 pub const DEFAULT_PATCH_ROWS: usize = 16;
 
 /// Frames the dispatcher works on at once: two, so that one frame's barriers
@@ -312,36 +315,40 @@ impl Npu {
             Error::Invalid(format!("mode {} needs a model (none given)", mode.name()))
         })?;
         let graph = crate::model::import(path)?;
-        if let Some(s) = &cfg.schedule {
-            // The schedule format (offline::schedule) is not wired in yet.
-            return Err(Error::file(
-                s,
-                "schedules are not supported by this build's codec yet",
-            ));
-        }
-        let plan = match mode {
-            Mode::Hybrid => {
+        let bits = if mode == Mode::A16w8 {
+            Bits::B16
+        } else {
+            Bits::B8
+        };
+        let (plan, gran) = match &cfg.schedule {
+            Some(s) => {
+                let sha = crate::model::file_sha256(path)?;
+                let sched = Schedule::load(s, &graph, &sha)?;
+                let plan = match mode {
+                    // §4.1–4.2: per-layer b, s, z and DRE flags from the schedule.
+                    Mode::Hybrid => sched.plan(&graph),
+                    // Table 2's uniform baselines: the schedule's static ranges
+                    // on one unit, Eq. (1) re-derived for its bitwidth, no DRE.
+                    _ => sched.plan_with(&graph, |_, _| false).with_bits(bits),
+                };
+                (plan, sched.weights())
+            }
+            None if mode == Mode::Hybrid => {
                 return Err(Error::Invalid(
-                    "mode hybrid needs a schedule (none given; use int8 or a16w8 without one)"
+                    "mode hybrid needs a schedule (none given; e.g. schedules/<model>.json, or use int8 / a16w8)"
                         .into(),
                 ));
             }
-            Mode::Int8 | Mode::A16w8 => {
-                let bits = if mode == Mode::Int8 {
-                    Bits::B8
-                } else {
-                    Bits::B16
-                };
+            None => {
                 // §4.2: without calibrated ranges every conv estimates its own (DRE).
                 tracing::warn!(
                     "mode {}: no schedule given, so no calibrated ranges; every conv uses run-time DRE",
                     mode.name()
                 );
-                Plan::all_dre(&graph, bits)
+                (Plan::all_dre(&graph, bits), WeightGranularity::PerChannel)
             }
-            Mode::Fp32 | Mode::Bicubic => unreachable!("not an integer mode"),
         };
-        let engine = Arc::new(Engine::new(graph, CpuLevel::detect(), 1));
+        let engine = Arc::new(Engine::with_granularity(graph, CpuLevel::detect(), 1, gran));
         Npu::start(cfg, engine, Arc::new(plan), opts)
     }
 
