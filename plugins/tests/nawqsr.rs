@@ -673,6 +673,61 @@ fn sustained_lateness_switches_mode() {
     assert_eq!(last.get::<&str>("to").unwrap(), "fp32", "{switches:?}");
 }
 
+/// `mode` may change while playing: the next frame runs the new mode; a mode that
+/// cannot be built is reported with a warning and the element keeps running.
+#[test]
+fn mode_changes_while_playing() {
+    let shared = require_shared!();
+    let model = shared.join("models/IMDN_RTC_x2.onnx");
+    let (mut h, bus) = harness(&[("mode", "fp32"), ("model", model.to_str().unwrap())]);
+    let info = video_info(gst_video::VideoFormat::Nv12, 20, 12);
+    h.set_src_caps(info.to_caps().unwrap());
+    let img = flat(20, 12, [30, 60, 90]);
+    h.push_and_pull(make_buffer(&info, &img, 0, false)).unwrap();
+    let e = h.element().unwrap();
+    e.set_property_from_str("mode", "int8");
+    h.push_and_pull(make_buffer(&info, &img, 1, false)).unwrap();
+    e.set_property_from_str("mode", "bicubic");
+    h.push_and_pull(make_buffer(&info, &img, 2, false)).unwrap();
+    let switches: Vec<(String, String)> = element_messages(&drain(&bus), "nawqsr-mode-switch")
+        .iter()
+        .map(|s| {
+            (
+                s.get::<String>("from").unwrap(),
+                s.get::<String>("to").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        switches,
+        [
+            ("fp32".into(), "int8".into()),
+            ("int8".into(), "bicubic".into())
+        ]
+    );
+
+    // Without a model, no network mode can run: warned, and bicubic goes on.
+    let (mut h, bus) = harness(&[("mode", "bicubic")]);
+    h.set_src_caps(info.to_caps().unwrap());
+    h.push_and_pull(make_buffer(&info, &img, 0, false)).unwrap();
+    h.element().unwrap().set_property_from_str("mode", "int8");
+    let out = h.push_and_pull(make_buffer(&info, &img, 1, false)).unwrap();
+    assert_eq!(
+        out.size(),
+        video_info(gst_video::VideoFormat::Nv12, 40, 24).size()
+    );
+    let msgs = drain(&bus);
+    let warning = msgs
+        .iter()
+        .find_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .expect("a warning");
+    assert!(warning.contains("property model"), "{warning}");
+    assert!(element_messages(&msgs, "nawqsr-mode-switch").is_empty());
+}
+
 #[test]
 fn latency_query_adds_processing_time() {
     let (mut h, _bus) = harness(&[("mode", "bicubic")]);

@@ -174,6 +174,26 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
+/// Why a codec could not be built: the GStreamer error kind and a one-line text
+/// naming the property at fault.
+struct BuildError {
+    kind: gst::ResourceError,
+    text: String,
+}
+
+impl BuildError {
+    fn settings(text: String) -> BuildError {
+        BuildError {
+            kind: gst::ResourceError::Settings,
+            text,
+        }
+    }
+
+    fn error_msg(&self) -> gst::ErrorMessage {
+        gst::error_msg!(self.kind, ("{}", self.text))
+    }
+}
+
 pub struct Nawqsr {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
@@ -504,13 +524,11 @@ impl Nawqsr {
         settings: &Settings,
         mode: Mode,
         scale: Option<usize>,
-    ) -> Result<Codec, gst::ErrorMessage> {
+    ) -> Result<Codec, BuildError> {
         let check_readable = |prop: &str, p: &Path| {
-            std::fs::File::open(p).map(drop).map_err(|e| {
-                gst::error_msg!(
-                    gst::ResourceError::OpenRead,
-                    ("property {prop}: cannot open '{}': {e}", p.display())
-                )
+            std::fs::File::open(p).map(drop).map_err(|e| BuildError {
+                kind: gst::ResourceError::OpenRead,
+                text: format!("property {prop}: cannot open '{}': {e}", p.display()),
             })
         };
         if let Some(p) = &settings.model {
@@ -528,8 +546,15 @@ impl Nawqsr {
             patch_size: settings.patch_size as usize,
         };
         let scale = match (mode, scale, &settings.model) {
+            (m, _, None) if m != Mode::Bicubic => {
+                return Err(BuildError::settings(format!(
+                    "property model: mode {} needs a model path (no model is bundled yet); \
+                     set model=/path/to/model.onnx, or use mode=bicubic",
+                    m.name()
+                )));
+            }
             (_, Some(s), _) => Some(s),
-            (Mode::Bicubic, None, None) => Some(settings.scale as usize),
+            (_, None, None) => Some(settings.scale as usize),
             // Bicubic with a model: the model decides the factor; load it to learn it.
             (Mode::Bicubic, None, Some(_)) => Some(
                 Codec::new(&CodecConfig {
@@ -539,16 +564,6 @@ impl Nawqsr {
                 .map_err(|e| self.codec_error(&settings.schedule, e))?
                 .scale(),
             ),
-            (m, None, None) => {
-                return Err(gst::error_msg!(
-                    gst::ResourceError::Settings,
-                    (
-                        "property model: mode {} needs a model path (no model is bundled yet); \
-                         set model=/path/to/model.onnx, or use mode=bicubic",
-                        m.name()
-                    )
-                ));
-            }
             (_, None, Some(_)) => None,
         };
         // Network modes take the factor from the model; only bicubic is told.
@@ -560,20 +575,17 @@ impl Nawqsr {
         if let Some(s) = scale
             && codec.scale() != s
         {
-            return Err(gst::error_msg!(
-                gst::ResourceError::Settings,
-                (
-                    "property model: mode {} upscales ×{}, but the stream is negotiated at ×{s}",
-                    mode.name(),
-                    codec.scale()
-                )
-            ));
+            return Err(BuildError::settings(format!(
+                "property model: mode {} upscales ×{}, but the stream is negotiated at ×{s}",
+                mode.name(),
+                codec.scale()
+            )));
         }
         Ok(codec)
     }
 
     /// Maps a codec error to the property it is about.
-    fn codec_error(&self, schedule: &Option<PathBuf>, e: nawqsr_codec::Error) -> gst::ErrorMessage {
+    fn codec_error(&self, schedule: &Option<PathBuf>, e: nawqsr_codec::Error) -> BuildError {
         use nawqsr_codec::Error;
         let prop = match &e {
             Error::File { path, .. } if Some(path) == schedule.as_ref() => "schedule",
@@ -586,7 +598,7 @@ impl Nawqsr {
             Error::Invalid(msg) if msg.contains("schedule") => "schedule",
             Error::Invalid(_) => "mode",
         };
-        gst::error_msg!(gst::ResourceError::Settings, ("property {prop}: {e}"))
+        BuildError::settings(format!("property {prop}: {e}"))
     }
 
     /// Brings `state.active` in line with the ladder (and the `mode` property,
@@ -621,7 +633,22 @@ impl Nawqsr {
                 match self.build_codec(&state.settings, want, Some(state.scale)) {
                     Ok(codec) => state.codecs.push((want, codec)),
                     Err(err) => {
-                        gst::warning!(CAT, imp = self, "mode {} unavailable: {err:?}", want.name());
+                        gst::warning!(
+                            CAT,
+                            imp = self,
+                            "mode {} unavailable: {}",
+                            want.name(),
+                            err.text
+                        );
+                        // The user asked for this mode (while playing): say why it is
+                        // not running. Fallbacks of the ladder stay in the debug log.
+                        if want == user_mode {
+                            msgs.push(
+                                gst::message::Warning::builder(err.kind, &err.text)
+                                    .src(&*self.obj())
+                                    .build(),
+                            );
+                        }
                         state.failed.push(want);
                     }
                 }
@@ -742,7 +769,9 @@ impl BaseTransformImpl for Nawqsr {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         let mode: Mode = settings.mode.into();
-        let codec = self.build_codec(&settings, mode, None)?;
+        let codec = self
+            .build_codec(&settings, mode, None)
+            .map_err(|e| e.error_msg())?;
         let scale = codec.scale();
         self.scale.store(scale as u32, Ordering::Release);
         *self.ladder.lock().unwrap() = Ladder::new(mode, LadderConfig::default());
