@@ -151,8 +151,10 @@ impl Timing {
         self.frames += 1;
     }
 
-    /// True when the median moved by more than 25 % (and 1 ms) from what the
-    /// last latency query answered.
+    /// True when the pipeline should re-query latency: the median grew by more
+    /// than 25 % (and 1 ms) over what the last latency query answered, or fell
+    /// below half of it. Small swings are not worth a re-configuration of a live
+    /// pipeline; answering a little high only adds delay, answering low drops frames.
     fn latency_changed(&self) -> bool {
         let Some(reported) = self.reported else {
             return false;
@@ -161,8 +163,9 @@ impl Timing {
             return false;
         }
         let m = self.median();
-        let diff = m.abs_diff(reported);
-        diff > Duration::from_millis(1) && diff * 4 > reported
+        let grew = m > reported + Duration::from_millis(1) && m * 4 > reported * 5;
+        let fell = m * 2 < reported;
+        grew || fell
     }
 }
 
