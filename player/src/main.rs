@@ -5,6 +5,8 @@ mod bench_kernels;
 mod bench_model;
 mod calibrate;
 mod eval;
+mod media;
+mod transcode;
 mod upscale;
 
 use clap::{Parser, Subcommand};
@@ -26,7 +28,7 @@ enum Cmd {
     BenchKernels(bench_kernels::Args),
     /// Median ms/frame of one model on a synthetic frame.
     BenchModel(bench_model::Args),
-    /// Super-resolve an image.
+    /// Super-resolve an image or a clip (.mp4/.mkv output).
     Upscale(upscale::Args),
 }
 
