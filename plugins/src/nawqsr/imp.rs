@@ -274,7 +274,7 @@ impl ObjectImpl for Nawqsr {
                     .build(),
                 glib::ParamSpecUInt::builder("patch-size")
                     .nick("Patch size")
-                    .blurb("Edge in low-resolution pixels of the patches the codec tiles a frame into (0 = whole frame)")
+                    .blurb("Size in low-resolution pixels of the patches (row bands) the codec splits a frame into (0 = the codec's default)")
                     .maximum(4096)
                     .default_value(DEFAULT_PATCH_SIZE)
                     .mutable_ready()
