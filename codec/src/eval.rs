@@ -4,8 +4,6 @@
 use std::path::Path;
 
 use image::RgbImage;
-use rand::SeedableRng;
-use rand::seq::index::sample;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -37,25 +35,6 @@ pub fn load_dataset(dir: &Path, scale: usize) -> Result<Vec<Sample>> {
     images::list_images(dir)?
         .iter()
         .map(|p| Ok(Sample::from_hr(stem(p), &images::load_rgb(p)?, scale)))
-        .collect()
-}
-
-/// `n` images of `dir` sampled uniformly without replacement with `seed` (§5:
-/// "10 % as our calibration set, sampled randomly with uniform probability"),
-/// each centre-cropped to at most `max_side` HR pixels to bound calibration time.
-pub fn sample_dataset(dir: &Path, scale: usize, n: usize, seed: u64, max_side: u32) -> Result<Vec<Sample>> {
-    check_scale(scale)?;
-    let all = images::list_images(dir)?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut idx = sample(&mut rng, all.len(), n.min(all.len())).into_vec();
-    idx.sort();
-    idx.iter()
-        .map(|&i| {
-            let hr = images::load_rgb(&all[i])?;
-            let (w, h) = (hr.width().min(max_side), hr.height().min(max_side));
-            let crop = image::imageops::crop_imm(&hr, (hr.width() - w) / 2, (hr.height() - h) / 2, w, h).to_image();
-            Ok(Sample::from_hr(stem(&all[i]), &crop, scale))
-        })
         .collect()
 }
 

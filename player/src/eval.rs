@@ -8,7 +8,7 @@ use nawqsr_codec::eval::{self, Sample, Score};
 use nawqsr_codec::kernels::CpuLevel;
 use nawqsr_codec::metrics::upscale_bicubic;
 use nawqsr_codec::model::{self, reference::Fp32Reference};
-use nawqsr_codec::offline::{Schedule, search};
+use nawqsr_codec::offline::{self, Schedule, search};
 use nawqsr_codec::quant::{Bits, WeightGranularity};
 use serde_json::json;
 
@@ -46,19 +46,21 @@ pub struct Args {
     json: bool,
 }
 
-/// Calibration set: `dir`, or 10 images of the default training set.
+/// Calibration set for the static ranges: every image of `dir`, or 10 images
+/// sampled with a fixed seed from ../shared/datasets/train (T91 + BSD200, as
+/// `nawqsr calibrate` does), ≤ 256-pixel centre crops.
 pub fn calibration_set(dir: Option<&PathBuf>, scale: usize) -> Result<Vec<Sample>> {
-    let (dir, n) = match dir {
-        Some(d) => (d.clone(), usize::MAX),
+    let (dirs, n) = match dir {
+        Some(d) => (vec![d.clone()], usize::MAX),
         None => {
-            let d = PathBuf::from("../shared/datasets/train/T91");
-            if !d.is_dir() {
+            let dirs = offline::default_calib_dirs(std::path::Path::new("../shared"));
+            if let Some(d) = dirs.iter().find(|d| !d.is_dir()) {
                 bail!("--calib: default {} not found (expected a directory of training images; pass --calib DIR)", d.display());
             }
-            (d, 10)
+            (dirs, 10)
         }
     };
-    eval::sample_dataset(&dir, scale, n, 0x5eed, 256).with_context(|| format!("--calib {}", dir.display()))
+    offline::calibration_set(&dirs, scale, n, 0x5eed, 256).with_context(|| format!("--calib {dirs:?}"))
 }
 
 pub fn run(a: Args) -> Result<()> {
