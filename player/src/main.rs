@@ -5,7 +5,9 @@ mod bench_kernels;
 mod bench_model;
 mod calibrate;
 mod eval;
+mod keys;
 mod media;
+mod play;
 mod transcode;
 mod upscale;
 
@@ -30,6 +32,8 @@ enum Cmd {
     BenchModel(bench_model::Args),
     /// Super-resolve an image or a clip (.mp4/.mkv output).
     Upscale(upscale::Args),
+    /// Play a clip (or a built-in test source) with live SR, telemetry and A/B compare.
+    Play(play::Args),
 }
 
 fn main() {
@@ -44,6 +48,7 @@ fn main() {
         Cmd::Eval(a) => eval::run(a),
         Cmd::Calibrate(a) => calibrate::run(a),
         Cmd::Upscale(a) => upscale::run(a),
+        Cmd::Play(a) => play::run(a),
         Cmd::BenchKernels(a) => bench_kernels::run(a),
         Cmd::BenchModel(a) => bench_model::run(a),
     };

@@ -51,20 +51,28 @@ pub fn to_uri(arg: &str) -> Result<String> {
 /// Makes an element from a factory that must be installed; the error names the
 /// GStreamer package that usually provides it.
 pub fn make(factory: &str) -> Result<gst::Element> {
-    gst::ElementFactory::make(factory).build().map_err(|_| {
-        let pkg = match factory {
-            "x264enc" => " (gstreamer1.0-plugins-ugly)",
-            "avdec_h264" | "avenc_aac" => " (gstreamer1.0-libav)",
-            "mp4mux" | "matroskamux" | "autovideosink" | "videobox" | "videocrop" => {
-                " (gstreamer1.0-plugins-good)"
-            }
-            "compositor" | "textoverlay" | "videoconvert" | "videotestsrc" | "vorbisenc" => {
-                " (gstreamer1.0-plugins-base)"
-            }
-            _ => "",
-        };
-        anyhow!("GStreamer element '{factory}' is not installed{pkg}")
-    })
+    make_named(factory, None)
+}
+
+/// [`make`] with an element name.
+pub fn make_named(factory: &str, name: Option<&str>) -> Result<gst::Element> {
+    gst::ElementFactory::make(factory)
+        .name_if_some(name)
+        .build()
+        .map_err(|_| {
+            let pkg = match factory {
+                "x264enc" => " (gstreamer1.0-plugins-ugly)",
+                "avdec_h264" | "avenc_aac" => " (gstreamer1.0-libav)",
+                "mp4mux" | "matroskamux" | "autovideosink" | "videobox" | "videocrop" => {
+                    " (gstreamer1.0-plugins-good)"
+                }
+                "compositor" | "textoverlay" | "videoconvert" | "videotestsrc" | "vorbisenc" => {
+                    " (gstreamer1.0-plugins-base)"
+                }
+                _ => "",
+            };
+            anyhow!("GStreamer element '{factory}' is not installed{pkg}")
+        })
 }
 
 /// One line for a bus error: the message, the element and the debug detail.
