@@ -24,8 +24,10 @@ use crate::quant::{QParams, WeightGranularity};
 use crate::units::QConv;
 use ops::FloatConv;
 
-/// Per-layer compiled state.
-enum Compiled {
+/// Per-layer compiled state. One per layer, built once and never moved on a
+/// hot path, so the variants' size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Compiled {
     Conv {
         q: QConv,
         fp32: OnceLock<FloatConv>,

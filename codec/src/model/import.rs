@@ -288,7 +288,7 @@ impl Lowering<'_> {
                     (None, Some(s)) if !s.is_empty() => s.iter().map(|&v| v as usize).collect(),
                     _ => {
                         let n = node.output.len();
-                        if n == 0 || c % n != 0 {
+                        if n == 0 || !c.is_multiple_of(n) {
                             return Err(self.err(node, format!("cannot split {c} channels in {n} equal parts")));
                         }
                         vec![c / n; n]
@@ -370,8 +370,8 @@ impl Lowering<'_> {
                 };
                 let e = e.data.first().copied().unwrap_or(f64::NAN);
                 match (a, e) {
-                    (Lv::Centered(x), e) if e == 2.0 => self.set(node, Lv::SqCentered(x)),
-                    (Lv::Var(x), e) if e == 0.5 => {
+                    (Lv::Centered(x), 2.0) => self.set(node, Lv::SqCentered(x)),
+                    (Lv::Var(x), 0.5) => {
                         let out = self.global(node, Op::GlobalStd, x);
                         self.set(node, Lv::Tensor(out));
                     }
@@ -398,7 +398,7 @@ impl Lowering<'_> {
                 let Spatial::Image { factor } = s.spatial else {
                     return Err(self.unsupported(node, "depth-to-space of a pooled tensor"));
                 };
-                if block < 2 || s.channels % (block * block) != 0 {
+                if block < 2 || !s.channels.is_multiple_of(block * block) {
                     return Err(self.err(node, format!("blocksize {block} does not divide {} channels", s.channels)));
                 }
                 let shape = ValueShape { channels: s.channels / (block * block), spatial: Spatial::Image { factor: factor * block } };
@@ -451,10 +451,10 @@ impl Lowering<'_> {
         };
         let d = dil[0] as usize;
         // "Same" size is required: every SR layer maps an H×W map to H×W.
-        if pads[0] + pads[2] != d * (kh - 1) || pads[1] + pads[3] != d * (kw - 1) {
-            if !(self.values[x].spatial == Spatial::Pooled && kh == 1 && kw == 1) {
-                return Err(self.unsupported(node, "convolution that changes the spatial size"));
-            }
+        let same = pads[0] + pads[2] == d * (kh - 1) && pads[1] + pads[3] == d * (kw - 1);
+        let pooled_1x1 = self.values[x].spatial == Spatial::Pooled && kh == 1 && kw == 1;
+        if !(same || pooled_1x1) {
+            return Err(self.unsupported(node, "convolution that changes the spatial size"));
         }
         let conv = Conv {
             in_c,

@@ -84,9 +84,9 @@ impl QConv {
         let wsum = self.packed.wsum();
         let mut mult = Vec::with_capacity(self.out_c);
         let mut offset = Vec::with_capacity(self.out_c);
-        for oc in 0..self.out_c {
+        for (oc, &ws) in wsum.iter().enumerate().take(self.out_c) {
             let m = self.weights.scale[oc] as f64 / q.scale as f64;
-            let corr = q.zero as i64 * wsum[oc] as i64 + self.weights.bias_q(self.bias[oc], oc, q.scale);
+            let corr = q.zero as i64 * ws as i64 + self.weights.bias_q(self.bias[oc], oc, q.scale);
             mult.push(m as f32);
             offset.push((corr as f64 * m) as f32);
         }
