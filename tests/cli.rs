@@ -139,3 +139,19 @@ fn upscale_image_writes_scaled_output_and_no_partial_on_error() {
 fn is_partial(p: &Path) -> bool {
     p.to_string_lossy().ends_with(".partial")
 }
+
+/// Without --schedule, hybrid mode finds the model's calibrated schedule in
+/// schedules/ by the model's hash; a model with none gets a one-line error.
+#[test]
+fn hybrid_finds_the_models_schedule() {
+    let Some(shared) = common::shared() else { return };
+    let f = Fixture::new();
+    let out = f.dir.path().join("h.png");
+    let m4 = shared.join("models/IMDN_RTC_x2.onnx");
+    let o = nawqsr(&["upscale", &f.p("ds/img0.png"), out.to_str().unwrap(), "--model", m4.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("mode hybrid"), "{}", stderr(&o));
+    assert_eq!(image::image_dimensions(&out).unwrap(), (80, 64));
+    let o = nawqsr(&["upscale", &f.p("ds/img0.png"), out.to_str().unwrap(), "--model", &f.p("tiny.onnx")]);
+    assert_error(&o, &["hybrid", "schedule"]);
+}

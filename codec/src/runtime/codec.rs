@@ -320,9 +320,18 @@ impl Npu {
         } else {
             Bits::B8
         };
-        let (plan, gran) = match &cfg.schedule {
+        let sha = crate::model::file_sha256(path)?;
+        // No schedule given: use the one calibrated for this model, if any
+        // (schedules/ holds them, keyed by the model's hash).
+        let schedule = cfg.schedule.clone().or_else(|| {
+            let found = crate::offline::schedule::find_for_model(&sha);
+            if let Some(f) = &found {
+                tracing::info!("using schedule {} for {}", f.display(), path.display());
+            }
+            found
+        });
+        let (plan, gran) = match &schedule {
             Some(s) => {
-                let sha = crate::model::file_sha256(path)?;
                 let sched = Schedule::load(s, &graph, &sha)?;
                 let plan = match mode {
                     // §4.1–4.2: per-layer b, s, z and DRE flags from the schedule.
@@ -335,7 +344,7 @@ impl Npu {
             }
             None if mode == Mode::Hybrid => {
                 return Err(Error::Invalid(
-                    "mode hybrid needs a schedule (none given; e.g. schedules/<model>.json, or use int8 / a16w8)"
+                    "mode hybrid needs a schedule (none given and none in schedules/ matches this model; run nawqsr calibrate, or use int8 / a16w8)"
                         .into(),
                 ));
             }
