@@ -2,14 +2,14 @@
 //!
 //! ```text
 //! uridecodebin | videotestsrc+textoverlay
-//!   ► queue (input frame buffer) ► videoconvert ► I420 ► tee ─► queue ► nawqsr "sr" ► videocrop ─► compositor.sink_1 (top)
+//!   ► queue (input frame buffer) ► videoconvert ► I420 ► tee ─► queue ► nawqsr "sr" ► videobox ×2 (AYUV) ► compositor.sink_1 (top)
 //!                                                         └─► queue ► nawqsr "bic" (bicubic) ──► compositor.sink_0
 //!   compositor ► queue (playback buffer) ► labels ► telemetry overlay ► videoconvert ► autovideosink
 //!                                                                                     | x264enc ► matroskamux ► file (headless)
 //! audio (when present) ► queue ► audioconvert ► audioresample ► autoaudiosink | vorbisenc ► matroskamux
 //! ```
-//! - The SR branch covers the bicubic one entirely; split-screen A/B (`c`) crops
-//!   the SR frame to its right half and moves it there, so the left half shows
+//! - The SR branch covers the bicubic one entirely; split-screen A/B (`c`) makes
+//!   the left half of the SR frame transparent, so the left half shows
 //!   the bicubic branch of the same frame. Both branches see every frame; no
 //!   timestamp is rewritten (streams without any are stamped, `media`).
 //! - Telemetry: `nawqsr-stats` messages of "sr" feed the overlay (`i`), and
@@ -79,6 +79,10 @@ pub struct Args {
     pub screenshot: Option<PathBuf>,
     #[arg(long, default_value_t = 30)]
     pub screenshot_frame: u64,
+    /// Hold the chosen mode: QoS events do not reach the SR element, so it neither
+    /// drops late frames nor steps to a faster mode (playback may fall behind).
+    #[arg(long)]
+    pub no_qos: bool,
     /// Frame rate given to streams that carry no timing (H.264 elementary streams).
     #[arg(long, default_value_t = media::DEFAULT_FPS)]
     pub fps: u32,
@@ -89,7 +93,7 @@ struct Player {
     pipeline: gst::Pipeline,
     sr: gst::Element,
     crop: gst::Element,
-    top: gst::Pad,
+    unbox: gst::Element,
     label_l: gst::Element,
     label_r: gst::Element,
     info: gst::Element,
@@ -97,6 +101,8 @@ struct Player {
     modes: Vec<Mode>,
     /// The mode SR runs when on.
     mode: Mode,
+    /// The mode the element reports running (the QoS ladder may step down).
+    running: Option<String>,
     sr_on: bool,
     compare: bool,
     /// Compare was asked for before the output size was known.
@@ -210,7 +216,21 @@ fn build(
     let q_sr = media::make("queue")?;
     let sr = sr_opts.element("sr")?;
     sr.set_property("stats-interval", STATS_INTERVAL);
-    let crop = media::make("videocrop")?;
+
+    // Split-screen without a size change at the compositor: the first box crops
+    // the left half away, the second puts it back as a transparent border, so the
+    // compositor's pad stays W×H (a pad changing size was seen to leave the
+    // compositor at the old size plus the new offset).
+    let crop = media::make("videobox")?;
+    let unbox = media::make("videobox")?;
+    unbox.set_property("border-alpha", 0f64);
+    let ayuv = media::make("capsfilter")?;
+    ayuv.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", "AYUV")
+            .build(),
+    );
     let q_bic = media::make("queue")?;
     let bic = SrOptions {
         mode: Mode::Bicubic,
@@ -220,6 +240,26 @@ fn build(
     let comp = media::make("compositor")?;
     // Where a branch has no frame (dropped as late), black rather than a checkerboard.
     comp.set_property_from_str("background", "black");
+    // QoS from the sink goes to the SR element (its drops and precision ladder
+    // are the answer to lateness), not to the compositor: the compositor would
+    // drop nearly every composed frame once SR falls behind, freezing the
+    // window. With --no-qos nobody sees it.
+    {
+        let sr_src = sr.static_pad("src").unwrap();
+        let forward = !a.no_qos;
+        comp.static_pad("src").unwrap().add_probe(
+            gst::PadProbeType::EVENT_UPSTREAM,
+            move |_, info| match info.event() {
+                Some(e) if e.type_() == gst::EventType::Qos => {
+                    if forward {
+                        sr_src.send_event(e.clone());
+                    }
+                    gst::PadProbeReturn::Handled
+                }
+                _ => gst::PadProbeReturn::Ok,
+            },
+        );
+    }
     let play_queue = gst::ElementFactory::make("queue")
         .name("playback-buffer")
         .build()?;
@@ -238,6 +278,8 @@ fn build(
         &q_sr,
         &sr,
         &crop,
+        &unbox,
+        &ayuv,
         &q_bic,
         &bic,
         &comp,
@@ -248,7 +290,7 @@ fn build(
         &conv_out,
     ])?;
     gst::Element::link_many([&in_queue, &conv_in, &i420, &tee])?;
-    gst::Element::link_many([&tee, &q_sr, &sr, &crop])?;
+    gst::Element::link_many([&tee, &q_sr, &sr, &crop, &unbox, &ayuv])?;
     gst::Element::link_many([&tee, &q_bic, &bic])?;
     let bottom = comp
         .request_pad_simple("sink_%u")
@@ -259,7 +301,7 @@ fn build(
         .request_pad_simple("sink_%u")
         .context("compositor pad")?;
     top.set_property("zorder", 1u32);
-    crop.static_pad("src").unwrap().link(&top)?;
+    ayuv.static_pad("src").unwrap().link(&top)?;
     gst::Element::link_many([&comp, &play_queue, &label_l, &label_r, &info, &conv_out])?;
 
     // The sink end: a window, or an encoder and a file.
@@ -283,6 +325,19 @@ fn build(
         Some(mux)
     } else {
         let sink = media::make_named("autovideosink", Some("video-sink"))?;
+        if a.no_qos
+            && let Some(bin) = sink.downcast_ref::<gst::Bin>()
+        {
+            // Show every frame, late or not.
+            bin.connect_element_added(|_, e| {
+                if e.find_property("max-lateness").is_some() {
+                    e.set_property("max-lateness", -1i64);
+                }
+                if e.find_property("qos").is_some() {
+                    e.set_property("qos", false);
+                }
+            });
+        }
         pipeline.add(&sink)?;
         conv_out.link(&sink)?;
         None
@@ -398,12 +453,13 @@ fn build(
         pipeline,
         sr,
         crop,
-        top,
+        unbox,
         label_l,
         label_r,
         info,
         modes: vec![],
         mode: sr_opts.mode,
+        running: None,
         sr_on: true,
         compare: false,
         compare_pending: false,
@@ -462,11 +518,8 @@ fn link_decoded(
 }
 
 impl Player {
-    /// Output width once negotiated. Only once frames have gone through the
-    /// crop: a crop set before its first negotiation was seen to be ignored
-    /// (the SR pad kept its full width at the new offset).
+    /// Output width once negotiated.
     fn out_width(&self) -> Option<i32> {
-        self.crop.static_pad("src")?.current_caps()?;
         let caps = self.sr.static_pad("src")?.current_caps()?;
         caps.structure(0)?.get::<i32>("width").ok()
     }
@@ -481,19 +534,22 @@ impl Player {
         // Even, so that 4:2:0 chroma is cropped on a sample boundary.
         let half = if on { (w / 2) & !1 } else { 0 };
         self.crop.set_property("left", half);
-        self.top.set_property("xpos", half);
+        self.unbox.set_property("left", -half);
         self.label_l.set_property("silent", !on);
         self.label_r.set_property("silent", !on);
         self.update_label();
     }
 
     fn update_label(&self) {
-        let m = if self.sr_on {
-            self.mode.name()
-        } else {
-            "off (bicubic)"
+        let asked = if self.sr_on { self.mode.name() } else { "off" };
+        let text = match self.running.as_deref() {
+            Some(r) if r != asked && !(r == "bicubic" && !self.sr_on) => {
+                format!("SR {r} (QoS; asked {asked})")
+            }
+            _ if !self.sr_on => "SR off (bicubic)".to_string(),
+            _ => format!("SR {asked}"),
         };
-        self.label_r.set_property("text", format!("SR {m}"));
+        self.label_r.set_property("text", text);
     }
 
     fn apply_mode(&self) {
@@ -692,11 +748,19 @@ fn main_loop(
                     if s.name() == "nawqsr-stats" {
                         let line = telemetry_line(s);
                         p.info.set_property("text", &line);
+                        if let Ok(m) = s.get::<&str>("mode")
+                            && p.running.as_deref() != Some(m)
+                        {
+                            p.running = Some(m.to_string());
+                            p.update_label();
+                        }
                         if p.headless {
                             eprintln!("{}", line.replace('\n', "  "));
                         }
                         last_stats = Some(line);
                     } else if s.name() == "nawqsr-mode-switch" {
+                        p.running = s.get::<&str>("to").ok().map(str::to_string);
+                        p.update_label();
                         eprintln!(
                             "mode switch {} → {}",
                             s.get::<&str>("from").unwrap_or("?"),
