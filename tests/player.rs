@@ -247,3 +247,76 @@ fn xvfb_window_stops_at_eos() {
     assert_clean(&o);
     assert!(err(&o).contains("played"), "{}", err(&o));
 }
+
+#[test]
+fn bench_json_schema() {
+    let shared = require_shared!();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let plot = dir.path().join("bench.png");
+    let clip = shared.join("clips/foreman_cif.mp4");
+    let model = shared.join("models/IMDN_RTC_x2.onnx");
+    let o = Command::new(bin())
+        .args([
+            "bench",
+            clip.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--modes",
+            "bicubic,int8,hybrid",
+        ])
+        .args(["--frames", "3", "--input-size", "176x144", "--paced"])
+        .args([
+            "--json",
+            json.to_str().unwrap(),
+            "--plot",
+            plot.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let e = err(&o);
+    assert_clean(&o);
+    assert!(o.stdout.is_empty(), "human output goes to stderr");
+    assert!(e.contains("| mode |"), "{e}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let clips = v["clips"].as_array().unwrap();
+    assert_eq!(clips.len(), 1);
+    let c = &clips[0];
+    assert_eq!(c["frames"], 3);
+    assert_eq!(c["scale"], 2);
+    assert_eq!(c["input_size"], serde_json::json!([176, 144]));
+    assert_eq!(c["output_size"], serde_json::json!([352, 288]));
+    assert_eq!(c["ground_truth"], true);
+    // hybrid without --schedule is skipped, with the reason.
+    assert_eq!(c["skipped"][0]["mode"], "hybrid");
+    let modes = c["modes"].as_array().unwrap();
+    assert_eq!(
+        modes
+            .iter()
+            .map(|m| m["mode"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["bicubic", "int8"]
+    );
+    for m in modes {
+        assert!(m["fps"].as_f64().unwrap() > 0.0, "{m}");
+        for k in ["p50", "p95", "p99", "max", "mean"] {
+            assert!(m["latency_ms"][k].as_f64().unwrap() > 0.0, "{k}: {m}");
+        }
+        let paced = &m["paced"];
+        let done = m["frames"].as_u64().unwrap();
+        assert_eq!(done + paced["drops"].as_u64().unwrap(), 3, "{m}");
+        assert!(paced["deadline_misses"].as_u64().unwrap() <= done);
+        assert_eq!(m["latencies_ms"].as_array().unwrap().len() as u64, done);
+        let q = &m["quality"];
+        assert_eq!(q["psnr"].as_array().unwrap().len() as u64, done);
+        let psnr = q["mean_psnr"].as_f64().unwrap();
+        assert!((25.0..60.0).contains(&psnr), "{psnr}");
+        assert!(q["mean_ssim"].as_f64().unwrap() <= 1.0);
+        assert!(m["partitions"].is_array());
+    }
+    assert!(
+        !modes[1]["partitions"].as_array().unwrap().is_empty(),
+        "int8 reports its partitions"
+    );
+    assert!(image::open(&plot).is_ok(), "the plot is a PNG");
+}

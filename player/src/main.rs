@@ -1,6 +1,7 @@
 //! `nawqsr`: evaluation, calibration, benchmarks, upscaling and the player.
 //! Each subcommand is a thin layer over `nawqsr_codec`. Human-readable output
 //! and progress go to stderr; `--json` writes one object to stdout.
+mod bench;
 mod bench_kernels;
 mod bench_model;
 mod calibrate;
@@ -32,6 +33,8 @@ enum Cmd {
     BenchModel(bench_model::Args),
     /// Super-resolve an image or a clip (.mp4/.mkv output).
     Upscale(upscale::Args),
+    /// Throughput, latency and quality of every mode on recorded clips.
+    Bench(bench::Args),
     /// Play a clip (or a built-in test source) with live SR, telemetry and A/B compare.
     Play(play::Args),
 }
@@ -49,6 +52,7 @@ fn main() {
         Cmd::Calibrate(a) => calibrate::run(a),
         Cmd::Upscale(a) => upscale::run(a),
         Cmd::Play(a) => play::run(a),
+        Cmd::Bench(a) => bench::run(a),
         Cmd::BenchKernels(a) => bench_kernels::run(a),
         Cmd::BenchModel(a) => bench_model::run(a),
     };

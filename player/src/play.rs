@@ -142,7 +142,7 @@ pub fn run(a: Args) -> Result<()> {
         .duration
         .or((headless && a.input.is_none()).then_some(DEFAULT_TEST_DURATION));
     if let Some(d) = duration
-        && !(d > 0.0)
+        && (d.is_nan() || d <= 0.0)
     {
         bail!("--duration: {d} (expected a positive number of seconds)");
     }
@@ -543,7 +543,7 @@ impl Player {
     fn update_label(&self) {
         let asked = if self.sr_on { self.mode.name() } else { "off" };
         let text = match self.running.as_deref() {
-            Some(r) if r != asked && !(r == "bicubic" && !self.sr_on) => {
+            Some(r) if r != asked && (self.sr_on || r != "bicubic") => {
                 format!("SR {r} (QoS; asked {asked})")
             }
             _ if !self.sr_on => "SR off (bicubic)".to_string(),
