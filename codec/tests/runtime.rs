@@ -200,8 +200,10 @@ fn codec_equals_whole_4k_imdn_rtc_x2() {
     );
 }
 
-/// `Codec::new` in int8/a16w8 without a schedule runs the all-DRE plan; the RGB
-/// path equals the engine's output converted to RGB, in every pixel format.
+/// `Codec::new` in int8/a16w8 without an explicit schedule uses the model's
+/// calibrated schedule from schedules/ (its static ranges at the mode's
+/// bitwidth, no DRE), or the all-DRE plan when there is none; the RGB path
+/// equals the engine's output converted to RGB, in every pixel format.
 #[test]
 fn codec_modes_and_formats() {
     let Some(e) = engine("IMDN_RTC_x2") else {
@@ -209,7 +211,16 @@ fn codec_modes_and_formats() {
     };
     for (mode, bits) in [(Mode::Int8, Bits::B8), (Mode::A16w8, Bits::B16)] {
         let codec = Codec::new(&cfg("IMDN_RTC_x2", mode, 2, 8).unwrap()).expect("codec builds");
-        assert_eq!(codec.plan(), Some(&Plan::all_dre(&e.graph, bits)));
+        let model = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/models/IMDN_RTC_x2.onnx"));
+        let sha = nawqsr_codec::model::file_sha256(model).unwrap();
+        let expected = match nawqsr_codec::offline::schedule::find_for_model(&sha) {
+            Some(p) => nawqsr_codec::offline::Schedule::load(&p, &e.graph, &sha)
+                .unwrap()
+                .plan_with(&e.graph, |_, _| false)
+                .with_bits(bits),
+            None => Plan::all_dre(&e.graph, bits),
+        };
+        assert_eq!(codec.plan(), Some(&expected));
         let x = image(21, 34, 9);
         let lr = x.to_rgb();
         let want = e
@@ -251,10 +262,16 @@ fn codec_modes_and_formats() {
             "{mode:?} upscale (strided RGB)"
         );
     }
-    assert!(
-        Codec::new(&cfg("IMDN_RTC_x2", Mode::Hybrid, 1, 0).unwrap()).is_err(),
-        "hybrid without schedule"
-    );
+    // Hybrid finds IMDN_RTC_x2's schedule by hash; IMDN_x3 has none: an error.
+    let found = Codec::new(&cfg("IMDN_RTC_x2", Mode::Hybrid, 1, 0).unwrap());
+    let sha = nawqsr_codec::model::file_sha256(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/models/IMDN_RTC_x2.onnx"
+    )))
+    .unwrap();
+    assert_eq!(found.is_ok(), nawqsr_codec::offline::schedule::find_for_model(&sha).is_some());
+    let err = Codec::new(&cfg("IMDN_x3", Mode::Hybrid, 1, 0).unwrap()).err().expect("hybrid without schedule");
+    assert!(err.to_string().contains("schedule"), "{err}");
 }
 
 /// I420 with strides: a tiny frame in, an I420 frame of the right size out.

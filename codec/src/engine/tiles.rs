@@ -650,34 +650,6 @@ fn global_std(parts: &[&Tensor]) -> Tensor {
     }
 }
 
-/// RQU step 1 (§4.3): min/max of one band, vectorised. Compare-and-select
-/// lanes compile to `vminps`/`vmaxps`; `f32::min` (as in `quant::params::min_max`)
-/// must honour NaN and does not, which made the reductions ~14 % of the worker
-/// time on an all-DRE IMDN_x4. For NaN-free input the result equals `min_max`
-/// except possibly the sign of a zero bound, which changes neither ⟨s, z⟩'s use
-/// (Eq. 1 widens the range to include 0) nor any quantized value.
-pub fn range_partial(x: &[f32]) -> (f32, f32) {
-    const L: usize = 32;
-    let mut lo = [f32::INFINITY; L];
-    let mut hi = [f32::NEG_INFINITY; L];
-    let chunks = x.chunks_exact(L);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..L {
-            lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
-            hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
-        }
-    }
-    let (mut mn, mut mx) = (f32::INFINITY, f32::NEG_INFINITY);
-    for &v in lo.iter().chain(rest) {
-        mn = if v < mn { v } else { mn };
-    }
-    for &v in hi.iter().chain(rest) {
-        mx = if v > mx { v } else { mx };
-    }
-    (mn, mx)
-}
-
 /// Runs the steps of one work item in order (on any thread). Later steps may
 /// read earlier steps' outputs ([`Src::Chain`]).
 pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Result<Vec<StepOut>> {
@@ -718,7 +690,7 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
                 tg.range_needed[v].then(|| {
                     chunks
                         .iter()
-                        .map(|t| range_partial(&t.data))
+                        .map(|t| min_max(&t.data))
                         .fold((f32::INFINITY, f32::NEG_INFINITY), |a, b| {
                             (a.0.min(b.0), a.1.max(b.1))
                         })

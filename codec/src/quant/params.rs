@@ -144,25 +144,31 @@ mod avx512 {
     }
 }
 
-/// Min and max of a slice (the Runtime Quantization Unit's range estimate, §4.3).
-/// Written as independent lanes so the compiler vectorises it.
+/// Min and max of a slice (the Runtime Quantization Unit's range estimate,
+/// §4.3), vectorised: independent compare-and-select lanes compile to
+/// `vminps`/`vmaxps` (`f32::min` must honour NaN and does not vectorise, which
+/// made the reductions ~14 % of the worker time on an all-DRE IMDN_x4). NaN
+/// inputs are ignored unless every value is NaN; a zero bound may come out as
+/// −0.0 or +0.0, which Eq. (1) (the range always contains 0) does not see.
+/// Partial results of slices combine exactly with `min`/`max` in any order.
 pub fn min_max(x: &[f32]) -> (f32, f32) {
-    const L: usize = 16;
+    const L: usize = 32;
     let mut lo = [f32::INFINITY; L];
     let mut hi = [f32::NEG_INFINITY; L];
     let chunks = x.chunks_exact(L);
     let rest = chunks.remainder();
     for c in chunks {
         for i in 0..L {
-            lo[i] = lo[i].min(c[i]);
-            hi[i] = hi[i].max(c[i]);
+            lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
+            hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
         }
     }
-    let mut mn = lo.iter().copied().fold(f32::INFINITY, f32::min);
-    let mut mx = hi.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    for &v in rest {
-        mn = mn.min(v);
-        mx = mx.max(v);
+    let (mut mn, mut mx) = (f32::INFINITY, f32::NEG_INFINITY);
+    for &v in lo.iter().chain(rest) {
+        mn = if v < mn { v } else { mn };
+    }
+    for &v in hi.iter().chain(rest) {
+        mx = if v > mx { v } else { mx };
     }
     (mn, mx)
 }
