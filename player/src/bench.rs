@@ -36,7 +36,7 @@ pub struct Args {
     /// ONNX SR model.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Schedule file (mode hybrid).
+    /// Schedule file (mode hybrid; default: the model's own from schedules/).
     #[arg(long)]
     pub schedule: Option<PathBuf>,
     /// Upscaling factor (bicubic without a model; else checked against the model).
@@ -388,7 +388,6 @@ pub fn run(a: Args) -> Result<()> {
         let why = match mode {
             Mode::Bicubic => None,
             _ if a.model.is_none() => Some("needs --model".to_string()),
-            Mode::Hybrid if a.schedule.is_none() => Some("needs --schedule".to_string()),
             _ => None,
         };
         if let Some(reason) = why {
@@ -410,7 +409,19 @@ pub fn run(a: Args) -> Result<()> {
             threads: a.threads,
             ..CodecConfig::default()
         };
-        let codec = Codec::new(&cfg).with_context(|| format!("mode {}", mode.name()))?;
+        let codec = match Codec::new(&cfg) {
+            Ok(c) => c,
+            // Hybrid without --schedule uses the model's schedule from schedules/, if any.
+            Err(e) if mode == Mode::Hybrid && a.schedule.is_none() => {
+                eprintln!("mode hybrid: skipped ({e})");
+                skipped.push(Skipped {
+                    mode: mode.name().into(),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+            Err(e) => return Err(anyhow!(e).context(format!("mode {}", mode.name()))),
+        };
         model_scale = Some(codec.scale());
         codecs.push(codec);
     }

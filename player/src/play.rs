@@ -149,10 +149,11 @@ pub fn run(a: Args) -> Result<()> {
     let (key_tx, key_rx) = mpsc::channel::<Key>();
     let (shot_tx, shot_rx) = mpsc::channel::<gst::Sample>();
     let mut player = build(&a, &sr_opts, headless, duration, key_tx.clone(), shot_tx)?;
-    player.modes = match (&a.model, &a.schedule) {
-        (None, _) => vec![],
-        (Some(_), Some(_)) => vec![Mode::Hybrid, Mode::Int8, Mode::A16w8, Mode::Fp32],
-        (Some(_), None) => vec![Mode::Int8, Mode::A16w8, Mode::Fp32],
+    // Hybrid without --schedule takes the model's schedule from schedules/ when
+    // there is one; if not, the element reports the mode unavailable and stays put.
+    player.modes = match &a.model {
+        None => vec![],
+        Some(_) => vec![Mode::Hybrid, Mode::Int8, Mode::A16w8, Mode::Fp32],
     };
     player.info.set_property("silent", a.no_info);
     player.compare_pending = a.compare;
@@ -544,7 +545,7 @@ impl Player {
         let asked = if self.sr_on { self.mode.name() } else { "off" };
         let text = match self.running.as_deref() {
             Some(r) if r != asked && (self.sr_on || r != "bicubic") => {
-                format!("SR {r} (QoS; asked {asked})")
+                format!("SR {r} (asked {asked})")
             }
             _ if !self.sr_on => "SR off (bicubic)".to_string(),
             _ => format!("SR {asked}"),
