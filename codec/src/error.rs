@@ -9,7 +9,11 @@ pub enum Error {
     #[error("model {path}: {msg}")]
     Model { path: PathBuf, msg: String },
     #[error("unsupported op {op} at node '{node}' (supported: {supported})")]
-    UnsupportedOp { op: String, node: String, supported: &'static str },
+    UnsupportedOp {
+        op: String,
+        node: String,
+        supported: &'static str,
+    },
     #[error("invalid scale {0} (expected 2, 3 or 4)")]
     Scale(usize),
     #[error("{0}")]
@@ -18,10 +22,16 @@ pub enum Error {
 
 impl Error {
     pub fn file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::File { path: path.into(), msg: msg.into() }
+        Error::File {
+            path: path.into(),
+            msg: msg.into(),
+        }
     }
     pub fn model(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::Model { path: path.into(), msg: msg.into() }
+        Error::Model {
+            path: path.into(),
+            msg: msg.into(),
+        }
     }
 }
 

@@ -26,7 +26,9 @@ impl Sample {
 }
 
 fn stem(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Every image of `dir`, modcropped, with its LR.
@@ -39,7 +41,11 @@ pub fn load_dataset(dir: &Path, scale: usize) -> Result<Vec<Sample>> {
 }
 
 fn check_scale(scale: usize) -> Result<()> {
-    if (2..=4).contains(&scale) { Ok(()) } else { Err(Error::Scale(scale)) }
+    if (2..=4).contains(&scale) {
+        Ok(())
+    } else {
+        Err(Error::Scale(scale))
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -57,12 +63,21 @@ pub struct Score {
 }
 
 /// Scores `upscale` on `samples` (Y PSNR/SSIM, shave = scale).
-pub fn score(samples: &[Sample], scale: usize, mut upscale: impl FnMut(&RgbImage) -> Result<RgbImage>) -> Result<Score> {
+pub fn score(
+    samples: &[Sample],
+    scale: usize,
+    mut upscale: impl FnMut(&RgbImage) -> Result<RgbImage>,
+) -> Result<Score> {
     let mut images = Vec::with_capacity(samples.len());
     for s in samples {
         let sr = upscale(&s.lr)?;
-        let (psnr, ssim) = metrics::sr_quality(&sr, &s.hr, scale).map_err(|e| Error::Invalid(format!("image {}: {e}", s.name)))?;
-        images.push(ImageScore { name: s.name.clone(), psnr, ssim });
+        let (psnr, ssim) = metrics::sr_quality(&sr, &s.hr, scale)
+            .map_err(|e| Error::Invalid(format!("image {}: {e}", s.name)))?;
+        images.push(ImageScore {
+            name: s.name.clone(),
+            psnr,
+            ssim,
+        });
     }
     if images.is_empty() {
         return Err(Error::Invalid("no images to evaluate".into()));
@@ -82,7 +97,12 @@ pub fn mean_psnr(samples: &[Sample], scale: usize, outputs: &[RgbImage]) -> Resu
         let y1 = metrics::color::rgb_to_y(sr);
         let y2 = metrics::color::rgb_to_y(&smp.hr);
         if sr.dimensions() != smp.hr.dimensions() {
-            return Err(Error::Invalid(format!("{}: output {:?} vs HR {:?}", smp.name, sr.dimensions(), smp.hr.dimensions())));
+            return Err(Error::Invalid(format!(
+                "{}: output {:?} vs HR {:?}",
+                smp.name,
+                sr.dimensions(),
+                smp.hr.dimensions()
+            )));
         }
         s += metrics::psnr::psnr(&y1, &y2, sr.width() as usize, sr.height() as usize, scale);
     }

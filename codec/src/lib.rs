@@ -13,6 +13,6 @@ pub mod runtime;
 
 pub use error::{Error, Result};
 pub mod engine;
+pub mod eval;
 pub mod quant;
 pub mod units;
-pub mod eval;

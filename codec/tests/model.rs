@@ -1,13 +1,19 @@
 //! Model import, graph lowering and the FP32 paths.
 mod common;
 
+use nawqsr_codec::Error;
 use nawqsr_codec::engine::{Engine, Plan, Tensor};
 use nawqsr_codec::kernels::CpuLevel;
 use nawqsr_codec::model::{self, Op, reference::Fp32Reference};
-use nawqsr_codec::Error;
 
 fn test_image(w: u32, h: u32) -> image::RgbImage {
-    image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 37 % 256) as u8, (y * 53 % 256) as u8, ((x * y) % 251) as u8]))
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x * 37 % 256) as u8,
+            (y * 53 % 256) as u8,
+            ((x * y) % 251) as u8,
+        ])
+    })
 }
 
 fn write_tmp(bytes: &[u8]) -> tempfile::NamedTempFile {
@@ -18,7 +24,9 @@ fn write_tmp(bytes: &[u8]) -> tempfile::NamedTempFile {
 
 #[test]
 fn lowering_imdn_x4() {
-    let Some(shared) = common::shared() else { return };
+    let Some(shared) = common::shared() else {
+        return;
+    };
     let g = model::import(&shared.join("models/IMDN_x4.onnx")).unwrap();
     let kinds = |k: &str| g.layers.iter().filter(|l| l.op.kind() == k).count();
     assert_eq!(g.scale, 4);
@@ -34,20 +42,38 @@ fn lowering_imdn_x4() {
     // Parameters as published (715K) and MACs per LR pixel.
     assert!((714_000..716_000).contains(&g.params()), "{}", g.params());
     let conv_macs: u64 = g.conv_layers().iter().map(|&i| g.layer_macs(i, 1, 1)).sum();
-    assert_eq!(conv_macs, g.params() as u64 - g.layers.iter().map(|l| if let Op::Conv(c) = &l.op { c.out_c as u64 } else { 0 }).sum::<u64>());
+    assert_eq!(
+        conv_macs,
+        g.params() as u64
+            - g.layers
+                .iter()
+                .map(|l| if let Op::Conv(c) = &l.op {
+                    c.out_c as u64
+                } else {
+                    0
+                })
+                .sum::<u64>()
+    );
     eprintln!("{}", g.summary(180, 320));
 }
 
 #[test]
 fn lowering_imdn_rtc_x2() {
-    let Some(shared) = common::shared() else { return };
+    let Some(shared) = common::shared() else {
+        return;
+    };
     let g = model::import(&shared.join("models/IMDN_RTC_x2.onnx")).unwrap();
     assert_eq!(g.scale, 2);
     assert_eq!(g.conv_layers().len(), 28);
-    assert!(g.layers.iter().all(|l| !l.op.is_global()), "IMDN-RTC has no frame-global op");
+    assert!(
+        g.layers.iter().all(|l| !l.op.is_global()),
+        "IMDN-RTC has no frame-global op"
+    );
     // 3×3 12→12 conv: 1296 MACs per pixel
     let first = &g.layers[g.conv_layers()[1]];
-    let Op::Conv(c) = &first.op else { unreachable!() };
+    let Op::Conv(c) = &first.op else {
+        unreachable!()
+    };
     assert_eq!((c.in_c, c.out_c, c.kh), (12, 12, 3));
     assert_eq!(g.layer_macs(g.conv_layers()[1], 10, 10), 1296 * 100);
 }
@@ -56,7 +82,9 @@ fn lowering_imdn_rtc_x2() {
 /// the lowering is faithful.
 #[test]
 fn float_engine_matches_tract_on_every_model() {
-    let Some(shared) = common::shared() else { return };
+    let Some(shared) = common::shared() else {
+        return;
+    };
     let img = test_image(23, 17);
     for m in ["IMDN_RTC_x2", "IMDN_x2", "IMDN_x3", "IMDN_x4"] {
         let path = shared.join(format!("models/{m}.onnx"));
@@ -64,15 +92,21 @@ fn float_engine_matches_tract_on_every_model() {
         let g = model::import(&path).unwrap();
         assert_eq!(g.scale, r.scale(), "{m}");
         let (w, h) = (img.width() as usize, img.height() as usize);
-        let tract = r.run_planar(nawqsr_codec::model::reference::rgb_to_planar(&img), h, w).unwrap();
+        let tract = r
+            .run_planar(nawqsr_codec::model::reference::rgb_to_planar(&img), h, w)
+            .unwrap();
         let e = Engine::new(g, CpuLevel::Scalar, 2);
-        let ours = e.run(&Plan::fp32(&e.graph), &Tensor::from_rgb(&img)).unwrap();
+        let ours = e
+            .run(&Plan::fp32(&e.graph), &Tensor::from_rgb(&img))
+            .unwrap();
         let (oh, ow) = (h * r.scale(), w * r.scale());
         let mut max = 0f32;
         for y in 0..oh {
             for x in 0..ow {
                 for c in 0..3 {
-                    max = max.max((ours.data[(y * ow + x) * 3 + c] - tract[c * oh * ow + y * ow + x]).abs());
+                    max = max.max(
+                        (ours.data[(y * ow + x) * 3 + c] - tract[c * oh * ow + y * ow + x]).abs(),
+                    );
                 }
             }
         }
@@ -92,15 +126,29 @@ fn tiny_model_end_to_end() {
     let out = r.upscale(&img).unwrap();
     assert_eq!(out.dimensions(), (18, 14));
     let e = Engine::new(g, CpuLevel::detect(), 1);
-    let ours = e.run(&Plan::fp32(&e.graph), &Tensor::from_rgb(&img)).unwrap().to_rgb();
-    let diff = ours.as_raw().iter().zip(out.as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+    let ours = e
+        .run(&Plan::fp32(&e.graph), &Tensor::from_rgb(&img))
+        .unwrap()
+        .to_rgb();
+    let diff = ours
+        .as_raw()
+        .iter()
+        .zip(out.as_raw())
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
     assert!(diff <= 1, "engine vs tract differ by {diff} LSB");
 }
 
 #[test]
 fn missing_and_corrupt_models_are_named_errors() {
-    let e = model::import(std::path::Path::new("/nonexistent/m.onnx")).unwrap_err().to_string();
-    assert!(e.contains("/nonexistent/m.onnx") && e.contains("not found"), "{e}");
+    let e = model::import(std::path::Path::new("/nonexistent/m.onnx"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("/nonexistent/m.onnx") && e.contains("not found"),
+        "{e}"
+    );
     let f = write_tmp(b"this is not protobuf \x00\xff\x13");
     let e = model::import(f.path()).unwrap_err().to_string();
     assert!(e.contains(&f.path().display().to_string()), "{e}");
@@ -112,13 +160,21 @@ fn missing_and_corrupt_models_are_named_errors() {
 fn non_sr_model_is_rejected() {
     // 3→5 channel conv: an image-to-features net, not RGB SR.
     let bytes = common::model_bytes(
-        vec![common::node("Conv", &["lr", "w"], &["sr"], vec![common::ints("kernel_shape", &[1, 1])])],
+        vec![common::node(
+            "Conv",
+            &["lr", "w"],
+            &["sr"],
+            vec![common::ints("kernel_shape", &[1, 1])],
+        )],
         vec![common::tensor("w", &[5, 3, 1, 1], &[0.1; 15])],
         5,
     );
     let f = write_tmp(&bytes);
     let e = model::import(f.path()).unwrap_err().to_string();
-    assert!(e.contains("5 channels") && e.contains("expected an RGB image"), "{e}");
+    assert!(
+        e.contains("5 channels") && e.contains("expected an RGB image"),
+        "{e}"
+    );
     let e = Fp32Reference::load(f.path()).err().unwrap().to_string();
     assert!(e.contains("not an RGB image"), "{e}");
 }

@@ -211,7 +211,10 @@ fn codec_modes_and_formats() {
     };
     for (mode, bits) in [(Mode::Int8, Bits::B8), (Mode::A16w8, Bits::B16)] {
         let codec = Codec::new(&cfg("IMDN_RTC_x2", mode, 2, 8).unwrap()).expect("codec builds");
-        let model = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/models/IMDN_RTC_x2.onnx"));
+        let model = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/models/IMDN_RTC_x2.onnx"
+        ));
         let sha = nawqsr_codec::model::file_sha256(model).unwrap();
         let expected = match nawqsr_codec::offline::schedule::find_for_model(&sha) {
             Some(p) => nawqsr_codec::offline::Schedule::load(&p, &e.graph, &sha)
@@ -269,8 +272,13 @@ fn codec_modes_and_formats() {
         "/../../shared/models/IMDN_RTC_x2.onnx"
     )))
     .unwrap();
-    assert_eq!(found.is_ok(), nawqsr_codec::offline::schedule::find_for_model(&sha).is_some());
-    let err = Codec::new(&cfg("IMDN_x3", Mode::Hybrid, 1, 0).unwrap()).err().expect("hybrid without schedule");
+    assert_eq!(
+        found.is_ok(),
+        nawqsr_codec::offline::schedule::find_for_model(&sha).is_some()
+    );
+    let err = Codec::new(&cfg("IMDN_x3", Mode::Hybrid, 1, 0).unwrap())
+        .err()
+        .expect("hybrid without schedule");
     assert!(err.to_string().contains("schedule"), "{err}");
 }
 

@@ -37,12 +37,17 @@ fn shapes(path: &std::path::Path, h: usize, w: usize) -> Result<Vec<ConvGeom>> {
             set.insert((c.kh, c.in_c, c.out_c));
         }
     }
-    Ok(set.into_iter().map(|(k, i, o)| ConvGeom::same(h, w, i, o, k)).collect())
+    Ok(set
+        .into_iter()
+        .map(|(k, i, o)| ConvGeom::same(h, w, i, o, k))
+        .collect())
 }
 
 pub fn run(a: Args) -> Result<()> {
     let levels = match &a.level {
-        Some(l) => vec![CpuLevel::parse(l).ok_or_else(|| anyhow::anyhow!("--level {l}: invalid (expected scalar, avx2, avx512vnni or amx)"))?],
+        Some(l) => vec![CpuLevel::parse(l).ok_or_else(|| {
+            anyhow::anyhow!("--level {l}: invalid (expected scalar, avx2, avx512vnni or amx)")
+        })?],
         None => CpuLevel::supported(),
     };
     let mut cases = vec![];
@@ -63,7 +68,11 @@ pub fn run(a: Args) -> Result<()> {
     let mut out = vec![];
     for level in levels {
         if level > CpuLevel::host_max() {
-            anyhow::bail!("--level {}: this host only supports up to {}", level.name(), CpuLevel::host_max().name());
+            anyhow::bail!(
+                "--level {}: this host only supports up to {}",
+                level.name(),
+                CpuLevel::host_max().name()
+            );
         }
         let peak = measure_peak(level);
         eprintln!(
@@ -72,21 +81,35 @@ pub fn run(a: Args) -> Result<()> {
             peak.int8_macs_per_s / 1e9,
             peak.int16_macs_per_s / 1e9
         );
-        eprintln!("  {:<12} {:<22} {:>9} {:>7} {:>9} {:>7} {:>7}", "model", "conv", "INT8", "%peak", "A16W8", "%peak", "ratio");
+        eprintln!(
+            "  {:<12} {:<22} {:>9} {:>7} {:>9} {:>7} {:>7}",
+            "model", "conv", "INT8", "%peak", "A16W8", "%peak", "ratio"
+        );
         let mut rows = vec![];
         for (m, g) in &cases {
             let i8 = bench_conv(level, g, false, a.min_time);
             let i16 = bench_conv(level, g, true, a.min_time);
-            let (p8, p16) = (100.0 * i8.gmacs * 1e9 / peak.int8_macs_per_s, 100.0 * i16.gmacs * 1e9 / peak.int16_macs_per_s);
+            let (p8, p16) = (
+                100.0 * i8.gmacs * 1e9 / peak.int8_macs_per_s,
+                100.0 * i16.gmacs * 1e9 / peak.int16_macs_per_s,
+            );
             let ratio = i16.median_s / i8.median_s;
-            let name = format!("{}x{} {}→{} {}x{}", g.kh, g.kw, g.in_c, g.out_c, g.in_w, g.in_h);
-            eprintln!("  {m:<12} {name:<22} {:>9.1} {p8:>6.0}% {:>9.1} {p16:>6.0}% {ratio:>7.2}", i8.gmacs, i16.gmacs);
+            let name = format!(
+                "{}x{} {}→{} {}x{}",
+                g.kh, g.kw, g.in_c, g.out_c, g.in_w, g.in_h
+            );
+            eprintln!(
+                "  {m:<12} {name:<22} {:>9.1} {p8:>6.0}% {:>9.1} {p16:>6.0}% {ratio:>7.2}",
+                i8.gmacs, i16.gmacs
+            );
             rows.push(json!({"model": m, "kh": g.kh, "in_c": g.in_c, "out_c": g.out_c, "w": g.in_w, "h": g.in_h,
                 "int8_gmacs": i8.gmacs, "int8_pct_peak": p8, "a16w8_gmacs": i16.gmacs, "a16w8_pct_peak": p16,
                 "a16w8_over_int8_time": ratio}));
         }
-        out.push(json!({"level": level.name(), "peak_int8_gmacs": peak.int8_macs_per_s / 1e9,
-            "peak_int16_gmacs": peak.int16_macs_per_s / 1e9, "convs": rows}));
+        out.push(
+            json!({"level": level.name(), "peak_int8_gmacs": peak.int8_macs_per_s / 1e9,
+            "peak_int16_gmacs": peak.int16_macs_per_s / 1e9, "convs": rows}),
+        );
     }
     if a.json {
         println!("{}", json!({ "threads": 1, "levels": out }));

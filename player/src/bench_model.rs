@@ -84,7 +84,17 @@ pub fn run(a: Args) -> Result<()> {
     if a.mode == "fp32" {
         let r = Fp32Reference::load(&a.model)?;
         threads = 1;
-        let planar: Vec<f32> = (0..3).flat_map(|c| frame.data.iter().skip(c).step_by(3).copied().collect::<Vec<_>>()).collect();
+        let planar: Vec<f32> = (0..3)
+            .flat_map(|c| {
+                frame
+                    .data
+                    .iter()
+                    .skip(c)
+                    .step_by(3)
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         for i in 0..a.runs + 2 {
             let t = Instant::now();
             r.run_planar(planar.clone(), h, w)?;
@@ -100,10 +110,20 @@ pub fn run(a: Args) -> Result<()> {
             "fp32w8" => Plan::fp32w8(&e.graph),
             "int8" | "a16w8" => {
                 let ranges = e.calibrate(std::slice::from_ref(&frame))?;
-                Plan::uniform(&e.graph, &ranges, if a.mode == "int8" { Bits::B8 } else { Bits::B16 })
+                Plan::uniform(
+                    &e.graph,
+                    &ranges,
+                    if a.mode == "int8" {
+                        Bits::B8
+                    } else {
+                        Bits::B16
+                    },
+                )
             }
             "hybrid" => {
-                let Some(s) = &a.schedule else { bail!("--mode hybrid: needs --schedule FILE") };
+                let Some(s) = &a.schedule else {
+                    bail!("--mode hybrid: needs --schedule FILE")
+                };
                 Schedule::load(s, &e.graph, &model::file_sha256(&a.model)?)?.plan(&e.graph)
             }
             m => bail!("--mode {m}: invalid (expected int8, a16w8, hybrid, fp32w8 or fp32)"),
@@ -116,7 +136,12 @@ pub fn run(a: Args) -> Result<()> {
                 patch_size: a.patch_size,
                 ..CodecConfig::default()
             };
-            let codec = Codec::with_plan(&cfg, std::sync::Arc::new(e), plan, RuntimeOptions::default())?;
+            let codec = Codec::with_plan(
+                &cfg,
+                std::sync::Arc::new(e),
+                plan,
+                RuntimeOptions::default(),
+            )?;
             for i in 0..a.runs + 2 {
                 let t = Instant::now();
                 codec.upscale_tensor(&frame)?;
@@ -132,8 +157,10 @@ pub fn run(a: Args) -> Result<()> {
         for i in 0..a.runs + 2 {
             let t = Instant::now();
             e.run_observed(&plan, &frame, &mut |ev| {
-                if let (nawqsr_codec::engine::Event::LayerDone { layer, secs }, true) = (ev, i >= 2) {
-                    *per_kind.entry(e.graph.layers[layer].op.kind()).or_default() += secs * 1e3 / a.runs as f64;
+                if let (nawqsr_codec::engine::Event::LayerDone { layer, secs }, true) = (ev, i >= 2)
+                {
+                    *per_kind.entry(e.graph.layers[layer].op.kind()).or_default() +=
+                        secs * 1e3 / a.runs as f64;
                 }
             })?;
             if i >= 2 {
@@ -141,17 +168,29 @@ pub fn run(a: Args) -> Result<()> {
             }
         }
         if !a.json {
-            let parts: Vec<String> = per_kind.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+            let parts: Vec<String> = per_kind
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.1}"))
+                .collect();
             eprintln!("mean ms/frame per layer kind: {}", parts.join(", "));
         }
     }
     report(&a, times, level, threads, w, h)
 }
 
-fn report(a: &Args, times: Vec<f64>, level: CpuLevel, threads: usize, w: usize, h: usize) -> Result<()> {
+fn report(
+    a: &Args,
+    times: Vec<f64>,
+    level: CpuLevel,
+    threads: usize,
+    w: usize,
+    h: usize,
+) -> Result<()> {
     let mut sorted = times;
     let med = median(&mut sorted);
-    let p90 = sorted[((sorted.len() as f64 * 0.9).ceil() as usize).saturating_sub(1).min(sorted.len() - 1)];
+    let p90 = sorted[((sorted.len() as f64 * 0.9).ceil() as usize)
+        .saturating_sub(1)
+        .min(sorted.len() - 1)];
     if a.json {
         println!(
             "{}",
@@ -161,7 +200,16 @@ fn report(a: &Args, times: Vec<f64>, level: CpuLevel, threads: usize, w: usize, 
     } else {
         eprintln!(
             "{} {}x{} mode {} level {} threads {}: median {:.1} ms/frame ({:.1} fps), p90 {:.1} ms over {} runs",
-            a.model.display(), w, h, a.mode, level.name(), threads, med, 1e3 / med, p90, a.runs
+            a.model.display(),
+            w,
+            h,
+            a.mode,
+            level.name(),
+            threads,
+            med,
+            1e3 / med,
+            p90,
+            a.runs
         );
     }
     Ok(())

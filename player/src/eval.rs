@@ -55,12 +55,16 @@ pub fn calibration_set(dir: Option<&PathBuf>, scale: usize) -> Result<Vec<Sample
         None => {
             let dirs = offline::default_calib_dirs(std::path::Path::new("../shared"));
             if let Some(d) = dirs.iter().find(|d| !d.is_dir()) {
-                bail!("--calib: default {} not found (expected a directory of training images; pass --calib DIR)", d.display());
+                bail!(
+                    "--calib: default {} not found (expected a directory of training images; pass --calib DIR)",
+                    d.display()
+                );
             }
             (dirs, 10)
         }
     };
-    offline::calibration_set(&dirs, scale, n, 0x5eed, 256).with_context(|| format!("--calib {dirs:?}"))
+    offline::calibration_set(&dirs, scale, n, 0x5eed, 256)
+        .with_context(|| format!("--calib {dirs:?}"))
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -97,18 +101,25 @@ pub fn run(a: Args) -> Result<()> {
                     let calib = calibration_set(a.calib.as_ref(), a.scale)?;
                     let lrs: Vec<Tensor> = calib.iter().map(|s| Tensor::from_rgb(&s.lr)).collect();
                     let ranges = engine.calibrate(&lrs)?;
-                    Plan::uniform(&engine.graph, &ranges, if m == "int8" { Bits::B8 } else { Bits::B16 })
+                    Plan::uniform(
+                        &engine.graph,
+                        &ranges,
+                        if m == "int8" { Bits::B8 } else { Bits::B16 },
+                    )
                 }
             };
             Runner::Engine(engine, plan)
         }
         "hybrid" | "hybrid-nodre" | "randdre" => {
-            let Some(path) = &a.schedule else { bail!("--mode {}: needs --schedule FILE", a.mode) };
+            let Some(path) = &a.schedule else {
+                bail!("--mode {}: needs --schedule FILE", a.mode)
+            };
             let graph = model::import(&a.model)?;
             check_scale(graph.scale, a.scale, &a)?;
             let sched = Schedule::load(path, &graph, &model::file_sha256(&a.model)?)?;
             // The schedule's s, z were calibrated with its weight quantizer.
-            let engine = Engine::with_granularity(graph, CpuLevel::detect(), a.threads, sched.weights());
+            let engine =
+                Engine::with_granularity(graph, CpuLevel::detect(), a.threads, sched.weights());
             match a.mode.as_str() {
                 "hybrid" => {
                     let plan = sched.plan(&engine.graph);
@@ -131,20 +142,27 @@ pub fn run(a: Args) -> Result<()> {
                 }
             }
         }
-        m => bail!("--mode {m}: invalid (expected fp32, fp32w8, int8, a16w8, hybrid, hybrid-nodre, randdre or bicubic)"),
+        m => bail!(
+            "--mode {m}: invalid (expected fp32, fp32w8, int8, a16w8, hybrid, hybrid-nodre, randdre or bicubic)"
+        ),
     };
-    let samples = eval::load_dataset(&a.dataset, a.scale).with_context(|| "--dataset".to_string())?;
+    let samples =
+        eval::load_dataset(&a.dataset, a.scale).with_context(|| "--dataset".to_string())?;
     let bicubic = eval::score(&samples, a.scale, |lr| Ok(upscale_bicubic(lr, a.scale)))?;
     let score: Score = match &runner {
         Runner::Bicubic => bicubic.clone(),
         Runner::Tract(r) => eval::score(&samples, a.scale, |lr| r.upscale(lr))?,
-        Runner::Engine(engine, plan) => {
-            eval::score(&samples, a.scale, |lr| Ok(engine.run(plan, &Tensor::from_rgb(lr))?.to_rgb()))?
-        }
+        Runner::Engine(engine, plan) => eval::score(&samples, a.scale, |lr| {
+            Ok(engine.run(plan, &Tensor::from_rgb(lr))?.to_rgb())
+        })?,
         Runner::EngineRuns(engine, plans) => {
             let runs = plans
                 .iter()
-                .map(|plan| eval::score(&samples, a.scale, |lr| Ok(engine.run(plan, &Tensor::from_rgb(lr))?.to_rgb())))
+                .map(|plan| {
+                    eval::score(&samples, a.scale, |lr| {
+                        Ok(engine.run(plan, &Tensor::from_rgb(lr))?.to_rgb())
+                    })
+                })
                 .collect::<Result<Vec<Score>, _>>()?;
             mean_of(&runs)
         }
@@ -162,13 +180,26 @@ pub fn run(a: Args) -> Result<()> {
         });
         println!("{obj}");
     } else {
-        eprintln!("{:<16} {:>9} {:>8}   {:>9} {:>8}", "image", "PSNR", "SSIM", "bicubic", "SSIM");
+        eprintln!(
+            "{:<16} {:>9} {:>8}   {:>9} {:>8}",
+            "image", "PSNR", "SSIM", "bicubic", "SSIM"
+        );
         for (s, b) in score.images.iter().zip(&bicubic.images) {
-            eprintln!("{:<16} {:>9.4} {:>8.4}   {:>9.4} {:>8.4}", s.name, s.psnr, s.ssim, b.psnr, b.ssim);
+            eprintln!(
+                "{:<16} {:>9.4} {:>8.4}   {:>9.4} {:>8.4}",
+                s.name, s.psnr, s.ssim, b.psnr, b.ssim
+            );
         }
         eprintln!(
             "{:<16} {:>9.4} {:>8.4}   {:>9.4} {:>8.4}   ({} ×{}, mode {})",
-            "mean", score.mean_psnr, score.mean_ssim, bicubic.mean_psnr, bicubic.mean_ssim, a.model.display(), a.scale, a.mode
+            "mean",
+            score.mean_psnr,
+            score.mean_ssim,
+            bicubic.mean_psnr,
+            bicubic.mean_ssim,
+            a.model.display(),
+            a.scale,
+            a.mode
         );
     }
     Ok(())
@@ -189,7 +220,10 @@ fn mean_of(runs: &[Score]) -> Score {
 
 fn check_scale(model_scale: usize, want: usize, a: &Args) -> Result<()> {
     if model_scale != want {
-        bail!("--scale {want}: model {} upscales ×{model_scale}", a.model.display());
+        bail!(
+            "--scale {want}: model {} upscales ×{model_scale}",
+            a.model.display()
+        );
     }
     Ok(())
 }

@@ -15,7 +15,11 @@ mod upscale;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "nawqsr", version, about = "NAWQ-SR hybrid-precision super-resolution on the CPU")]
+#[command(
+    name = "nawqsr",
+    version,
+    about = "NAWQ-SR hybrid-precision super-resolution on the CPU"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -42,7 +46,8 @@ enum Cmd {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NAWQSR_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("NAWQSR_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -64,7 +64,12 @@ impl Engine {
         Engine::with_granularity(graph, level, threads, WeightGranularity::PerChannel)
     }
 
-    pub fn with_granularity(graph: Graph, level: CpuLevel, threads: usize, gran: WeightGranularity) -> Engine {
+    pub fn with_granularity(
+        graph: Graph,
+        level: CpuLevel,
+        threads: usize,
+        gran: WeightGranularity,
+    ) -> Engine {
         let consumers = graph.consumers();
         let mut compiled: Vec<Compiled> = graph.layers.iter().map(|_| Compiled::Other).collect();
         for (i, l) in graph.layers.iter().enumerate() {
@@ -72,7 +77,9 @@ impl Engine {
             let v = l.outputs[0];
             let fused = match consumers[v].as_slice() {
                 [j] if v != graph.output => match &graph.layers[*j].op {
-                    Op::Act(a @ (Activation::Relu | Activation::Leaky(_) | Activation::PRelu(_))) => Some((*j, a.clone())),
+                    Op::Act(
+                        a @ (Activation::Relu | Activation::Leaky(_) | Activation::PRelu(_)),
+                    ) => Some((*j, a.clone())),
                     _ => None,
                 },
                 _ => None,
@@ -91,15 +98,35 @@ impl Engine {
                 Some(Activation::PRelu(s)) => kernels::Activation::PRelu(s.clone()),
                 Some(Activation::Sigmoid) => unreachable!("sigmoid is never fused"),
             };
-            compiled[i] =
-                Compiled::Conv { q: QConv::for_level(c, gran, level), fp32: OnceLock::new(), w8: OnceLock::new(), act, kact, out };
+            compiled[i] = Compiled::Conv {
+                q: QConv::for_level(c, gran, level),
+                fp32: OnceLock::new(),
+                w8: OnceLock::new(),
+                act,
+                kact,
+                out,
+            };
         }
-        Engine { graph, compiled, level, threads: resolve_threads(threads) }
+        Engine {
+            graph,
+            compiled,
+            level,
+            threads: resolve_threads(threads),
+        }
     }
 
     /// Bytes of the integer model (packed 8-bit weights, scales, biases).
     pub fn model_bytes(&self) -> usize {
-        self.compiled.iter().map(|c| if let Compiled::Conv { q, .. } = c { q.bytes() } else { 0 }).sum()
+        self.compiled
+            .iter()
+            .map(|c| {
+                if let Compiled::Conv { q, .. } = c {
+                    q.bytes()
+                } else {
+                    0
+                }
+            })
+            .sum()
     }
 
     pub fn qconv(&self, layer: usize) -> Option<&QConv> {
@@ -115,13 +142,25 @@ impl Engine {
     }
 
     /// Like [`Engine::run`], reporting each conv's input to `observe`.
-    pub fn run_observed(&self, plan: &Plan, input: &Tensor, observe: &mut dyn FnMut(Event)) -> Result<Tensor> {
+    pub fn run_observed(
+        &self,
+        plan: &Plan,
+        input: &Tensor,
+        observe: &mut dyn FnMut(Event),
+    ) -> Result<Tensor> {
         let g = &self.graph;
         if input.c != 3 {
-            return Err(Error::Invalid(format!("engine input has {} channels (expected 3)", input.c)));
+            return Err(Error::Invalid(format!(
+                "engine input has {} channels (expected 3)",
+                input.c
+            )));
         }
         if plan.convs.len() != g.layers.len() {
-            return Err(Error::Invalid(format!("plan has {} layers, graph has {}", plan.convs.len(), g.layers.len())));
+            return Err(Error::Invalid(format!(
+                "plan has {} layers, graph has {}",
+                plan.convs.len(),
+                g.layers.len()
+            )));
         }
         // Remaining uses per value, so tensors are freed as soon as possible.
         let mut uses = vec![0usize; g.values.len()];
@@ -139,18 +178,32 @@ impl Engine {
             }
             let t0 = std::time::Instant::now();
             let outs: Vec<Tensor> = {
-                let x = |k: usize| vals[l.inputs[k]].as_ref().expect("producer ran before consumer");
+                let x = |k: usize| {
+                    vals[l.inputs[k]]
+                        .as_ref()
+                        .expect("producer ran before consumer")
+                };
                 match (&l.op, &self.compiled[i]) {
-                    (Op::Conv(c), Compiled::Conv { q, fp32, w8, act, kact, .. }) => {
+                    (
+                        Op::Conv(c),
+                        Compiled::Conv {
+                            q,
+                            fp32,
+                            w8,
+                            act,
+                            kact,
+                            ..
+                        },
+                    ) => {
                         let xin = x(0);
                         observe(Event::ConvInput { layer: i, x: xin });
                         let y = match plan.convs[i] {
                             ConvPlan::Float if plan.weights_8bit => w8
                                 .get_or_init(|| FloatConv::new(c, &q.weights.dequantized()))
                                 .run(xin, act.as_ref(), self.threads),
-                            ConvPlan::Float => {
-                                fp32.get_or_init(|| FloatConv::new(c, &c.weights)).run(xin, act.as_ref(), self.threads)
-                            }
+                            ConvPlan::Float => fp32
+                                .get_or_init(|| FloatConv::new(c, &c.weights))
+                                .run(xin, act.as_ref(), self.threads),
                             ConvPlan::Quant { q: qp, dre } => {
                                 // §4.2: DRE layers derive s, z from this input's
                                 // actual range (the RQU), static layers use the
@@ -176,7 +229,9 @@ impl Engine {
                     (Op::Split(sizes), _) => ops::split(x(0), sizes),
                     (Op::GlobalAvgPool, _) => vec![ops::global_avg_pool(x(0))],
                     (Op::GlobalStd, _) => vec![ops::global_std(x(0))],
-                    (Op::DepthToSpace { block, crd }, _) => vec![ops::depth_to_space(x(0), *block, *crd)],
+                    (Op::DepthToSpace { block, crd }, _) => {
+                        vec![ops::depth_to_space(x(0), *block, *crd)]
+                    }
                     (Op::Conv(_), _) => unreachable!("conv layers are compiled"),
                 }
             };
@@ -187,7 +242,10 @@ impl Engine {
             for (v, t) in targets.into_iter().zip(outs) {
                 vals[v] = Some(t);
             }
-            observe(Event::LayerDone { layer: i, secs: t0.elapsed().as_secs_f64() });
+            observe(Event::LayerDone {
+                layer: i,
+                secs: t0.elapsed().as_secs_f64(),
+            });
             for &v in &l.inputs {
                 uses[v] -= 1;
                 if uses[v] == 0 {
@@ -195,7 +253,9 @@ impl Engine {
                 }
             }
         }
-        vals[g.output].take().ok_or_else(|| Error::Invalid("graph output was not produced".into()))
+        vals[g.output]
+            .take()
+            .ok_or_else(|| Error::Invalid("graph output was not produced".into()))
     }
 
     /// Static ranges (Eq. 1's x̂_min, x̂_max) of every conv input over `images`,

@@ -36,7 +36,13 @@ impl FloatConv {
                 }
             }
         }
-        FloatConv { conv: Conv { weights: weights.to_vec(), ..conv.clone() }, w_t }
+        FloatConv {
+            conv: Conv {
+                weights: weights.to_vec(),
+                ..conv.clone()
+            },
+            w_t,
+        }
     }
 
     pub fn run(&self, x: &Tensor, act: Option<&Activation>, threads: usize) -> Tensor {
@@ -184,18 +190,31 @@ fn channel_sums(x: &Tensor, f: impl Fn(usize, f32) -> f64) -> Vec<f64> {
 pub fn global_avg_pool(x: &Tensor) -> Tensor {
     let n = (x.h * x.w) as f64;
     let s = channel_sums(x, |_, v| v as f64);
-    Tensor { h: 1, w: 1, c: x.c, data: s.iter().map(|v| (v / n) as f32).collect() }
+    Tensor {
+        h: 1,
+        w: 1,
+        c: x.c,
+        data: s.iter().map(|v| (v / n) as f32).collect(),
+    }
 }
 
 /// Population standard deviation per channel (IMDN's contrast), two-pass.
 pub fn global_std(x: &Tensor) -> Tensor {
     let n = (x.h * x.w) as f64;
-    let mean: Vec<f64> = channel_sums(x, |_, v| v as f64).iter().map(|v| v / n).collect();
+    let mean: Vec<f64> = channel_sums(x, |_, v| v as f64)
+        .iter()
+        .map(|v| v / n)
+        .collect();
     let var = channel_sums(x, |c, v| {
         let d = v as f64 - mean[c];
         d * d
     });
-    Tensor { h: 1, w: 1, c: x.c, data: var.iter().map(|v| (v / n).sqrt() as f32).collect() }
+    Tensor {
+        h: 1,
+        w: 1,
+        c: x.c,
+        data: var.iter().map(|v| (v / n).sqrt() as f32).collect(),
+    }
 }
 
 /// Depth-to-space, in the memory-aware formulation of §4.3: instead of the
@@ -215,7 +234,11 @@ pub fn depth_to_space(x: &Tensor, block: usize, crd: bool) -> Tensor {
                 let px = &x.data[(y * x.w + xx) * x.c..][..x.c];
                 for i in 0..s {
                     for j in 0..s {
-                        let ch = if crd { c * s * s + i * s + j } else { (i * s + j) * co + c };
+                        let ch = if crd {
+                            c * s * s + i * s + j
+                        } else {
+                            (i * s + j) * co + c
+                        };
                         out.data[((y * s + i) * ow + xx * s + j) * co + c] = px[ch];
                     }
                 }
@@ -230,7 +253,14 @@ mod tests {
     use super::*;
 
     fn t(h: usize, w: usize, c: usize) -> Tensor {
-        Tensor { h, w, c, data: (0..h * w * c).map(|i| ((i * 37) % 23) as f32 - 11.0).collect() }
+        Tensor {
+            h,
+            w,
+            c,
+            data: (0..h * w * c)
+                .map(|i| ((i * 37) % 23) as f32 - 11.0)
+                .collect(),
+        }
     }
 
     #[test]
@@ -244,8 +274,15 @@ mod tests {
                 for oy in 0..h * s {
                     for ox in 0..w * s {
                         let (iy, i, ix, j) = (oy / s, oy % s, ox / s, ox % s);
-                        let ch = if crd { c * s * s + i * s + j } else { i * s * co + j * co + c };
-                        assert_eq!(y.data[(oy * w * s + ox) * co + c], x.data[(iy * w + ix) * x.c + ch]);
+                        let ch = if crd {
+                            c * s * s + i * s + j
+                        } else {
+                            i * s * co + j * co + c
+                        };
+                        assert_eq!(
+                            y.data[(oy * w * s + ox) * co + c],
+                            x.data[(iy * w + ix) * x.c + ch]
+                        );
                     }
                 }
             }
@@ -254,7 +291,12 @@ mod tests {
 
     #[test]
     fn conv_1x1_is_matmul_and_3x3_pads_with_zero() {
-        let x = Tensor { h: 1, w: 2, c: 2, data: vec![1.0, 2.0, 3.0, 4.0] };
+        let x = Tensor {
+            h: 1,
+            w: 2,
+            c: 2,
+            data: vec![1.0, 2.0, 3.0, 4.0],
+        };
         let conv = Conv {
             in_c: 2,
             out_c: 1,
@@ -270,14 +312,35 @@ mod tests {
         let y = FloatConv::new(&conv, &conv.weights).run(&x, None, 1);
         assert_eq!(y.data, vec![12.5, 34.5]);
         // 3×3 all-ones kernel on a 1×1 image: only the centre tap is inside.
-        let c3 = Conv { kh: 3, kw: 3, pads: [1; 4], in_c: 1, weights: vec![1.0; 9], bias: vec![0.0], ..conv };
-        let x1 = Tensor { h: 1, w: 1, c: 1, data: vec![7.0] };
-        assert_eq!(FloatConv::new(&c3, &c3.weights).run(&x1, None, 1).data, vec![7.0]);
+        let c3 = Conv {
+            kh: 3,
+            kw: 3,
+            pads: [1; 4],
+            in_c: 1,
+            weights: vec![1.0; 9],
+            bias: vec![0.0],
+            ..conv
+        };
+        let x1 = Tensor {
+            h: 1,
+            w: 1,
+            c: 1,
+            data: vec![7.0],
+        };
+        assert_eq!(
+            FloatConv::new(&c3, &c3.weights).run(&x1, None, 1).data,
+            vec![7.0]
+        );
     }
 
     #[test]
     fn std_and_mean_of_known_values() {
-        let x = Tensor { h: 2, w: 2, c: 1, data: vec![1.0, 2.0, 3.0, 4.0] };
+        let x = Tensor {
+            h: 2,
+            w: 2,
+            c: 1,
+            data: vec![1.0, 2.0, 3.0, 4.0],
+        };
         assert_eq!(global_avg_pool(&x).data, vec![2.5]);
         assert!((global_std(&x).data[0] - 1.25f32.sqrt()).abs() < 1e-6);
     }

@@ -45,11 +45,17 @@ pub struct Plan {
 
 impl Plan {
     pub fn fp32(g: &Graph) -> Plan {
-        Plan { weights_8bit: false, convs: vec![ConvPlan::Float; g.layers.len()] }
+        Plan {
+            weights_8bit: false,
+            convs: vec![ConvPlan::Float; g.layers.len()],
+        }
     }
 
     pub fn fp32w8(g: &Graph) -> Plan {
-        Plan { weights_8bit: true, convs: vec![ConvPlan::Float; g.layers.len()] }
+        Plan {
+            weights_8bit: true,
+            convs: vec![ConvPlan::Float; g.layers.len()],
+        }
     }
 
     /// Every conv at `bits` with static ranges (Table 2's INT8 / A16W8 rows).
@@ -58,7 +64,11 @@ impl Plan {
     }
 
     /// `choice(layer)` gives (bits, dre) for each conv layer, or None for Float.
-    pub fn per_layer(g: &Graph, ranges: &Ranges, choice: impl Fn(usize) -> Option<(Bits, bool)>) -> Plan {
+    pub fn per_layer(
+        g: &Graph,
+        ranges: &Ranges,
+        choice: impl Fn(usize) -> Option<(Bits, bool)>,
+    ) -> Plan {
         let convs = g
             .layers
             .iter()
@@ -66,12 +76,18 @@ impl Plan {
             .map(|(i, l)| match (&l.op, choice(i)) {
                 (Op::Conv(_), Some((bits, dre))) => {
                     let (lo, hi) = ranges.0[i].unwrap_or((0.0, 1.0));
-                    ConvPlan::Quant { q: QParams::from_range(lo, hi, bits), dre }
+                    ConvPlan::Quant {
+                        q: QParams::from_range(lo, hi, bits),
+                        dre,
+                    }
                 }
                 _ => ConvPlan::Float,
             })
             .collect();
-        Plan { weights_8bit: true, convs }
+        Plan {
+            weights_8bit: true,
+            convs,
+        }
     }
 
     /// Every conv at `bits` with run-time DRE (d = 1 everywhere, §4.2): each conv
@@ -92,12 +108,18 @@ impl Plan {
                 ConvPlan::Quant { q, dre } if q.bits != bits => {
                     let lo = q.zero / q.scale;
                     let hi = (q.zero + 1.0 + q.bits.qmax()) / q.scale;
-                    ConvPlan::Quant { q: QParams::from_range(lo, hi, bits), dre }
+                    ConvPlan::Quant {
+                        q: QParams::from_range(lo, hi, bits),
+                        dre,
+                    }
                 }
                 other => other,
             })
             .collect();
-        Plan { weights_8bit: self.weights_8bit, convs }
+        Plan {
+            weights_8bit: self.weights_8bit,
+            convs,
+        }
     }
 
     /// Activation bitwidth of conv layer `i` (32 for float), for BOPs (§4.1).

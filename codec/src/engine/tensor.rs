@@ -13,26 +13,46 @@ pub struct Tensor {
 
 impl Tensor {
     pub fn zeros(h: usize, w: usize, c: usize) -> Tensor {
-        Tensor { h, w, c, data: vec![0.0; h * w * c] }
+        Tensor {
+            h,
+            w,
+            c,
+            data: vec![0.0; h * w * c],
+        }
     }
 
     /// RGB u8 → [0, 1] floats (the models' input convention).
     pub fn from_rgb(img: &RgbImage) -> Tensor {
         let (w, h) = (img.width() as usize, img.height() as usize);
-        Tensor { h, w, c: 3, data: img.as_raw().iter().map(|&v| v as f32 / 255.0).collect() }
+        Tensor {
+            h,
+            w,
+            c: 3,
+            data: img.as_raw().iter().map(|&v| v as f32 / 255.0).collect(),
+        }
     }
 
     /// Clip to [0, 1], ×255, round half away from zero (the SR protocol).
     pub fn to_rgb(&self) -> RgbImage {
         assert_eq!(self.c, 3, "to_rgb needs 3 channels");
-        let buf = self.data.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+        let buf = self
+            .data
+            .iter()
+            .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect();
         RgbImage::from_raw(self.w as u32, self.h as u32, buf).expect("sized h*w*3")
     }
 }
 
 /// Number of worker threads for `threads` (0 = all cores).
 pub fn resolve_threads(threads: usize) -> usize {
-    if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads }
+    if threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        threads
+    }
 }
 
 /// Runs `f(row_range, out_chunk)` over `rows` split into at most `threads`

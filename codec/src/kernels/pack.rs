@@ -146,7 +146,10 @@ impl PackedConv {
         let host = CpuLevel::host_max();
         let simd = groups == 1 && out_c > 0 && k > 0;
         let taps = kh * kw;
-        let vnni = (simd && host >= CpuLevel::Avx512Vnni && only.is_none_or(|l| l >= CpuLevel::Avx512Vnni)).then(|| {
+        let vnni = (simd
+            && host >= CpuLevel::Avx512Vnni
+            && only.is_none_or(|l| l >= CpuLevel::Avx512Vnni))
+        .then(|| {
             let cp = icpg.div_ceil(4) * 4;
             let kq = taps * cp / 4;
             if out_c <= 16 && cp.is_multiple_of(8) {
@@ -186,22 +189,23 @@ impl PackedConv {
                 lines,
             }
         });
-        let avx2 = (simd && host >= CpuLevel::Avx2 && only.is_none_or(|l| l == CpuLevel::Avx2)).then(|| {
-            let cp = icpg.div_ceil(2) * 2;
-            let kp = taps * cp / 2;
-            let nb = out_c.div_ceil(8);
-            let mut lines = vec![Line32([0; 16]); kp * nb];
-            for oc in 0..out_c {
-                for t in 0..taps {
-                    for ic in 0..icpg {
-                        let kk = t * cp + ic;
-                        lines[(kk / 2) * nb + oc / 8].0[(oc % 8) * 2 + kk % 2] =
-                            onnx(oc, ic, t / kw, t % kw) as i16;
+        let avx2 = (simd && host >= CpuLevel::Avx2 && only.is_none_or(|l| l == CpuLevel::Avx2))
+            .then(|| {
+                let cp = icpg.div_ceil(2) * 2;
+                let kp = taps * cp / 2;
+                let nb = out_c.div_ceil(8);
+                let mut lines = vec![Line32([0; 16]); kp * nb];
+                for oc in 0..out_c {
+                    for t in 0..taps {
+                        for ic in 0..icpg {
+                            let kk = t * cp + ic;
+                            lines[(kk / 2) * nb + oc / 8].0[(oc % 8) * 2 + kk % 2] =
+                                onnx(oc, ic, t / kw, t % kw) as i16;
+                        }
                     }
                 }
-            }
-            Avx2Pack { cp, nb, lines }
-        });
+                Avx2Pack { cp, nb, lines }
+            });
         PackedConv {
             out_c,
             in_c_per_group,

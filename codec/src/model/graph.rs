@@ -87,7 +87,10 @@ pub enum Op {
     /// contrast, exported as a ReduceSum/Shape/Pow chain; frame-global).
     GlobalStd,
     /// Depth-to-space with `block`; `crd` is ONNX mode CRD (= PyTorch PixelShuffle), else DCR.
-    DepthToSpace { block: usize, crd: bool },
+    DepthToSpace {
+        block: usize,
+        crd: bool,
+    },
 }
 
 impl Op {
@@ -157,12 +160,16 @@ impl Graph {
 
     /// Total MACs for an LR input of `h`×`w`.
     pub fn total_macs(&self, h: usize, w: usize) -> u64 {
-        (0..self.layers.len()).map(|i| self.layer_macs(i, h, w)).sum()
+        (0..self.layers.len())
+            .map(|i| self.layer_macs(i, h, w))
+            .sum()
     }
 
     /// Indices of the conv layers, in execution order.
     pub fn conv_layers(&self) -> Vec<usize> {
-        (0..self.layers.len()).filter(|&i| matches!(self.layers[i].op, Op::Conv(_))).collect()
+        (0..self.layers.len())
+            .filter(|&i| matches!(self.layers[i].op, Op::Conv(_)))
+            .collect()
     }
 
     /// Number of parameters (conv weights and biases, PReLU slopes).

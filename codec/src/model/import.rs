@@ -68,33 +68,72 @@ struct Lowering<'p> {
 /// Load `path` and lower it to a [`Graph`].
 pub fn import(path: &Path) -> Result<Graph> {
     if !path.is_file() {
-        return Err(Error::model(path, "file not found (expected an ONNX SR model)"));
+        return Err(Error::model(
+            path,
+            "file not found (expected an ONNX SR model)",
+        ));
     }
     let proto = tract_onnx::onnx()
         .proto_model_for_path(path)
         .map_err(|e| Error::model(path, format!("not a readable ONNX model: {e}")))?;
-    let graph = proto.graph.as_ref().ok_or_else(|| Error::model(path, "ONNX file has no graph"))?;
-    let mut lw = Lowering { path, values: vec![], value_names: vec![], layers: vec![], env: HashMap::new() };
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::model(path, "ONNX file has no graph"))?;
+    let mut lw = Lowering {
+        path,
+        values: vec![],
+        value_names: vec![],
+        layers: vec![],
+        env: HashMap::new(),
+    };
     for t in &graph.initializer {
         let c = lw.tensor_const(t)?;
         lw.env.insert(t.name.clone(), Lv::Const(c));
     }
-    let inputs: Vec<_> = graph.input.iter().filter(|i| !lw.env.contains_key(&i.name)).collect();
+    let inputs: Vec<_> = graph
+        .input
+        .iter()
+        .filter(|i| !lw.env.contains_key(&i.name))
+        .collect();
     if inputs.len() != 1 {
-        return Err(Error::model(path, format!("has {} image inputs (expected exactly one, NCHW RGB)", inputs.len())));
+        return Err(Error::model(
+            path,
+            format!(
+                "has {} image inputs (expected exactly one, NCHW RGB)",
+                inputs.len()
+            ),
+        ));
     }
-    let input = lw.new_value(&inputs[0].name, ValueShape { channels: 3, spatial: Spatial::Image { factor: 1 } });
+    let input = lw.new_value(
+        &inputs[0].name,
+        ValueShape {
+            channels: 3,
+            spatial: Spatial::Image { factor: 1 },
+        },
+    );
     lw.env.insert(inputs[0].name.clone(), Lv::Tensor(input));
     for node in &graph.node {
         lw.node(node)?;
     }
     if graph.output.len() != 1 {
-        return Err(Error::model(path, format!("has {} outputs (expected exactly one image)", graph.output.len())));
+        return Err(Error::model(
+            path,
+            format!(
+                "has {} outputs (expected exactly one image)",
+                graph.output.len()
+            ),
+        ));
     }
     let out_name = &graph.output[0].name;
     let output = match lw.env.get(out_name) {
         Some(Lv::Tensor(v)) => *v,
-        _ => return Err(Error::model(path, format!("output '{out_name}' is not an image tensor"))),
+        _ => {
+            return Err(Error::model(
+                path,
+                format!("output '{out_name}' is not an image tensor"),
+            ));
+        }
     };
     let oshape = lw.values[output];
     let scale = match oshape.spatial {
@@ -102,14 +141,27 @@ pub fn import(path: &Path) -> Result<Graph> {
         _ => {
             return Err(Error::model(
                 path,
-                format!("output has {} channels, {:?} (expected an RGB image ×2, ×3 or ×4)", oshape.channels, oshape.spatial),
+                format!(
+                    "output has {} channels, {:?} (expected an RGB image ×2, ×3 or ×4)",
+                    oshape.channels, oshape.spatial
+                ),
             ));
         }
     };
     if !(2..=4).contains(&scale) {
-        return Err(Error::model(path, format!("upscales ×{scale} (expected 2, 3 or 4)")));
+        return Err(Error::model(
+            path,
+            format!("upscales ×{scale} (expected 2, 3 or 4)"),
+        ));
     }
-    let mut g = Graph { layers: lw.layers, values: lw.values, value_names: lw.value_names, input, output, scale };
+    let mut g = Graph {
+        layers: lw.layers,
+        values: lw.values,
+        value_names: lw.value_names,
+        input,
+        output,
+        scale,
+    };
     eliminate_dead_layers(&mut g);
     Ok(g)
 }
@@ -145,12 +197,19 @@ fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
 
 impl Lowering<'_> {
     fn err(&self, node: &NodeProto, msg: impl std::fmt::Display) -> Error {
-        Error::model(self.path, format!("node '{}' ({}): {msg}", node_name(node), node.op_type))
+        Error::model(
+            self.path,
+            format!("node '{}' ({}): {msg}", node_name(node), node.op_type),
+        )
     }
 
     fn unsupported(&self, node: &NodeProto, what: &str) -> Error {
         Error::UnsupportedOp {
-            op: if what.is_empty() { node.op_type.clone() } else { format!("{} ({what})", node.op_type) },
+            op: if what.is_empty() {
+                node.op_type.clone()
+            } else {
+                format!("{} ({what})", node.op_type)
+            },
             node: node_name(node),
             supported: SUPPORTED,
         }
@@ -167,33 +226,59 @@ impl Lowering<'_> {
         let n: usize = dims.iter().product();
         let raw = &t.raw_data;
         let data: Vec<f64> = match t.data_type {
-            1 if !raw.is_empty() => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64).collect(),
+            1 if !raw.is_empty() => raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+                .collect(),
             1 => t.float_data.iter().map(|&x| x as f64).collect(),
-            7 if !raw.is_empty() => raw.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
+            7 if !raw.is_empty() => raw
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
+                .collect(),
             7 => t.int64_data.iter().map(|&x| x as f64).collect(),
-            6 if !raw.is_empty() => raw.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
+            6 if !raw.is_empty() => raw
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f64)
+                .collect(),
             6 => t.int32_data.iter().map(|&x| x as f64).collect(),
-            11 if !raw.is_empty() => raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect(),
+            11 if !raw.is_empty() => raw
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
             11 => t.double_data.clone(),
             dt => {
                 return Err(Error::model(
                     self.path,
-                    format!("tensor '{}' has ONNX data type {dt} (expected float, double, int32 or int64)", t.name),
+                    format!(
+                        "tensor '{}' has ONNX data type {dt} (expected float, double, int32 or int64)",
+                        t.name
+                    ),
                 ));
             }
         };
         if data.len() != n {
             return Err(Error::model(
                 self.path,
-                format!("tensor '{}' holds {} values for dims {:?} (external data is not supported)", t.name, data.len(), dims),
+                format!(
+                    "tensor '{}' holds {} values for dims {:?} (external data is not supported)",
+                    t.name,
+                    data.len(),
+                    dims
+                ),
             ));
         }
         Ok(Const { dims, data })
     }
 
     fn get(&self, node: &NodeProto, i: usize) -> Result<Lv> {
-        let name = node.input.get(i).ok_or_else(|| self.err(node, format!("missing input {i}")))?;
-        self.env.get(name).cloned().ok_or_else(|| self.err(node, format!("input '{name}' is not defined before use")))
+        let name = node
+            .input
+            .get(i)
+            .ok_or_else(|| self.err(node, format!("missing input {i}")))?;
+        self.env
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.err(node, format!("input '{name}' is not defined before use")))
     }
 
     fn tensor(&mut self, node: &NodeProto, i: usize) -> Result<ValueId> {
@@ -210,26 +295,58 @@ impl Lowering<'_> {
                 Err(self.unsupported(node, "intermediate of a mean/std pattern used as a tensor"))
             }
             Lv::Const(_) => Err(self.unsupported(node, "constant used as an image tensor")),
-            Lv::ShapeOf(_) | Lv::Dim(..) | Lv::HwCount(_) => Err(self.unsupported(node, "shape value used as a tensor")),
+            Lv::ShapeOf(_) | Lv::Dim(..) | Lv::HwCount(_) => {
+                Err(self.unsupported(node, "shape value used as a tensor"))
+            }
         }
     }
 
     fn global(&mut self, node: &NodeProto, op: Op, v: ValueId) -> ValueId {
         let c = self.values[v].channels;
-        let out = self.new_value(&format!("{}:{}", node_name(node), op.kind()), ValueShape { channels: c, spatial: Spatial::Pooled });
-        self.layers.push(Layer { name: format!("{}/{}", node_name(node), op.kind()), op, inputs: vec![v], outputs: vec![out] });
+        let out = self.new_value(
+            &format!("{}:{}", node_name(node), op.kind()),
+            ValueShape {
+                channels: c,
+                spatial: Spatial::Pooled,
+            },
+        );
+        self.layers.push(Layer {
+            name: format!("{}/{}", node_name(node), op.kind()),
+            op,
+            inputs: vec![v],
+            outputs: vec![out],
+        });
         out
     }
 
-    fn emit(&mut self, node: &NodeProto, op: Op, inputs: Vec<ValueId>, shapes: Vec<ValueShape>) -> Result<()> {
+    fn emit(
+        &mut self,
+        node: &NodeProto,
+        op: Op,
+        inputs: Vec<ValueId>,
+        shapes: Vec<ValueShape>,
+    ) -> Result<()> {
         if shapes.len() != node.output.len() {
-            return Err(self.err(node, format!("{} outputs (expected {})", node.output.len(), shapes.len())));
+            return Err(self.err(
+                node,
+                format!("{} outputs (expected {})", node.output.len(), shapes.len()),
+            ));
         }
-        let outputs: Vec<ValueId> = node.output.iter().zip(shapes).map(|(n, s)| self.new_value(n, s)).collect();
+        let outputs: Vec<ValueId> = node
+            .output
+            .iter()
+            .zip(shapes)
+            .map(|(n, s)| self.new_value(n, s))
+            .collect();
         for (n, &v) in node.output.iter().zip(&outputs) {
             self.env.insert(n.clone(), Lv::Tensor(v));
         }
-        self.layers.push(Layer { name: node_name(node), op, inputs, outputs });
+        self.layers.push(Layer {
+            name: node_name(node),
+            op,
+            inputs,
+            outputs,
+        });
         Ok(())
     }
 
@@ -242,7 +359,9 @@ impl Lowering<'_> {
     fn node(&mut self, node: &NodeProto) -> Result<()> {
         match node.op_type.as_str() {
             "Constant" => {
-                let t = attr(node, "value").and_then(|a| a.t.as_ref()).ok_or_else(|| self.unsupported(node, "non-tensor constant"))?;
+                let t = attr(node, "value")
+                    .and_then(|a| a.t.as_ref())
+                    .ok_or_else(|| self.unsupported(node, "non-tensor constant"))?;
                 let c = self.tensor_const(t)?;
                 self.set(node, Lv::Const(c));
             }
@@ -256,7 +375,9 @@ impl Lowering<'_> {
                 let act = match node.op_type.as_str() {
                     "Relu" => Activation::Relu,
                     "Sigmoid" => Activation::Sigmoid,
-                    "LeakyRelu" => Activation::Leaky(attr(node, "alpha").map(|a| a.f).unwrap_or(0.01)),
+                    "LeakyRelu" => {
+                        Activation::Leaky(attr(node, "alpha").map(|a| a.f).unwrap_or(0.01))
+                    }
                     _ => {
                         let Lv::Const(slope) = self.get(node, 1)? else {
                             return Err(self.unsupported(node, "non-constant slope"));
@@ -265,7 +386,9 @@ impl Lowering<'_> {
                         let s: Vec<f32> = slope.data.iter().map(|&v| v as f32).collect();
                         let s = if s.len() == 1 { vec![s[0]; c] } else { s };
                         if s.len() != c {
-                            return Err(self.err(node, format!("{} slopes for {c} channels", s.len())));
+                            return Err(
+                                self.err(node, format!("{} slopes for {c} channels", s.len()))
+                            );
                         }
                         Activation::PRelu(s)
                     }
@@ -280,7 +403,10 @@ impl Lowering<'_> {
                     return Err(self.unsupported(node, "split along an axis other than channels"));
                 }
                 let c = self.values[x].channels;
-                let sizes: Vec<usize> = match (node.input.get(1).filter(|s| !s.is_empty()), attr_ints(node, "split")) {
+                let sizes: Vec<usize> = match (
+                    node.input.get(1).filter(|s| !s.is_empty()),
+                    attr_ints(node, "split"),
+                ) {
                     (Some(_), _) => match self.get(node, 1)? {
                         Lv::Const(k) => k.data.iter().map(|&v| v as usize).collect(),
                         _ => return Err(self.unsupported(node, "non-constant split sizes")),
@@ -289,16 +415,28 @@ impl Lowering<'_> {
                     _ => {
                         let n = node.output.len();
                         if n == 0 || !c.is_multiple_of(n) {
-                            return Err(self.err(node, format!("cannot split {c} channels in {n} equal parts")));
+                            return Err(self.err(
+                                node,
+                                format!("cannot split {c} channels in {n} equal parts"),
+                            ));
                         }
                         vec![c / n; n]
                     }
                 };
                 if sizes.iter().sum::<usize>() != c {
-                    return Err(self.err(node, format!("split sizes {sizes:?} do not add up to {c} channels")));
+                    return Err(self.err(
+                        node,
+                        format!("split sizes {sizes:?} do not add up to {c} channels"),
+                    ));
                 }
                 let sp = self.values[x].spatial;
-                let shapes = sizes.iter().map(|&s| ValueShape { channels: s, spatial: sp }).collect();
+                let shapes = sizes
+                    .iter()
+                    .map(|&s| ValueShape {
+                        channels: s,
+                        spatial: sp,
+                    })
+                    .collect();
                 self.emit(node, Op::Split(sizes), vec![x], shapes)?;
             }
             "Concat" => {
@@ -306,13 +444,23 @@ impl Lowering<'_> {
                 if axis != 1 {
                     return Err(self.unsupported(node, "concat along an axis other than channels"));
                 }
-                let ins: Vec<ValueId> = (0..node.input.len()).map(|i| self.tensor(node, i)).collect::<Result<_>>()?;
+                let ins: Vec<ValueId> = (0..node.input.len())
+                    .map(|i| self.tensor(node, i))
+                    .collect::<Result<_>>()?;
                 let sp = self.values[ins[0]].spatial;
                 if ins.iter().any(|&v| self.values[v].spatial != sp) {
                     return Err(self.err(node, "inputs have different spatial sizes"));
                 }
                 let c = ins.iter().map(|&v| self.values[v].channels).sum();
-                self.emit(node, Op::Concat, ins, vec![ValueShape { channels: c, spatial: sp }])?;
+                self.emit(
+                    node,
+                    Op::Concat,
+                    ins,
+                    vec![ValueShape {
+                        channels: c,
+                        spatial: sp,
+                    }],
+                )?;
             }
             "GlobalAveragePool" => {
                 let x = self.tensor(node, 0)?;
@@ -324,14 +472,27 @@ impl Lowering<'_> {
                 self.set(node, Lv::ShapeOf(x));
             }
             "Gather" => {
-                let (Lv::ShapeOf(v), Lv::Const(idx)) = (self.get(node, 0)?, self.get(node, 1)?) else {
-                    return Err(self.unsupported(node, "only Gather of a shape element is supported"));
+                let (Lv::ShapeOf(v), Lv::Const(idx)) = (self.get(node, 0)?, self.get(node, 1)?)
+                else {
+                    return Err(
+                        self.unsupported(node, "only Gather of a shape element is supported")
+                    );
                 };
                 let axis = idx.data.first().copied().unwrap_or(-1.0) as i64;
                 if !(axis == 2 || axis == 3 || axis == -1 || axis == -2) {
                     return Err(self.unsupported(node, "gather of a non-spatial dimension"));
                 }
-                self.set(node, Lv::Dim(v, if axis < 0 { (4 + axis) as usize } else { axis as usize }));
+                self.set(
+                    node,
+                    Lv::Dim(
+                        v,
+                        if axis < 0 {
+                            (4 + axis) as usize
+                        } else {
+                            axis as usize
+                        },
+                    ),
+                );
             }
             "Cast" => {
                 let lv = self.get(node, 0)?;
@@ -348,12 +509,20 @@ impl Lowering<'_> {
                     (Lv::SumHw(inner), Lv::HwCount(v)) => match *inner {
                         Lv::Tensor(x) if x == v => Lv::Mean(x),
                         Lv::SqCentered(x) if x == v => Lv::Var(x),
-                        _ => return Err(self.unsupported(node, "division of a sum by another tensor's size")),
+                        _ => {
+                            return Err(self
+                                .unsupported(node, "division of a sum by another tensor's size"));
+                        }
                     },
-                    (Lv::Const(a), Lv::Const(b)) if b.data.len() == 1 => {
-                        Lv::Const(Const { dims: a.dims, data: a.data.iter().map(|x| x / b.data[0]).collect() })
+                    (Lv::Const(a), Lv::Const(b)) if b.data.len() == 1 => Lv::Const(Const {
+                        dims: a.dims,
+                        data: a.data.iter().map(|x| x / b.data[0]).collect(),
+                    }),
+                    _ => {
+                        return Err(
+                            self.unsupported(node, "only mean/variance divisions are supported")
+                        );
                     }
-                    _ => return Err(self.unsupported(node, "only mean/variance divisions are supported")),
                 };
                 self.set(node, out);
             }
@@ -375,7 +544,10 @@ impl Lowering<'_> {
                         let out = self.global(node, Op::GlobalStd, x);
                         self.set(node, Lv::Tensor(out));
                     }
-                    _ => return Err(self.unsupported(node, "only (x − mean)² and variance^0.5 are supported")),
+                    _ => {
+                        return Err(self
+                            .unsupported(node, "only (x − mean)² and variance^0.5 are supported"));
+                    }
                 }
             }
             "Add" => {
@@ -384,7 +556,10 @@ impl Lowering<'_> {
                 if self.values[a] != self.values[b] {
                     return Err(self.unsupported(
                         node,
-                        &format!("add of differently shaped tensors {:?} and {:?}", self.values[a], self.values[b]),
+                        &format!(
+                            "add of differently shaped tensors {:?} and {:?}",
+                            self.values[a], self.values[b]
+                        ),
                     ));
                 }
                 let shape = self.values[a];
@@ -393,15 +568,25 @@ impl Lowering<'_> {
             "DepthToSpace" => {
                 let x = self.tensor(node, 0)?;
                 let block = attr(node, "blocksize").map(|a| a.i).unwrap_or(0) as usize;
-                let crd = attr(node, "mode").map(|a| a.s.as_slice() == b"CRD").unwrap_or(false);
+                let crd = attr(node, "mode")
+                    .map(|a| a.s.as_slice() == b"CRD")
+                    .unwrap_or(false);
                 let s = self.values[x];
                 let Spatial::Image { factor } = s.spatial else {
                     return Err(self.unsupported(node, "depth-to-space of a pooled tensor"));
                 };
                 if block < 2 || !s.channels.is_multiple_of(block * block) {
-                    return Err(self.err(node, format!("blocksize {block} does not divide {} channels", s.channels)));
+                    return Err(self.err(
+                        node,
+                        format!("blocksize {block} does not divide {} channels", s.channels),
+                    ));
                 }
-                let shape = ValueShape { channels: s.channels / (block * block), spatial: Spatial::Image { factor: factor * block } };
+                let shape = ValueShape {
+                    channels: s.channels / (block * block),
+                    spatial: Spatial::Image {
+                        factor: factor * block,
+                    },
+                };
                 self.emit(node, Op::DepthToSpace { block, crd }, vec![x], vec![shape])?;
             }
             _ => return Err(self.unsupported(node, "")),
@@ -421,7 +606,13 @@ impl Lowering<'_> {
         let groups = attr(node, "group").map(|a| a.i).unwrap_or(1).max(1) as usize;
         let in_c = self.values[x].channels;
         if icg * groups != in_c {
-            return Err(self.err(node, format!("weights expect {} input channels, tensor has {in_c}", icg * groups)));
+            return Err(self.err(
+                node,
+                format!(
+                    "weights expect {} input channels, tensor has {in_c}",
+                    icg * groups
+                ),
+            ));
         }
         let bias = if node.input.len() > 2 && !node.input[2].is_empty() {
             let Lv::Const(b) = self.get(node, 2)? else {
@@ -434,17 +625,31 @@ impl Lowering<'_> {
         let strides = attr_ints(node, "strides").unwrap_or_else(|| vec![1, 1]);
         let dil = attr_ints(node, "dilations").unwrap_or_else(|| vec![1, 1]);
         if strides.iter().any(|&s| s != 1) {
-            return Err(self.unsupported(node, "strided convolution (SR feature maps keep the LR size)"));
+            return Err(self.unsupported(
+                node,
+                "strided convolution (SR feature maps keep the LR size)",
+            ));
         }
         if dil.len() != 2 || dil[0] != dil[1] {
             return Err(self.unsupported(node, "anisotropic dilation"));
         }
-        let pads = match (attr_ints(node, "pads"), attr(node, "auto_pad").map(|a| a.s.clone())) {
-            (Some(p), _) if p.len() == 4 => [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize],
+        let pads = match (
+            attr_ints(node, "pads"),
+            attr(node, "auto_pad").map(|a| a.s.clone()),
+        ) {
+            (Some(p), _) if p.len() == 4 => {
+                [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]
+            }
             (_, Some(ap)) if ap == b"SAME_UPPER" || ap == b"SAME_LOWER" => {
                 let d = dil[0] as usize;
                 let (th, tw) = (d * (kh - 1), d * (kw - 1));
-                let lo = |t: usize| if ap == b"SAME_UPPER" { t / 2 } else { t - t / 2 };
+                let lo = |t: usize| {
+                    if ap == b"SAME_UPPER" {
+                        t / 2
+                    } else {
+                        t - t / 2
+                    }
+                };
                 [lo(th), lo(tw), th - lo(th), tw - lo(tw)]
             }
             _ => [0; 4],
@@ -469,10 +674,21 @@ impl Lowering<'_> {
             bias,
         };
         if conv.bias.len() != out_c {
-            return Err(self.err(node, format!("{} biases for {out_c} output channels", conv.bias.len())));
+            return Err(self.err(
+                node,
+                format!("{} biases for {out_c} output channels", conv.bias.len()),
+            ));
         }
         let sp = self.values[x].spatial;
-        self.emit(node, Op::Conv(conv), vec![x], vec![ValueShape { channels: out_c, spatial: sp }])
+        self.emit(
+            node,
+            Op::Conv(conv),
+            vec![x],
+            vec![ValueShape {
+                channels: out_c,
+                spatial: sp,
+            }],
+        )
     }
 
     fn reduce_axes(&self, node: &NodeProto) -> Result<Vec<i64>> {
@@ -489,7 +705,11 @@ impl Lowering<'_> {
     }
 
     fn reduce_sum(&mut self, node: &NodeProto) -> Result<()> {
-        let mut axes: Vec<i64> = self.reduce_axes(node)?.into_iter().map(|a| if a < 0 { a + 4 } else { a }).collect();
+        let mut axes: Vec<i64> = self
+            .reduce_axes(node)?
+            .into_iter()
+            .map(|a| if a < 0 { a + 4 } else { a })
+            .collect();
         axes.sort();
         let keep = attr(node, "keepdims").map(|a| a.i).unwrap_or(1) == 1;
         if !keep {
@@ -500,7 +720,12 @@ impl Lowering<'_> {
             (x @ (Lv::Tensor(_) | Lv::SqCentered(_)), [3]) => Lv::SumW(Box::new(x)),
             (Lv::SumW(inner), [2]) => Lv::SumHw(inner),
             (x @ (Lv::Tensor(_) | Lv::SqCentered(_)), [2, 3]) => Lv::SumHw(Box::new(x)),
-            _ => return Err(self.unsupported(node, "only spatial sums feeding a mean or variance are supported")),
+            _ => {
+                return Err(self.unsupported(
+                    node,
+                    "only spatial sums feeding a mean or variance are supported",
+                ));
+            }
         };
         self.set(node, lv);
         Ok(())
@@ -514,7 +739,13 @@ impl Lowering<'_> {
                 Ok(())
             }
             (Lv::Const(a), Lv::Const(b)) if b.data.len() == 1 => {
-                self.set(node, Lv::Const(Const { dims: a.dims, data: a.data.iter().map(|x| x * b.data[0]).collect() }));
+                self.set(
+                    node,
+                    Lv::Const(Const {
+                        dims: a.dims,
+                        data: a.data.iter().map(|x| x * b.data[0]).collect(),
+                    }),
+                );
                 Ok(())
             }
             (a, b) => {
@@ -522,9 +753,15 @@ impl Lowering<'_> {
                 let g = self.materialize(node, b)?;
                 let (sx, sg) = (self.values[x], self.values[g]);
                 // Feature map × per-channel gate (IMDN's attention), either operand order.
-                let (x, g, sx, sg) = if sx.spatial == Spatial::Pooled && sg.spatial != Spatial::Pooled { (g, x, sg, sx) } else { (x, g, sx, sg) };
+                let (x, g, sx, sg) =
+                    if sx.spatial == Spatial::Pooled && sg.spatial != Spatial::Pooled {
+                        (g, x, sg, sx)
+                    } else {
+                        (x, g, sx, sg)
+                    };
                 if sg.spatial != Spatial::Pooled || sx.channels != sg.channels {
-                    return Err(self.unsupported(node, "only feature map × per-channel vector is supported"));
+                    return Err(self
+                        .unsupported(node, "only feature map × per-channel vector is supported"));
                 }
                 self.emit(node, Op::MulChannel, vec![x, g], vec![sx])
             }
@@ -533,5 +770,9 @@ impl Lowering<'_> {
 }
 
 fn node_name(node: &NodeProto) -> String {
-    if node.name.is_empty() { node.output.first().cloned().unwrap_or_default() } else { node.name.clone() }
+    if node.name.is_empty() {
+        node.output.first().cloned().unwrap_or_default()
+    } else {
+        node.name.clone()
+    }
 }

@@ -23,7 +23,11 @@ impl Fp32Reference {
     pub fn load(path: &Path) -> Result<Fp32Reference> {
         let model = load_runnable(path)?;
         let scale = probe_scale(path, &model)?;
-        Ok(Fp32Reference { path: path.to_owned(), model, scale })
+        Ok(Fp32Reference {
+            path: path.to_owned(),
+            model,
+            scale,
+        })
     }
 
     pub fn scale(&self) -> usize {
@@ -42,7 +46,12 @@ impl Fp32Reference {
         let out = self
             .model
             .run(tvec!(Tensor::from(input).into()))
-            .map_err(|e| Error::model(&self.path, format!("inference failed on a {w}x{h} frame: {e}")))?;
+            .map_err(|e| {
+                Error::model(
+                    &self.path,
+                    format!("inference failed on a {w}x{h} frame: {e}"),
+                )
+            })?;
         let view = out[0]
             .to_plain_array_view::<f32>()
             .map_err(|e| Error::model(&self.path, format!("output is not f32: {e}")))?;
@@ -50,7 +59,12 @@ impl Fp32Reference {
         if view.shape() != [1, 3, s * h, s * w] {
             return Err(Error::model(
                 &self.path,
-                format!("output shape {:?}, expected [1, 3, {}, {}]", view.shape(), s * h, s * w),
+                format!(
+                    "output shape {:?}, expected [1, 3, {}, {}]",
+                    view.shape(),
+                    s * h,
+                    s * w
+                ),
             ));
         }
         Ok(view.iter().copied().collect())
@@ -67,15 +81,26 @@ impl Fp32Reference {
 
 fn load_runnable(path: &Path) -> Result<Runnable> {
     if !path.is_file() {
-        return Err(Error::model(path, "file not found (expected an ONNX SR model)"));
+        return Err(Error::model(
+            path,
+            "file not found (expected an ONNX SR model)",
+        ));
     }
-    let inference = tract_onnx::onnx()
-        .model_for_path(path)
-        .map_err(|e| Error::model(path, format!("not a readable ONNX model: {}", root_cause(&e))))?;
-    let typed = inference
-        .into_optimized()
-        .map_err(|e| Error::model(path, format!("cannot be optimised by tract: {}", root_cause(&e))))?;
-    typed.into_runnable().map_err(|e| Error::model(path, format!("cannot be made runnable: {}", root_cause(&e))))
+    let inference = tract_onnx::onnx().model_for_path(path).map_err(|e| {
+        Error::model(
+            path,
+            format!("not a readable ONNX model: {}", root_cause(&e)),
+        )
+    })?;
+    let typed = inference.into_optimized().map_err(|e| {
+        Error::model(
+            path,
+            format!("cannot be optimised by tract: {}", root_cause(&e)),
+        )
+    })?;
+    typed
+        .into_runnable()
+        .map_err(|e| Error::model(path, format!("cannot be made runnable: {}", root_cause(&e))))
 }
 
 /// Runs a small probe frame and derives the scale; rejects models that are not
@@ -83,25 +108,40 @@ fn load_runnable(path: &Path) -> Result<Runnable> {
 fn probe_scale(path: &Path, model: &Runnable) -> Result<usize> {
     let (h, w) = (8usize, 12usize);
     let input = Tensor::from(tract_ndarray::Array4::<f32>::from_elem((1, 3, h, w), 0.5));
-    let out = model
-        .run(tvec!(input.into()))
-        .map_err(|e| Error::model(path, format!("does not accept a 1x3xHxW float image: {}", root_cause(&e))))?;
+    let out = model.run(tvec!(input.into())).map_err(|e| {
+        Error::model(
+            path,
+            format!("does not accept a 1x3xHxW float image: {}", root_cause(&e)),
+        )
+    })?;
     let shape = out.first().map(|t| t.shape().to_vec()).unwrap_or_default();
     if shape.len() != 4 || shape[0] != 1 || shape[1] != 3 {
-        return Err(Error::model(path, format!("output shape {shape:?} is not an RGB image (expected [1, 3, sH, sW])")));
+        return Err(Error::model(
+            path,
+            format!("output shape {shape:?} is not an RGB image (expected [1, 3, sH, sW])"),
+        ));
     }
     if shape[2] % h != 0 || shape[3] % w != 0 || shape[2] / h != shape[3] / w {
-        return Err(Error::model(path, format!("output {shape:?} is not an integer upscale of input [1, 3, {h}, {w}]")));
+        return Err(Error::model(
+            path,
+            format!("output {shape:?} is not an integer upscale of input [1, 3, {h}, {w}]"),
+        ));
     }
     let scale = shape[2] / h;
     if !(2..=4).contains(&scale) {
-        return Err(Error::model(path, format!("upscales ×{scale} (expected 2, 3 or 4)")));
+        return Err(Error::model(
+            path,
+            format!("upscales ×{scale} (expected 2, 3 or 4)"),
+        ));
     }
     Ok(scale)
 }
 
 fn root_cause(e: &TractError) -> String {
-    e.chain().last().map(|c| c.to_string()).unwrap_or_else(|| e.to_string())
+    e.chain()
+        .last()
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| e.to_string())
 }
 
 /// Interleaved RGB u8 → planar f32 in [0, 1].

@@ -514,8 +514,9 @@ fn short(h: &str) -> String {
 /// the project's own `schedules/` (where `nawqsr calibrate` writes the bundled
 /// ones).
 pub fn schedule_dirs() -> Vec<std::path::PathBuf> {
-    let mut dirs: Vec<std::path::PathBuf> =
-        std::env::var_os("NAWQSR_SCHEDULES").map(|v| std::env::split_paths(&v).collect()).unwrap_or_default();
+    let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("NAWQSR_SCHEDULES")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
     dirs.push("schedules".into());
     dirs.push(concat!(env!("CARGO_MANIFEST_DIR"), "/../schedules").into());
     dirs
@@ -525,13 +526,21 @@ pub fn schedule_dirs() -> Vec<std::path::PathBuf> {
 /// `model_sha256` (files that are not schedules are skipped).
 pub fn find_for_model(model_sha256: &str) -> Option<std::path::PathBuf> {
     for dir in schedule_dirs() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-        let mut files: Vec<_> =
-            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
         files.sort();
         for f in files {
-            let Ok(text) = std::fs::read_to_string(&f) else { continue };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            let Ok(text) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
             if v.pointer("/model/sha256").and_then(|s| s.as_str()) == Some(model_sha256) {
                 return Some(f);
             }

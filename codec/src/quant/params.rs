@@ -122,20 +122,29 @@ mod avx512 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub unsafe fn quantize(x: &[f32], q: &QParams, out: *mut u8, width: usize) -> usize {
         let n = x.len() / 16 * 16;
-        let (s, z, m) = (_mm512_set1_ps(q.scale), _mm512_set1_ps(q.zero), _mm512_set1_ps(q.bits.qmax()));
+        let (s, z, m) = (
+            _mm512_set1_ps(q.scale),
+            _mm512_set1_ps(q.zero),
+            _mm512_set1_ps(q.bits.qmax()),
+        );
         let zero = _mm512_setzero_ps();
         let mut i = 0;
         while i < n {
             // SAFETY: i + 16 <= n <= x.len(); `out` holds at least n elements of `width` bytes.
             unsafe {
                 let v = _mm512_loadu_ps(x.as_ptr().add(i));
-                let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(v, s));
+                let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                    _mm512_mul_ps(v, s),
+                );
                 let c = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(r, z), zero), m);
                 let iv = _mm512_cvtps_epi32(c);
                 if width == 1 {
                     _mm_storeu_si128(out.add(i) as *mut __m128i, _mm512_cvtusepi32_epi8(iv));
                 } else {
-                    _mm256_storeu_si256(out.add(2 * i) as *mut __m256i, _mm512_cvtusepi32_epi16(iv));
+                    _mm256_storeu_si256(
+                        out.add(2 * i) as *mut __m256i,
+                        _mm512_cvtusepi32_epi16(iv),
+                    );
                 }
             }
             i += 16;
@@ -181,7 +190,11 @@ mod tests {
     fn power_of_two_scale_is_exact() {
         // Range [-2, 2) with 8 bits: s = 255/4 is not a power of two, so build one
         // by hand: s = 64, z = -128 represents [-2, 1.98] in steps of 1/64.
-        let q = QParams { bits: Bits::B8, scale: 64.0, zero: -128.0 };
+        let q = QParams {
+            bits: Bits::B8,
+            scale: 64.0,
+            zero: -128.0,
+        };
         for i in -128..127 {
             let x = i as f32 / 64.0;
             let qi = q.quantize(x);
@@ -204,7 +217,11 @@ mod tests {
 
     #[test]
     fn rounding_is_half_to_even() {
-        let q = QParams { bits: Bits::B8, scale: 1.0, zero: 0.0 };
+        let q = QParams {
+            bits: Bits::B8,
+            scale: 1.0,
+            zero: 0.0,
+        };
         assert_eq!(q.quantize(2.5), 2.0);
         assert_eq!(q.quantize(3.5), 4.0);
         assert_eq!(q.quantize(-1.0), 0.0); // clamped
@@ -225,15 +242,25 @@ mod tests {
 
     #[test]
     fn vector_quantizer_equals_scalar_definition() {
-        let x: Vec<f32> = (0..4099).map(|i| (i as f32 - 2000.0) * 0.00123 + if i % 7 == 0 { 0.5 / 64.0 } else { 0.0 }).collect();
+        let x: Vec<f32> = (0..4099)
+            .map(|i| (i as f32 - 2000.0) * 0.00123 + if i % 7 == 0 { 0.5 / 64.0 } else { 0.0 })
+            .collect();
         for bits in [Bits::B8, Bits::B16] {
             let q = QParams::from_range(-1.9, 2.3, bits);
             let mut a = vec![0u16; x.len()];
             let mut b = vec![0u8; x.len()];
-            if bits == Bits::B16 { quantize_u16(&x, &q, &mut a) } else { quantize_u8(&x, &q, &mut b) }
+            if bits == Bits::B16 {
+                quantize_u16(&x, &q, &mut a)
+            } else {
+                quantize_u8(&x, &q, &mut b)
+            }
             for (i, &v) in x.iter().enumerate() {
                 let want = q.quantize(v);
-                let got = if bits == Bits::B16 { a[i] as f32 } else { b[i] as f32 };
+                let got = if bits == Bits::B16 {
+                    a[i] as f32
+                } else {
+                    b[i] as f32
+                };
                 assert_eq!(got, want, "{bits:?} x={v}");
             }
         }
@@ -241,7 +268,9 @@ mod tests {
 
     #[test]
     fn min_max_matches_fold() {
-        let x: Vec<f32> = (0..1003).map(|i| ((i * 7919) % 1000) as f32 - 500.0).collect();
+        let x: Vec<f32> = (0..1003)
+            .map(|i| ((i * 7919) % 1000) as f32 - 500.0)
+            .collect();
         let (a, b) = min_max(&x);
         assert_eq!(a, x.iter().copied().fold(f32::INFINITY, f32::min));
         assert_eq!(b, x.iter().copied().fold(f32::NEG_INFINITY, f32::max));

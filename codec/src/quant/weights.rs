@@ -29,13 +29,19 @@ impl QuantWeights {
         let per = w.len() / out_c;
         let absmax = |s: &[f32]| s.iter().fold(0f32, |m, &v| m.max(v.abs()));
         let scale: Vec<f32> = match gran {
-            WeightGranularity::PerChannel => w.chunks(per).map(|c| absmax(c).max(1e-12) / 127.0).collect(),
+            WeightGranularity::PerChannel => w
+                .chunks(per)
+                .map(|c| absmax(c).max(1e-12) / 127.0)
+                .collect(),
             WeightGranularity::PerTensor => vec![absmax(w).max(1e-12) / 127.0; out_c],
         };
         let q = w
             .chunks(per)
             .zip(&scale)
-            .flat_map(|(c, &s)| c.iter().map(move |&v| (v / s).round().clamp(-127.0, 127.0) as i8))
+            .flat_map(|(c, &s)| {
+                c.iter()
+                    .map(move |&v| (v / s).round().clamp(-127.0, 127.0) as i8)
+            })
             .collect();
         QuantWeights { q, scale, out_c }
     }
@@ -43,7 +49,11 @@ impl QuantWeights {
     /// The weights as the FP32W8 path sees them: w_q · s_w.
     pub fn dequantized(&self) -> Vec<f32> {
         let per = self.q.len() / self.out_c;
-        self.q.chunks(per).zip(&self.scale).flat_map(|(c, &s)| c.iter().map(move |&v| v as f32 * s)).collect()
+        self.q
+            .chunks(per)
+            .zip(&self.scale)
+            .flat_map(|(c, &s)| c.iter().map(move |&v| v as f32 * s))
+            .collect()
     }
 
     /// Bias of channel `oc` in i32 at the accumulator scale s_in / s_w[oc]
@@ -59,7 +69,9 @@ mod tests {
 
     #[test]
     fn round_trip_within_half_step() {
-        let w: Vec<f32> = (0..2 * 27).map(|i| ((i * 37 % 101) as f32 - 50.0) / 37.0).collect();
+        let w: Vec<f32> = (0..2 * 27)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 37.0)
+            .collect();
         for g in [WeightGranularity::PerChannel, WeightGranularity::PerTensor] {
             let q = QuantWeights::quantize(&w, 2, g);
             let d = q.dequantized();

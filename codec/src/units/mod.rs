@@ -41,8 +41,15 @@ impl QConv {
 
     fn build(conv: &Conv, gran: WeightGranularity, only: Option<CpuLevel>) -> QConv {
         let weights = QuantWeights::quantize(&conv.weights, conv.out_c, gran);
-        let packed =
-            PackedConv::new_for(&weights.q, conv.out_c, conv.in_c / conv.groups, conv.kh, conv.kw, conv.groups, only);
+        let packed = PackedConv::new_for(
+            &weights.q,
+            conv.out_c,
+            conv.in_c / conv.groups,
+            conv.kh,
+            conv.kw,
+            conv.groups,
+            only,
+        );
         QConv {
             weights,
             packed,
