@@ -267,3 +267,20 @@ pub fn publish(tmp: tempfile::NamedTempFile, dest: &Path) -> std::io::Result<()>
     }
     tmp.persist(dest).map(drop).map_err(|e| e.error)
 }
+
+/// Adds `names` to `pipeline` as a linked chain fed by `src`, in the
+/// pipeline's state (for pads that appear while it runs).
+pub fn add_chain(
+    pipeline: &gst::Pipeline,
+    src: &gst::Pad,
+    names: &[&str],
+) -> Result<Vec<gst::Element>> {
+    let elems = names.iter().map(|n| make(n)).collect::<Result<Vec<_>>>()?;
+    pipeline.add_many(&elems)?;
+    gst::Element::link_many(&elems)?;
+    for e in &elems {
+        e.sync_state_with_parent()?;
+    }
+    src.link(&elems[0].static_pad("sink").unwrap())?;
+    Ok(elems)
+}

@@ -483,19 +483,7 @@ fn link_decoded(
         .structure(0)
         .map(|s| s.name().to_string())
         .unwrap_or_default();
-    let chain = |names: &[&str]| -> Result<Vec<gst::Element>> {
-        let elems = names
-            .iter()
-            .map(|n| media::make(n))
-            .collect::<Result<Vec<_>>>()?;
-        pipeline.add_many(&elems)?;
-        gst::Element::link_many(&elems)?;
-        for e in &elems {
-            e.sync_state_with_parent()?;
-        }
-        pad.link(&elems[0].static_pad("sink").unwrap())?;
-        Ok(elems)
-    };
+    let chain = |names: &[&str]| media::add_chain(pipeline, pad, names);
     if name.starts_with("video/") && !video_sink.is_linked() {
         media::stamp_missing_timestamps(pad, fps);
         pad.link(video_sink)?;

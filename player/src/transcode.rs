@@ -101,24 +101,6 @@ struct Graph {
     sr_elem: Option<gst::Element>,
 }
 
-fn add_chain(
-    pipeline: &gst::Pipeline,
-    src: &gst::Pad,
-    names: &[&str],
-) -> Result<Vec<gst::Element>> {
-    let elems = names
-        .iter()
-        .map(|n| media::make(n))
-        .collect::<Result<Vec<_>>>()?;
-    pipeline.add_many(&elems)?;
-    gst::Element::link_many(&elems)?;
-    for e in &elems {
-        e.sync_state_with_parent()?;
-    }
-    src.link(&elems[0].static_pad("sink").unwrap())?;
-    Ok(elems)
-}
-
 impl Graph {
     fn on_pad(&mut self, pad: &gst::Pad) -> Result<()> {
         let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
@@ -167,7 +149,7 @@ impl Graph {
             self.sr_elem = Some(sr);
         } else if name.starts_with("audio/") {
             let enc = self.container.audio_encoder();
-            let elems = add_chain(
+            let elems = media::add_chain(
                 &self.pipeline,
                 pad,
                 &["queue", "audioconvert", "audioresample", enc],
@@ -179,7 +161,7 @@ impl Graph {
             elems[3].static_pad("src").unwrap().link(&mux_pad)?;
         } else {
             // Subtitles, a second video stream, data: not carried over.
-            add_chain(&self.pipeline, pad, &["fakesink"])?;
+            media::add_chain(&self.pipeline, pad, &["fakesink"])?;
         }
         Ok(())
     }
