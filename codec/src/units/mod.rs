@@ -121,3 +121,45 @@ impl QConv {
         }
     }
 }
+
+/// The work both units share: quantize the input with `q`, derive the
+/// epilogue constants, and run `kernel` on row bands across `threads` into an
+/// f32 output. The units differ only in the integer type, its quantizer and
+/// the kernel entry point.
+#[allow(clippy::too_many_arguments)]
+fn run_on<T: Copy + Default + Send + Sync>(
+    conv: &QConv,
+    x: &crate::engine::Tensor,
+    q: &QParams,
+    act: &kernels::Activation,
+    threads: usize,
+    pad: T,
+    quantize: impl Fn(&[f32], &mut [T]),
+    kernel: impl Fn(&ConvGeom, &[T], T, &kernels::Epilogue, std::ops::Range<usize>, kernels::Output)
+    + Sync,
+) -> crate::engine::Tensor {
+    let mut xq = vec![T::default(); x.data.len()];
+    quantize(&x.data, &mut xq);
+    let (mult, offset) = conv.epilogue_consts(q);
+    let epi = kernels::Epilogue {
+        mult: &mult,
+        offset: &offset,
+        act,
+    };
+    let g = conv.geom(x.h, x.w);
+    let mut out = crate::engine::Tensor::zeros(x.h, x.w, conv.out_c);
+    crate::engine::par_rows(
+        &mut out.data,
+        x.h,
+        x.w * conv.out_c,
+        threads,
+        |rows, chunk| {
+            let out = kernels::Output::F32 {
+                data: chunk,
+                pixel_stride: conv.out_c,
+            };
+            kernel(&g, &xq, pad, &epi, rows, out)
+        },
+    );
+    out
+}
