@@ -1,0 +1,195 @@
+"""Trains one PlainSR model (see model.py) on T91 + BSD200 and exports it to
+ONNX with export.py. CPU only; a wall-clock budget instead of an epoch count,
+with a cosine learning-rate decay over that budget, so a run's length is known
+in advance on a shared machine.
+
+    python3 tools/train/train.py --scale 4 --channels 32 --body 3 --minutes 60 \
+        --out assets/models/nawq_x4.onnx --log tools/train/logs/nawq_x4.log
+
+The log gets one line per report: elapsed minutes, iterations, mean L1 loss,
+learning rate, and Set5 Y-PSNR (shave = scale) of the current weights on the
+MATLAB-made LR images (for watching progress; the final numbers come from
+`nawqsr eval`, not from here).
+"""
+import argparse
+import math
+import pathlib
+import random
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from export import export
+from model import PlainSR
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def load_rgb(p):
+    return np.asarray(Image.open(p).convert("RGB"))
+
+
+def make_pairs(scale, aug_scales):
+    """(LR u8, HR u8) pairs: every training image at several downscales (the
+    usual SR data augmentation), HR modcropped, LR by bicubic resize rounded to
+    u8 as in the test protocol."""
+    files = sorted((SHARED / "train" / "T91").glob("*")) + sorted((SHARED / "train" / "BSD200").glob("*"))
+    if not files:
+        raise SystemExit(f"no training images under {SHARED / 'train'}: expected T91/ and BSD200/")
+    pairs = []
+    for f in files:
+        img = Image.open(f).convert("RGB")
+        for a in aug_scales:
+            w, h = int(img.width * a), int(img.height * a)
+            hr = img if a == 1.0 else img.resize((w, h), Image.BICUBIC)
+            w, h = hr.width - hr.width % scale, hr.height - hr.height % scale
+            hr = hr.crop((0, 0, w, h))
+            lr = hr.resize((w // scale, h // scale), Image.BICUBIC)
+            pairs.append((np.asarray(lr), np.asarray(hr)))
+    return pairs
+
+
+def batch(pairs, weights, scale, n, patch, rng):
+    lrs, hrs = [], []
+    for _ in range(n):
+        lr, hr = pairs[rng.choices(range(len(pairs)), weights)[0]]
+        h, w = lr.shape[:2]
+        y, x = rng.randrange(h - patch + 1), rng.randrange(w - patch + 1)
+        l = lr[y:y + patch, x:x + patch]
+        r = hr[y * scale:(y + patch) * scale, x * scale:(x + patch) * scale]
+        k = rng.randrange(8)  # the 8 flips/rotations of the square
+        if k & 1:
+            l, r = l[:, ::-1], r[:, ::-1]
+        if k & 2:
+            l, r = l[::-1], r[::-1]
+        if k & 4:
+            l, r = l.transpose(1, 0, 2), r.transpose(1, 0, 2)
+        lrs.append(np.ascontiguousarray(l))
+        hrs.append(np.ascontiguousarray(r))
+    t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float().div_(255.0)
+    return t(lrs), t(hrs)
+
+
+def y_channel(rgb):
+    """MATLAB rgb2ycbcr Y of an RGB u8-valued float array, HxWx3."""
+    return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
+
+
+def set5_psnr(model, scale):
+    d = SHARED / "Set5_matlab_lr" / f"x{scale}"
+    lrs = sorted(d.glob("*_LR.png"))
+    if not lrs:
+        return float("nan")
+    ps = []
+    with torch.no_grad():
+        for p in lrs:
+            lr = load_rgb(p).copy()
+            hr = load_rgb(str(p).replace("_LR", "_HR")).astype(np.float64)
+            x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255.0
+            sr = model(x)[0].clamp(0, 1).mul(255).round().permute(1, 2, 0).numpy().astype(np.float64)
+            hr = hr[: sr.shape[0], : sr.shape[1]]
+            a, b = y_channel(sr)[scale:-scale, scale:-scale], y_channel(hr)[scale:-scale, scale:-scale]
+            mse = np.mean((a - b) ** 2)
+            ps.append(10 * math.log10(255.0 ** 2 / mse))
+    return float(np.mean(ps))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, required=True)
+    ap.add_argument("--channels", type=int, required=True)
+    ap.add_argument("--body", type=int, required=True, help="hidden 3x3 convs between the first and the last")
+    ap.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
+    ap.add_argument("--patch", type=int, default=0, help="LR patch side (default 96/scale)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--init", help="start from this checkpoint (.pt); the body is reused, the last conv when shapes match")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True, help="ONNX file to write")
+    ap.add_argument("--log", required=True)
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    rng = random.Random(a.seed)
+    patch = a.patch or 96 // a.scale
+    log = open(a.log, "a")
+
+    def say(msg):
+        print(msg, flush=True)
+        log.write(msg + "\n")
+        log.flush()
+
+    say(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {vars(a)} torch {torch.__version__}")
+    pairs = make_pairs(a.scale, [1.0, 0.9, 0.8, 0.7, 0.6])
+    pairs = [p for p in pairs if min(p[0].shape[:2]) >= patch]
+    weights = [p[0].shape[0] * p[0].shape[1] for p in pairs]
+    say(f"# {len(pairs)} LR/HR pairs, patch {patch} LR px, batch {a.batch}")
+
+    model = PlainSR(a.scale, a.channels, a.body)
+    if a.init:
+        state = torch.load(a.init)
+        own = model.state_dict()
+        kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(kept, strict=False)
+        say(f"# init from {a.init}: {len(kept)}/{len(own)} tensors")
+    say(f"# params {sum(p.numel() for p in model.parameters())}, MAC/LR px {model.macs_per_pixel()}")
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    budget = a.minutes * 60.0
+    t0 = time.time()
+    it, loss_sum, loss_n, next_report = 0, 0.0, 0, 0.0
+    ckpt = pathlib.Path(a.log).with_suffix(".pt")  # beside the log, git-ignored
+    while True:
+        el = time.time() - t0
+        if el >= budget:
+            break
+        lr = 1e-6 + (a.lr - 1e-6) * 0.5 * (1 + math.cos(math.pi * el / budget))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = batch(pairs, weights, a.scale, a.batch, patch, rng)
+        loss = (model(x) - y).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        it += 1
+        loss_sum += loss.item()
+        loss_n += 1
+        if el >= next_report:
+            model.eval()
+            say(f"{el / 60:7.2f} min  it {it:6d}  l1 {loss_sum / loss_n:.5f}  lr {lr:.2e}  set5 {set5_psnr(model, a.scale):.3f}")
+            model.train()
+            torch.save(model.state_dict(), ckpt)
+            loss_sum, loss_n = 0.0, 0
+            next_report = el + max(60.0, budget / 30)
+    model.eval()
+    torch.save(model.state_dict(), ckpt)
+    say(f"{(time.time() - t0) / 60:7.2f} min  it {it:6d}  final  set5 {set5_psnr(model, a.scale):.3f}")
+    layers = model.layers_numpy()
+    export(layers, a.scale, a.out,
+           doc=f"PlainSR x{a.scale}, {a.channels} channels, {a.body} body convs; trained by tools/train/train.py on T91+BSD200")
+    check_onnx(model, a.out, a.scale)
+    say(f"# wrote {a.out}")
+
+
+def check_onnx(model, path, scale):
+    """The exported graph must compute what the trained module computes."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print("onnxruntime not installed: ONNX output not cross-checked")
+        return
+    x = torch.rand(1, 3, 23, 31)
+    want = model(x).detach().numpy()
+    got = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"lr": x.numpy()})[0]
+    err = float(np.abs(want - got).max())
+    if err > 1e-4:
+        raise SystemExit(f"{path}: ONNX output differs from the trained model by {err}")
+    print(f"ONNX matches the trained model (max |diff| {err:.2e})")
+
+
+if __name__ == "__main__":
+    main()
