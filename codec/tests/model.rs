@@ -114,6 +114,44 @@ fn float_engine_matches_tract_on_every_model() {
     }
 }
 
+/// The project's own models: the anchor upsampler is folded into one
+/// ShuffleAnchor layer, and the float engine still matches tract.
+#[test]
+fn bundled_models_fold_the_anchor_and_match_tract() {
+    let img = test_image(23, 17);
+    for s in [2, 3, 4] {
+        let path = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/models"))
+            .join(format!("nawq_x{s}.onnx"));
+        let g = model::import(&path).unwrap();
+        assert_eq!(g.scale, s);
+        let kinds: Vec<&str> = g.layers.iter().map(|l| l.op.kind()).collect();
+        assert_eq!(kinds.last(), Some(&"shuffle_anchor"), "x{s}: {kinds:?}");
+        assert!(
+            !kinds.contains(&"concat") && !kinds.contains(&"add"),
+            "x{s}: anchor not folded: {kinds:?}"
+        );
+        let r = Fp32Reference::load(&path).unwrap();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let tract = r
+            .run_planar(nawqsr_codec::model::reference::rgb_to_planar(&img), h, w)
+            .unwrap();
+        let e = Engine::new(g, CpuLevel::detect(), 2);
+        let ours = e.run(&Plan::fp32(&e.graph), &Tensor::from_rgb(&img)).unwrap();
+        let (oh, ow) = (h * s, w * s);
+        let mut max = 0f32;
+        for y in 0..oh {
+            for x in 0..ow {
+                for c in 0..3 {
+                    max = max.max(
+                        (ours.data[(y * ow + x) * 3 + c] - tract[c * oh * ow + y * ow + x]).abs(),
+                    );
+                }
+            }
+        }
+        assert!(max < 2e-4, "x{s}: max |ours − tract| = {max}");
+    }
+}
+
 #[test]
 fn tiny_model_end_to_end() {
     let f = write_tmp(&common::tiny_sr(0));

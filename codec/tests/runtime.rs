@@ -105,6 +105,45 @@ fn tiled_equals_whole_imdn_x4() {
     check_tiled("IMDN_x4", &[(1, 1), (7, 5), (33, 19)], &[1, 4, 8]);
 }
 
+/// The project's own bundled model (assets/models), present in every clone.
+fn bundled(name: &str) -> Arc<Engine> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/models"))
+        .join(format!("{name}.onnx"));
+    let g = model::import(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    Arc::new(Engine::new(g, CpuLevel::detect(), 2))
+}
+
+/// Plain conv chains store the values between convs quantized (the producer's
+/// epilogue writes the consumer's integers); the result must not change.
+#[test]
+fn tiled_equals_whole_bundled_plain_nets() {
+    use nawqsr_codec::engine::tiles::TileGraph;
+    for name in ["nawq_x2", "nawq_x3", "nawq_x4"] {
+        let e = bundled(name);
+        for (pname, plan) in plans(&e) {
+            let tg = TileGraph::new(&e, &plan, 19, 23, 4).expect("task graph");
+            let stored = tg.quantized.iter().flatten().count();
+            if pname != "dre8" {
+                assert!(
+                    stored > 0,
+                    "{name} {pname}: no value between convs is stored quantized"
+                );
+            }
+            for &(w, h) in &[(1, 1), (23, 19), (64, 9)] {
+                let x = image(h, w, (w * 7 + h) as u64);
+                let whole = e.run(&plan, &x).expect("whole frame runs");
+                for r in [1, 4, 16] {
+                    let t = run_tiled(&e, &plan, &x, r).expect("tiled runs");
+                    assert!(
+                        t == whole,
+                        "{name} {pname} {w}x{h} rows {r}: tiled output differs from whole frame"
+                    );
+                }
+            }
+        }
+    }
+}
+
 use nawqsr_codec::runtime::{
     Codec, CodecConfig, FrameRef, Mode, PixelFormat, RuntimeOptions, StreamConfig, Timestamp,
 };

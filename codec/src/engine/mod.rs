@@ -232,6 +232,9 @@ impl Engine {
                     (Op::DepthToSpace { block, crd }, _) => {
                         vec![ops::depth_to_space(x(0), *block, *crd)]
                     }
+                    (Op::ShuffleAnchor { block }, _) => {
+                        vec![ops::shuffle_anchor(x(0), x(1), *block)]
+                    }
                     (Op::Conv(_), _) => unreachable!("conv layers are compiled"),
                 }
             };

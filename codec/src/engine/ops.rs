@@ -227,19 +227,44 @@ pub fn depth_to_space(x: &Tensor, block: usize, crd: bool) -> Tensor {
     let co = x.c / (s * s);
     let (oh, ow) = (x.h * s, x.w * s);
     let mut out = Tensor::zeros(oh, ow, co);
-    for c in 0..co {
-        // One ≤4-D block per output channel: (y, x, i, j) → (y·s + i, x·s + j).
-        for y in 0..x.h {
-            for xx in 0..x.w {
-                let px = &x.data[(y * x.w + xx) * x.c..][..x.c];
-                for i in 0..s {
-                    for j in 0..s {
-                        let ch = if crd {
-                            c * s * s + i * s + j
-                        } else {
-                            (i * s + j) * co + c
-                        };
-                        out.data[((y * s + i) * ow + xx * s + j) * co + c] = px[ch];
+    // In output order (y, i, x, j, c), so the writes are sequential: pixel
+    // (y·s + i, x·s + j) takes channel c of sub-pixel (i, j) from input pixel (y, x).
+    let mut dst = out.data.chunks_exact_mut(co);
+    for y in 0..x.h {
+        for i in 0..s {
+            for px in x.data[y * x.w * x.c..(y + 1) * x.w * x.c].chunks_exact(x.c) {
+                for j in 0..s {
+                    let o = dst.next().expect("sized oh·ow·co");
+                    if crd {
+                        for (c, v) in o.iter_mut().enumerate() {
+                            *v = px[c * s * s + i * s + j];
+                        }
+                    } else {
+                        o.copy_from_slice(&px[(i * s + j) * co..][..co]);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// [`Op::ShuffleAnchor`](crate::model::Op::ShuffleAnchor): DCR depth-to-space
+/// of `x + concat(a × s²)`, in one pass.
+pub fn shuffle_anchor(x: &Tensor, a: &Tensor, s: usize) -> Tensor {
+    let co = a.c;
+    debug_assert_eq!((x.h, x.w, x.c), (a.h, a.w, co * s * s));
+    let mut out = Tensor::zeros(x.h * s, x.w * s, co);
+    let mut dst = out.data.chunks_exact_mut(co);
+    for y in 0..x.h {
+        let xr = &x.data[y * x.w * x.c..(y + 1) * x.w * x.c];
+        let ar = &a.data[y * a.w * co..(y + 1) * a.w * co];
+        for i in 0..s {
+            for (px, an) in xr.chunks_exact(x.c).zip(ar.chunks_exact(co)) {
+                for j in 0..s {
+                    let o = dst.next().expect("sized");
+                    for ((v, &p), &b) in o.iter_mut().zip(&px[(i * s + j) * co..]).zip(an) {
+                        *v = p + b;
                     }
                 }
             }
@@ -260,6 +285,18 @@ mod tests {
             data: (0..h * w * c)
                 .map(|i| ((i * 37) % 23) as f32 - 11.0)
                 .collect(),
+        }
+    }
+
+    #[test]
+    fn shuffle_anchor_is_concat_add_depth_to_space() {
+        for s in [2, 3, 4] {
+            let x = t(5, 3, 3 * s * s);
+            let mut a = t(5, 3, 3);
+            a.data.iter_mut().for_each(|v| *v = *v * 0.37 + 0.1);
+            let copies: Vec<&Tensor> = (0..s * s).map(|_| &a).collect();
+            let want = depth_to_space(&add(&x, &concat(&copies)), s, false);
+            assert_eq!(shuffle_anchor(&x, &a, s), want, "x{s}");
         }
     }
 

@@ -67,6 +67,48 @@ impl Bands {
     }
 }
 
+/// A quantized band: the integers a conv's epilogue wrote for its consumers,
+/// with the ⟨s, z⟩ they were written with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QTensor<T> {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub data: Vec<T>,
+}
+
+/// One band of a value as stored between nodes. A value whose consumers are all
+/// integer convs reading it with the same static ⟨s, z⟩ is stored quantized:
+/// its producer's epilogue requantizes straight into the consumers' input type
+/// (`kernels::Output::U8/U16`), so no f32 tensor is written and no quantization
+/// pass runs between the two convs. The requantization is the same operation
+/// as `QParams::quantize`, so the integers are those the consumer would have
+/// made from the f32 (bit-identical to [`Engine::run`]).
+#[derive(Clone, Debug)]
+pub enum Chunk {
+    F32(Arc<Tensor>),
+    U8(Arc<QTensor<u8>>),
+    U16(Arc<QTensor<u16>>),
+}
+
+impl Chunk {
+    pub fn h(&self) -> usize {
+        match self {
+            Chunk::F32(t) => t.h,
+            Chunk::U8(t) => t.h,
+            Chunk::U16(t) => t.h,
+        }
+    }
+
+    /// The f32 tensor (values consumed by anything but integer convs).
+    fn f32(&self) -> &Tensor {
+        match self {
+            Chunk::F32(t) => t,
+            _ => unreachable!("only values read by integer convs alone are stored quantized"),
+        }
+    }
+}
+
 /// What a node of the task graph does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeKind {
@@ -136,6 +178,8 @@ pub struct TileGraph {
     pub uses: Vec<Vec<u32>>,
     /// Per value: the DRE range node (if any).
     pub range_node: Vec<Option<usize>>,
+    /// Per value: stored quantized with these ⟨b, s, z⟩ (see [`Chunk`]).
+    pub quantized: Vec<Option<QParams>>,
     pub input: usize,
     pub output: usize,
 }
@@ -161,6 +205,40 @@ fn conv_is_bandable(e: &Engine, layer: usize, plan: &Plan) -> bool {
         && c.pads[0] + c.pads[2] == span_h
         && c.pads[1] + c.pads[3] == span_w
         && factor(e, e.graph.layers[layer].inputs[0]).is_some()
+}
+
+/// ⟨b, s, z⟩ to store value `v` with, when its producer is a banded integer
+/// conv and every consumer is a banded integer conv with the same static
+/// (non-DRE) parameters. A DRE consumer needs the f32 range (§4.2), anything
+/// else needs f32 values.
+fn stored_quantized(
+    e: &Engine,
+    plan: &Plan,
+    tg: &TileGraph,
+    consumers: &[usize],
+    v: usize,
+) -> Option<QParams> {
+    if v == tg.output || v == tg.input || tg.range_needed[v] || consumers.is_empty() {
+        return None;
+    }
+    let p = tg.producer[v].first().copied().flatten()?;
+    let NodeKind::Band { layer, .. } = tg.nodes[p].kind else {
+        return None;
+    };
+    if !matches!(e.compiled[layer], Compiled::Conv { .. }) {
+        return None;
+    }
+    let mut qp: Option<QParams> = None;
+    for &j in consumers {
+        let ConvPlan::Quant { q, dre: false } = plan.convs[j] else {
+            return None;
+        };
+        if !conv_is_bandable(e, j, plan) || qp.is_some_and(|p| p != q) {
+            return None;
+        }
+        qp = Some(q);
+    }
+    qp
 }
 
 impl TileGraph {
@@ -196,6 +274,7 @@ impl TileGraph {
             producer: Vec::new(),
             uses: chunks.iter().map(|&n| vec![0; n]).collect(),
             range_node: vec![None; nv],
+            quantized: vec![None; nv],
             input: g.input,
             output: g.output,
         };
@@ -316,6 +395,10 @@ impl TileGraph {
             }
         }
         tg.producer = producer;
+        let consumers = g.consumers();
+        tg.quantized = (0..nv)
+            .map(|v| stored_quantized(e, plan, &tg, &consumers[v], v))
+            .collect();
         Ok(tg)
     }
 
@@ -332,7 +415,7 @@ impl TileGraph {
 /// the same (coalesced) work item.
 #[derive(Clone, Debug)]
 pub enum Src {
-    Chunk(Arc<Tensor>),
+    Chunk(Chunk),
     /// Output `out`, chunk `chunk` of step `step`.
     Chain {
         step: usize,
@@ -356,7 +439,7 @@ pub struct Step {
 pub struct StepOut {
     pub node: usize,
     /// Per output value: its chunks (one for band nodes).
-    pub chunks: Vec<Vec<Arc<Tensor>>>,
+    pub chunks: Vec<Vec<Chunk>>,
     /// Per output value: min/max over the chunks when a DRE conv reads it.
     pub partial: Vec<Option<(f32, f32)>>,
     /// Seconds spent on the step, and on its min/max partials (RQU, §4.3).
@@ -367,7 +450,7 @@ pub struct StepOut {
 /// Per-frame state: chunks, remaining dependencies, DRE ranges.
 pub struct FrameTiles {
     pub tg: Arc<TileGraph>,
-    chunks: Vec<Vec<Option<Arc<Tensor>>>>,
+    chunks: Vec<Vec<Option<Chunk>>>,
     uses: Vec<Vec<u32>>,
     pending: Vec<u32>,
     /// Node handed out (ready or dispatched): never made ready again.
@@ -386,7 +469,7 @@ impl FrameTiles {
                 input.w, input.h, input.c, tg.w, tg.h
             )));
         }
-        let mut chunks: Vec<Vec<Option<Arc<Tensor>>>> =
+        let mut chunks: Vec<Vec<Option<Chunk>>> =
             tg.chunks.iter().map(|&n| vec![None; n]).collect();
         let mut ranges = vec![None; tg.chunks.len()];
         let row = input.w * input.c;
@@ -398,7 +481,7 @@ impl FrameTiles {
                 c: 3,
                 data: input.data[r.start * row..r.end * row].to_vec(),
             };
-            *slot = Some(Arc::new(t));
+            *slot = Some(Chunk::F32(Arc::new(t)));
         }
         if tg.range_needed[tg.input] {
             ranges[tg.input] = Some(min_max(&input.data));
@@ -543,9 +626,10 @@ impl FrameTiles {
     pub fn output_chunks(&self) -> Result<Vec<Arc<Tensor>>> {
         self.chunks[self.tg.output]
             .iter()
-            .map(|c| {
-                c.clone()
-                    .ok_or_else(|| Error::Invalid("graph output chunk was not produced".into()))
+            .map(|c| match c {
+                Some(Chunk::F32(t)) => Ok(t.clone()),
+                Some(_) => Err(Error::Invalid("graph output chunk is quantized".into())),
+                None => Err(Error::Invalid("graph output chunk was not produced".into())),
             })
             .collect()
     }
@@ -564,41 +648,74 @@ pub fn stitch(chunks: &[Arc<Tensor>]) -> Tensor {
 
 /// Consecutive chunks of one value seen as rows `first..first + Σh`.
 struct Rows<'a> {
-    chunks: Vec<&'a Tensor>,
+    chunks: Vec<&'a Chunk>,
     starts: Vec<usize>,
 }
 
+/// Row `r` of `data` (rows of `w`·`c` elements) for the chunk starting at `start`.
+fn row_of<T>(data: &[T], w: usize, c: usize, start: usize, r: usize) -> &[T] {
+    let len = w * c;
+    &data[(r - start) * len..][..len]
+}
+
 impl<'a> Rows<'a> {
-    fn new(chunks: Vec<&'a Tensor>, first: usize) -> Rows<'a> {
+    fn new(chunks: Vec<&'a Chunk>, first: usize) -> Rows<'a> {
         let mut starts = Vec::with_capacity(chunks.len());
         let mut s = first;
         for t in &chunks {
             starts.push(s);
-            s += t.h;
+            s += t.h();
         }
         Rows { chunks, starts }
     }
 
-    fn row(&self, r: usize) -> &'a [f32] {
+    /// The chunk holding row `r` and that chunk's first row.
+    fn at(&self, r: usize) -> (&'a Chunk, usize) {
         let i = self.starts.partition_point(|&s| s <= r) - 1;
-        let t = self.chunks[i];
-        let len = t.w * t.c;
-        &t.data[(r - self.starts[i]) * len..][..len]
+        (self.chunks[i], self.starts[i])
+    }
+
+    fn row(&self, r: usize) -> &'a [f32] {
+        let (t, s) = self.at(r);
+        let t = t.f32();
+        row_of(&t.data, t.w, t.c, s, r)
+    }
+
+    /// Copies row `r` into `dst` as the integers of `qp`: the stored ones when
+    /// the value is kept quantized (with `qp`, by construction), else quantized
+    /// from f32 here.
+    fn row_u8(&self, r: usize, qp: &QParams, dst: &mut [u8]) {
+        match self.at(r) {
+            (Chunk::U8(t), s) => dst.copy_from_slice(row_of(&t.data, t.w, t.c, s, r)),
+            _ => quantize_u8(self.row(r), qp, dst),
+        }
+    }
+
+    fn row_u16(&self, r: usize, qp: &QParams, dst: &mut [u16]) {
+        match self.at(r) {
+            (Chunk::U16(t), s) => dst.copy_from_slice(row_of(&t.data, t.w, t.c, s, r)),
+            _ => quantize_u16(self.row(r), qp, dst),
+        }
     }
 
     fn single(&self) -> &'a Tensor {
         debug_assert_eq!(self.chunks.len(), 1);
-        self.chunks[0]
+        self.chunks[0].f32()
+    }
+
+    fn tensors(&self) -> Vec<&'a Tensor> {
+        self.chunks.iter().map(|c| c.f32()).collect()
     }
 
     fn gather(&self) -> Tensor {
         if self.chunks.len() == 1 {
-            return self.chunks[0].clone();
+            return self.chunks[0].f32().clone();
         }
-        let (w, c) = (self.chunks[0].w, self.chunks[0].c);
-        let h = self.chunks.iter().map(|t| t.h).sum();
+        let ts = self.tensors();
+        let (w, c) = (ts[0].w, ts[0].c);
+        let h = ts.iter().map(|t| t.h).sum();
         let mut data = Vec::with_capacity(h * w * c);
-        for t in &self.chunks {
+        for t in ts {
             data.extend_from_slice(&t.data);
         }
         Tensor { h, w, c, data }
@@ -657,7 +774,7 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
     for step in steps {
         let t0 = std::time::Instant::now();
         let node = &tg.nodes[step.node];
-        let ins: Vec<Vec<Arc<Tensor>>> = step
+        let ins: Vec<Vec<Chunk>> = step
             .inputs
             .iter()
             .map(|srcs| {
@@ -677,7 +794,7 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
                     Spatial::Image { factor } => factor * tg.bands.range(need.chunks.start).start,
                     Spatial::Pooled => 0,
                 };
-                Rows::new(ts.iter().map(|t| &**t).collect(), first)
+                Rows::new(ts.iter().collect(), first)
             })
             .collect();
         let results = run_node(e, plan, tg, node, &rows, step.qp)?;
@@ -690,7 +807,7 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
                 tg.range_needed[v].then(|| {
                     chunks
                         .iter()
-                        .map(|t| min_max(&t.data))
+                        .map(|t| min_max(&t.f32().data))
                         .fold((f32::INFINITY, f32::NEG_INFINITY), |a, b| {
                             (a.0.min(b.0), a.1.max(b.1))
                         })
@@ -698,10 +815,7 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
             })
             .collect();
         let t2 = std::time::Instant::now();
-        let chunks = results
-            .into_iter()
-            .map(|v| v.into_iter().map(Arc::new).collect())
-            .collect();
+        let chunks = results;
         let (secs, range_secs) = ((t2 - t0).as_secs_f64(), (t2 - t1).as_secs_f64());
         outs.push(StepOut {
             node: step.node,
@@ -722,12 +836,12 @@ fn run_node(
     node: &Node,
     ins: &[Rows],
     qp: Option<QParams>,
-) -> Result<Vec<Vec<Tensor>>> {
+) -> Result<Vec<Vec<Chunk>>> {
     let layer = node.layer().expect("range nodes are not executed");
     let l = &e.graph.layers[layer];
     match node.kind {
         NodeKind::Band { band, .. } => {
-            let one = |t: Tensor| vec![vec![t]];
+            let one = |t: Tensor| vec![vec![Chunk::F32(Arc::new(t))]];
             Ok(match (&l.op, &e.compiled[layer]) {
                 (Op::Conv(c), Compiled::Conv { q, kact, .. }) => {
                     let ConvPlan::Quant { q: qs, .. } = plan.convs[layer] else {
@@ -741,7 +855,7 @@ fn run_node(
                         Spatial::Pooled => unreachable!("banded convs read images"),
                     };
                     let r = tg.bands.range(band);
-                    one(conv_band(
+                    vec![vec![conv_band(
                         e,
                         q,
                         c,
@@ -751,7 +865,8 @@ fn run_node(
                         f * r.start..f * r.end,
                         f * tg.h,
                         f * tg.w,
-                    ))
+                        tg.quantized[node.outputs[0]],
+                    )]]
                 }
                 (Op::Act(a), _) => one(ops::act(ins[0].single(), a)),
                 (Op::Add, _) => one(ops::add(ins[0].single(), ins[1].single())),
@@ -762,11 +877,16 @@ fn run_node(
                 }
                 (Op::Split(sizes), _) => ops::split(ins[0].single(), sizes)
                     .into_iter()
-                    .map(|t| vec![t])
+                    .map(|t| vec![Chunk::F32(Arc::new(t))])
                     .collect(),
                 (Op::DepthToSpace { block, crd }, _) => {
                     one(ops::depth_to_space(ins[0].single(), *block, *crd))
                 }
+                (Op::ShuffleAnchor { block }, _) => one(ops::shuffle_anchor(
+                    ins[0].single(),
+                    ins[1].single(),
+                    *block,
+                )),
                 (op, _) => {
                     return Err(Error::Invalid(format!(
                         "layer {layer}: op {} cannot run in a band",
@@ -778,8 +898,8 @@ fn run_node(
         NodeKind::Whole { .. } => {
             let outs: Vec<Tensor> =
                 match (&l.op, &e.compiled[layer]) {
-                    (Op::GlobalAvgPool, _) => vec![global_avg_pool(&ins[0].chunks)],
-                    (Op::GlobalStd, _) => vec![global_std(&ins[0].chunks)],
+                    (Op::GlobalAvgPool, _) => vec![global_avg_pool(&ins[0].tensors())],
+                    (Op::GlobalStd, _) => vec![global_std(&ins[0].tensors())],
                     (
                         Op::Conv(c),
                         Compiled::Conv {
@@ -823,6 +943,9 @@ fn run_node(
                             Op::DepthToSpace { block, crd } => {
                                 vec![ops::depth_to_space(x(0), *block, *crd)]
                             }
+                            Op::ShuffleAnchor { block } => {
+                                vec![ops::shuffle_anchor(x(0), x(1), *block)]
+                            }
                             _ => unreachable!("handled above"),
                         }
                     }
@@ -832,11 +955,12 @@ fn run_node(
                 .into_iter()
                 .zip(&node.outputs)
                 .map(|(t, &v)| {
-                    if tg.chunks[v] > 1 {
+                    let parts = if tg.chunks[v] > 1 {
                         split_bands(&t, tg)
                     } else {
                         vec![t]
-                    }
+                    };
+                    parts.into_iter().map(|t| Chunk::F32(Arc::new(t))).collect()
                 })
                 .collect())
         }
@@ -876,7 +1000,8 @@ fn conv_band(
     out_rows: Range<usize>,
     hv: usize,
     wv: usize,
-) -> Tensor {
+    out_q: Option<QParams>,
+) -> Chunk {
     let pt = c.pads[0];
     let span = c.dilation * (c.kh - 1) + 1;
     let (r0, r1) = (out_rows.start, out_rows.end);
@@ -895,16 +1020,41 @@ fn conv_band(
         act: kact,
     };
     let row_len = wv * q.in_c;
-    let mut out = Tensor::zeros(r1 - r0, wv, q.out_c);
-    let output = Output::F32 {
-        data: &mut out.data,
-        pixel_stride: q.out_c,
+    let (oh, oc) = (r1 - r0, q.out_c);
+    let n = oh * wv * oc;
+    let (mut f, mut u8s, mut u16s) = (Vec::new(), Vec::new(), Vec::new());
+    let output = match out_q {
+        None => {
+            f = vec![0f32; n];
+            Output::F32 {
+                data: &mut f,
+                pixel_stride: oc,
+            }
+        }
+        Some(o) if o.bits == Bits::B8 => {
+            u8s = vec![0u8; n];
+            Output::U8 {
+                data: &mut u8s,
+                pixel_stride: oc,
+                scale: o.scale,
+                zero: o.zero,
+            }
+        }
+        Some(o) => {
+            u16s = vec![0u16; n];
+            Output::U16 {
+                data: &mut u16s,
+                pixel_stride: oc,
+                scale: o.scale,
+                zero: o.zero,
+            }
+        }
     };
     match qp.bits {
         Bits::B8 => {
             let mut xq = vec![0u8; in_h * row_len];
             for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
-                quantize_u8(x.row(r), qp, dst);
+                x.row_u8(r, qp, dst);
             }
             kernels::conv_u8(
                 e.level,
@@ -921,7 +1071,7 @@ fn conv_band(
         Bits::B16 => {
             let mut xq = vec![0u16; in_h * row_len];
             for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
-                quantize_u16(x.row(r), qp, dst);
+                x.row_u16(r, qp, dst);
             }
             kernels::conv_u16(
                 e.level,
@@ -936,7 +1086,12 @@ fn conv_band(
             );
         }
     }
-    out
+    let (h, w, c) = (oh, wv, oc);
+    match out_q {
+        None => Chunk::F32(Arc::new(Tensor { h, w, c, data: f })),
+        Some(o) if o.bits == Bits::B8 => Chunk::U8(Arc::new(QTensor { h, w, c, data: u8s })),
+        Some(_) => Chunk::U16(Arc::new(QTensor { h, w, c, data: u16s })),
+    }
 }
 
 /// Runs the task graph sequentially (reference for the dispatcher, and the

@@ -91,6 +91,12 @@ pub enum Op {
         block: usize,
         crd: bool,
     },
+    /// `DepthToSpace(x + concat(a × block²))` in DCR order, inputs `[x, a]`: the
+    /// sub-pixel upsampler with a nearest-neighbour anchor (ABPN-style nets,
+    /// the project's own models). Folded from its three ONNX nodes by
+    /// `model::fuse` so the engine makes one pass instead of three; the sums
+    /// are the same f32 additions.
+    ShuffleAnchor { block: usize },
 }
 
 impl Op {
@@ -108,6 +114,7 @@ impl Op {
             Op::GlobalAvgPool => "global_avg_pool",
             Op::GlobalStd => "global_std",
             Op::DepthToSpace { .. } => "depth_to_space",
+            Op::ShuffleAnchor { .. } => "shuffle_anchor",
         }
     }
 
@@ -149,6 +156,7 @@ impl Graph {
         match &l.op {
             Op::Conv(c) => c.macs_per_pixel() * (oh * ow) as u64,
             Op::Split(_) | Op::Concat | Op::DepthToSpace { .. } => 0,
+            Op::ShuffleAnchor { .. } => (self.values[l.inputs[0]].channels * h * w) as u64,
             Op::GlobalAvgPool | Op::GlobalStd => {
                 let inp = self.values[l.inputs[0]];
                 let (ih, iw) = inp.hw(h, w);

@@ -162,6 +162,7 @@ pub fn import(path: &Path) -> Result<Graph> {
         output,
         scale,
     };
+    super::fuse::shuffle_anchor(&mut g);
     eliminate_dead_layers(&mut g);
     Ok(g)
 }
