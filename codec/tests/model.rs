@@ -120,8 +120,9 @@ fn float_engine_matches_tract_on_every_model() {
 fn bundled_models_fold_the_anchor_and_match_tract() {
     let img = test_image(23, 17);
     for s in [2, 3, 4] {
-        let path = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/models"))
-            .join(format!("nawq_x{s}.onnx"));
+        let path =
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/models"))
+                .join(format!("nawq_x{s}.onnx"));
         let g = model::import(&path).unwrap();
         assert_eq!(g.scale, s);
         let kinds: Vec<&str> = g.layers.iter().map(|l| l.op.kind()).collect();
@@ -136,7 +137,9 @@ fn bundled_models_fold_the_anchor_and_match_tract() {
             .run_planar(nawqsr_codec::model::reference::rgb_to_planar(&img), h, w)
             .unwrap();
         let e = Engine::new(g, CpuLevel::detect(), 2);
-        let ours = e.run(&Plan::fp32(&e.graph), &Tensor::from_rgb(&img)).unwrap();
+        let ours = e
+            .run(&Plan::fp32(&e.graph), &Tensor::from_rgb(&img))
+            .unwrap();
         let (oh, ow) = (h * s, w * s);
         let mut max = 0f32;
         for y in 0..oh {

@@ -20,7 +20,7 @@ pub struct Args {
     /// LR frame size, WxH.
     #[arg(long, default_value = "320x180")]
     input_size: String,
-    /// int8, a16w8, hybrid (needs --schedule), fp32w8 or fp32 (tract).
+    /// int8, a16w8, hybrid (--schedule, or the one found for the model), fp32w8 or fp32 (tract).
     #[arg(long, default_value = "int8")]
     mode: String,
     #[arg(long)]
@@ -40,6 +40,11 @@ pub struct Args {
     /// LR patch rows for the codec path (0 = the codec's default).
     #[arg(long, default_value_t = 0)]
     patch_size: usize,
+    /// Codec path only. tensor: f32 frame in, f32 out (the network alone); rgb: an
+    /// RGB u8 frame in and out, with the conversions (what the element and
+    /// `nawqsr upscale` do per frame)
+    #[arg(long, default_value = "tensor")]
+    io: String,
 }
 
 pub fn parse_size(s: &str) -> Result<(usize, usize)> {
@@ -121,10 +126,17 @@ pub fn run(a: Args) -> Result<()> {
                 )
             }
             "hybrid" => {
-                let Some(s) = &a.schedule else {
-                    bail!("--mode hybrid: needs --schedule FILE")
+                let sha = model::file_sha256(&a.model)?;
+                let s = match &a.schedule {
+                    Some(s) => s.clone(),
+                    None => nawqsr_codec::offline::schedule::find_for_model(&sha).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--mode hybrid: no schedule for {} found (give --schedule FILE or run nawqsr calibrate)",
+                            a.model.display()
+                        )
+                    })?,
                 };
-                Schedule::load(s, &e.graph, &model::file_sha256(&a.model)?)?.plan(&e.graph)
+                Schedule::load(&s, &e.graph, &sha)?.plan(&e.graph)
             }
             m => bail!("--mode {m}: invalid (expected int8, a16w8, hybrid, fp32w8 or fp32)"),
         };
@@ -142,9 +154,14 @@ pub fn run(a: Args) -> Result<()> {
                 plan,
                 RuntimeOptions::default(),
             )?;
+            let rgb = frame.to_rgb();
             for i in 0..a.runs + 2 {
                 let t = Instant::now();
-                codec.upscale_tensor(&frame)?;
+                match a.io.as_str() {
+                    "tensor" => drop(codec.upscale_tensor(&frame)?),
+                    "rgb" => drop(codec.upscale_rgb(&rgb)?),
+                    io => bail!("--io {io}: invalid (expected tensor or rgb)"),
+                }
                 if i >= 2 {
                     times.push(t.elapsed().as_secs_f64() * 1e3);
                 }
@@ -195,7 +212,7 @@ fn report(
         println!(
             "{}",
             json!({"median_ms": med, "p90_ms": p90, "runs": a.runs, "mode": a.mode, "level": level.name(),
-                "threads": threads, "input": [w, h], "model": a.model.display().to_string(), "path": a.path})
+                "threads": threads, "input": [w, h], "model": a.model.display().to_string(), "path": a.path, "io": a.io})
         );
     } else {
         eprintln!(

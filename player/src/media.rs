@@ -191,6 +191,34 @@ pub fn have_display() -> bool {
         .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
 }
 
+/// Without `--model`, network modes run the bundled model for `--scale` (×2 by
+/// default): say so with the flag's name when it is not installed.
+pub fn check_bundled(
+    mode: nawqsr_codec::runtime::Mode,
+    model: Option<&std::path::PathBuf>,
+    scale: Option<usize>,
+) -> Result<()> {
+    use nawqsr_codec::model::bundled;
+    let s = scale.unwrap_or(bundled::DEFAULT_SCALE);
+    if mode != nawqsr_codec::runtime::Mode::Bicubic
+        && model.is_none()
+        && (2..=4).contains(&s)
+        && bundled::path(s).is_none()
+    {
+        bail!(
+            "--model: mode {} needs an ONNX model, and the bundled {} is not installed (looked in {})",
+            mode.name(),
+            bundled::file_name(s),
+            bundled::dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// What the `nawqsr` element is built from (the CLI's --model/--schedule/--mode/--scale/--threads).
 #[derive(Clone, Debug, Default)]
 pub struct SrOptions {
@@ -206,12 +234,7 @@ impl SrOptions {
     /// flag names in the message.
     pub fn check(&self) -> Result<()> {
         use nawqsr_codec::runtime::Mode;
-        if self.mode != Mode::Bicubic && self.model.is_none() {
-            bail!(
-                "--model: mode {} needs an ONNX model (no bundled model yet; e.g. ../shared/models/IMDN_RTC_x2.onnx)",
-                self.mode.name()
-            );
-        }
+        check_bundled(self.mode, self.model.as_ref(), self.scale)?;
         if self.mode == Mode::Bicubic && self.model.is_none() && self.scale.is_none() {
             bail!("--scale: bicubic without a model needs a scale (expected 2, 3 or 4)");
         }

@@ -45,12 +45,7 @@ pub fn codec_config(
     threads: usize,
 ) -> Result<CodecConfig> {
     let mode = Mode::parse(mode).map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
-    if mode != Mode::Bicubic && model.is_none() {
-        bail!(
-            "--model: mode {} needs an ONNX model (no bundled model yet; e.g. ../shared/models/IMDN_x4.onnx)",
-            mode.name()
-        );
-    }
+    crate::media::check_bundled(mode, model, scale)?;
     Ok(CodecConfig {
         model: model.cloned(),
         schedule: schedule.cloned(),

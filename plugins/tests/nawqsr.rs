@@ -488,17 +488,6 @@ fn missing_model_file_names_model() {
 }
 
 #[test]
-fn network_mode_without_model_names_model() {
-    let text = start_error(&[("mode", "hybrid")]);
-    assert!(
-        text.contains("property model") && text.contains("needs a model path"),
-        "{text}"
-    );
-    let text = start_error(&[("mode", "fp32")]);
-    assert!(text.contains("property model"), "{text}");
-}
-
-#[test]
 fn non_sr_models_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let identity = dir.path().join("identity.onnx");
@@ -884,4 +873,25 @@ fn file_to_file_transcode() {
     ));
     assert_eq!(back.out.len(), 60, "frames in the transcoded file");
     assert!(back.out.iter().all(|o| (o.1, o.2) == (704, 576)));
+}
+
+/// No `model`: the bundled model for the `scale` property, and for whatever
+/// scale downstream's caps force. Runs on videotestsrc, so it needs no ../shared.
+#[test]
+fn bundled_models_by_default_for_the_negotiated_scale() {
+    let r = run(
+        "videotestsrc num-buffers=3 ! video/x-raw,format=RGB,width=64,height=36,framerate=25/1 \
+         ! nawqsr name=sr mode=int8 ! appsink name=sink sync=false",
+    );
+    check_run(&r, 3, 128, 72, "default scale 2");
+    let r = run(
+        "videotestsrc num-buffers=3 ! video/x-raw,format=I420,width=64,height=36,framerate=25/1 \
+         ! nawqsr name=sr scale=3 ! appsink name=sink sync=false",
+    );
+    check_run(&r, 3, 192, 108, "scale=3, hybrid");
+    let r = run(
+        "videotestsrc num-buffers=3 ! video/x-raw,format=NV12,width=64,height=36,framerate=25/1 \
+         ! nawqsr name=sr ! video/x-raw,width=256,height=144 ! appsink name=sink sync=false",
+    );
+    check_run(&r, 3, 256, 144, "caps force x4");
 }

@@ -35,13 +35,21 @@ impl Tensor {
     /// Clip to [0, 1], ×255, round half away from zero (the SR protocol).
     pub fn to_rgb(&self) -> RgbImage {
         assert_eq!(self.c, 3, "to_rgb needs 3 channels");
-        let buf = self
-            .data
-            .iter()
-            .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-            .collect();
+        let buf = self.data.iter().map(|&v| to_u8_pixel(v)).collect();
         RgbImage::from_raw(self.w as u32, self.h as u32, buf).expect("sized h*w*3")
     }
+}
+
+/// `(v.clamp(0.0, 1.0) * 255.0).round() as u8` (the SR protocol's output
+/// conversion), without the libm `roundf` call baseline x86-64 makes of
+/// `round()` (measured: 5 % of a 960×540 ×2 frame): for x ≥ 0, round half
+/// away from zero is the truncation plus one when the (exact) fraction is ≥ ½.
+/// NaN ends as 0, as with `round() as u8`.
+#[inline(always)]
+pub fn to_u8_pixel(v: f32) -> u8 {
+    let x = v.clamp(0.0, 1.0) * 255.0;
+    let t = x as u8;
+    t + u8::from(x - f32::from(t) >= 0.5)
 }
 
 /// Number of worker threads for `threads` (0 = all cores).
@@ -78,4 +86,38 @@ pub fn par_rows<T: Send>(
             s.spawn(move || f(start..end, chunk));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn to_u8_pixel_equals_clamp_scale_round() {
+        let mut specials = vec![
+            f32::NAN,
+            -0.0,
+            0.0,
+            1.0,
+            -1.0,
+            2.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        // Every half-way point and its neighbours.
+        for k in 0..=255u32 {
+            let x = (k as f32 + 0.5) / 255.0;
+            specials.extend([
+                x,
+                f32::from_bits(x.to_bits() - 1),
+                f32::from_bits(x.to_bits() + 1),
+            ]);
+        }
+        let dense = (0..=1_000_000u32).map(|i| i as f32 / 1e6);
+        for v in specials.into_iter().chain(dense) {
+            assert_eq!(
+                super::to_u8_pixel(v),
+                (v.clamp(0.0, 1.0) * 255.0).round() as u8,
+                "{v:e}"
+            );
+        }
+    }
 }

@@ -1090,7 +1090,12 @@ fn conv_band(
     match out_q {
         None => Chunk::F32(Arc::new(Tensor { h, w, c, data: f })),
         Some(o) if o.bits == Bits::B8 => Chunk::U8(Arc::new(QTensor { h, w, c, data: u8s })),
-        Some(_) => Chunk::U16(Arc::new(QTensor { h, w, c, data: u16s })),
+        Some(_) => Chunk::U16(Arc::new(QTensor {
+            h,
+            w,
+            c,
+            data: u16s,
+        })),
     }
 }
 

@@ -96,7 +96,9 @@ pub enum Op {
     /// the project's own models). Folded from its three ONNX nodes by
     /// `model::fuse` so the engine makes one pass instead of three; the sums
     /// are the same f32 additions.
-    ShuffleAnchor { block: usize },
+    ShuffleAnchor {
+        block: usize,
+    },
 }
 
 impl Op {

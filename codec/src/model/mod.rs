@@ -4,6 +4,7 @@
 //! - [`reference`]: the FP32 reference (tract).
 //! - [`float`]: an FP32 executor over our `Graph` (checks the lowering, and is
 //!   the FP32W8 path).
+pub mod bundled;
 pub mod fuse;
 pub mod graph;
 pub mod import;

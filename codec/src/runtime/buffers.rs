@@ -56,13 +56,15 @@ impl Upscaled {
     /// [`Tensor::to_rgb`], band by band.
     pub fn to_rgb(&self) -> RgbImage {
         let (w, h) = (self.width(), self.height());
-        let mut buf = Vec::with_capacity(w * h * 3);
+        let mut buf = vec![0u8; w * h * 3];
+        let mut at = 0;
         for t in &self.chunks {
-            buf.extend(
-                t.data
-                    .iter()
-                    .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8),
-            );
+            // Slice-to-slice so the conversion vectorises (extend() did not).
+            let dst = &mut buf[at..at + t.data.len()];
+            for (d, &v) in dst.iter_mut().zip(&t.data) {
+                *d = crate::engine::tensor::to_u8_pixel(v);
+            }
+            at += t.data.len();
         }
         RgbImage::from_raw(w as u32, h as u32, buf).expect("sized h*w*3")
     }

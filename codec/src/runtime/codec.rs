@@ -20,6 +20,7 @@ use super::telemetry::Stats;
 use crate::engine::{Engine, Plan, Tensor, resolve_threads};
 use crate::error::{Error, Result};
 use crate::kernels::CpuLevel;
+use crate::model::bundled;
 use crate::model::reference::Fp32Reference;
 use crate::offline::schedule::Schedule;
 use crate::quant::{Bits, WeightGranularity};
@@ -85,7 +86,7 @@ impl Mode {
 /// What to build a [`Codec`] from.
 #[derive(Clone, Debug, Default)]
 pub struct CodecConfig {
-    /// ONNX model; required for every mode but `Bicubic`.
+    /// ONNX model. None: the bundled model for `scale` (network modes).
     pub model: Option<PathBuf>,
     /// Schedule file (hybrid mode).
     pub schedule: Option<PathBuf>,
@@ -121,8 +122,36 @@ pub struct Codec {
     backend: Backend,
 }
 
+impl CodecConfig {
+    /// Network modes without a model run the project's bundled model for the
+    /// requested scale (×2 when none is requested).
+    fn with_default_model(&self) -> Result<CodecConfig> {
+        if self.mode == Mode::Bicubic || self.model.is_some() {
+            return Ok(self.clone());
+        }
+        let s = self.scale.unwrap_or(bundled::DEFAULT_SCALE);
+        let model = bundled::path(s).ok_or_else(|| {
+            Error::Invalid(format!(
+                "mode {} needs a model: none given and no bundled {} in {} (set NAWQSR_MODELS or give a model path)",
+                self.mode.name(),
+                bundled::file_name(s),
+                bundled::dirs()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        Ok(CodecConfig {
+            model: Some(model),
+            ..self.clone()
+        })
+    }
+}
+
 impl Codec {
     pub fn new(cfg: &CodecConfig) -> Result<Codec> {
+        let cfg = &cfg.with_default_model()?;
         let (scale, backend) = match cfg.mode {
             Mode::Bicubic => {
                 let scale = cfg.scale.ok_or_else(|| {

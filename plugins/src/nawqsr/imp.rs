@@ -238,9 +238,9 @@ impl ObjectImpl for Nawqsr {
                 glib::ParamSpecString::builder("model")
                     .nick("Model")
                     .blurb(
-                        "Path to the ONNX super-resolution model (input 'lr': float32 NCHW RGB in [0,1]). \
-                         Empty: the project's bundled model for the scale (none is bundled yet, so every \
-                         mode but bicubic needs a path). Its upscaling factor sets the output size",
+                        "Path to the ONNX super-resolution model (input 'lr': float32 NCHW RGB in [0,1]); \
+                         its upscaling factor sets the output size. Empty: the project's bundled model \
+                         (assets/models/nawq_x2/x3/x4.onnx) for the negotiated scale",
                     )
                     .mutable_ready()
                     .build(),
@@ -264,8 +264,8 @@ impl ObjectImpl for Nawqsr {
                 glib::ParamSpecUInt::builder("scale")
                     .nick("Scale")
                     .blurb(
-                        "Upscaling factor when mode=bicubic and no model is set; otherwise the model's \
-                         own factor is used and this is ignored",
+                        "Preferred upscaling factor when no model is set (the bundled model, or bicubic); \
+                         caps may negotiate another of 2, 3, 4. With a model, the model's factor is used",
                     )
                     .minimum(2)
                     .maximum(4)
@@ -507,14 +507,16 @@ impl Nawqsr {
     /// with the property's first (the model's factor is not known yet).
     fn negotiable_scales(&self) -> Vec<i32> {
         let s = self.scale.load(Ordering::Acquire) as i32;
-        if s != 0 {
+        let settings = self.settings.lock().unwrap();
+        // Bicubic without a model: the property decides. A given model: its own
+        // factor. The bundled models serve every scale, the current one first.
+        if settings.mode == NawqsrMode::Bicubic && settings.model.is_none() {
+            return vec![if s != 0 { s } else { settings.scale as i32 }];
+        }
+        if s != 0 && settings.model.is_some() {
             return vec![s];
         }
-        let settings = self.settings.lock().unwrap();
-        let first = settings.scale as i32;
-        if settings.mode == NawqsrMode::Bicubic && settings.model.is_none() {
-            return vec![first];
-        }
+        let first = if s != 0 { s } else { settings.scale as i32 };
         let mut v = vec![first];
         v.extend([2, 3, 4].into_iter().filter(|&x| x != first));
         v
@@ -549,13 +551,6 @@ impl Nawqsr {
             patch_size: settings.patch_size as usize,
         };
         let scale = match (mode, scale, &settings.model) {
-            (m, _, None) if m != Mode::Bicubic => {
-                return Err(BuildError::settings(format!(
-                    "property model: mode {} needs a model path (no model is bundled yet); \
-                     set model=/path/to/model.onnx, or use mode=bicubic",
-                    m.name()
-                )));
-            }
             (_, Some(s), _) => Some(s),
             (_, None, None) => Some(settings.scale as usize),
             // Bicubic with a model: the model decides the factor; load it to learn it.
@@ -569,9 +564,13 @@ impl Nawqsr {
             ),
             (_, None, Some(_)) => None,
         };
-        // Network modes take the factor from the model; only bicubic is told.
+        // A given model decides the factor; bicubic and the bundled models are told.
         let cfg = CodecConfig {
-            scale: if mode == Mode::Bicubic { scale } else { None },
+            scale: if mode == Mode::Bicubic || settings.model.is_none() {
+                scale
+            } else {
+                None
+            },
             ..base
         };
         let codec = Codec::new(&cfg).map_err(|e| self.codec_error(&settings.schedule, e))?;
@@ -881,6 +880,39 @@ impl BaseTransformImpl for Nawqsr {
         let format = pixel_format(in_info.format()).ok_or_else(|| {
             gst::loggable_error!(CAT, "unsupported format {:?}", in_info.format())
         })?;
+        // Without a model, caps may settle on another scale than the one started
+        // with: switch to the bundled model (or bicubic) for it.
+        let (iw, ih, ow, oh) = (
+            in_info.width(),
+            in_info.height(),
+            out_info.width(),
+            out_info.height(),
+        );
+        let negotiated = if iw > 0 && ow % iw == 0 { ow / iw } else { 0 };
+        let s = if negotiated != s
+            && (2..=4).contains(&negotiated)
+            && oh == ih * negotiated
+            && state.settings.model.is_none()
+            && state.settings.mode != NawqsrMode::Bicubic
+        {
+            let mode = state.active;
+            let codec = self
+                .build_codec(&state.settings, mode, Some(negotiated as usize))
+                .map_err(|e| gst::loggable_error!(CAT, "{}", e.text))?;
+            gst::info!(
+                CAT,
+                imp = self,
+                "negotiated ×{negotiated}: mode {}",
+                mode.name()
+            );
+            state.codecs = vec![(mode, codec)];
+            state.failed.clear();
+            state.scale = negotiated as usize;
+            self.scale.store(negotiated, Ordering::Release);
+            negotiated
+        } else {
+            s
+        };
         if out_info.width() != in_info.width() * s || out_info.height() != in_info.height() * s {
             return Err(gst::loggable_error!(
                 CAT,
