@@ -33,7 +33,7 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub modes: Vec<String>,
-    /// ONNX SR model.
+    /// ONNX SR model (default: the bundled assets/models/nawq_x{scale}.onnx).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Schedule file (mode hybrid; default: the model's own from schedules/).
@@ -387,7 +387,6 @@ pub fn run(a: Args) -> Result<()> {
     for &mode in &modes {
         let why = match mode {
             Mode::Bicubic => None,
-            _ if a.model.is_none() => Some("needs --model".to_string()),
             _ => None,
         };
         if let Some(reason) = why {
@@ -405,7 +404,8 @@ pub fn run(a: Args) -> Result<()> {
             model: a.model.clone(),
             schedule: a.schedule.clone(),
             mode,
-            scale: None,
+            // Without --model: the bundled model for --scale (×2 by default).
+            scale: if a.model.is_none() { a.scale } else { None },
             threads: a.threads,
             ..CodecConfig::default()
         };

@@ -1,6 +1,7 @@
 //! `nawqsr bench-kernels`: the machine's peak int8/int16 MAC/s per CPU level,
 //! measured first in the same run, then every conv shape of IMDN_x4 (320×180)
-//! and IMDN_RTC_x2 (960×540) as GMAC/s and % of that level's peak, single thread.
+//! and IMDN_RTC_x2 (960×540), and of the bundled nawq_x4 (320×180), nawq_x3
+//! (640×360) and nawq_x2 (960×540), as GMAC/s and % of that level's peak, single thread.
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -59,6 +60,18 @@ pub fn run(a: Args) -> Result<()> {
             }
         } else {
             eprintln!("notice: {} not found, skipping its shapes", p.display());
+        }
+    }
+    // The project's own models at their target sizes.
+    for (s, h, w, name) in [
+        (4, 180, 320, "nawq_x4"),
+        (3, 360, 640, "nawq_x3"),
+        (2, 540, 960, "nawq_x2"),
+    ] {
+        if let Some(p) = model::bundled::path(s) {
+            for g in shapes(&p, h, w)? {
+                cases.push((name, g));
+            }
         }
     }
     if cases.is_empty() {

@@ -42,17 +42,17 @@ const STATS_INTERVAL: u32 = 15;
 pub struct Args {
     /// URI or file to play; without one, a built-in 320×180 30 fps test source.
     pub input: Option<String>,
-    /// ONNX SR model (without one, only bicubic is available).
+    /// ONNX SR model (default: the bundled assets/models/nawq_x{scale}.onnx).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Schedule file (enables mode hybrid).
     #[arg(long)]
     pub schedule: Option<PathBuf>,
-    /// Start mode: hybrid, int8, a16w8, fp32 or bicubic (default: hybrid with a
-    /// schedule, int8 with a model only, else bicubic).
+    /// Start mode: hybrid, int8, a16w8, fp32 or bicubic (default: hybrid, except
+    /// int8 for a given model without --schedule).
     #[arg(long)]
     pub mode: Option<String>,
-    /// Upscaling factor (bicubic without a model; default 2).
+    /// Upscaling factor: picks the bundled model (default 2).
     #[arg(long)]
     pub scale: Option<usize>,
     /// Codec worker threads (0 = all cores).
@@ -97,7 +97,7 @@ struct Player {
     label_l: gst::Element,
     label_r: gst::Element,
     info: gst::Element,
-    /// Network modes `m` cycles through (empty without a model).
+    /// Network modes `m` cycles through.
     modes: Vec<Mode>,
     /// The mode SR runs when on.
     mode: Mode,
@@ -115,7 +115,7 @@ pub fn run(a: Args) -> Result<()> {
     media::init()?;
     let mode = match &a.mode {
         Some(m) => Mode::parse(m).map_err(|e| anyhow!("--mode: {e}"))?,
-        None if a.model.is_none() => Mode::Bicubic,
+        None if a.model.is_none() => Mode::Hybrid,
         None if a.schedule.is_some() => Mode::Hybrid,
         None => Mode::Int8,
     };
@@ -151,10 +151,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut player = build(&a, &sr_opts, headless, duration, key_tx.clone(), shot_tx)?;
     // Hybrid without --schedule takes the model's schedule from schedules/ when
     // there is one; if not, the element reports the mode unavailable and stays put.
-    player.modes = match &a.model {
-        None => vec![],
-        Some(_) => vec![Mode::Hybrid, Mode::Int8, Mode::A16w8, Mode::Fp32],
-    };
+    player.modes = vec![Mode::Hybrid, Mode::Int8, Mode::A16w8, Mode::Fp32];
     player.info.set_property("silent", a.no_info);
     player.compare_pending = a.compare;
 

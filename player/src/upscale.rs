@@ -17,7 +17,7 @@ pub struct Args {
     pub input: PathBuf,
     /// Output image (.png, .jpg/.jpeg or .bmp) or clip (.mp4 or .mkv: H.264, audio re-encoded).
     pub output: PathBuf,
-    /// ONNX SR model.
+    /// ONNX SR model (default: the bundled assets/models/nawq_x{scale}.onnx).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Schedule file (hybrid mode).
@@ -26,7 +26,7 @@ pub struct Args {
     /// hybrid, int8, a16w8, fp32 or bicubic.
     #[arg(long, default_value = "hybrid")]
     pub mode: String,
-    /// Upscaling factor (needed for bicubic without a model; else checked against the model).
+    /// Upscaling factor: picks the bundled model (default 2); needed for bicubic without a model; checked against a given model.
     #[arg(long)]
     pub scale: Option<usize>,
     /// Worker threads (0 = all cores).

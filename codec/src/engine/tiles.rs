@@ -445,6 +445,10 @@ pub struct StepOut {
     /// Seconds spent on the step, and on its min/max partials (RQU, §4.3).
     pub secs: f64,
     pub range_secs: f64,
+    /// Nodes writing the graph output: its chunks already converted to RGB u8
+    /// (clip, ×255, round), so the conversion runs in the workers, band by band,
+    /// instead of serially on the caller's thread after the frame.
+    pub rgb: Vec<Arc<Vec<u8>>>,
 }
 
 /// Per-frame state: chunks, remaining dependencies, DRE ranges.
@@ -457,6 +461,8 @@ pub struct FrameTiles {
     taken: Vec<bool>,
     done: Vec<bool>,
     ranges: Vec<Option<(f32, f32)>>,
+    /// Per output chunk: its RGB u8 conversion.
+    rgb: Vec<Option<Arc<Vec<u8>>>>,
     remaining: usize,
 }
 
@@ -493,6 +499,7 @@ impl FrameTiles {
             taken: vec![false; tg.nodes.len()],
             done: vec![false; tg.nodes.len()],
             remaining: tg.nodes.len(),
+            rgb: vec![None; tg.chunks[tg.output]],
             chunks,
             ranges,
             tg,
@@ -586,6 +593,16 @@ impl FrameTiles {
                 r.1 = r.1.max(hi);
             }
         }
+        match n.band() {
+            Some(b) if out.rgb.len() == 1 && self.rgb.len() > 1 => {
+                self.rgb[b] = out.rgb.into_iter().next()
+            }
+            _ => {
+                for (c, r) in out.rgb.into_iter().enumerate() {
+                    self.rgb[c] = Some(r);
+                }
+            }
+        }
         // Inputs read by this node: release chunks nobody needs any more.
         for need in &n.needs {
             for c in need.chunks.clone() {
@@ -630,6 +647,17 @@ impl FrameTiles {
                 Some(Chunk::F32(t)) => Ok(t.clone()),
                 Some(_) => Err(Error::Invalid("graph output chunk is quantized".into())),
                 None => Err(Error::Invalid("graph output chunk was not produced".into())),
+            })
+            .collect()
+    }
+
+    /// The output chunks as RGB u8 (see [`StepOut::rgb`]), in band order.
+    pub fn output_rgb(&self) -> Result<Vec<Arc<Vec<u8>>>> {
+        self.rgb
+            .iter()
+            .map(|c| {
+                c.clone()
+                    .ok_or_else(|| Error::Invalid("graph output chunk was not produced".into()))
             })
             .collect()
     }
@@ -815,6 +843,21 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
             })
             .collect();
         let t2 = std::time::Instant::now();
+        let rgb = match node.outputs.iter().position(|&v| v == tg.output) {
+            Some(k) => results[k]
+                .iter()
+                .map(|c| {
+                    let t = c.f32();
+                    Arc::new(
+                        t.data
+                            .iter()
+                            .map(|&v| super::tensor::to_u8_pixel(v))
+                            .collect(),
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let chunks = results;
         let (secs, range_secs) = ((t2 - t0).as_secs_f64(), (t2 - t1).as_secs_f64());
         outs.push(StepOut {
@@ -823,6 +866,7 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
             partial,
             secs,
             range_secs,
+            rgb,
         });
     }
     Ok(outs)

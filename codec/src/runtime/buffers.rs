@@ -36,6 +36,8 @@ impl Timestamp {
 #[derive(Clone, Debug)]
 pub struct Upscaled {
     pub(crate) chunks: Vec<Arc<Tensor>>,
+    /// The same bands as RGB u8, converted by the workers.
+    pub(crate) rgb: Vec<Arc<Vec<u8>>>,
 }
 
 impl Upscaled {
@@ -56,15 +58,9 @@ impl Upscaled {
     /// [`Tensor::to_rgb`], band by band.
     pub fn to_rgb(&self) -> RgbImage {
         let (w, h) = (self.width(), self.height());
-        let mut buf = vec![0u8; w * h * 3];
-        let mut at = 0;
-        for t in &self.chunks {
-            // Slice-to-slice so the conversion vectorises (extend() did not).
-            let dst = &mut buf[at..at + t.data.len()];
-            for (d, &v) in dst.iter_mut().zip(&t.data) {
-                *d = crate::engine::tensor::to_u8_pixel(v);
-            }
-            at += t.data.len();
+        let mut buf = Vec::with_capacity(w * h * 3);
+        for b in &self.rgb {
+            buf.extend_from_slice(b);
         }
         RgbImage::from_raw(w as u32, h as u32, buf).expect("sized h*w*3")
     }

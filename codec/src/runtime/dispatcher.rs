@@ -758,7 +758,12 @@ impl Dispatcher {
         };
         let result = match fr.error.take() {
             Some(e) => Err(e),
-            None => fr.ft.output_chunks().map(|chunks| Upscaled { chunks }),
+            None => fr.ft.output_chunks().and_then(|chunks| {
+                Ok(Upscaled {
+                    chunks,
+                    rgb: fr.ft.output_rgb()?,
+                })
+            }),
         };
         if self.frames.is_empty()
             && let Some(t) = self.busy_since.take()
