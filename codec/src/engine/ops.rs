@@ -254,11 +254,13 @@ pub fn depth_to_space(x: &Tensor, block: usize, crd: bool) -> Tensor {
 pub fn shuffle_anchor(x: &Tensor, a: &Tensor, s: usize) -> Tensor {
     let co = a.c;
     debug_assert_eq!((x.h, x.w, x.c), (a.h, a.w, co * s * s));
-    let mut out = Tensor::zeros(x.h * s, x.w * s, co);
     if co == 3 {
         // RGB, the only case real models have: fixed-size pixels, so the
-        // per-pixel loops unroll.
-        let mut dst = out.data.chunks_exact_mut(3 * s);
+        // per-pixel loops unroll; and written into spare capacity, because
+        // zeroing this HR-sized band first cost as much as filling it.
+        let n = x.h * s * x.w * s * 3;
+        let mut data: Vec<f32> = Vec::with_capacity(n);
+        let mut dst = data.spare_capacity_mut()[..n].chunks_exact_mut(3 * s);
         for y in 0..x.h {
             let xr = &x.data[y * x.w * x.c..(y + 1) * x.w * x.c];
             let ar = &a.data[y * a.w * 3..(y + 1) * a.w * 3];
@@ -267,15 +269,25 @@ pub fn shuffle_anchor(x: &Tensor, a: &Tensor, s: usize) -> Tensor {
                     let o = dst.next().expect("sized");
                     let sub = &px[i * s * 3..(i + 1) * s * 3];
                     for (o, p) in o.chunks_exact_mut(3).zip(sub.chunks_exact(3)) {
-                        o[0] = p[0] + an[0];
-                        o[1] = p[1] + an[1];
-                        o[2] = p[2] + an[2];
+                        o[0].write(p[0] + an[0]);
+                        o[1].write(p[1] + an[1]);
+                        o[2].write(p[2] + an[2]);
                     }
                 }
             }
         }
-        return out;
+        assert!(dst.next().is_none(), "every output element written");
+        // SAFETY: the loops above wrote all n elements (x.h·s rows of x.w·s
+        // pixels of 3; the iterator is exhausted, checked).
+        unsafe { data.set_len(n) };
+        return Tensor {
+            h: x.h * s,
+            w: x.w * s,
+            c: 3,
+            data,
+        };
     }
+    let mut out = Tensor::zeros(x.h * s, x.w * s, co);
     let mut dst = out.data.chunks_exact_mut(co);
     for y in 0..x.h {
         let xr = &x.data[y * x.w * x.c..(y + 1) * x.w * x.c];

@@ -47,9 +47,33 @@ impl Tensor {
 /// NaN ends as 0, as with `round() as u8`.
 #[inline(always)]
 pub fn to_u8_pixel(v: f32) -> u8 {
-    let x = v.clamp(0.0, 1.0) * 255.0;
-    let t = x as u8;
-    t + u8::from(x - f32::from(t) >= 0.5)
+    // max/min (not clamp) also map NaN to 0, so x is a number in 0..=255 and the
+    // unchecked conversion (one `cvttps2dq` per 4 or 16 lanes) is exact.
+    let x = v.max(0.0).min(1.0) * 255.0;
+    // SAFETY: 0.0 <= x <= 255.0, representable in i32.
+    let t: i32 = unsafe { x.to_int_unchecked() };
+    (t + i32::from(x - t as f32 >= 0.5)) as u8
+}
+
+/// [`to_u8_pixel`] over a slice (`dst.len() == src.len()`).
+pub fn to_u8_pixels(src: &[f32], dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512bw") {
+        // SAFETY: AVX-512 F/BW are present (checked).
+        return unsafe { to_u8_pixels_avx512(src, dst) };
+    }
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = to_u8_pixel(v);
+    }
+}
+
+/// The same loop, compiled for 16 lanes (baseline x86-64 gets 4).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn to_u8_pixels_avx512(src: &[f32], dst: &mut [u8]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = to_u8_pixel(v);
+    }
 }
 
 /// Number of worker threads for `threads` (0 = all cores).

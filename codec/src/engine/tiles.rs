@@ -848,12 +848,9 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
                 .iter()
                 .map(|c| {
                     let t = c.f32();
-                    Arc::new(
-                        t.data
-                            .iter()
-                            .map(|&v| super::tensor::to_u8_pixel(v))
-                            .collect(),
-                    )
+                    let mut out = vec![0u8; t.data.len()];
+                    super::tensor::to_u8_pixels(&t.data, &mut out);
+                    Arc::new(out)
                 })
                 .collect(),
             None => Vec::new(),

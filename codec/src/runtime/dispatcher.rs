@@ -223,6 +223,7 @@ pub(crate) struct Runtime {
 
 impl Runtime {
     pub fn start(engine: Arc<Engine>, plan: Arc<Plan>, cfg: RuntimeConfig) -> Result<Runtime> {
+        steady_allocation();
         let (ctx, parts) = Ctx::new(engine, plan, cfg.split_partitions);
         let ctx = Arc::new(ctx);
         let shared = Arc::new(Shared {
@@ -809,5 +810,26 @@ impl Dispatcher {
                 s.link.shared.avail.notify();
             }
         }
+    }
+}
+
+/// Every band allocates its output tensors (up to ~1 MB for an HR band) and frees
+/// them a few steps later. glibc serves such sizes with fresh `mmap`s and trims
+/// freed heap back to the kernel, so every frame paid page faults and page
+/// zeroing again (measured: 17 % of worker time on nawq_x4, ~25 % faster
+/// with the thresholds below). Raising the mmap and trim thresholds keeps that
+/// memory in the process; peak RSS is bounded by the frames in flight anyway.
+fn steady_allocation() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only changes allocator tuning parameters; it is
+            // called before this runtime allocates its working memory.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+            }
+        });
     }
 }
