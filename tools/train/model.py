@@ -18,18 +18,50 @@ import torch
 from torch import nn
 
 
+class RepConv(nn.Module):
+    """A 3x3 conv trained with extra parallel branches (RepVGG, Ding et al. 2021;
+    ECBSR, Zhang et al. 2021): 3x3 + 1x1 + identity (when in == out). All are
+    linear, so they merge exactly into one 3x3 conv for export: the deployed
+    network is still plain, the training sees an easier-to-optimise one."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.k3 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.k1 = nn.Conv2d(cin, cout, 1)
+        self.identity = cin == cout
+
+    def forward(self, x):
+        y = self.k3(x) + self.k1(x)
+        return y + x if self.identity else y
+
+    @property
+    def weight(self):
+        w = self.k3.weight + nn.functional.pad(self.k1.weight, [1, 1, 1, 1])
+        if self.identity:
+            eye = torch.zeros_like(w)
+            for c in range(w.shape[0]):
+                eye[c, c, 1, 1] = 1.0
+            w = w + eye
+        return w
+
+    @property
+    def bias(self):
+        return self.k3.bias + self.k1.bias
+
+
 class PlainSR(nn.Module):
-    def __init__(self, scale, channels, body):
+    def __init__(self, scale, channels, body, rep=False):
         super().__init__()
         self.scale = scale
-        convs = [nn.Conv2d(3, channels, 3, padding=1)]
-        convs += [nn.Conv2d(channels, channels, 3, padding=1) for _ in range(body)]
-        convs += [nn.Conv2d(channels, 3 * scale * scale, 3, padding=1)]
+        conv = RepConv if rep else (lambda i, o: nn.Conv2d(i, o, 3, padding=1))
+        convs = [conv(3, channels)]
+        convs += [conv(channels, channels) for _ in range(body)]
+        convs += [conv(channels, 3 * scale * scale)]
         self.convs = nn.ModuleList(convs)
         # Start as the nearest-neighbour upsample: a small last conv.
         with torch.no_grad():
-            self.convs[-1].weight.mul_(0.1)
-            self.convs[-1].bias.zero_()
+            for p in self.convs[-1].parameters():
+                p.mul_(0.1 if p.dim() > 1 else 0.0)
 
     def forward(self, x):
         s = self.scale
@@ -43,7 +75,9 @@ class PlainSR(nn.Module):
         return y.view(b, s, s, 3, h, w).permute(0, 3, 4, 1, 5, 2).reshape(b, 3, h * s, w * s)
 
     def macs_per_pixel(self):
-        return sum(c.weight.numel() for c in self.convs)
+        return sum(c.weight.numel() for c in self.convs)  # as deployed (merged)
 
     def layers_numpy(self):
-        return [(c.weight.detach().numpy().copy(), c.bias.detach().numpy().copy()) for c in self.convs]
+        """(weight, bias) of each deployed 3x3 conv (branches merged)."""
+        with torch.no_grad():
+            return [(c.weight.detach().numpy().copy(), c.bias.detach().numpy().copy()) for c in self.convs]

@@ -107,6 +107,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rep", action="store_true", help="train 3x3 + 1x1 + identity branches, merged at export (RepConv)")
     ap.add_argument("--init", help="start from this checkpoint (.pt); the body is reused, the last conv when shapes match")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="ONNX file to write")
@@ -130,14 +131,14 @@ def main():
     weights = [p[0].shape[0] * p[0].shape[1] for p in pairs]
     say(f"# {len(pairs)} LR/HR pairs, patch {patch} LR px, batch {a.batch}")
 
-    model = PlainSR(a.scale, a.channels, a.body)
+    model = PlainSR(a.scale, a.channels, a.body, rep=a.rep)
     if a.init:
         state = torch.load(a.init)
         own = model.state_dict()
         kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(kept, strict=False)
         say(f"# init from {a.init}: {len(kept)}/{len(own)} tensors")
-    say(f"# params {sum(p.numel() for p in model.parameters())}, MAC/LR px {model.macs_per_pixel()}")
+    say(f"# params {sum(c.weight.numel() + c.bias.numel() for c in model.convs)} deployed, MAC/LR px {model.macs_per_pixel()}")
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     budget = a.minutes * 60.0
     t0 = time.time()

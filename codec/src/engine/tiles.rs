@@ -1026,6 +1026,21 @@ fn split_bands(t: &Tensor, tg: &TileGraph) -> Vec<Tensor> {
         .collect()
 }
 
+thread_local! {
+    /// Per worker: the quantized input rows of the band being computed. Every
+    /// element is rewritten per call, so the buffer is only grown, never zeroed.
+    static XQ8: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static XQ16: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The first `len` elements of `buf`, grown if needed.
+fn scratch<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    if buf.len() < len {
+        buf.resize(len, T::default());
+    }
+    &mut buf[..len]
+}
+
 /// One band of an integer conv: output rows `out_rows` (value rows) of an
 /// `hv`×`wv` value. Quantizes the input rows it reads (band ± halo) and runs
 /// the kernel on a local geometry whose top/bottom padding is the frame's only
@@ -1093,38 +1108,42 @@ fn conv_band(
     };
     match qp.bits {
         Bits::B8 => {
-            let mut xq = vec![0u8; in_h * row_len];
-            for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
-                x.row_u8(r, qp, dst);
-            }
-            kernels::conv_u8(
-                e.level,
-                &g,
-                &xq,
-                q.in_c,
-                qp.q_zero() as u8,
-                &q.packed,
-                &epi,
-                0..r1 - r0,
-                output,
-            );
+            XQ8.with_borrow_mut(|buf| {
+                let xq = scratch(buf, in_h * row_len);
+                for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
+                    x.row_u8(r, qp, dst);
+                }
+                kernels::conv_u8(
+                    e.level,
+                    &g,
+                    xq,
+                    q.in_c,
+                    qp.q_zero() as u8,
+                    &q.packed,
+                    &epi,
+                    0..r1 - r0,
+                    output,
+                );
+            });
         }
         Bits::B16 => {
-            let mut xq = vec![0u16; in_h * row_len];
-            for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
-                x.row_u16(r, qp, dst);
-            }
-            kernels::conv_u16(
-                e.level,
-                &g,
-                &xq,
-                q.in_c,
-                qp.q_zero(),
-                &q.packed,
-                &epi,
-                0..r1 - r0,
-                output,
-            );
+            XQ16.with_borrow_mut(|buf| {
+                let xq = scratch(buf, in_h * row_len);
+                for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
+                    x.row_u16(r, qp, dst);
+                }
+                kernels::conv_u16(
+                    e.level,
+                    &g,
+                    xq,
+                    q.in_c,
+                    qp.q_zero(),
+                    &q.packed,
+                    &epi,
+                    0..r1 - r0,
+                    output,
+                );
+            });
         }
     }
     let (h, w, c) = (oh, wv, oc);
