@@ -264,8 +264,8 @@ impl ObjectImpl for Nawqsr {
                 glib::ParamSpecUInt::builder("scale")
                     .nick("Scale")
                     .blurb(
-                        "Preferred upscaling factor when no model is set (the bundled model, or bicubic); \
-                         caps may negotiate another of 2, 3, 4. With a model, the model's factor is used",
+                        "Upscaling factor when no model is set: picks the bundled model (caps may still \
+                         negotiate another of 2, 3, 4) or bicubic's factor. With a model, the model's factor is used",
                     )
                     .minimum(2)
                     .maximum(4)
