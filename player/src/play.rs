@@ -559,7 +559,7 @@ impl Player {
             }
             Key::ToggleSr => {
                 if self.mode == Mode::Bicubic {
-                    eprintln!("SR: no --model, bicubic only");
+                    eprintln!("SR: running bicubic (--mode bicubic); press m for a network mode");
                 } else {
                     self.sr_on = !self.sr_on;
                     self.apply_mode();
@@ -580,7 +580,7 @@ impl Player {
             }
             Key::CycleMode => {
                 if self.modes.is_empty() {
-                    eprintln!("mode: no --model, bicubic only");
+                    eprintln!("mode: no network mode available");
                 } else {
                     let i = self
                         .modes
