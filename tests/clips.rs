@@ -219,6 +219,8 @@ fn bad_clips_give_one_line_errors_and_no_file() {
                 out.to_str().unwrap(),
                 "--mode",
                 "int8",
+                "--model",
+                "/nonexistent/sr.onnx",
             ],
             "--model",
         ),
