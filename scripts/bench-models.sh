@@ -2,15 +2,20 @@
 # Quality and speed of the bundled models (assets/models/nawq_x{2,3,4}.onnx), the
 # table of BENCHMARKS.md "The bundled models". Quality needs ../shared (Set5,
 # Set14); speed does not.
-#   scripts/bench-models.sh [--runs N] [--threads N]
+# Speed: RGB u8 frame in and out (`bench-model --io rgb`), median ms/frame of
+# --runs after warm-up, repeated --rounds times (modes interleaved); the median
+# of the rounds' medians is reported (this machine is shared and noisy).
+#   scripts/bench-models.sh [--runs N] [--rounds N] [--threads N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=15
+rounds=3
 threads=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     *) echo "bench-models.sh: unknown argument $1 (expected --runs N, --threads N)" >&2; exit 2 ;;
   esac
 done
@@ -19,7 +24,7 @@ bin=./target/release/nawqsr
 data=../shared/datasets
 psnr() { # model scale dataset mode
   "$bin" eval --model "$1" --scale "$2" --dataset "$data/$3" --mode "$4" --schedule "schedules/nawq_x$2.json" --json \
-    | python3 -c 'import json,sys; j=json.load(sys.stdin); print(f"{j[\"mean_psnr\"]:.2f}")'
+    | python3 -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["mean_psnr"])'
 }
 echo "| model | LR → SR | Set5 FP32 | Set5 hybrid | Set5 bicubic | Set14 FP32 | Set14 hybrid | Set14 bicubic | hybrid ms/frame | fps | int8 ms | a16w8 ms |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -31,11 +36,16 @@ for spec in 2:960x540 3:640x360 4:320x180; do
   if [ -d "$data/Set5" ]; then
     q="$(psnr $m $s Set5 fp32) | $(psnr $m $s Set5 hybrid) | $(psnr $m $s Set5 bicubic) | $(psnr $m $s Set14 fp32) | $(psnr $m $s Set14 hybrid) | $(psnr $m $s Set14 bicubic)"
   fi
-  ms() {
+  one() {
     "$bin" bench-model --model "$m" --input-size "$size" --mode "$1" --io rgb --threads "$threads" --runs "$runs" --json \
-      | python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[\"median_ms\"]:.1f}")'
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])'
   }
-  hy=$(ms hybrid); i8=$(ms int8); a16=$(ms a16w8)
+  declare -A t=([hybrid]="" [int8]="" [a16w8]="")
+  for _ in $(seq "$rounds"); do
+    for mode in hybrid int8 a16w8; do t[$mode]+="$(one $mode) "; done
+  done
+  med() { python3 -c "import statistics,sys; print('%.1f' % statistics.median(map(float, sys.argv[1:])))" $1; }
+  hy=$(med "${t[hybrid]}"); i8=$(med "${t[int8]}"); a16=$(med "${t[a16w8]}")
   fps=$(python3 -c "print(f'{1000/$hy:.0f}')")
   echo "| nawq_x$s | $size → $((w*s))x$((h*s)) | $q | **$hy** | $fps | $i8 | $a16 |"
 done

@@ -44,6 +44,13 @@ enum Cmd {
 }
 
 fn main() {
+    // A closed stdout (`nawqsr eval --json | head`) ends the process quietly, as
+    // with any Unix filter, instead of a panic in println!.
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("NAWQSR_LOG")
