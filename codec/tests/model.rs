@@ -100,18 +100,22 @@ fn float_engine_matches_tract_on_every_model() {
             .run(&Plan::fp32(&e.graph), &Tensor::from_rgb(&img))
             .unwrap();
         let (oh, ow) = (h * r.scale(), w * r.scale());
-        let mut max = 0f32;
-        for y in 0..oh {
-            for x in 0..ow {
-                for c in 0..3 {
-                    max = max.max(
-                        (ours.data[(y * ow + x) * 3 + c] - tract[c * oh * ow + y * ow + x]).abs(),
-                    );
-                }
-            }
-        }
+        let max = max_diff_hwc_chw(&ours.data, &tract, oh, ow);
         assert!(max < 2e-4, "{m}: max |ours − tract| = {max}");
     }
+}
+
+/// Largest |a − b| between an HWC RGB tensor and a CHW one of `h`×`w`.
+fn max_diff_hwc_chw(hwc: &[f32], chw: &[f32], h: usize, w: usize) -> f32 {
+    let mut max = 0f32;
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                max = max.max((hwc[(y * w + x) * 3 + c] - chw[c * h * w + y * w + x]).abs());
+            }
+        }
+    }
+    max
 }
 
 /// The project's own models: the anchor upsampler is folded into one
@@ -141,16 +145,7 @@ fn bundled_models_fold_the_anchor_and_match_tract() {
             .run(&Plan::fp32(&e.graph), &Tensor::from_rgb(&img))
             .unwrap();
         let (oh, ow) = (h * s, w * s);
-        let mut max = 0f32;
-        for y in 0..oh {
-            for x in 0..ow {
-                for c in 0..3 {
-                    max = max.max(
-                        (ours.data[(y * ow + x) * 3 + c] - tract[c * oh * ow + y * ow + x]).abs(),
-                    );
-                }
-            }
-        }
+        let max = max_diff_hwc_chw(&ours.data, &tract, oh, ow);
         assert!(max < 2e-4, "x{s}: max |ours − tract| = {max}");
     }
 }

@@ -209,11 +209,7 @@ pub fn check_bundled(
             "--model: mode {} needs an ONNX model, and the bundled {} is not installed (looked in {})",
             mode.name(),
             bundled::file_name(s),
-            bundled::dirs()
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            bundled::dirs_list()
         );
     }
     Ok(())

@@ -20,6 +20,15 @@ pub fn dirs() -> Vec<PathBuf> {
     d
 }
 
+/// [`dirs`] as one line, for error messages.
+pub fn dirs_list() -> String {
+    dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The bundled model for `scale`, if one is installed.
 pub fn path(scale: usize) -> Option<PathBuf> {
     dirs()

@@ -135,11 +135,7 @@ impl CodecConfig {
                 "mode {} needs a model: none given and no bundled {} in {} (set NAWQSR_MODELS or give a model path)",
                 self.mode.name(),
                 bundled::file_name(s),
-                bundled::dirs()
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                bundled::dirs_list()
             ))
         })?;
         Ok(CodecConfig {
