@@ -183,59 +183,18 @@ impl Engine {
                         .as_ref()
                         .expect("producer ran before consumer")
                 };
-                match (&l.op, &self.compiled[i]) {
-                    (
-                        Op::Conv(c),
-                        Compiled::Conv {
-                            q,
-                            fp32,
-                            w8,
-                            act,
-                            kact,
-                            ..
-                        },
-                    ) => {
+                match &l.op {
+                    Op::Conv(_) => {
                         let xin = x(0);
                         observe(Event::ConvInput { layer: i, x: xin });
-                        let y = match plan.convs[i] {
-                            ConvPlan::Float if plan.weights_8bit => w8
-                                .get_or_init(|| FloatConv::new(c, &q.weights.dequantized()))
-                                .run(xin, act.as_ref(), self.threads),
-                            ConvPlan::Float => fp32
-                                .get_or_init(|| FloatConv::new(c, &c.weights))
-                                .run(xin, act.as_ref(), self.threads),
-                            ConvPlan::Quant { q: qp, dre } => {
-                                // §4.2: DRE layers derive s, z from this input's
-                                // actual range (the RQU), static layers use the
-                                // calibrated ones.
-                                let qp = if dre {
-                                    let (lo, hi) = min_max(&xin.data);
-                                    QParams::from_range(lo, hi, qp.bits)
-                                } else {
-                                    qp
-                                };
-                                q.run(self.level, xin, &qp, kact, self.threads)
-                            }
-                        };
-                        vec![y]
+                        vec![self.run_conv(i, plan, xin, self.threads)]
                     }
-                    (Op::Act(a), _) => vec![ops::act(x(0), a)],
-                    (Op::Add, _) => vec![ops::add(x(0), x(1))],
-                    (Op::MulChannel, _) => vec![ops::mul_channel(x(0), x(1))],
-                    (Op::Concat, _) => {
-                        let parts: Vec<&Tensor> = (0..l.inputs.len()).map(x).collect();
-                        vec![ops::concat(&parts)]
+                    Op::GlobalAvgPool => vec![ops::global_avg_pool(x(0))],
+                    Op::GlobalStd => vec![ops::global_std(x(0))],
+                    op => {
+                        let xs: Vec<&Tensor> = (0..l.inputs.len()).map(x).collect();
+                        ops::row_local(op, &xs).expect("every other op is row-local")
                     }
-                    (Op::Split(sizes), _) => ops::split(x(0), sizes),
-                    (Op::GlobalAvgPool, _) => vec![ops::global_avg_pool(x(0))],
-                    (Op::GlobalStd, _) => vec![ops::global_std(x(0))],
-                    (Op::DepthToSpace { block, crd }, _) => {
-                        vec![ops::depth_to_space(x(0), *block, *crd)]
-                    }
-                    (Op::ShuffleAnchor { block }, _) => {
-                        vec![ops::shuffle_anchor(x(0), x(1), *block)]
-                    }
-                    (Op::Conv(_), _) => unreachable!("conv layers are compiled"),
                 }
             };
             let targets: Vec<usize> = match &self.compiled[i] {
@@ -259,6 +218,45 @@ impl Engine {
         vals[g.output]
             .take()
             .ok_or_else(|| Error::Invalid("graph output was not produced".into()))
+    }
+
+    /// Conv layer `layer` on the whole tensor `x` under `plan`: float (FP32 or
+    /// FP32W8) or on its integer unit, with the RQU's range for DRE layers.
+    pub(crate) fn run_conv(&self, layer: usize, plan: &Plan, x: &Tensor, threads: usize) -> Tensor {
+        let (
+            Op::Conv(c),
+            Compiled::Conv {
+                q,
+                fp32,
+                w8,
+                act,
+                kact,
+                ..
+            },
+        ) = (&self.graph.layers[layer].op, &self.compiled[layer])
+        else {
+            unreachable!("layer {layer} is a compiled conv")
+        };
+        match plan.convs[layer] {
+            ConvPlan::Float if plan.weights_8bit => w8
+                .get_or_init(|| FloatConv::new(c, &q.weights.dequantized()))
+                .run(x, act.as_ref(), threads),
+            ConvPlan::Float => {
+                fp32.get_or_init(|| FloatConv::new(c, &c.weights))
+                    .run(x, act.as_ref(), threads)
+            }
+            ConvPlan::Quant { q: qp, dre } => {
+                // §4.2: DRE layers derive s, z from this input's actual range
+                // (the RQU), static layers use the calibrated ones.
+                let qp = if dre {
+                    let (lo, hi) = min_max(&x.data);
+                    QParams::from_range(lo, hi, qp.bits)
+                } else {
+                    qp
+                };
+                q.run(self.level, x, &qp, kact, threads)
+            }
+        }
     }
 
     /// Static ranges (Eq. 1's x̂_min, x̂_max) of every conv input over `images`,

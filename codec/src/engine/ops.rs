@@ -249,6 +249,23 @@ pub fn depth_to_space(x: &Tensor, block: usize, crd: bool) -> Tensor {
     out
 }
 
+/// The row-local float ops (everything but convs and frame-global reductions)
+/// on their inputs, in layer order: one dispatch for the whole-frame engine and
+/// both band paths. None for the ops it does not cover.
+pub fn row_local(op: &crate::model::Op, xs: &[&Tensor]) -> Option<Vec<Tensor>> {
+    use crate::model::Op;
+    Some(match op {
+        Op::Act(a) => vec![act(xs[0], a)],
+        Op::Add => vec![add(xs[0], xs[1])],
+        Op::MulChannel => vec![mul_channel(xs[0], xs[1])],
+        Op::Concat => vec![concat(xs)],
+        Op::Split(sizes) => split(xs[0], sizes),
+        Op::DepthToSpace { block, crd } => vec![depth_to_space(xs[0], *block, *crd)],
+        Op::ShuffleAnchor { block } => vec![shuffle_anchor(xs[0], xs[1], *block)],
+        Op::Conv(_) | Op::GlobalAvgPool | Op::GlobalStd => return None,
+    })
+}
+
 /// [`Op::ShuffleAnchor`](crate::model::Op::ShuffleAnchor): DCR depth-to-space
 /// of `x + concat(a × s²)`, in one pass.
 pub fn shuffle_anchor(x: &Tensor, a: &Tensor, s: usize) -> Tensor {

@@ -29,7 +29,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::ops::{self, FloatConv};
+use super::ops;
 use super::{Compiled, ConvPlan, Engine, Plan, Tensor};
 use crate::error::{Error, Result};
 use crate::kernels::{self, ConvGeom, Epilogue, Output};
@@ -881,116 +881,57 @@ fn run_node(
     let layer = node.layer().expect("range nodes are not executed");
     let l = &e.graph.layers[layer];
     match node.kind {
-        NodeKind::Band { band, .. } => {
-            let one = |t: Tensor| vec![vec![Chunk::F32(Arc::new(t))]];
-            Ok(match (&l.op, &e.compiled[layer]) {
-                (Op::Conv(c), Compiled::Conv { q, kact, .. }) => {
-                    let ConvPlan::Quant { q: qs, .. } = plan.convs[layer] else {
-                        return Err(Error::Invalid(format!(
-                            "layer {layer}: float conv in a band"
-                        )));
-                    };
-                    let qp = qp.unwrap_or(qs);
-                    let f = match e.graph.values[l.inputs[0]].spatial {
-                        Spatial::Image { factor } => factor,
-                        Spatial::Pooled => unreachable!("banded convs read images"),
-                    };
-                    let r = tg.bands.range(band);
-                    vec![vec![conv_band(
-                        e,
-                        q,
-                        c,
-                        kact,
-                        &qp,
-                        &ins[0],
-                        f * r.start..f * r.end,
-                        f * tg.h,
-                        f * tg.w,
-                        tg.quantized[node.outputs[0]],
-                    )]]
-                }
-                (Op::Act(a), _) => one(ops::act(ins[0].single(), a)),
-                (Op::Add, _) => one(ops::add(ins[0].single(), ins[1].single())),
-                (Op::MulChannel, _) => one(ops::mul_channel(ins[0].single(), ins[1].single())),
-                (Op::Concat, _) => {
-                    let parts: Vec<&Tensor> = ins.iter().map(|r| r.single()).collect();
-                    one(ops::concat(&parts))
-                }
-                (Op::Split(sizes), _) => ops::split(ins[0].single(), sizes)
+        NodeKind::Band { band, .. } => Ok(match (&l.op, &e.compiled[layer]) {
+            (Op::Conv(c), Compiled::Conv { q, kact, .. }) => {
+                let ConvPlan::Quant { q: qs, .. } = plan.convs[layer] else {
+                    return Err(Error::Invalid(format!(
+                        "layer {layer}: float conv in a band"
+                    )));
+                };
+                let qp = qp.unwrap_or(qs);
+                let f = match e.graph.values[l.inputs[0]].spatial {
+                    Spatial::Image { factor } => factor,
+                    Spatial::Pooled => unreachable!("banded convs read images"),
+                };
+                let r = tg.bands.range(band);
+                vec![vec![conv_band(
+                    e,
+                    q,
+                    c,
+                    kact,
+                    &qp,
+                    &ins[0],
+                    f * r.start..f * r.end,
+                    f * tg.h,
+                    f * tg.w,
+                    tg.quantized[node.outputs[0]],
+                )]]
+            }
+            (op, _) => {
+                let xs: Vec<&Tensor> = ins.iter().map(|r| r.single()).collect();
+                ops::row_local(op, &xs)
+                    .ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "layer {layer}: op {} cannot run in a band",
+                            op.kind()
+                        ))
+                    })?
                     .into_iter()
                     .map(|t| vec![Chunk::F32(Arc::new(t))])
-                    .collect(),
-                (Op::DepthToSpace { block, crd }, _) => {
-                    one(ops::depth_to_space(ins[0].single(), *block, *crd))
-                }
-                (Op::ShuffleAnchor { block }, _) => one(ops::shuffle_anchor(
-                    ins[0].single(),
-                    ins[1].single(),
-                    *block,
-                )),
-                (op, _) => {
-                    return Err(Error::Invalid(format!(
-                        "layer {layer}: op {} cannot run in a band",
-                        op.kind()
-                    )));
-                }
-            })
-        }
+                    .collect()
+            }
+        }),
         NodeKind::Whole { .. } => {
-            let outs: Vec<Tensor> =
-                match (&l.op, &e.compiled[layer]) {
-                    (Op::GlobalAvgPool, _) => vec![global_avg_pool(&ins[0].tensors())],
-                    (Op::GlobalStd, _) => vec![global_std(&ins[0].tensors())],
-                    (
-                        Op::Conv(c),
-                        Compiled::Conv {
-                            q,
-                            fp32,
-                            w8,
-                            act,
-                            kact,
-                            ..
-                        },
-                    ) => {
-                        let x = ins[0].gather();
-                        // Same as `Engine::run_observed` for one conv.
-                        vec![match plan.convs[layer] {
-                            ConvPlan::Float if plan.weights_8bit => w8
-                                .get_or_init(|| FloatConv::new(c, &q.weights.dequantized()))
-                                .run(&x, act.as_ref(), 1),
-                            ConvPlan::Float => fp32
-                                .get_or_init(|| FloatConv::new(c, &c.weights))
-                                .run(&x, act.as_ref(), 1),
-                            ConvPlan::Quant { q: qp, dre } => {
-                                let qp = if dre {
-                                    let (lo, hi) = min_max(&x.data);
-                                    QParams::from_range(lo, hi, qp.bits)
-                                } else {
-                                    qp
-                                };
-                                q.run(e.level, &x, &qp, kact, 1)
-                            }
-                        }]
-                    }
-                    (op, _) => {
-                        let xs: Vec<Tensor> = ins.iter().map(Rows::gather).collect();
-                        let x = |k: usize| &xs[k];
-                        match op {
-                            Op::Act(a) => vec![ops::act(x(0), a)],
-                            Op::Add => vec![ops::add(x(0), x(1))],
-                            Op::MulChannel => vec![ops::mul_channel(x(0), x(1))],
-                            Op::Concat => vec![ops::concat(&xs.iter().collect::<Vec<_>>())],
-                            Op::Split(sizes) => ops::split(x(0), sizes),
-                            Op::DepthToSpace { block, crd } => {
-                                vec![ops::depth_to_space(x(0), *block, *crd)]
-                            }
-                            Op::ShuffleAnchor { block } => {
-                                vec![ops::shuffle_anchor(x(0), x(1), *block)]
-                            }
-                            _ => unreachable!("handled above"),
-                        }
-                    }
-                };
+            let outs: Vec<Tensor> = match (&l.op, &e.compiled[layer]) {
+                (Op::GlobalAvgPool, _) => vec![global_avg_pool(&ins[0].tensors())],
+                (Op::GlobalStd, _) => vec![global_std(&ins[0].tensors())],
+                (Op::Conv(_), _) => vec![e.run_conv(layer, plan, &ins[0].gather(), 1)],
+                (op, _) => {
+                    let xs: Vec<Tensor> = ins.iter().map(Rows::gather).collect();
+                    let xs: Vec<&Tensor> = xs.iter().collect();
+                    ops::row_local(op, &xs).expect("every other op is row-local")
+                }
+            };
             // Image outputs are stored per band like every other image value.
             Ok(outs
                 .into_iter()
