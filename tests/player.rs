@@ -181,20 +181,27 @@ fn have_xvfb() -> bool {
         .is_ok()
 }
 
-/// Runs under `xvfb-run -a`; retried once when Xvfb itself failed to come up
-/// (concurrent `-a` servers race for a display number).
+/// Runs under `xvfb-run -a`, one Xvfb at a time (concurrent `-a` servers race
+/// for a display number: CI once saw "Could not open display"); retried up to
+/// three times when Xvfb itself failed to come up, which is not our failure.
 fn xvfb(args: &[&str], script: &[(u64, &[u8])], timeout: Duration) -> Output {
-    for attempt in 0..2 {
+    static ONE_SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = ONE_SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    let mut last = None;
+    for attempt in 0..4 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(500 * attempt));
+        }
         let mut c = Command::new("xvfb-run");
         c.args(["-a", "-s", "-screen 0 1280x800x24", bin()])
             .args(args);
         let (o, _) = run(&mut c, script, timeout);
-        if attempt == 0 && err(&o).contains("Could not open display") {
-            continue;
+        if !err(&o).contains("Could not open display") {
+            return o;
         }
-        return o;
+        last = Some(o);
     }
-    unreachable!()
+    last.unwrap()
 }
 
 #[test]
