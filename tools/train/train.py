@@ -109,6 +109,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rep", action="store_true", help="train 3x3 + 1x1 + identity branches, merged at export (RepConv)")
     ap.add_argument("--init", help="start from this checkpoint (.pt); the body is reused, the last conv when shapes match")
+    ap.add_argument("--init-onnx", help="start from an exported model's deployed weights (e.g. a bundled one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="ONNX file to write")
     ap.add_argument("--log", required=True)
@@ -138,6 +139,9 @@ def main():
         kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(kept, strict=False)
         say(f"# init from {a.init}: {len(kept)}/{len(own)} tensors")
+    if a.init_onnx:
+        load_deployed(model, a.init_onnx)
+        say(f"# init from {a.init_onnx}: set5 {set5_psnr(model, a.scale):.3f}")
     say(f"# params {sum(c.weight.numel() + c.bias.numel() for c in model.convs)} deployed, MAC/LR px {model.macs_per_pixel()}")
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     budget = a.minutes * 60.0
@@ -174,6 +178,32 @@ def main():
            doc=f"PlainSR x{a.scale}, {a.channels} channels, {a.body} body convs; trained by tools/train/train.py on T91+BSD200")
     check_onnx(model, a.out, a.scale)
     say(f"# wrote {a.out}")
+
+
+def load_deployed(model, path):
+    """Sets every conv from an exported ONNX file's `conv{i}.weight/bias` so the
+    module computes what the file computes. A RepConv takes the merged weight in
+    its 3x3 branch, minus the identity it adds, and a zero 1x1 branch."""
+    import onnx
+    from onnx import numpy_helper
+    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+    with torch.no_grad():
+        for i, conv in enumerate(model.convs):
+            w = torch.from_numpy(inits[f"conv{i}.weight"].copy())
+            b = torch.from_numpy(inits[f"conv{i}.bias"].copy())
+            if w.shape != conv.weight.shape:
+                raise SystemExit(f"{path}: conv{i}.weight is {tuple(w.shape)}, the model wants {tuple(conv.weight.shape)}")
+            if hasattr(conv, "k3"):
+                if conv.identity:
+                    for c in range(w.shape[0]):
+                        w[c, c, 1, 1] -= 1.0
+                conv.k3.weight.copy_(w)
+                conv.k3.bias.copy_(b)
+                conv.k1.weight.zero_()
+                conv.k1.bias.zero_()
+            else:
+                conv.weight.copy_(w)
+                conv.bias.copy_(b)
 
 
 def check_onnx(model, path, scale):
