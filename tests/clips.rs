@@ -2,29 +2,15 @@
 //! file → file frame accounting (every input frame in the output, same
 //! timestamps, scaled size), Ctrl-C and errors leave no partial file.
 //! Skipped with a one-line notice when ../shared is absent.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
-fn shared() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared"));
-    p.join("clips").is_dir().then_some(p)
-}
-
-macro_rules! require_shared {
-    () => {
-        match shared() {
-            Some(p) => p,
-            None => {
-                eprintln!("skipped: ../shared is absent (clips and models)");
-                return;
-            }
-        }
-    };
-}
+#[macro_use]
+mod support;
 
 fn nawqsr(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nawqsr"))

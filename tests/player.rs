@@ -3,26 +3,11 @@
 //! quits on `q` from stdin, on Ctrl-C and at EOS; bench's JSON schema.
 //! Tests needing ../shared skip with a one-line notice when it is absent.
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn shared() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared"));
-    p.join("clips").is_dir().then_some(p)
-}
-
-macro_rules! require_shared {
-    () => {
-        match shared() {
-            Some(p) => p,
-            None => {
-                eprintln!("skipped: ../shared is absent (clips and models)");
-                return;
-            }
-        }
-    };
-}
+#[macro_use]
+mod support;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_nawqsr")

@@ -1,7 +1,6 @@
 //! Tests of the `nawqsr` element: negotiation, pixels, events, properties, QoS,
 //! latency and telemetry through `gst_check::Harness`, then whole pipelines on
 //! the real clips of ../shared (skipped with a notice when absent).
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, Once};
 
@@ -20,22 +19,9 @@ fn init() {
     });
 }
 
-fn shared() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared"));
-    p.join("clips").is_dir().then_some(p)
-}
-
-macro_rules! require_shared {
-    () => {
-        match shared() {
-            Some(p) => p,
-            None => {
-                eprintln!("skipped: ../shared is absent (clips and models)");
-                return;
-            }
-        }
-    };
-}
+#[macro_use]
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
 const FORMATS: [gst_video::VideoFormat; 5] = [
     gst_video::VideoFormat::Rgb,

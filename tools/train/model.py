@@ -49,10 +49,42 @@ class RepConv(nn.Module):
         return self.k3.bias + self.k1.bias
 
 
+def fake_quant_weight(w):
+    """The engine's weights quantizer (codec/src/quant/weights.rs): symmetric
+    8-bit per output channel, s = max|w| / 127, round, clamp to ±127; the
+    gradient passes straight through the rounding (STE)."""
+    s = w.detach().abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12) / 127.0
+    q = (w / s).round().clamp(-127, 127) * s
+    return w + (q - w).detach()
+
+
+class ActQuant(nn.Module):
+    """The engine's u8 activation between two convs (Eq. 1 with x_min = 0 after
+    ReLU, codec/src/quant/params.rs): q = clamp(round(x * 255 / max), 0, 255).
+    `max` follows the batch maximum (moving average) in training, as the
+    calibration's max over images does for the engine; STE gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("max", torch.zeros(()))
+
+    def forward(self, x):
+        if self.training:
+            m = x.detach().amax()
+            self.max.copy_(m if self.max == 0 else 0.99 * self.max + 0.01 * m)
+        s = 255.0 / self.max.clamp_min(1e-6)
+        q = (x * s).round().clamp(0, 255) / s
+        return x + (q - x).detach()
+
+
 class PlainSR(nn.Module):
-    def __init__(self, scale, channels, body, rep=False):
+    def __init__(self, scale, channels, body, rep=False, qat=False):
         super().__init__()
         self.scale = scale
+        # Quantization-aware training: every conv sees its weights as the
+        # engine's INT8 unit will, and every hidden activation as a u8.
+        self.qat = qat
+        self.act_q = nn.ModuleList([ActQuant() for _ in range(body + 1)]) if qat else None
         conv = RepConv if rep else (lambda i, o: nn.Conv2d(i, o, 3, padding=1))
         convs = [conv(3, channels)]
         convs += [conv(channels, channels) for _ in range(body)]
@@ -66,9 +98,16 @@ class PlainSR(nn.Module):
     def forward(self, x):
         s = self.scale
         y = x
-        for conv in self.convs[:-1]:
-            y = torch.relu(conv(y))
-        y = self.convs[-1](y) + x.repeat(1, s * s, 1, 1)
+        for i, conv in enumerate(self.convs):
+            if self.qat:
+                y = nn.functional.conv2d(y, fake_quant_weight(conv.weight), conv.bias, padding=1)
+            else:
+                y = conv(y)
+            if i + 1 < len(self.convs):
+                y = torch.relu(y)
+                if self.qat:
+                    y = self.act_q[i](y)
+        y = y + x.repeat(1, s * s, 1, 1)
         # Depth-to-space in ONNX's DCR order: channel (i*s + j)*3 + c goes to
         # colour c, sub-pixel row i, column j (matching the repeated anchor).
         b, _, h, w = y.shape

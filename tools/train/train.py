@@ -109,6 +109,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rep", action="store_true", help="train 3x3 + 1x1 + identity branches, merged at export (RepConv)")
     ap.add_argument("--init", help="start from this checkpoint (.pt); the body is reused, the last conv when shapes match")
+    ap.add_argument("--qat", action="store_true", help="quantization-aware: 8-bit per-channel weights and u8 activations as the engine's INT8 unit (use with --init-onnx)")
     ap.add_argument("--init-onnx", help="start from an exported model's deployed weights (e.g. a bundled one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="ONNX file to write")
@@ -132,7 +133,7 @@ def main():
     weights = [p[0].shape[0] * p[0].shape[1] for p in pairs]
     say(f"# {len(pairs)} LR/HR pairs, patch {patch} LR px, batch {a.batch}")
 
-    model = PlainSR(a.scale, a.channels, a.body, rep=a.rep)
+    model = PlainSR(a.scale, a.channels, a.body, rep=a.rep, qat=a.qat)
     if a.init:
         state = torch.load(a.init)
         own = model.state_dict()
@@ -141,7 +142,15 @@ def main():
         say(f"# init from {a.init}: {len(kept)}/{len(own)} tensors")
     if a.init_onnx:
         load_deployed(model, a.init_onnx)
+    if a.qat:
+        # Seed the activation ranges (ActQuant.max) before any report.
+        with torch.no_grad():
+            for _ in range(50):
+                model(batch(pairs, weights, a.scale, a.batch, patch, rng)[0])
+    if a.init_onnx:
+        model.eval()
         say(f"# init from {a.init_onnx}: set5 {set5_psnr(model, a.scale):.3f}")
+        model.train()
     say(f"# params {sum(c.weight.numel() + c.bias.numel() for c in model.convs)} deployed, MAC/LR px {model.macs_per_pixel()}")
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     budget = a.minutes * 60.0
@@ -173,6 +182,9 @@ def main():
     model.eval()
     torch.save(model.state_dict(), ckpt)
     say(f"{(time.time() - t0) / 60:7.2f} min  it {it:6d}  final  set5 {set5_psnr(model, a.scale):.3f}")
+    if a.qat:
+        model.qat = False  # what is exported: float weights, quantized by the engine
+        say(f"# float set5 {set5_psnr(model, a.scale):.3f}")
     layers = model.layers_numpy()
     export(layers, a.scale, a.out,
            doc=f"PlainSR x{a.scale}, {a.channels} channels, {a.body} body convs; trained by tools/train/train.py on T91+BSD200")
