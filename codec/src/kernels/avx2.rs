@@ -153,6 +153,12 @@ unsafe fn avx2_dot_u8s8<const MR: usize, const NB: usize>(
     pix: &[usize; MR],
     ocb0: usize,
 ) -> [[__m256i; NB]; MR] {
+    if MR == 4 && NB == 2 {
+        // SAFETY: forwarded; the main tile's shape is checked just above.
+        let acc = unsafe { avx2_dot_4x2(a, plane, pix[..4].try_into().unwrap(), ocb0) };
+        // SAFETY: MR == 4 and NB == 2, so the two array types are the same type.
+        return unsafe { std::mem::transmute_copy(&acc) };
+    }
     let mut acc = [[_mm256_setzero_si256(); NB]; MR];
     // SAFETY: pix[i] + off + len stays inside the band (see `conv`); the runs cover K exactly
     // once, so line kp·nb + ocb0 + j with kp < K/2 and ocb0 + j < nb stays inside the packed
@@ -180,6 +186,82 @@ unsafe fn avx2_dot_u8s8<const MR: usize, const NB: usize>(
         }
     }
     acc
+}
+
+/// `avx2_dot_u8s8::<4, 2>` (the main tile) with its K loop in assembly: LLVM's version of this
+/// loop carried 7 `vmovdqa` register copies per K pair (33 instructions for 8 `vpmaddwd`,
+/// dispatch-bound); this one is the 26 the arithmetic needs. Same loads, same products, same
+/// i32 sums in the same order, so the results are bit-identical (`codec/tests/kernels.rs`).
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn avx2_dot_4x2(a: &Args, plane: *const i16, pix: &[usize; 4], ocb0: usize) -> [[__m256i; 2]; 4] {
+    let z = _mm256_setzero_si256();
+    let (mut c00, mut c01, mut c10, mut c11) = (z, z, z, z);
+    let (mut c20, mut c21, mut c30, mut c31) = (z, z, z, z);
+    let wstride = a.nb * std::mem::size_of::<Line32>();
+    // SAFETY: as `avx2_dot_u8s8`: each run reads pairs q < len/2 at pix[i] + tap of the band
+    // and one 2-line weight group per pair, `wstride` apart, all in bounds; Lines are 32-byte
+    // aligned. The asm touches only the declared registers and reads memory.
+    unsafe {
+        let mut wl = a.w.add(ocb0).cast::<u8>();
+        for &(tap, len) in a.taps {
+            let pairs = len / 2;
+            if pairs == 0 {
+                continue;
+            }
+            std::arch::asm!(
+                "2:",
+                "vmovdqa {w0}, ymmword ptr [{wl}]",
+                "vmovdqa {w1}, ymmword ptr [{wl} + 32]",
+                "vpbroadcastd {x}, dword ptr [{p0} + {q}*4]",
+                "vpmaddwd {t}, {x}, {w0}",
+                "vpaddd {c00}, {c00}, {t}",
+                "vpmaddwd {t}, {x}, {w1}",
+                "vpaddd {c01}, {c01}, {t}",
+                "vpbroadcastd {x}, dword ptr [{p1} + {q}*4]",
+                "vpmaddwd {t}, {x}, {w0}",
+                "vpaddd {c10}, {c10}, {t}",
+                "vpmaddwd {t}, {x}, {w1}",
+                "vpaddd {c11}, {c11}, {t}",
+                "vpbroadcastd {x}, dword ptr [{p2} + {q}*4]",
+                "vpmaddwd {t}, {x}, {w0}",
+                "vpaddd {c20}, {c20}, {t}",
+                "vpmaddwd {t}, {x}, {w1}",
+                "vpaddd {c21}, {c21}, {t}",
+                "vpbroadcastd {x}, dword ptr [{p3} + {q}*4]",
+                "vpmaddwd {t}, {x}, {w0}",
+                "vpaddd {c30}, {c30}, {t}",
+                "vpmaddwd {t}, {x}, {w1}",
+                "vpaddd {c31}, {c31}, {t}",
+                "add {wl}, {ws}",
+                "inc {q}",
+                "cmp {q}, {n}",
+                "jne 2b",
+                wl = inout(reg) wl,
+                ws = in(reg) wstride,
+                q = inout(reg) 0usize => _,
+                n = in(reg) pairs,
+                p0 = in(reg) plane.add(pix[0] + tap),
+                p1 = in(reg) plane.add(pix[1] + tap),
+                p2 = in(reg) plane.add(pix[2] + tap),
+                p3 = in(reg) plane.add(pix[3] + tap),
+                w0 = out(ymm_reg) _,
+                w1 = out(ymm_reg) _,
+                x = out(ymm_reg) _,
+                t = out(ymm_reg) _,
+                c00 = inout(ymm_reg) c00,
+                c01 = inout(ymm_reg) c01,
+                c10 = inout(ymm_reg) c10,
+                c11 = inout(ymm_reg) c11,
+                c20 = inout(ymm_reg) c20,
+                c21 = inout(ymm_reg) c21,
+                c30 = inout(ymm_reg) c30,
+                c31 = inout(ymm_reg) c31,
+                options(nostack, readonly),
+            );
+        }
+    }
+    [[c00, c01], [c10, c11], [c20, c21], [c30, c31]]
 }
 
 #[target_feature(enable = "avx2")]
