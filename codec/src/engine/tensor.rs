@@ -62,6 +62,11 @@ pub fn to_u8_pixels(src: &[f32], dst: &mut [u8]) {
         // SAFETY: AVX-512 F/BW are present (checked).
         return unsafe { to_u8_pixels_avx512(src, dst) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present (checked).
+        return unsafe { to_u8_pixels_avx2(src, dst) };
+    }
     for (d, &v) in dst.iter_mut().zip(src) {
         *d = to_u8_pixel(v);
     }
@@ -71,6 +76,15 @@ pub fn to_u8_pixels(src: &[f32], dst: &mut [u8]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn to_u8_pixels_avx512(src: &[f32], dst: &mut [u8]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = to_u8_pixel(v);
+    }
+}
+
+/// The same loop, compiled for 8 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn to_u8_pixels_avx2(src: &[f32], dst: &mut [u8]) {
     for (d, &v) in dst.iter_mut().zip(src) {
         *d = to_u8_pixel(v);
     }
@@ -114,6 +128,28 @@ pub fn par_rows<T: Send>(
 
 #[cfg(test)]
 mod tests {
+    /// The slice version takes the host's vector path (AVX-512 or AVX2) and its
+    /// scalar tail; both must equal the scalar definition, NaN and ±∞ included.
+    #[test]
+    fn to_u8_pixels_equals_to_u8_pixel() {
+        let mut src: Vec<f32> = (0..=4001u32).map(|i| i as f32 / 4000.0 - 0.25).collect();
+        src.extend([
+            f32::NAN,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.5 / 255.0,
+            254.5 / 255.0,
+        ]);
+        for len in [src.len(), src.len() - 3, 7, 0] {
+            let mut dst = vec![7u8; len];
+            super::to_u8_pixels(&src[..len], &mut dst);
+            for (i, (&d, &v)) in dst.iter().zip(&src).enumerate() {
+                assert_eq!(d, super::to_u8_pixel(v), "element {i} ({v:e}) of {len}");
+            }
+        }
+    }
+
     #[test]
     fn to_u8_pixel_equals_clamp_scale_round() {
         let mut specials = vec![

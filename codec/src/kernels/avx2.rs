@@ -194,7 +194,12 @@ unsafe fn avx2_dot_u8s8<const MR: usize, const NB: usize>(
 /// i32 sums in the same order, so the results are bit-identical (`codec/tests/kernels.rs`).
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn avx2_dot_4x2(a: &Args, plane: *const i16, pix: &[usize; 4], ocb0: usize) -> [[__m256i; 2]; 4] {
+unsafe fn avx2_dot_4x2(
+    a: &Args,
+    plane: *const i16,
+    pix: &[usize; 4],
+    ocb0: usize,
+) -> [[__m256i; 2]; 4] {
     let z = _mm256_setzero_si256();
     let (mut c00, mut c01, mut c10, mut c11) = (z, z, z, z);
     let (mut c20, mut c21, mut c30, mut c31) = (z, z, z, z);

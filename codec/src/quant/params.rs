@@ -84,6 +84,12 @@ pub fn quantize_u8(x: &[f32], q: &QParams, out: &mut [u8]) {
         let done = unsafe { avx512::quantize(&x[..n], q, out.as_mut_ptr(), 1) };
         return quantize_tail(&x[done..n], q, &mut out[done..n], |v| v as u8);
     }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present (checked); slices are bounded by `n`.
+        let done = unsafe { avx2::quantize(&x[..n], q, out.as_mut_ptr(), 1) };
+        return quantize_tail(&x[done..n], q, &mut out[done..n], |v| v as u8);
+    }
     quantize_tail(&x[..n], q, &mut out[..n], |v| v as u8)
 }
 
@@ -95,6 +101,12 @@ pub fn quantize_u16(x: &[f32], q: &QParams, out: &mut [u16]) {
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F is present (checked); slices are bounded by `n`.
         let done = unsafe { avx512::quantize(&x[..n], q, out.as_mut_ptr() as *mut u8, 2) };
+        return quantize_tail(&x[done..n], q, &mut out[done..n], |v| v as u16);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present (checked); slices are bounded by `n`.
+        let done = unsafe { avx2::quantize(&x[..n], q, out.as_mut_ptr() as *mut u8, 2) };
         return quantize_tail(&x[done..n], q, &mut out[done..n], |v| v as u16);
     }
     quantize_tail(&x[..n], q, &mut out[..n], |v| v as u16)
@@ -153,6 +165,51 @@ mod avx512 {
     }
 }
 
+/// The same quantizer, 8 lanes, for hosts without AVX-512 (`vroundps` is SSE4.1; the
+/// saturating packs are exact on values already clamped to 0..=qmax).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::QParams;
+    use std::arch::x86_64::*;
+
+    /// Quantizes the largest multiple of 8 elements of `x`; returns how many.
+    /// `width` is the output element size in bytes (1: u8, 2: u16).
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn quantize(x: &[f32], q: &QParams, out: *mut u8, width: usize) -> usize {
+        let n = x.len() / 8 * 8;
+        let (s, z, m) = (
+            _mm256_set1_ps(q.scale),
+            _mm256_set1_ps(q.zero),
+            _mm256_set1_ps(q.bits.qmax()),
+        );
+        let zero = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < n {
+            // SAFETY: i + 8 <= n <= x.len(); `out` holds at least n elements of `width` bytes.
+            unsafe {
+                let v = _mm256_loadu_ps(x.as_ptr().add(i));
+                let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                    _mm256_mul_ps(v, s),
+                );
+                // max(NaN, 0) is 0 (second operand), as the scalar cast of NaN.
+                let c = _mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(r, z), zero), m);
+                let iv = _mm256_cvtps_epi32(c);
+                let w16 = _mm_packus_epi32(
+                    _mm256_castsi256_si128(iv),
+                    _mm256_extracti128_si256::<1>(iv),
+                );
+                if width == 1 {
+                    _mm_storel_epi64(out.add(i) as *mut __m128i, _mm_packus_epi16(w16, w16));
+                } else {
+                    _mm_storeu_si128(out.add(2 * i) as *mut __m128i, w16);
+                }
+            }
+            i += 8;
+        }
+        n
+    }
+}
+
 /// Min and max of a slice (the Runtime Quantization Unit's range estimate,
 /// §4.3), vectorised: independent compare-and-select lanes compile to
 /// `vminps`/`vmaxps` (`f32::min` must honour NaN and does not vectorise, which
@@ -185,6 +242,52 @@ pub fn min_max(x: &[f32]) -> (f32, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The slice quantizers take the host's vector path (AVX-512 or AVX2) and a
+    /// scalar tail; both must equal `QParams::quantize`, ties, NaN, ±∞ and values
+    /// outside the range included.
+    #[test]
+    fn slice_quantizers_equal_the_scalar_definition() {
+        let mut x: Vec<f32> = (0..2003).map(|i| i as f32 * 0.0137 - 9.0).collect();
+        x.extend([
+            f32::NAN,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e30,
+            -1e30,
+        ]);
+        // Ties for the scale-2 parameters: x·2 = k + 0.5, rounded half to even.
+        x.extend((-24..24).map(|k| (k as f32 + 0.5) / 2.0));
+        for bits in [Bits::B8, Bits::B16] {
+            let ties = QParams {
+                bits,
+                scale: 2.0,
+                zero: -10.0,
+            };
+            for q in [&QParams::from_range(-7.5, 11.25, bits), &ties] {
+                for len in [x.len(), x.len() - 5, 9, 0] {
+                    let x = &x[..len];
+                    match bits {
+                        Bits::B8 => {
+                            let mut out = vec![0u8; len];
+                            quantize_u8(x, q, &mut out);
+                            for (i, (&o, &v)) in out.iter().zip(x).enumerate() {
+                                assert_eq!(o, q.quantize(v) as u8, "u8 element {i} ({v:e})");
+                            }
+                        }
+                        Bits::B16 => {
+                            let mut out = vec![0u16; len];
+                            quantize_u16(x, q, &mut out);
+                            for (i, (&o, &v)) in out.iter().zip(x).enumerate() {
+                                assert_eq!(o, q.quantize(v) as u16, "u16 element {i} ({v:e})");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn power_of_two_scale_is_exact() {
