@@ -17,7 +17,7 @@ macro_rules! require_shared {
         match $crate::support::shared() {
             Some(p) => p,
             None => {
-                eprintln!("skipped: ../shared is absent (clips and models)");
+                eprintln!("skipping: ../shared not found (clips and models)");
                 return;
             }
         }
