@@ -67,9 +67,10 @@ class ActQuant(nn.Module):
     def __init__(self):
         super().__init__()
         self.register_buffer("max", torch.zeros(()))
+        self.frozen = False  # set with fixed ranges (train.py --act-ranges)
 
     def forward(self, x):
-        if self.training:
+        if self.training and not self.frozen:
             m = x.detach().amax()
             self.max.copy_(m if self.max == 0 else 0.99 * self.max + 0.01 * m)
         s = 255.0 / self.max.clamp_min(1e-6)

@@ -110,6 +110,7 @@ def main():
     ap.add_argument("--rep", action="store_true", help="train 3x3 + 1x1 + identity branches, merged at export (RepConv)")
     ap.add_argument("--init", help="start from this checkpoint (.pt); the body is reused, the last conv when shapes match")
     ap.add_argument("--qat", action="store_true", help="quantization-aware: 8-bit per-channel weights and u8 activations as the engine's INT8 unit (use with --init-onnx)")
+    ap.add_argument("--act-ranges", help="with --qat: fix the u8 ranges to a schedule's (nawqsr calibrate of the init model), the grid the engine will use, instead of following batch maxima")
     ap.add_argument("--init-onnx", help="start from an exported model's deployed weights (e.g. a bundled one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="ONNX file to write")
@@ -142,7 +143,15 @@ def main():
         say(f"# init from {a.init}: {len(kept)}/{len(own)} tensors")
     if a.init_onnx:
         load_deployed(model, a.init_onnx)
-    if a.qat:
+    if a.qat and a.act_ranges:
+        import json
+        layers = json.load(open(a.act_ranges))["layers"]
+        for i, aq in enumerate(model.act_q):
+            # ActQuant i quantizes the input of conv i+1 (the schedule's range of that layer).
+            aq.max.fill_(layers[f"conv{i + 1}"]["range"][1])
+            aq.frozen = True
+        say(f"# activation ranges from {a.act_ranges}: {[round(float(q.max), 4) for q in model.act_q]}")
+    elif a.qat:
         # Seed the activation ranges (ActQuant.max) before any report.
         with torch.no_grad():
             for _ in range(50):
