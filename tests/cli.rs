@@ -134,6 +134,37 @@ fn eval_reproduces_published_imdn_x4_fp32() {
     assert!((b - 28.43).abs() <= 0.01, "bicubic {b}");
 }
 
+/// `eval --mode hybrid` without --schedule uses the model's schedule from
+/// schedules/ (here the bundled nawq_x2's), and names the model when it has none.
+#[test]
+fn eval_hybrid_finds_the_models_schedule() {
+    let f = Fixture::new();
+    let eval = |model: &str| {
+        nawqsr(&[
+            "eval",
+            "--model",
+            model,
+            "--dataset",
+            &f.p("ds"),
+            "--scale",
+            "2",
+            "--mode",
+            "hybrid",
+            "--json",
+        ])
+    };
+    let bundled = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/models/nawq_x2.onnx");
+    let o = eval(bundled);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["mode"], "hybrid", "{j}");
+    assert!(j["mean_psnr"].as_f64().unwrap() > 10.0, "{j}");
+    assert_error(
+        &eval(&f.p("tiny.onnx")),
+        &["hybrid", "schedule", "tiny.onnx"],
+    );
+}
+
 #[test]
 fn bad_inputs_give_one_line_errors() {
     let f = Fixture::new();

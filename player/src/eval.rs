@@ -23,7 +23,7 @@ pub struct Args {
     /// Upscaling factor; must match the model.
     #[arg(long)]
     scale: usize,
-    /// fp32 (tract reference), fp32w8, int8, a16w8, hybrid (--schedule),
+    /// fp32 (tract reference), fp32w8, int8, a16w8, hybrid (--schedule, or the model's in schedules/),
     /// hybrid-nodre (its DRE flags off), randdre (its bitwidths, random DRE
     /// layers, mean of 10 runs), bicubic.
     #[arg(long, default_value = "fp32")]
@@ -35,7 +35,8 @@ pub struct Args {
     /// 8-bit weight scales: per-channel (default) or per-tensor (the paper's setting).
     #[arg(long, default_value = "per-channel")]
     weights: String,
-    /// Schedule file for --mode hybrid, hybrid-nodre and randdre (`nawqsr calibrate`).
+    /// Schedule file for --mode hybrid, hybrid-nodre and randdre (`nawqsr calibrate`;
+    /// default: the one in schedules/ made for the model, found by its hash).
     #[arg(long)]
     schedule: Option<PathBuf>,
     /// Worker threads (0 = all cores).
@@ -111,12 +112,22 @@ pub fn run(a: Args) -> Result<()> {
             Runner::Engine(engine, plan)
         }
         "hybrid" | "hybrid-nodre" | "randdre" => {
-            let Some(path) = &a.schedule else {
-                bail!("--mode {}: needs --schedule FILE", a.mode)
+            // Without --schedule, the model's schedule in schedules/ (found by its
+            // hash), as upscale, bench-model and the element do.
+            let sha = model::file_sha256(&a.model)?;
+            let path = match &a.schedule {
+                Some(p) => p.clone(),
+                None => nawqsr_codec::offline::schedule::find_for_model(&sha).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--mode {}: no schedule for {} found (give --schedule FILE or run nawqsr calibrate)",
+                        a.mode,
+                        a.model.display()
+                    )
+                })?,
             };
             let graph = model::import(&a.model)?;
             check_scale(graph.scale, a.scale, &a)?;
-            let sched = Schedule::load(path, &graph, &model::file_sha256(&a.model)?)?;
+            let sched = Schedule::load(&path, &graph, &sha)?;
             // The schedule's s, z were calibrated with its weight quantizer.
             let engine =
                 Engine::with_granularity(graph, CpuLevel::detect(), a.threads, sched.weights());
