@@ -127,15 +127,7 @@ pub fn run(a: Args) -> Result<()> {
             }
             "hybrid" => {
                 let sha = model::file_sha256(&a.model)?;
-                let s = match &a.schedule {
-                    Some(s) => s.clone(),
-                    None => nawqsr_codec::offline::schedule::find_for_model(&sha).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "--mode hybrid: no schedule for {} found (give --schedule FILE or run nawqsr calibrate)",
-                            a.model.display()
-                        )
-                    })?,
-                };
+                let s = schedule_path(a.schedule.as_ref(), &sha, &a.model, &a.mode)?;
                 Schedule::load(&s, &e.graph, &sha)?.plan(&e.graph)
             }
             m => bail!("--mode {m}: invalid (expected int8, a16w8, hybrid, fp32w8 or fp32)"),
@@ -230,4 +222,23 @@ fn report(
         );
     }
     Ok(())
+}
+
+/// `--schedule`, or else the model's schedule in schedules/ found by its hash
+/// (shared by `bench-model` and `eval`); a one-line error naming the model.
+pub(crate) fn schedule_path(
+    given: Option<&std::path::PathBuf>,
+    sha: &str,
+    model: &std::path::Path,
+    mode: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    match given {
+        Some(p) => Ok(p.clone()),
+        None => nawqsr_codec::offline::schedule::find_for_model(sha).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--mode {mode}: no schedule for {} found (give --schedule FILE or run nawqsr calibrate)",
+                model.display()
+            )
+        }),
+    }
 }

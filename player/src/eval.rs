@@ -115,16 +115,8 @@ pub fn run(a: Args) -> Result<()> {
             // Without --schedule, the model's schedule in schedules/ (found by its
             // hash), as upscale, bench-model and the element do.
             let sha = model::file_sha256(&a.model)?;
-            let path = match &a.schedule {
-                Some(p) => p.clone(),
-                None => nawqsr_codec::offline::schedule::find_for_model(&sha).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "--mode {}: no schedule for {} found (give --schedule FILE or run nawqsr calibrate)",
-                        a.mode,
-                        a.model.display()
-                    )
-                })?,
-            };
+            let path =
+                crate::bench_model::schedule_path(a.schedule.as_ref(), &sha, &a.model, &a.mode)?;
             let graph = model::import(&a.model)?;
             check_scale(graph.scale, a.scale, &a)?;
             let sched = Schedule::load(&path, &graph, &sha)?;
