@@ -11,7 +11,8 @@ use std::sync::Mutex;
 
 use nawqsr_codec::kernels::bench::{bench_conv, measure_peak};
 use nawqsr_codec::kernels::{
-    Activation, ConvGeom, CpuLevel, Epilogue, Output, PackedConv, conv_u8, conv_u16,
+    Activation, ConvGeom, CpuLevel, Epilogue, Output, PackedConv, conv_u8, conv_u8_amx_model,
+    conv_u16, conv_u16_amx_model,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -308,11 +309,15 @@ impl ConvProblem {
     }
 
     fn run(&self, level: CpuLevel, w: &PackedConv) -> OutBuf {
+        self.run_on(Kernel::Level(level), w)
+    }
+
+    fn run_on(&self, kernel: Kernel, w: &PackedConv) -> OutBuf {
         match (self.sentinel(), self.out) {
             (OutBuf::F32(b), _) => {
                 let mut data: Vec<f32> = b.iter().map(|&x| f32::from_bits(x)).collect();
                 self.call(
-                    level,
+                    kernel,
                     w,
                     Output::F32 {
                         data: &mut data,
@@ -323,7 +328,7 @@ impl ConvProblem {
             }
             (OutBuf::U8(mut data), OutKind::U8 { scale, zero }) => {
                 self.call(
-                    level,
+                    kernel,
                     w,
                     Output::U8 {
                         data: &mut data,
@@ -336,7 +341,7 @@ impl ConvProblem {
             }
             (OutBuf::U16(mut data), OutKind::U16 { scale, zero }) => {
                 self.call(
-                    level,
+                    kernel,
                     w,
                     Output::U16 {
                         data: &mut data,
@@ -351,11 +356,42 @@ impl ConvProblem {
         }
     }
 
-    fn call(&self, level: CpuLevel, w: &PackedConv, out: Output) {
+    fn call(&self, kernel: Kernel, w: &PackedConv, out: Output) {
         let epi = Epilogue {
             mult: &self.mult,
             offset: &self.offset,
             act: &self.act,
+        };
+        if let Kernel::AmxModel = kernel {
+            let rows = self.rows.clone();
+            if self.u16_input {
+                conv_u16_amx_model(
+                    &self.g,
+                    &self.input,
+                    self.in_ps,
+                    self.pad,
+                    w,
+                    &epi,
+                    rows,
+                    out,
+                );
+            } else {
+                let input: Vec<u8> = self.input.iter().map(|&x| x as u8).collect();
+                conv_u8_amx_model(
+                    &self.g,
+                    &input,
+                    self.in_ps,
+                    self.pad as u8,
+                    w,
+                    &epi,
+                    rows,
+                    out,
+                );
+            }
+            return;
+        }
+        let Kernel::Level(level) = kernel else {
+            unreachable!()
         };
         if self.u16_input {
             conv_u16(
@@ -417,8 +453,27 @@ impl ConvProblem {
             }
             LEVELS_RUN.lock().unwrap().insert(level);
         }
+        // The AMX driver under the tile-unit model, on every host with AVX2 (its epilogue).
+        if CpuLevel::host_max() >= CpuLevel::Avx2 {
+            let got = self.run_on(Kernel::AmxModel, &w);
+            if got != scalar {
+                let at = first_diff(&got, &scalar);
+                return Err(TestCaseError::fail(format!(
+                    "the AMX driver (tile model) differs from scalar at element {at:?} for {:?}",
+                    self.g
+                )));
+            }
+        }
         Ok(())
     }
+}
+
+/// What computes a problem: a CPU level's kernels, or the AMX driver with the tile instructions
+/// run by the software model of the tile unit (`conv_u8_amx_model`).
+#[derive(Debug, Clone, Copy)]
+enum Kernel {
+    Level(CpuLevel),
+    AmxModel,
 }
 
 fn first_diff(a: &OutBuf, b: &OutBuf) -> Option<(usize, String, String)> {
@@ -461,6 +516,9 @@ fn hot_shapes_match_scalar() {
         (1, 64, 5),
         (2, 27, 3),
         (3, 12, 3),
+        // More than 4 channel blocks (two AMX passes), K of several tiles.
+        (32, 80, 3),
+        (19, 70, 3),
     ];
     let mut seed = 1u64;
     for (ic, oc, k) in shapes {

@@ -309,7 +309,7 @@ unsafe fn avx2_conv_u8s8_tile<const MR: usize, const NB: usize>(a: &Args, p0: us
 /// 8 channels from `oc0`. The activation and output-kind matches sit outside the vector loops.
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn avx2_epilogue<const MR: usize, const NB: usize>(
+pub(super) unsafe fn avx2_epilogue<const MR: usize, const NB: usize>(
     v: [[__m256; NB]; MR],
     oc0: usize,
     out_c: usize,

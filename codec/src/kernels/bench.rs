@@ -57,7 +57,7 @@ fn thread_seconds() -> f64 {
 }
 
 /// Peak of the level's dot-product instruction, in a register-only loop on one thread:
-/// `vpdpbusd` (AVX-512 VNNI; also what the `Amx` level runs), `vpmaddwd` + `vpaddd` (AVX2),
+/// `tdpbusd` on 4 accumulator tiles (AMX), `vpdpbusd` (AVX-512 VNNI), `vpmaddwd` + `vpaddd` (AVX2),
 /// and a plain i32 dot-product loop as the compiler builds it for the scalar kernel.
 /// The 16-bit figure runs the byte-sliced mix (separate low/high accumulators) and counts
 /// u16 MACs, so it is measured, not assumed to be half.
@@ -109,7 +109,10 @@ fn peak_loop(level: CpuLevel, u16_mix: bool, iters: u64) -> u64 {
         CpuLevel::Avx2 => unsafe { avx2_peak(u16_mix, iters) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `measure_peak` asserted the host has this level (AVX-512 VNNI).
-        CpuLevel::Avx512Vnni | CpuLevel::Amx => unsafe { avx512vnni_peak(u16_mix, iters) },
+        CpuLevel::Avx512Vnni => unsafe { avx512vnni_peak(u16_mix, iters) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `measure_peak` asserted the host has this level (AMX, permission granted).
+        CpuLevel::Amx => unsafe { super::amx::peak(u16_mix, iters) },
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!(),
     }

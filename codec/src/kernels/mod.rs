@@ -25,9 +25,11 @@
 //!   on paired K octets. 3×3 64→64: 354 GMAC/s INT8 (best run 385) of a 427 GMAC/s `vpdpbusd`
 //!   peak, 186 GMAC/s A16W8; 1×1 64→64: 208 GMAC/s (there K = 64 and the epilogue, ~12 vector
 //!   ops per 16 outputs, costs about as much as the dot products).
-//! - `Amx`: detected honestly (CPUID + Linux `arch_prctl(ARCH_REQ_XCOMP_PERM)`), but **there is no
-//!   AMX kernel yet**: no development host had AMX, and an untested tile kernel is worse than none.
-//!   On an AMX host the `Amx` level runs the AVX-512 VNNI kernels (and says so once in the log).
+//! - `Amx`: [`amx`], `tdpbusd` on 16 × 64 tiles (16 pixels gathered im2col-style × up to 64
+//!   channels per pass), AVX2 epilogue. Detected by CPUID + Linux `arch_prctl(ARCH_REQ_XCOMP_PERM)`.
+//!   **No development host had AMX**: the driver runs on every AVX2 host under a software model
+//!   of the tile unit ([`conv_u8_amx_model`], tested against scalar), and on an AMX host the
+//!   hardware must match that model on a self-test before the level is selected.
 //!
 //! Grouped convolutions (groups > 1, incl. depthwise) run the scalar body on every level: the
 //! models on the hot path use groups = 1, and the scalar body is the specification.
@@ -37,6 +39,8 @@ pub mod epilogue;
 mod pack;
 mod scalar;
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -54,7 +58,8 @@ pub enum CpuLevel {
     Scalar,
     Avx2,
     Avx512Vnni,
-    /// Intel AMX (tile + int8) with the OS permission granted. Runs the AVX-512 VNNI kernels.
+    /// Intel AMX (tile + int8) with the OS permission granted, and the tile kernel's self-test
+    /// passed.
     Amx,
 }
 
@@ -144,9 +149,7 @@ impl CpuLevel {
             CpuLevel::Scalar => "scalar reference kernels",
             CpuLevel::Avx2 => "AVX2 vpmaddwd kernels",
             CpuLevel::Avx512Vnni => "AVX-512 VNNI vpdpbusd kernels",
-            // No AMX tile kernel exists yet (no AMX host to test it on): the AMX level is
-            // reported honestly but executes the AVX-512 VNNI kernels.
-            CpuLevel::Amx => "AMX detected, but no AMX kernel yet: running AVX-512 VNNI kernels",
+            CpuLevel::Amx => "AMX-INT8 tdpbusd kernels (AVX2 epilogue)",
         }
     }
 }
@@ -165,9 +168,19 @@ fn detect_host() -> CpuLevel {
     if !vnni {
         return CpuLevel::Avx2;
     }
-    if amx_usable() {
+    // SAFETY: `amx_usable` checked the CPUID bits and obtained the XTILEDATA permission, and
+    // AVX2 is present (checked above).
+    let amx = amx_usable();
+    if amx && unsafe { amx::hardware_matches_model() } {
         CpuLevel::Amx
     } else {
+        if amx {
+            // Never seen on a development host (none had AMX): kept as a guard, not a path.
+            tracing::warn!(
+                "kernels: the AMX tile kernel disagrees with its software model on this CPU; \
+                 using AVX-512 VNNI (please report)"
+            );
+        }
         CpuLevel::Avx512Vnni
     }
 }
@@ -383,10 +396,105 @@ fn run(
         #[cfg(target_arch = "x86_64")]
         CpuLevel::Avx2 => avx2::conv(g, src, in_ps, w, epi, rows, &mut out),
         #[cfg(target_arch = "x86_64")]
-        CpuLevel::Avx512Vnni | CpuLevel::Amx => avx512::conv(g, src, in_ps, w, epi, rows, &mut out),
+        CpuLevel::Avx512Vnni => avx512::conv(g, src, in_ps, w, epi, rows, &mut out),
+        #[cfg(target_arch = "x86_64")]
+        CpuLevel::Amx => {
+            let p = w
+                .amx
+                .as_ref()
+                .expect("AMX weights are packed whenever the host has AMX");
+            amx::conv(&mut amx::HwTiles, g, src, in_ps, p, epi, rows, &mut out)
+        }
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("check_args caps the level at the host max"),
     }
+}
+
+/// The AMX kernel's driver (packing, im2col gather, blocking, epilogue) with the tile
+/// instructions executed by a software model of the tile unit instead of the CPU: how the AMX
+/// path is tested on hosts without AMX. Same contract as [`conv_u8`]; needs AVX2 (the epilogue's
+/// level), panics without it. Slow (the model is plain loops): for tests only.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub fn conv_u8_amx_model(
+    g: &ConvGeom,
+    input: &[u8],
+    in_pixel_stride: usize,
+    pad: u8,
+    w: &PackedConv,
+    epi: &Epilogue,
+    rows: Range<usize>,
+    out: Output,
+) {
+    run_amx_model(
+        g,
+        Src::U8 { data: input, pad },
+        in_pixel_stride,
+        w,
+        epi,
+        rows,
+        out,
+    );
+}
+
+/// [`conv_u16`] through the AMX driver and the tile-unit model (see [`conv_u8_amx_model`]).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub fn conv_u16_amx_model(
+    g: &ConvGeom,
+    input: &[u16],
+    in_pixel_stride: usize,
+    pad: u16,
+    w: &PackedConv,
+    epi: &Epilogue,
+    rows: Range<usize>,
+    out: Output,
+) {
+    run_amx_model(
+        g,
+        Src::U16 { data: input, pad },
+        in_pixel_stride,
+        w,
+        epi,
+        rows,
+        out,
+    );
+}
+
+#[cfg(target_arch = "x86_64")]
+fn run_amx_model(
+    g: &ConvGeom,
+    src: Src,
+    in_ps: usize,
+    w: &PackedConv,
+    epi: &Epilogue,
+    rows: Range<usize>,
+    mut out: Output,
+) {
+    assert!(
+        CpuLevel::host_max() >= CpuLevel::Avx2,
+        "the AMX driver's epilogue needs AVX2"
+    );
+    check_args(CpuLevel::Avx2, g, src, in_ps, w, epi, &rows, &out);
+    if rows.is_empty() || g.out_w() == 0 {
+        return;
+    }
+    if g.groups != 1 || g.in_c == 0 || g.out_c == 0 {
+        // As `run`: these take the scalar body on every level.
+        return scalar::conv(g, src, in_ps, w, epi, rows, &mut out);
+    }
+    let k = g.kh * g.kw * g.in_c;
+    let p = amx::AmxPack::new(&w.scalar, g.out_c, k);
+    amx::conv(
+        &mut amx::EmuTiles::new(),
+        g,
+        src,
+        in_ps,
+        &p,
+        epi,
+        rows,
+        &mut out,
+    );
 }
 
 /// Every precondition the SIMD paths rely on for memory safety is asserted here, once per call.

@@ -56,6 +56,8 @@ pub struct PackedConv {
     wsum: Vec<i32>,
     pub(crate) avx2: Option<Avx2Pack>,
     pub(crate) vnni: Option<VnniPack>,
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) amx: Option<super::amx::AmxPack>,
 }
 
 impl std::fmt::Debug for PackedConv {
@@ -68,6 +70,7 @@ impl std::fmt::Debug for PackedConv {
             .field("groups", &self.groups)
             .field("avx2", &self.avx2.is_some())
             .field("vnni", &self.vnni.is_some())
+            .field("amx", &(self.amx_bytes() > 0))
             .finish()
     }
 }
@@ -148,7 +151,7 @@ impl PackedConv {
         let taps = kh * kw;
         let vnni = (simd
             && host >= CpuLevel::Avx512Vnni
-            && only.is_none_or(|l| l >= CpuLevel::Avx512Vnni))
+            && only.is_none_or(|l| l == CpuLevel::Avx512Vnni))
         .then(|| {
             let cp = icpg.div_ceil(4) * 4;
             let kq = taps * cp / 4;
@@ -206,6 +209,9 @@ impl PackedConv {
                 }
                 Avx2Pack { cp, nb, lines }
             });
+        #[cfg(target_arch = "x86_64")]
+        let amx = (simd && host >= CpuLevel::Amx && only.is_none_or(|l| l == CpuLevel::Amx))
+            .then(|| super::amx::AmxPack::new(&scalar, out_c, k));
         PackedConv {
             out_c,
             in_c_per_group,
@@ -216,6 +222,8 @@ impl PackedConv {
             wsum,
             avx2,
             vnni,
+            #[cfg(target_arch = "x86_64")]
+            amx,
         }
     }
 
@@ -230,6 +238,14 @@ impl PackedConv {
             + self.wsum.len() * 4
             + self.vnni.as_ref().map_or(0, |p| p.lines.len() * 64)
             + self.avx2.as_ref().map_or(0, |p| p.lines.len() * 32)
+            + self.amx_bytes()
+    }
+
+    fn amx_bytes(&self) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        return self.amx.as_ref().map_or(0, |p| p.lines.len() * 64);
+        #[cfg(not(target_arch = "x86_64"))]
+        0
     }
 
     pub fn out_c(&self) -> usize {

@@ -1,0 +1,761 @@
+//! AMX-INT8 kernel: the INT8 unit on Intel's tile matrix engine (the closest thing an x86 CPU has
+//! to the paper's NPU matrix unit, §5). One `tdpbusd` is C[16 × 16 i32] += A[16 × 64 u8] ·
+//! B[16 × 64 i8], 16,384 exact u8 × i8 MACs (no saturation: products are summed in i32).
+//!
+//! Data layout, one tile configuration for everything (all tiles 16 rows × 64 bytes):
+//! - **B** ([`AmxPack`], packed once at load): per 16-output-channel block `cb` and K tile `kt`,
+//!   16 rows of 64 bytes, row r = the 4 K values `(kt·16 + r)·4..+4` of each of the 16 channels
+//!   (the VNNI quad layout `tdpbusd` reads). K runs tap by tap over the input channels, as the
+//!   scalar layout `[oc][ky][kx][ic]`, zero-padded to whole tiles.
+//! - **A** (per call): for each block of 16 output pixels, each pixel's K values (its taps'
+//!   inputs, from the padded band) are gathered into one row of a `[16][kt·64]` u8 buffer (an
+//!   im2col of 16 rows), zero-padded; partial pixel blocks gather zero rows.
+//! - **C**: tiles 0–3 hold up to 64 output channels of the 16 pixels; 4 is A, 5 is B.
+//!
+//! The i32 tiles are stored and finished by the AVX2 epilogue (`avx2::avx2_epilogue`: every AMX
+//! CPU has AVX2), the same f32 operations in the same order as every other level, so the AMX
+//! level is bit-exact with the scalar kernel. The A16W8 unit runs the kernel on the low-byte and
+//! the high-byte planes and combines them as every level does: `hi·256 + lo` in f32.
+//!
+//! **Testing without AMX.** No development host had AMX. The driver is generic over
+//! [`TileUnit`]: [`HwTiles`] executes the instructions; [`EmuTiles`] is a software model of the
+//! tile unit written from the Intel SDM's pseudocode for `LDTILECFG`, `TILELOADD`, `TDPBUSD` and
+//! `TILESTORED`, including their shape checks (#GP/#UD conditions become panics). Packing, gather,
+//! blocking and epilogue run under the model on every AVX2 host (`codec/tests/kernels.rs`
+//! compares it with the scalar kernel on every problem); the instructions themselves run only on
+//! an AMX host, where [`hardware_matches_model`] compares the two before the level is selected.
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+use std::ops::Range;
+
+use super::avx2::avx2_epilogue;
+use super::epilogue::RawOutput;
+use super::pack::{BandWalk, Line64, band_rows, fill_band};
+use super::{ConvGeom, Epilogue, Output, Src};
+
+/// Tile rows (pixels per block) and bytes per row (K per tile) of the one configuration.
+const ROWS: usize = 16;
+const COLSB: usize = 64;
+/// C tiles: up to 4 blocks of 16 output channels per pass (tiles 0–3).
+const MAX_C_TILES: usize = 4;
+const TILE_A: usize = 4;
+const TILE_B: usize = 5;
+
+/// Weights as B tiles: `lines[(cb * kt + t) * 16 + r]` is row r of the tile for channel block
+/// `cb`, K tile `t`; lane n, byte j = weight of channel `cb·16 + n` at K index `(t·16 + r)·4 + j`.
+pub(crate) struct AmxPack {
+    /// K tiles (64 K values each) per channel block.
+    pub kt: usize,
+    /// 16-channel blocks.
+    pub cb: usize,
+    pub lines: Vec<Line64>,
+}
+
+impl AmxPack {
+    /// From the scalar layout `[oc][k]` with `k = kh·kw·in_c` in tap-major order.
+    pub fn new(scalar: &[i8], out_c: usize, k: usize) -> AmxPack {
+        let kt = k.div_ceil(COLSB);
+        let cb = out_c.div_ceil(16);
+        let mut lines = vec![Line64([0; 64]); cb * kt * ROWS];
+        for oc in 0..out_c {
+            for kk in 0..k {
+                let (t, r, j) = (kk / COLSB, (kk % COLSB) / 4, kk % 4);
+                lines[((oc / 16) * kt + t) * ROWS + r].0[(oc % 16) * 4 + j] = scalar[oc * k + kk];
+            }
+        }
+        AmxPack { kt, cb, lines }
+    }
+
+    fn tile(&self, cb: usize, t: usize) -> *const u8 {
+        self.lines[(cb * self.kt + t) * ROWS..].as_ptr().cast()
+    }
+}
+
+/// The 64-byte `LDTILECFG` operand (palette 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(64))]
+pub(crate) struct TileCfg {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    /// Bytes per row of tiles 0..16 (only 0..8 exist in palette 1).
+    colsb: [u16; 16],
+    rows: [u8; 16],
+}
+
+impl TileCfg {
+    /// Tiles 0–5 at 16 rows × 64 bytes; 6 and 7 unused.
+    fn uniform() -> TileCfg {
+        let mut c = TileCfg {
+            palette: 1,
+            start_row: 0,
+            reserved: [0; 14],
+            colsb: [0; 16],
+            rows: [0; 16],
+        };
+        for t in 0..=TILE_B {
+            c.colsb[t] = COLSB as u16;
+            c.rows[t] = ROWS as u8;
+        }
+        c
+    }
+}
+
+/// The tile operations the driver uses. Tile indices are 0..8; `dpbusd(c)` is
+/// `tdpbusd tmm{c}, tmm4, tmm5`.
+///
+/// # Safety
+/// Implementations read `rows × colsb` bytes from `base + r·stride` (load) or write them
+/// (store); callers guarantee those bytes are valid.
+pub(crate) trait TileUnit {
+    unsafe fn configure(&mut self, cfg: &TileCfg);
+    unsafe fn zero(&mut self, t: usize);
+    unsafe fn load(&mut self, t: usize, base: *const u8, stride: usize);
+    unsafe fn dpbusd(&mut self, c: usize);
+    unsafe fn store(&mut self, t: usize, base: *mut u8, stride: usize);
+    unsafe fn release(&mut self);
+}
+
+/// The CPU's tile unit. Only valid on a host where [`super::CpuLevel::Amx`] was detected (CPUID
+/// bits and the Linux XTILEDATA permission).
+pub(crate) struct HwTiles;
+
+/// `$m!(t)` for a runtime tile index, as a literal register name (asm has no tile operands).
+macro_rules! for_tile {
+    ($t:expr, $m:ident) => {
+        match $t {
+            0 => $m!("0"),
+            1 => $m!("1"),
+            2 => $m!("2"),
+            3 => $m!("3"),
+            4 => $m!("4"),
+            5 => $m!("5"),
+            _ => unreachable!("the driver uses tiles 0..=5"),
+        }
+    };
+}
+
+impl TileUnit for HwTiles {
+    unsafe fn configure(&mut self, cfg: &TileCfg) {
+        // SAFETY: the caller's contract (AMX host); cfg is a valid palette-1 configuration.
+        unsafe {
+            std::arch::asm!("ldtilecfg [{0}]", in(reg) cfg as *const TileCfg, options(nostack, readonly))
+        };
+    }
+
+    unsafe fn zero(&mut self, t: usize) {
+        macro_rules! z {
+            ($n:literal) => {
+                // SAFETY: AMX host, tile configured.
+                unsafe { std::arch::asm!(concat!("tilezero tmm", $n), options(nostack, nomem)) }
+            };
+        }
+        for_tile!(t, z)
+    }
+
+    unsafe fn load(&mut self, t: usize, base: *const u8, stride: usize) {
+        macro_rules! l {
+            ($n:literal) => {
+                // SAFETY: the trait's contract: 16 rows of 64 bytes at base + r·stride are valid.
+                unsafe {
+                    std::arch::asm!(
+                        concat!("tileloadd tmm", $n, ", [{b} + {s}*1]"),
+                        b = in(reg) base,
+                        s = in(reg) stride,
+                        options(nostack, readonly)
+                    )
+                }
+            };
+        }
+        for_tile!(t, l)
+    }
+
+    unsafe fn dpbusd(&mut self, c: usize) {
+        macro_rules! d {
+            ($n:literal) => {
+                // SAFETY: AMX host, tiles configured (C 16×64, A 16×64, B 16×64: shapes agree).
+                unsafe {
+                    std::arch::asm!(
+                        concat!("tdpbusd tmm", $n, ", tmm4, tmm5"),
+                        options(nostack, nomem)
+                    )
+                }
+            };
+        }
+        match c {
+            0 => d!("0"),
+            1 => d!("1"),
+            2 => d!("2"),
+            3 => d!("3"),
+            _ => unreachable!("C tiles are 0..4"),
+        }
+    }
+
+    unsafe fn store(&mut self, t: usize, base: *mut u8, stride: usize) {
+        macro_rules! s {
+            ($n:literal) => {
+                // SAFETY: the trait's contract: 16 rows of 64 bytes at base + r·stride are writable.
+                unsafe {
+                    std::arch::asm!(
+                        concat!("tilestored [{b} + {s}*1], tmm", $n),
+                        b = in(reg) base,
+                        s = in(reg) stride,
+                        options(nostack)
+                    )
+                }
+            };
+        }
+        for_tile!(t, s)
+    }
+
+    unsafe fn release(&mut self) {
+        // SAFETY: AMX host; releasing the tile state has no operands.
+        unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) };
+    }
+}
+
+/// A software model of the tile unit (Intel SDM vol. 2, `LDTILECFG`, `TILELOADD`, `TILESTORED`,
+/// `TILEZERO`, `TDPBUSD`): 8 tiles of up to 16 × 64 bytes and the configuration's shapes. The
+/// conditions under which the CPU faults are panics here, so a driver that would fault on
+/// hardware fails its tests.
+pub(crate) struct EmuTiles {
+    cfg: Option<TileCfg>,
+    t: [[u8; ROWS * COLSB]; 8],
+}
+
+impl EmuTiles {
+    pub fn new() -> EmuTiles {
+        EmuTiles {
+            cfg: None,
+            t: [[0; ROWS * COLSB]; 8],
+        }
+    }
+
+    /// (rows, colsb) of a configured tile.
+    fn shape(&self, t: usize) -> (usize, usize) {
+        let c = self
+            .cfg
+            .as_ref()
+            .expect("tile instruction before LDTILECFG (#UD)");
+        assert!(t < 8, "tile {t} does not exist in palette 1");
+        let (r, b) = (c.rows[t] as usize, c.colsb[t] as usize);
+        assert!(r > 0 && b > 0, "tile {t} is not configured (#UD)");
+        (r, b)
+    }
+}
+
+impl TileUnit for EmuTiles {
+    unsafe fn configure(&mut self, cfg: &TileCfg) {
+        // LDTILECFG #GP conditions for palette 1.
+        assert_eq!(cfg.palette, 1, "palette must be 1");
+        assert_eq!(cfg.start_row, 0, "start_row must be 0 outside a restart");
+        assert!(
+            cfg.reserved.iter().all(|&b| b == 0),
+            "reserved bytes must be 0"
+        );
+        for t in 0..16 {
+            let (r, b) = (cfg.rows[t] as usize, cfg.colsb[t] as usize);
+            if t >= 8 {
+                assert!(r == 0 && b == 0, "tile {t} does not exist in palette 1");
+            }
+            assert!(
+                r <= ROWS && b <= COLSB,
+                "tile {t}: {r} rows × {b} bytes exceeds 16 × 64"
+            );
+            assert_eq!(
+                r == 0,
+                b == 0,
+                "tile {t}: rows and colsb must both be 0 or neither"
+            );
+        }
+        self.cfg = Some(*cfg);
+        self.t = [[0; ROWS * COLSB]; 8];
+    }
+
+    unsafe fn zero(&mut self, t: usize) {
+        self.shape(t);
+        self.t[t] = [0; ROWS * COLSB];
+    }
+
+    unsafe fn load(&mut self, t: usize, base: *const u8, stride: usize) {
+        let (r, b) = self.shape(t);
+        self.t[t] = [0; ROWS * COLSB];
+        for i in 0..r {
+            // SAFETY: the trait's contract.
+            let src = unsafe { std::slice::from_raw_parts(base.add(i * stride), b) };
+            self.t[t][i * COLSB..i * COLSB + b].copy_from_slice(src);
+        }
+    }
+
+    unsafe fn dpbusd(&mut self, c: usize) {
+        let (cr, cb) = self.shape(c);
+        let (ar, ab) = self.shape(TILE_A);
+        let (br, bb) = self.shape(TILE_B);
+        // TDPBUSD #UD conditions: distinct tiles, and shapes that agree.
+        assert!(
+            c != TILE_A && c != TILE_B,
+            "TDPBUSD operands must be distinct tiles"
+        );
+        assert!(cb % 4 == 0 && ab % 4 == 0, "colsb must be a multiple of 4");
+        assert_eq!(
+            ab / 4,
+            br,
+            "A's K quads ({}) must equal B's rows ({br})",
+            ab / 4
+        );
+        assert_eq!(cb, bb, "C and B must have the same colsb");
+        assert_eq!(cr, ar, "C and A must have the same rows");
+        let (a, b) = (&self.t[TILE_A], &self.t[TILE_B]);
+        let mut out = self.t[c];
+        for m in 0..cr {
+            for n in 0..cb / 4 {
+                let at = m * COLSB + 4 * n;
+                let mut acc = i32::from_le_bytes(out[at..at + 4].try_into().unwrap());
+                for k in 0..ab / 4 {
+                    for j in 0..4 {
+                        let x = a[m * COLSB + 4 * k + j] as i32;
+                        let w = b[k * COLSB + 4 * n + j] as i8 as i32;
+                        acc = acc.wrapping_add(x * w);
+                    }
+                }
+                out[at..at + 4].copy_from_slice(&acc.to_le_bytes());
+            }
+        }
+        self.t[c] = out;
+    }
+
+    unsafe fn store(&mut self, t: usize, base: *mut u8, stride: usize) {
+        let (r, b) = self.shape(t);
+        for i in 0..r {
+            // SAFETY: the trait's contract.
+            let dst = unsafe { std::slice::from_raw_parts_mut(base.add(i * stride), b) };
+            dst.copy_from_slice(&self.t[t][i * COLSB..i * COLSB + b]);
+        }
+    }
+
+    unsafe fn release(&mut self) {
+        self.cfg = None;
+    }
+}
+
+thread_local! {
+    /// Padded input bands as bytes (low bytes / u8 input, and high bytes for u16 input).
+    static BANDS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Per-call scratch: the gathered A rows (low and high planes) and the C tiles as stored.
+struct Scratch {
+    a_lo: Vec<u8>,
+    a_hi: Vec<u8>,
+    c_lo: Vec<i32>,
+    c_hi: Vec<i32>,
+}
+
+/// Runs the kernel through `unit`. Preconditions: `check_args` passed, groups == 1, AVX2 present.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv<U: TileUnit>(
+    unit: &mut U,
+    g: &ConvGeom,
+    src: Src,
+    in_ps: usize,
+    p: &AmxPack,
+    epi: &Epilogue,
+    rows: Range<usize>,
+    out: &mut Output,
+) {
+    // Channel-dense band (no padding to a multiple of 4: K is contiguous per pixel anyway after
+    // the gather, and padding is only needed at the end of the last K tile).
+    let cp = g.in_c;
+    assert_eq!(
+        p.kt,
+        (g.kh * g.kw * cp).div_ceil(COLSB),
+        "AMX pack does not match the geometry"
+    );
+    let out_w = g.out_w();
+    let two = matches!(src, Src::U16 { .. });
+    let kp = p.kt * COLSB;
+    let mut s = Scratch {
+        a_lo: vec![0; ROWS * kp],
+        a_hi: if two { vec![0; ROWS * kp] } else { Vec::new() },
+        c_lo: vec![0; ROWS * 16 * MAX_C_TILES],
+        c_hi: if two {
+            vec![0; ROWS * 16 * MAX_C_TILES]
+        } else {
+            Vec::new()
+        },
+    };
+    let n_band = band_rows(g, cp, 1, rows.len());
+    let raw = out.raw();
+    BANDS.with(|b| {
+        let (lo, hi) = &mut *b.borrow_mut();
+        // SAFETY: one configuration for the whole call, valid for palette 1 (16 × 64 tiles).
+        unsafe { unit.configure(&TileCfg::uniform()) };
+        let mut oy0 = rows.start;
+        while oy0 < rows.end {
+            let n = n_band.min(rows.end - oy0);
+            let band = fill_band(g, src, in_ps, cp, oy0, n, lo, hi, |x| x);
+            let walk = BandWalk {
+                out_w,
+                stride: g.stride,
+                row_pitch: band.wp * band.cp,
+                pix_pitch: band.cp,
+                out_ps: raw.pixel_stride,
+                out_row0: oy0 - rows.start,
+            };
+            let taps = walk.tap_runs(g, cp);
+            let n_pix = n * out_w;
+            let mut p0 = 0;
+            while p0 < n_pix {
+                let m = ROWS.min(n_pix - p0);
+                gather(&mut s.a_lo, lo, &walk, &taps, p0, m, kp);
+                if two {
+                    gather(&mut s.a_hi, hi, &walk, &taps, p0, m, kp);
+                }
+                let mut cb0 = 0;
+                while cb0 < p.cb {
+                    let nc = MAX_C_TILES.min(p.cb - cb0);
+                    // SAFETY: A is 16 × kp bytes, every B tile 16 × 64, C 16 × nc·16 i32.
+                    unsafe {
+                        multiply(unit, &s.a_lo, p, cb0, nc, &mut s.c_lo);
+                        if two {
+                            multiply(unit, &s.a_hi, p, cb0, nc, &mut s.c_hi);
+                        }
+                    }
+                    let c_hi = two.then_some(&s.c_hi[..]);
+                    // SAFETY: AVX2 is present (precondition); output offsets are in bounds
+                    // (check_args sized the output for every pixel of `rows`).
+                    unsafe {
+                        finish(
+                            &s.c_lo,
+                            c_hi,
+                            nc,
+                            cb0 * 16,
+                            m,
+                            p0,
+                            &walk,
+                            g.out_c,
+                            epi,
+                            &raw,
+                        )
+                    };
+                    cb0 += nc;
+                }
+                p0 += m;
+            }
+            oy0 += n;
+        }
+        // SAFETY: pairs with `configure` above.
+        unsafe { unit.release() };
+    });
+}
+
+/// im2col of one pixel block: row i (pixel p0 + i) = the K values of its taps, then zeros to kp;
+/// rows past `m` are all zeros.
+fn gather(
+    a: &mut [u8],
+    band: &[u8],
+    walk: &BandWalk,
+    taps: &[(usize, usize)],
+    p0: usize,
+    m: usize,
+    kp: usize,
+) {
+    for (i, row) in a.chunks_exact_mut(kp).enumerate() {
+        if i >= m {
+            row.fill(0);
+            continue;
+        }
+        let base = walk.pix(p0 + i);
+        let mut k = 0;
+        for &(off, len) in taps {
+            row[k..k + len].copy_from_slice(&band[base + off..base + off + len]);
+            k += len;
+        }
+        row[k..].fill(0);
+    }
+}
+
+/// C tiles 0..nc = A · B for channel blocks cb0..cb0+nc over all K tiles, stored to `c` as
+/// `[16 pixels][nc·16 channels]` i32.
+///
+/// # Safety
+/// `a` holds 16 rows of `p.kt·64` bytes, `c` at least 16 · nc · 16 values; the unit is configured.
+unsafe fn multiply<U: TileUnit>(
+    unit: &mut U,
+    a: &[u8],
+    p: &AmxPack,
+    cb0: usize,
+    nc: usize,
+    c: &mut [i32],
+) {
+    debug_assert!(a.len() >= ROWS * p.kt * COLSB && c.len() >= ROWS * nc * 16);
+    let a_stride = p.kt * COLSB;
+    // SAFETY: the function's contract; tiles 0..nc are C, 4 is A, 5 is B.
+    unsafe {
+        for j in 0..nc {
+            unit.zero(j);
+        }
+        for t in 0..p.kt {
+            unit.load(TILE_A, a.as_ptr().add(t * COLSB), a_stride);
+            for j in 0..nc {
+                unit.load(TILE_B, p.tile(cb0 + j, t), COLSB);
+                unit.dpbusd(j);
+            }
+        }
+        for j in 0..nc {
+            unit.store(j, c.as_mut_ptr().add(j * 16).cast(), nc * 64);
+        }
+    }
+}
+
+/// The epilogue for `m` pixels × the channels `oc0..min(out_c, oc0 + nc·16)` of the stored C
+/// tiles (`c_hi`: the high-byte plane of A16W8), 8 channels at a time.
+///
+/// # Safety
+/// AVX2 present; `raw` is valid for every output offset `walk.out_at(p0 + i) + oc`, oc < out_c.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+unsafe fn finish(
+    c_lo: &[i32],
+    c_hi: Option<&[i32]>,
+    nc: usize,
+    oc0: usize,
+    m: usize,
+    p0: usize,
+    walk: &BandWalk,
+    out_c: usize,
+    epi: &Epilogue,
+    raw: &RawOutput,
+) {
+    let row = nc * 16;
+    let blocks = (out_c - oc0).min(row).div_ceil(8);
+    let k256 = _mm256_set1_ps(256.0);
+    // Epilogue step 1 for 8 channels of pixel i (as in every kernel: INT8 `acc as f32`, A16W8
+    // `(hi as f32) * 256.0 + (lo as f32)`).
+    let v = |i: usize, b: usize| {
+        let at = i * row + b * 8;
+        // SAFETY: at + 8 <= 16 · row (b < blocks <= row / 8).
+        let lo = unsafe { _mm256_loadu_si256(c_lo.as_ptr().add(at).cast()) };
+        let lo = _mm256_cvtepi32_ps(lo);
+        match c_hi {
+            None => lo,
+            Some(h) => {
+                // SAFETY: as above.
+                let hi = unsafe { _mm256_loadu_si256(h.as_ptr().add(at).cast()) };
+                _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), k256), lo)
+            }
+        }
+    };
+    for i in 0..m {
+        let out = [walk.out_at(p0 + i)];
+        let mut b = 0;
+        // SAFETY (both calls): the function's contract; channels oc0 + 8b.. < out_c are stored
+        // (the epilogue masks the lanes past out_c).
+        unsafe {
+            while b + 2 <= blocks {
+                avx2_epilogue::<1, 2>([[v(i, b), v(i, b + 1)]], oc0 + 8 * b, out_c, epi, raw, &out);
+                b += 2;
+            }
+            if b < blocks {
+                avx2_epilogue::<1, 1>([[v(i, b)]], oc0 + 8 * b, out_c, epi, raw, &out);
+            }
+        }
+    }
+}
+
+/// On an AMX host: the hardware tiles give the same outputs as [`EmuTiles`] on a small INT8 and
+/// A16W8 conv (odd sizes, partial pixel, channel and K blocks, more than 4 channel blocks). Run
+/// once before the AMX level is selected; `false` keeps the host on AVX-512 VNNI.
+///
+/// # Safety
+/// Only call on a host with AMX-TILE, AMX-INT8, AVX2 and the XTILEDATA permission granted.
+pub(crate) unsafe fn hardware_matches_model() -> bool {
+    use super::Activation;
+    let g = ConvGeom::same(5, 21, 19, 70, 3);
+    let k = g.kh * g.kw * g.in_c;
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let weights: Vec<i8> = (0..g.out_c * k)
+        .map(|_| ((next() % 255) as i32 - 127) as i8)
+        .collect();
+    let input: Vec<u16> = (0..g.in_h * g.in_w * g.in_c)
+        .map(|_| next() as u16)
+        .collect();
+    let input8: Vec<u8> = input.iter().map(|&v| v as u8).collect();
+    let mult: Vec<f32> = (0..g.out_c).map(|c| 1.0 / (64.0 + c as f32)).collect();
+    let offset: Vec<f32> = (0..g.out_c).map(|c| c as f32 - 30.0).collect();
+    let act = Activation::Relu;
+    let epi = Epilogue {
+        mult: &mult,
+        offset: &offset,
+        act: &act,
+    };
+    let p = AmxPack::new(&weights, g.out_c, k);
+    let n = g.out_h() * g.out_w() * g.out_c;
+    let run = |unit: &mut dyn FnMut(Src, &mut Output)| {
+        let mut a = vec![0f32; n];
+        let mut b = vec![0f32; n];
+        unit(
+            Src::U8 {
+                data: &input8,
+                pad: 3,
+            },
+            &mut Output::F32 {
+                data: &mut a,
+                pixel_stride: g.out_c,
+            },
+        );
+        unit(
+            Src::U16 {
+                data: &input,
+                pad: 700,
+            },
+            &mut Output::F32 {
+                data: &mut b,
+                pixel_stride: g.out_c,
+            },
+        );
+        a.into_iter()
+            .chain(b)
+            .map(f32::to_bits)
+            .collect::<Vec<u32>>()
+    };
+    let rows = 0..g.out_h();
+    let hw = run(&mut |src, out| conv(&mut HwTiles, &g, src, g.in_c, &p, &epi, rows.clone(), out));
+    let model = run(&mut |src, out| {
+        conv(
+            &mut EmuTiles::new(),
+            &g,
+            src,
+            g.in_c,
+            &p,
+            &epi,
+            rows.clone(),
+            out,
+        )
+    });
+    hw == model
+}
+
+/// The `tdpbusd` peak for `nawqsr bench-kernels`: 4 independent accumulator tiles, A and B
+/// resident, `iters` × 4 instructions. Returns the u8 MACs done (u16 MACs with `u16_mix`: the
+/// A16W8 unit needs two byte-plane products per MAC).
+///
+/// # Safety
+/// AMX host with the XTILEDATA permission (the `Amx` level was detected).
+pub(crate) unsafe fn peak(u16_mix: bool, iters: u64) -> u64 {
+    let a = [1u8; ROWS * COLSB];
+    let mut u = HwTiles;
+    // SAFETY: the caller's contract; A and B read 16 × 64 bytes of `a`.
+    unsafe {
+        u.configure(&TileCfg::uniform());
+        u.load(TILE_A, a.as_ptr(), COLSB);
+        u.load(TILE_B, a.as_ptr(), COLSB);
+        for c in 0..MAX_C_TILES {
+            u.zero(c);
+        }
+        for _ in 0..iters.max(1) {
+            for c in 0..MAX_C_TILES {
+                u.dpbusd(c);
+            }
+        }
+        u.release();
+    }
+    let macs = iters.max(1) * (MAX_C_TILES * ROWS * 16 * COLSB) as u64;
+    if u16_mix { macs / 2 } else { macs }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The LDTILECFG operand layout of the SDM: palette at byte 0, colsb (u16) from byte 16,
+    /// rows from byte 48, 64 bytes in all.
+    #[test]
+    fn tile_config_layout_is_the_sdm_one() {
+        let c = TileCfg::uniform();
+        assert_eq!(std::mem::size_of::<TileCfg>(), 64);
+        // SAFETY: TileCfg is 64 bytes of plain integers (repr C, no padding: 1+1+14+32+16).
+        let b: [u8; 64] = unsafe { std::mem::transmute(c) };
+        assert_eq!(b[0], 1);
+        for t in 0..16 {
+            let used = t <= TILE_B;
+            assert_eq!(
+                u16::from_le_bytes([b[16 + 2 * t], b[17 + 2 * t]]),
+                if used { 64 } else { 0 }
+            );
+            assert_eq!(b[48 + t], if used { 16 } else { 0 });
+        }
+    }
+
+    /// The model's TDPBUSD against a plain u8 × i8 matrix product (A 16 × 64, B as 16 quads ×
+    /// 16 channels): C[m][n] = Σ_k A[m][k] · W[n][k].
+    #[test]
+    fn model_dpbusd_is_a_u8_i8_matrix_product() {
+        let a: Vec<u8> = (0..16 * 64).map(|i| (i * 37 % 256) as u8).collect();
+        let w: Vec<i8> = (0..16 * 64)
+            .map(|i: i32| ((i * 53 % 255) - 127) as i8)
+            .collect(); // [n][k]
+        let mut b = [0u8; 1024];
+        for n in 0..16 {
+            for k in 0..64 {
+                b[(k / 4) * 64 + n * 4 + k % 4] = w[n * 64 + k] as u8;
+            }
+        }
+        let mut c = [7i32; 256];
+        let mut u = EmuTiles::new();
+        // SAFETY: all buffers are 16 rows × 64 bytes at the strides given.
+        unsafe {
+            u.configure(&TileCfg::uniform());
+            u.load(0, c.as_ptr().cast(), 64);
+            u.load(TILE_A, a.as_ptr(), 64);
+            u.load(TILE_B, b.as_ptr(), 64);
+            u.dpbusd(0);
+            u.store(0, c.as_mut_ptr().cast(), 64);
+        }
+        for m in 0..16 {
+            for n in 0..16 {
+                let want: i32 = 7
+                    + (0..64)
+                        .map(|k| a[m * 64 + k] as i32 * w[n * 64 + k] as i32)
+                        .sum::<i32>();
+                assert_eq!(c[m * 16 + n], want, "C[{m}][{n}]");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "exceeds 16 × 64")]
+    fn model_faults_on_an_oversized_tile() {
+        let mut c = TileCfg::uniform();
+        c.rows[0] = 17;
+        // SAFETY: configure reads only the config.
+        unsafe { EmuTiles::new().configure(&c) };
+    }
+
+    #[test]
+    #[should_panic(expected = "must equal B's rows")]
+    fn model_faults_on_mismatched_shapes() {
+        let mut c = TileCfg::uniform();
+        c.rows[TILE_B] = 8;
+        let mut u = EmuTiles::new();
+        // SAFETY: no memory is touched before the shape check.
+        unsafe {
+            u.configure(&c);
+            u.dpbusd(0);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "before LDTILECFG")]
+    fn model_faults_without_a_configuration() {
+        // SAFETY: no memory is touched before the check.
+        unsafe { EmuTiles::new().zero(0) };
+    }
+}
