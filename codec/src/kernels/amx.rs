@@ -571,76 +571,115 @@ unsafe fn finish(
 /// # Safety
 /// Only call on a host with AMX-TILE, AMX-INT8, AVX2 and the XTILEDATA permission granted.
 pub(crate) unsafe fn hardware_matches_model() -> bool {
-    use super::Activation;
-    let g = ConvGeom::same(5, 21, 19, 70, 3);
-    let k = g.kh * g.kw * g.in_c;
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let weights: Vec<i8> = (0..g.out_c * k)
-        .map(|_| ((next() % 255) as i32 - 127) as i8)
-        .collect();
-    let input: Vec<u16> = (0..g.in_h * g.in_w * g.in_c)
-        .map(|_| next() as u16)
-        .collect();
-    let input8: Vec<u8> = input.iter().map(|&v| v as u8).collect();
-    let mult: Vec<f32> = (0..g.out_c).map(|c| 1.0 / (64.0 + c as f32)).collect();
-    let offset: Vec<f32> = (0..g.out_c).map(|c| c as f32 - 30.0).collect();
-    let act = Activation::Relu;
-    let epi = Epilogue {
-        mult: &mult,
-        offset: &offset,
-        act: &act,
-    };
-    let p = AmxPack::new(&weights, g.out_c, k);
-    let n = g.out_h() * g.out_w() * g.out_c;
-    let run = |unit: &mut dyn FnMut(Src, &mut Output)| {
-        let mut a = vec![0f32; n];
-        let mut b = vec![0f32; n];
-        unit(
-            Src::U8 {
-                data: &input8,
-                pad: 3,
-            },
-            &mut Output::F32 {
-                data: &mut a,
-                pixel_stride: g.out_c,
-            },
-        );
-        unit(
-            Src::U16 {
-                data: &input,
-                pad: 700,
-            },
-            &mut Output::F32 {
-                data: &mut b,
-                pixel_stride: g.out_c,
-            },
-        );
-        a.into_iter()
-            .chain(b)
-            .map(f32::to_bits)
-            .collect::<Vec<u32>>()
-    };
-    let rows = 0..g.out_h();
-    let hw = run(&mut |src, out| conv(&mut HwTiles, &g, src, g.in_c, &p, &epi, rows.clone(), out));
-    let model = run(&mut |src, out| {
+    let t = SelfTest::new();
+    let p = AmxPack::new(&t.weights, t.g.out_c, t.k());
+    let rows = 0..t.g.out_h();
+    let hw = t.outputs(|g, src, out| {
         conv(
-            &mut EmuTiles::new(),
-            &g,
+            &mut HwTiles,
+            g,
             src,
             g.in_c,
             &p,
-            &epi,
+            &t.epi(),
+            rows.clone(),
+            out,
+        )
+    });
+    let model = t.outputs(|g, src, out| {
+        conv(
+            &mut EmuTiles::new(),
+            g,
+            src,
+            g.in_c,
+            &p,
+            &t.epi(),
             rows.clone(),
             out,
         )
     });
     hw == model
+}
+
+/// The self-test's problem (built without `PackedConv`, which asks for the host level that the
+/// self-test is deciding).
+struct SelfTest {
+    g: ConvGeom,
+    /// Scalar layout `[oc][ky][kx][ic]`.
+    weights: Vec<i8>,
+    input: Vec<u16>,
+    mult: Vec<f32>,
+    offset: Vec<f32>,
+}
+
+impl SelfTest {
+    fn new() -> SelfTest {
+        let g = ConvGeom::same(5, 21, 19, 70, 3);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let k = g.kh * g.kw * g.in_c;
+        SelfTest {
+            weights: (0..g.out_c * k)
+                .map(|_| ((next() % 255) as i32 - 127) as i8)
+                .collect(),
+            input: (0..g.in_h * g.in_w * g.in_c)
+                .map(|_| next() as u16)
+                .collect(),
+            mult: (0..g.out_c).map(|c| 1.0 / (64.0 + c as f32)).collect(),
+            offset: (0..g.out_c).map(|c| c as f32 - 30.0).collect(),
+            g,
+        }
+    }
+
+    fn k(&self) -> usize {
+        self.g.kh * self.g.kw * self.g.in_c
+    }
+
+    fn epi(&self) -> Epilogue<'_> {
+        Epilogue {
+            mult: &self.mult,
+            offset: &self.offset,
+            act: &super::Activation::Relu,
+        }
+    }
+
+    /// The f32 outputs (as bits) of `kernel` on the u8 problem, then on the u16 problem.
+    fn outputs(&self, mut kernel: impl FnMut(&ConvGeom, Src, &mut Output)) -> Vec<u32> {
+        let n = self.g.out_h() * self.g.out_w() * self.g.out_c;
+        let input8: Vec<u8> = self.input.iter().map(|&v| v as u8).collect();
+        let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+        let ps = self.g.out_c;
+        let u8_src = Src::U8 {
+            data: &input8,
+            pad: 3,
+        };
+        kernel(
+            &self.g,
+            u8_src,
+            &mut Output::F32 {
+                data: &mut a,
+                pixel_stride: ps,
+            },
+        );
+        let u16_src = Src::U16 {
+            data: &self.input,
+            pad: 700,
+        };
+        kernel(
+            &self.g,
+            u16_src,
+            &mut Output::F32 {
+                data: &mut b,
+                pixel_stride: ps,
+            },
+        );
+        a.into_iter().chain(b).map(f32::to_bits).collect()
+    }
 }
 
 /// The `tdpbusd` peak for `nawqsr bench-kernels`: 4 independent accumulator tiles, A and B
@@ -728,6 +767,52 @@ mod tests {
                 assert_eq!(c[m * 16 + n], want, "C[{m}][{n}]");
             }
         }
+    }
+
+    /// The self-test's problem (what an AMX host runs before selecting the level) is valid and
+    /// the model computes it as the scalar kernel does.
+    #[test]
+    fn self_test_problem_matches_scalar_under_the_model() {
+        if crate::kernels::CpuLevel::host_max() < crate::kernels::CpuLevel::Avx2 {
+            eprintln!("skipping: no AVX2 (the AMX driver's epilogue)");
+            return;
+        }
+        let t = SelfTest::new();
+        let g = t.g;
+        let (taps, ic) = (g.kh * g.kw, g.in_c);
+        // Scalar layout [oc][tap][ic] → ONNX [oc][ic][ky][kx].
+        let mut onnx = vec![0i8; t.weights.len()];
+        for oc in 0..g.out_c {
+            for tap in 0..taps {
+                for c in 0..ic {
+                    onnx[(oc * ic + c) * taps + tap] = t.weights[(oc * taps + tap) * ic + c];
+                }
+            }
+        }
+        let w = crate::kernels::PackedConv::new(&onnx, g.out_c, ic, g.kh, g.kw, 1);
+        assert_eq!(w.scalar, t.weights);
+        let p = AmxPack::new(&t.weights, g.out_c, t.k());
+        let rows = 0..g.out_h();
+        let model = t.outputs(|g, src, out| {
+            conv(
+                &mut EmuTiles::new(),
+                g,
+                src,
+                g.in_c,
+                &p,
+                &t.epi(),
+                rows.clone(),
+                out,
+            )
+        });
+        let scalar = t.outputs(|g, src, out| {
+            crate::kernels::scalar::conv(g, src, g.in_c, &w, &t.epi(), rows.clone(), out)
+        });
+        assert_eq!(model, scalar);
+        assert!(
+            model.iter().any(|&b| b != 0),
+            "the problem must produce nonzero outputs"
+        );
     }
 
     #[test]
