@@ -2,15 +2,18 @@
 //! to the paper's NPU matrix unit, §5). One `tdpbusd` is C[16 × 16 i32] += A[16 × 64 u8] ·
 //! B[16 × 64 i8], 16,384 exact u8 × i8 MACs (no saturation: products are summed in i32).
 //!
-//! Data layout, one tile configuration for everything (all tiles 16 rows × 64 bytes):
-//! - **B** ([`AmxPack`], packed once at load): per 16-output-channel block `cb` and K tile `kt`,
-//!   16 rows of 64 bytes, row r = the 4 K values `(kt·16 + r)·4..+4` of each of the 16 channels
-//!   (the VNNI quad layout `tdpbusd` reads). K runs tap by tap over the input channels, as the
-//!   scalar layout `[oc][ky][kx][ic]`, zero-padded to whole tiles.
-//! - **A** (per call): for each block of 16 output pixels, each pixel's K values (its taps'
-//!   inputs, from the padded band) are gathered into one row of a `[16][kt·64]` u8 buffer (an
-//!   im2col of 16 rows), zero-padded; partial pixel blocks gather zero rows.
-//! - **C**: tiles 0–3 hold up to 64 output channels of the 16 pixels; 4 is A, 5 is B.
+//! Data layout (the VNNI layout of the AVX-512 path, read by tiles):
+//! - **B** ([`AmxPack`], packed once at load): per 16-output-channel block, one 64-byte row per
+//!   K quad (16 channels × 4 K values, the quad layout `tdpbusd` reads); K runs tap by tap over
+//!   the input channels padded to `cp` (a multiple of 4). Any run of up to 16 quads is a B tile
+//!   (stride 64).
+//! - **A** straight from the padded band, no copy: 16 consecutive output pixels of one output row
+//!   read their taps at a constant pixel pitch, so one `tileloadd` with stride = pitch loads the
+//!   16 pixels × (up to) 64 bytes of one tap run. A tap run (kw·cp bytes for a stride-1 3×3 conv)
+//!   is split into 64-byte chunks (tiles 4/5) and a shorter last chunk (tiles 6/7, configured
+//!   per call). A block at the end of a row reads past the row into the band's slack; those
+//!   rows of C are garbage and never stored.
+//! - **C**: tiles 0–3 hold up to 64 output channels of the 16 pixels.
 //!
 //! The i32 tiles are stored and finished by the AVX2 epilogue (`avx2::avx2_epilogue`: every AMX
 //! CPU has AVX2), the same f32 operations in the same order as every other level, so the AMX
@@ -31,44 +34,54 @@ use std::ops::Range;
 
 use super::avx2::avx2_epilogue;
 use super::epilogue::RawOutput;
-use super::pack::{BandWalk, Line64, band_rows, fill_band};
+use super::pack::{Band, BandWalk, Line64, band_rows, fill_band};
 use super::{ConvGeom, Epilogue, Output, Src};
 
-/// Tile rows (pixels per block) and bytes per row (K per tile) of the one configuration.
+/// Tile rows (pixels per block) and the most bytes per row (K values per chunk).
 const ROWS: usize = 16;
 const COLSB: usize = 64;
 /// C tiles: up to 4 blocks of 16 output channels per pass (tiles 0–3).
 const MAX_C_TILES: usize = 4;
+/// A and B for 64-byte chunks, and for the shorter last chunk of a tap run.
 const TILE_A: usize = 4;
 const TILE_B: usize = 5;
+const TILE_A_REM: usize = 6;
+const TILE_B_REM: usize = 7;
 
-/// Weights as B tiles: `lines[(cb * kt + t) * 16 + r]` is row r of the tile for channel block
-/// `cb`, K tile `t`; lane n, byte j = weight of channel `cb·16 + n` at K index `(t·16 + r)·4 + j`.
+/// Weights as K-quad rows: `lines[cb * kq + q]` lane n, byte j = weight of channel `cb·16 + n`
+/// at K index `4q + j`, K = tap·cp + input channel (zero for channels past in_c).
 pub(crate) struct AmxPack {
-    /// K tiles (64 K values each) per channel block.
-    pub kt: usize,
+    /// Input channels padded to a multiple of 4 (the band's pixel pitch).
+    pub cp: usize,
+    /// K quads per channel block (taps · cp / 4).
+    pub kq: usize,
     /// 16-channel blocks.
     pub cb: usize,
     pub lines: Vec<Line64>,
 }
 
 impl AmxPack {
-    /// From the scalar layout `[oc][k]` with `k = kh·kw·in_c` in tap-major order.
-    pub fn new(scalar: &[i8], out_c: usize, k: usize) -> AmxPack {
-        let kt = k.div_ceil(COLSB);
+    /// From the scalar layout `[oc][tap][ic]` (`icpg` input channels, `taps` = kh·kw).
+    pub fn new(scalar: &[i8], out_c: usize, icpg: usize, taps: usize) -> AmxPack {
+        let cp = icpg.div_ceil(4) * 4;
+        let kq = taps * cp / 4;
         let cb = out_c.div_ceil(16);
-        let mut lines = vec![Line64([0; 64]); cb * kt * ROWS];
+        let mut lines = vec![Line64([0; 64]); cb * kq];
         for oc in 0..out_c {
-            for kk in 0..k {
-                let (t, r, j) = (kk / COLSB, (kk % COLSB) / 4, kk % 4);
-                lines[((oc / 16) * kt + t) * ROWS + r].0[(oc % 16) * 4 + j] = scalar[oc * k + kk];
+            for t in 0..taps {
+                for ic in 0..icpg {
+                    let kk = t * cp + ic;
+                    lines[(oc / 16) * kq + kk / 4].0[(oc % 16) * 4 + kk % 4] =
+                        scalar[(oc * taps + t) * icpg + ic];
+                }
             }
         }
-        AmxPack { kt, cb, lines }
+        AmxPack { cp, kq, cb, lines }
     }
 
-    fn tile(&self, cb: usize, t: usize) -> *const u8 {
-        self.lines[(cb * self.kt + t) * ROWS..].as_ptr().cast()
+    /// The B rows of channel block `cb` from K quad `q` on (stride 64).
+    fn quads(&self, cb: usize, q: usize) -> *const u8 {
+        self.lines[cb * self.kq + q..].as_ptr().cast()
     }
 }
 
@@ -85,8 +98,10 @@ pub(crate) struct TileCfg {
 }
 
 impl TileCfg {
-    /// Tiles 0–5 at 16 rows × 64 bytes; 6 and 7 unused.
-    fn uniform() -> TileCfg {
+    /// Tiles 0–5 at 16 rows × 64 bytes; with `rem` (the last chunk of a tap run, a multiple of
+    /// 4 below 64) also A' = tile 6 at 16 × rem and B' = tile 7 at rem/4 × 64.
+    fn new(rem: usize) -> TileCfg {
+        assert!(rem < COLSB && rem.is_multiple_of(4), "chunk remainder {rem}");
         let mut c = TileCfg {
             palette: 1,
             start_row: 0,
@@ -98,12 +113,18 @@ impl TileCfg {
             c.colsb[t] = COLSB as u16;
             c.rows[t] = ROWS as u8;
         }
+        if rem > 0 {
+            c.colsb[TILE_A_REM] = rem as u16;
+            c.rows[TILE_A_REM] = ROWS as u8;
+            c.colsb[TILE_B_REM] = COLSB as u16;
+            c.rows[TILE_B_REM] = (rem / 4) as u8;
+        }
         c
     }
 }
 
-/// The tile operations the driver uses. Tile indices are 0..8; `dpbusd(c)` is
-/// `tdpbusd tmm{c}, tmm4, tmm5`.
+/// The tile operations the driver uses. Tile indices are 0..8; `dpbusd(c, a, b)` is
+/// `tdpbusd tmm{c}, tmm{a}, tmm{b}` with c in 0..4 and (a, b) = (4, 5) or (6, 7).
 ///
 /// # Safety
 /// Implementations read `rows × colsb` bytes from `base + r·stride` (load) or write them
@@ -112,7 +133,7 @@ pub(crate) trait TileUnit {
     unsafe fn configure(&mut self, cfg: &TileCfg);
     unsafe fn zero(&mut self, t: usize);
     unsafe fn load(&mut self, t: usize, base: *const u8, stride: usize);
-    unsafe fn dpbusd(&mut self, c: usize);
+    unsafe fn dpbusd(&mut self, c: usize, a: usize, b: usize);
     unsafe fn store(&mut self, t: usize, base: *mut u8, stride: usize);
     unsafe fn release(&mut self);
 }
@@ -131,7 +152,9 @@ macro_rules! for_tile {
             3 => $m!("3"),
             4 => $m!("4"),
             5 => $m!("5"),
-            _ => unreachable!("the driver uses tiles 0..=5"),
+            6 => $m!("6"),
+            7 => $m!("7"),
+            _ => unreachable!("palette 1 has tiles 0..8"),
         }
     };
 }
@@ -171,24 +194,28 @@ impl TileUnit for HwTiles {
         for_tile!(t, l)
     }
 
-    unsafe fn dpbusd(&mut self, c: usize) {
+    unsafe fn dpbusd(&mut self, c: usize, a: usize, b: usize) {
         macro_rules! d {
-            ($n:literal) => {
-                // SAFETY: AMX host, tiles configured (C 16×64, A 16×64, B 16×64: shapes agree).
+            ($c:literal, $a:literal, $b:literal) => {
+                // SAFETY: AMX host, tiles configured with agreeing shapes (TileCfg::new).
                 unsafe {
                     std::arch::asm!(
-                        concat!("tdpbusd tmm", $n, ", tmm4, tmm5"),
+                        concat!("tdpbusd tmm", $c, ", tmm", $a, ", tmm", $b),
                         options(nostack, nomem)
                     )
                 }
             };
         }
-        match c {
-            0 => d!("0"),
-            1 => d!("1"),
-            2 => d!("2"),
-            3 => d!("3"),
-            _ => unreachable!("C tiles are 0..4"),
+        match (c, a, b) {
+            (0, 4, 5) => d!("0", "4", "5"),
+            (1, 4, 5) => d!("1", "4", "5"),
+            (2, 4, 5) => d!("2", "4", "5"),
+            (3, 4, 5) => d!("3", "4", "5"),
+            (0, 6, 7) => d!("0", "6", "7"),
+            (1, 6, 7) => d!("1", "6", "7"),
+            (2, 6, 7) => d!("2", "6", "7"),
+            (3, 6, 7) => d!("3", "6", "7"),
+            _ => unreachable!("C tiles are 0..4, A/B are 4/5 or 6/7"),
         }
     }
 
@@ -288,13 +315,13 @@ impl TileUnit for EmuTiles {
         }
     }
 
-    unsafe fn dpbusd(&mut self, c: usize) {
+    unsafe fn dpbusd(&mut self, c: usize, ta: usize, tb: usize) {
         let (cr, cb) = self.shape(c);
-        let (ar, ab) = self.shape(TILE_A);
-        let (br, bb) = self.shape(TILE_B);
+        let (ar, ab) = self.shape(ta);
+        let (br, bb) = self.shape(tb);
         // TDPBUSD #UD conditions: distinct tiles, and shapes that agree.
         assert!(
-            c != TILE_A && c != TILE_B,
+            c != ta && c != tb && ta != tb,
             "TDPBUSD operands must be distinct tiles"
         );
         assert!(cb % 4 == 0 && ab % 4 == 0, "colsb must be a multiple of 4");
@@ -306,7 +333,7 @@ impl TileUnit for EmuTiles {
         );
         assert_eq!(cb, bb, "C and B must have the same colsb");
         assert_eq!(cr, ar, "C and A must have the same rows");
-        let (a, b) = (&self.t[TILE_A], &self.t[TILE_B]);
+        let (a, b) = (&self.t[ta], &self.t[tb]);
         let mut out = self.t[c];
         for m in 0..cr {
             for n in 0..cb / 4 {
@@ -344,14 +371,6 @@ thread_local! {
     static BANDS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Per-call scratch: the gathered A rows (low and high planes) and the C tiles as stored.
-struct Scratch {
-    a_lo: Vec<u8>,
-    a_hi: Vec<u8>,
-    c_lo: Vec<i32>,
-    c_hi: Vec<i32>,
-}
-
 /// Runs the kernel through `unit`. Preconditions: `check_args` passed, groups == 1, AVX2 present.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv<U: TileUnit>(
@@ -364,37 +383,35 @@ pub(crate) fn conv<U: TileUnit>(
     rows: Range<usize>,
     out: &mut Output,
 ) {
-    // Channel-dense band (no padding to a multiple of 4: K is contiguous per pixel anyway after
-    // the gather, and padding is only needed at the end of the last K tile).
-    let cp = g.in_c;
+    let cp = p.cp;
     assert_eq!(
-        p.kt,
-        (g.kh * g.kw * cp).div_ceil(COLSB),
+        p.kq * 4,
+        g.kh * g.kw * cp,
         "AMX pack does not match the geometry"
     );
     let out_w = g.out_w();
     let two = matches!(src, Src::U16 { .. });
-    let kp = p.kt * COLSB;
-    let mut s = Scratch {
-        a_lo: vec![0; ROWS * kp],
-        a_hi: if two { vec![0; ROWS * kp] } else { Vec::new() },
-        c_lo: vec![0; ROWS * 16 * MAX_C_TILES],
-        c_hi: if two {
-            vec![0; ROWS * 16 * MAX_C_TILES]
-        } else {
-            Vec::new()
-        },
-    };
+    // Consecutive output pixels of a row are this many bytes apart in the band: the A stride.
+    let ts = cp * g.stride;
+    let mut c_lo = vec![0i32; ROWS * 16 * MAX_C_TILES];
+    let mut c_hi = if two { c_lo.clone() } else { Vec::new() };
     let n_band = band_rows(g, cp, 1, rows.len());
     let raw = out.raw();
     BANDS.with(|b| {
         let (lo, hi) = &mut *b.borrow_mut();
-        // SAFETY: one configuration for the whole call, valid for palette 1 (16 × 64 tiles).
-        unsafe { unit.configure(&TileCfg::uniform()) };
+        let mut configured = None;
         let mut oy0 = rows.start;
         while oy0 < rows.end {
             let n = n_band.min(rows.end - oy0);
             let band = fill_band(g, src, in_ps, cp, oy0, n, lo, hi, |x| x);
+            // Slack past the band for the garbage rows of a row's last, partial block (at most
+            // 15 pixels past the last real one).
+            let need = Band::height(g, n) * band.wp * cp + ROWS * ts;
+            for plane in [&mut *lo, &mut *hi].into_iter().take(1 + two as usize) {
+                if plane.len() < need {
+                    plane.resize(need, 0);
+                }
+            }
             let walk = BandWalk {
                 out_w,
                 stride: g.stride,
@@ -404,105 +421,107 @@ pub(crate) fn conv<U: TileUnit>(
                 out_row0: oy0 - rows.start,
             };
             let taps = walk.tap_runs(g, cp);
-            let n_pix = n * out_w;
-            let mut p0 = 0;
-            while p0 < n_pix {
-                let m = ROWS.min(n_pix - p0);
-                gather(&mut s.a_lo, lo, &walk, &taps, p0, m, kp);
-                if two {
-                    gather(&mut s.a_hi, hi, &walk, &taps, p0, m, kp);
-                }
-                let mut cb0 = 0;
-                while cb0 < p.cb {
-                    let nc = MAX_C_TILES.min(p.cb - cb0);
-                    // SAFETY: A is 16 × kp bytes, every B tile 16 × 64, C 16 × nc·16 i32.
-                    unsafe {
-                        multiply(unit, &s.a_lo, p, cb0, nc, &mut s.c_lo);
-                        if two {
-                            multiply(unit, &s.a_hi, p, cb0, nc, &mut s.c_hi);
+            // Every run has the same length (kw·cp, cp with dilation, or all K when runs merge),
+            // hence one configuration: 64-byte chunks and one shorter last chunk.
+            let len = taps[0].1;
+            assert!(
+                taps.iter().all(|t| t.1 == len),
+                "tap runs of unequal length"
+            );
+            let rem = len % COLSB;
+            if configured != Some(rem) {
+                // SAFETY: a valid palette-1 configuration (TileCfg::new checks rem).
+                unsafe { unit.configure(&TileCfg::new(rem)) };
+                configured = Some(rem);
+            }
+            // The furthest byte any block reads, relative to its first pixel.
+            let reach = (ROWS - 1) * ts + taps.iter().map(|t| t.0 + t.1).max().unwrap_or(0);
+            for r in 0..n {
+                let mut x0 = 0;
+                while x0 < out_w {
+                    let m = ROWS.min(out_w - x0);
+                    let p0 = r * out_w + x0;
+                    let base = walk.pix(p0);
+                    assert!(base + reach <= lo.len(), "AMX block reads past the band");
+                    let mut cb0 = 0;
+                    while cb0 < p.cb {
+                        let nc = MAX_C_TILES.min(p.cb - cb0);
+                        // SAFETY: every A load reads 16 rows at `ts` apart within base + reach
+                        // (asserted in bounds); B rows stay within the channel block's kq quads;
+                        // C is 16 × nc·16 i32.
+                        unsafe {
+                            let a = lo.as_ptr().add(base);
+                            multiply(unit, a, ts, &taps, p, cb0, nc, &mut c_lo);
+                            if two {
+                                let a = hi.as_ptr().add(base);
+                                multiply(unit, a, ts, &taps, p, cb0, nc, &mut c_hi);
+                            }
                         }
+                        let c_hi = two.then_some(&c_hi[..]);
+                        // SAFETY: AVX2 is present (precondition); output offsets are in bounds
+                        // (check_args sized the output for every pixel of `rows`).
+                        unsafe {
+                            finish(&c_lo, c_hi, nc, cb0 * 16, m, p0, &walk, g.out_c, epi, &raw)
+                        };
+                        cb0 += nc;
                     }
-                    let c_hi = two.then_some(&s.c_hi[..]);
-                    // SAFETY: AVX2 is present (precondition); output offsets are in bounds
-                    // (check_args sized the output for every pixel of `rows`).
-                    unsafe {
-                        finish(
-                            &s.c_lo,
-                            c_hi,
-                            nc,
-                            cb0 * 16,
-                            m,
-                            p0,
-                            &walk,
-                            g.out_c,
-                            epi,
-                            &raw,
-                        )
-                    };
-                    cb0 += nc;
+                    x0 += m;
                 }
-                p0 += m;
             }
             oy0 += n;
         }
-        // SAFETY: pairs with `configure` above.
-        unsafe { unit.release() };
+        if configured.is_some() {
+            // SAFETY: pairs with `configure` above.
+            unsafe { unit.release() };
+        }
     });
 }
 
-/// im2col of one pixel block: row i (pixel p0 + i) = the K values of its taps, then zeros to kp;
-/// rows past `m` are all zeros.
-fn gather(
-    a: &mut [u8],
-    band: &[u8],
-    walk: &BandWalk,
-    taps: &[(usize, usize)],
-    p0: usize,
-    m: usize,
-    kp: usize,
-) {
-    for (i, row) in a.chunks_exact_mut(kp).enumerate() {
-        if i >= m {
-            row.fill(0);
-            continue;
-        }
-        let base = walk.pix(p0 + i);
-        let mut k = 0;
-        for &(off, len) in taps {
-            row[k..k + len].copy_from_slice(&band[base + off..base + off + len]);
-            k += len;
-        }
-        row[k..].fill(0);
-    }
-}
-
-/// C tiles 0..nc = A · B for channel blocks cb0..cb0+nc over all K tiles, stored to `c` as
-/// `[16 pixels][nc·16 channels]` i32.
+/// C tiles 0..nc = A · B for channel blocks cb0..cb0+nc over all K, stored to `c` as
+/// `[16 pixels][nc·16 channels]` i32. A row i is pixel i of the block: `a + i·ts`, read per tap
+/// run in 64-byte chunks (tiles 4/5) and a shorter last chunk (tiles 6/7).
 ///
 /// # Safety
-/// `a` holds 16 rows of `p.kt·64` bytes, `c` at least 16 · nc · 16 values; the unit is configured.
+/// Every A chunk (16 rows of ≤ 64 bytes, `ts` apart, at `a + off + c0`) is readable; `c` holds
+/// at least 16 · nc · 16 values; the unit is configured for this run length.
+#[allow(clippy::too_many_arguments)]
 unsafe fn multiply<U: TileUnit>(
     unit: &mut U,
-    a: &[u8],
+    a: *const u8,
+    ts: usize,
+    taps: &[(usize, usize)],
     p: &AmxPack,
     cb0: usize,
     nc: usize,
     c: &mut [i32],
 ) {
-    debug_assert!(a.len() >= ROWS * p.kt * COLSB && c.len() >= ROWS * nc * 16);
-    let a_stride = p.kt * COLSB;
-    // SAFETY: the function's contract; tiles 0..nc are C, 4 is A, 5 is B.
+    debug_assert!(c.len() >= ROWS * nc * 16);
+    // SAFETY: the function's contract; B reads quads q.. of blocks cb0 + j < p.cb, and the runs
+    // cover exactly kq quads.
     unsafe {
         for j in 0..nc {
             unit.zero(j);
         }
-        for t in 0..p.kt {
-            unit.load(TILE_A, a.as_ptr().add(t * COLSB), a_stride);
-            for j in 0..nc {
-                unit.load(TILE_B, p.tile(cb0 + j, t), COLSB);
-                unit.dpbusd(j);
+        let mut q = 0;
+        for &(off, len) in taps {
+            let mut c0 = 0;
+            while c0 < len {
+                let chunk = COLSB.min(len - c0);
+                let (ta, tb) = if chunk == COLSB {
+                    (TILE_A, TILE_B)
+                } else {
+                    (TILE_A_REM, TILE_B_REM)
+                };
+                unit.load(ta, a.add(off + c0), ts);
+                for j in 0..nc {
+                    unit.load(tb, p.quads(cb0 + j, q), COLSB);
+                    unit.dpbusd(j, ta, tb);
+                }
+                c0 += chunk;
+                q += chunk / 4;
             }
         }
+        debug_assert_eq!(q, p.kq);
         for j in 0..nc {
             unit.store(j, c.as_mut_ptr().add(j * 16).cast(), nc * 64);
         }
@@ -547,20 +566,44 @@ unsafe fn finish(
             }
         }
     };
-    for i in 0..m {
-        let out = [walk.out_at(p0 + i)];
-        let mut b = 0;
-        // SAFETY (both calls): the function's contract; channels oc0 + 8b.. < out_c are stored
+    // 4 pixels × 16 channels per epilogue call where possible (its per-call constants and
+    // matches amortized as in the AVX2 kernel's main tile), then the remainders.
+    let mut b = 0;
+    while b < blocks {
+        let pair = b + 2 <= blocks;
+        let mut i = 0;
+        // SAFETY (all calls): the function's contract; channels oc0 + 8b.. < out_c are stored
         // (the epilogue masks the lanes past out_c).
         unsafe {
-            while b + 2 <= blocks {
-                avx2_epilogue::<1, 2>([[v(i, b), v(i, b + 1)]], oc0 + 8 * b, out_c, epi, raw, &out);
-                b += 2;
+            while i + 4 <= m && pair {
+                let out: [usize; 4] = std::array::from_fn(|k| walk.out_at(p0 + i + k));
+                let v4 = [
+                    [v(i, b), v(i, b + 1)],
+                    [v(i + 1, b), v(i + 1, b + 1)],
+                    [v(i + 2, b), v(i + 2, b + 1)],
+                    [v(i + 3, b), v(i + 3, b + 1)],
+                ];
+                avx2_epilogue::<4, 2>(v4, oc0 + 8 * b, out_c, epi, raw, &out);
+                i += 4;
             }
-            if b < blocks {
-                avx2_epilogue::<1, 1>([[v(i, b)]], oc0 + 8 * b, out_c, epi, raw, &out);
+            while i < m {
+                let out = [walk.out_at(p0 + i)];
+                if pair {
+                    avx2_epilogue::<1, 2>(
+                        [[v(i, b), v(i, b + 1)]],
+                        oc0 + 8 * b,
+                        out_c,
+                        epi,
+                        raw,
+                        &out,
+                    );
+                } else {
+                    avx2_epilogue::<1, 1>([[v(i, b)]], oc0 + 8 * b, out_c, epi, raw, &out);
+                }
+                i += 1;
             }
         }
+        b += if pair { 2 } else { 1 };
     }
 }
 
@@ -572,7 +615,7 @@ unsafe fn finish(
 /// Only call on a host with AMX-TILE, AMX-INT8, AVX2 and the XTILEDATA permission granted.
 pub(crate) unsafe fn hardware_matches_model() -> bool {
     let t = SelfTest::new();
-    let p = AmxPack::new(&t.weights, t.g.out_c, t.k());
+    let p = AmxPack::new(&t.weights, t.g.out_c, t.g.in_c, t.g.kh * t.g.kw);
     let rows = 0..t.g.out_h();
     let hw = t.outputs(|g, src, out| {
         conv(
@@ -614,7 +657,7 @@ struct SelfTest {
 
 impl SelfTest {
     fn new() -> SelfTest {
-        let g = ConvGeom::same(5, 21, 19, 70, 3);
+        let g = ConvGeom::same(5, 21, 27, 70, 3);
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
             x ^= x << 13;
@@ -622,9 +665,8 @@ impl SelfTest {
             x ^= x << 17;
             x
         };
-        let k = g.kh * g.kw * g.in_c;
         SelfTest {
-            weights: (0..g.out_c * k)
+            weights: (0..g.out_c * g.kh * g.kw * g.in_c)
                 .map(|_| ((next() % 255) as i32 - 127) as i8)
                 .collect(),
             input: (0..g.in_h * g.in_w * g.in_c)
@@ -634,10 +676,6 @@ impl SelfTest {
             offset: (0..g.out_c).map(|c| c as f32 - 30.0).collect(),
             g,
         }
-    }
-
-    fn k(&self) -> usize {
-        self.g.kh * self.g.kw * self.g.in_c
     }
 
     fn epi(&self) -> Epilogue<'_> {
@@ -693,7 +731,7 @@ pub(crate) unsafe fn peak(u16_mix: bool, iters: u64) -> u64 {
     let mut u = HwTiles;
     // SAFETY: the caller's contract; A and B read 16 × 64 bytes of `a`.
     unsafe {
-        u.configure(&TileCfg::uniform());
+        u.configure(&TileCfg::new(0));
         u.load(TILE_A, a.as_ptr(), COLSB);
         u.load(TILE_B, a.as_ptr(), COLSB);
         for c in 0..MAX_C_TILES {
@@ -701,7 +739,7 @@ pub(crate) unsafe fn peak(u16_mix: bool, iters: u64) -> u64 {
         }
         for _ in 0..iters.max(1) {
             for c in 0..MAX_C_TILES {
-                u.dpbusd(c);
+                u.dpbusd(c, TILE_A, TILE_B);
             }
         }
         u.release();
@@ -718,7 +756,7 @@ mod tests {
     /// rows from byte 48, 64 bytes in all.
     #[test]
     fn tile_config_layout_is_the_sdm_one() {
-        let c = TileCfg::uniform();
+        let c = TileCfg::new(0);
         assert_eq!(std::mem::size_of::<TileCfg>(), 64);
         // SAFETY: TileCfg is 64 bytes of plain integers (repr C, no padding: 1+1+14+32+16).
         let b: [u8; 64] = unsafe { std::mem::transmute(c) };
@@ -751,11 +789,11 @@ mod tests {
         let mut u = EmuTiles::new();
         // SAFETY: all buffers are 16 rows × 64 bytes at the strides given.
         unsafe {
-            u.configure(&TileCfg::uniform());
+            u.configure(&TileCfg::new(0));
             u.load(0, c.as_ptr().cast(), 64);
             u.load(TILE_A, a.as_ptr(), 64);
             u.load(TILE_B, b.as_ptr(), 64);
-            u.dpbusd(0);
+            u.dpbusd(0, TILE_A, TILE_B);
             u.store(0, c.as_mut_ptr().cast(), 64);
         }
         for m in 0..16 {
@@ -791,7 +829,7 @@ mod tests {
         }
         let w = crate::kernels::PackedConv::new(&onnx, g.out_c, ic, g.kh, g.kw, 1);
         assert_eq!(w.scalar, t.weights);
-        let p = AmxPack::new(&t.weights, g.out_c, t.k());
+        let p = AmxPack::new(&t.weights, g.out_c, g.in_c, g.kh * g.kw);
         let rows = 0..g.out_h();
         let model = t.outputs(|g, src, out| {
             conv(
@@ -815,10 +853,79 @@ mod tests {
         );
     }
 
+    /// A tile unit that does nothing: times the driver's own work (band, gather, epilogue).
+    struct NullTiles;
+    impl TileUnit for NullTiles {
+        unsafe fn configure(&mut self, _: &TileCfg) {}
+        unsafe fn zero(&mut self, _: usize) {}
+        unsafe fn load(&mut self, _: usize, _: *const u8, _: usize) {}
+        unsafe fn dpbusd(&mut self, _: usize, _: usize, _: usize) {}
+        unsafe fn store(&mut self, _: usize, _: *mut u8, _: usize) {}
+        unsafe fn release(&mut self) {}
+    }
+
+    /// The AMX driver's non-tile work per conv of the bundled models' shapes (one thread, best
+    /// of 5): a lower bound on the AMX level's time, measurable on any AVX2 host.
+    /// `cargo test --release -p nawqsr-codec --lib driver_overhead -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn driver_overhead() {
+        for (h, w, ic, oc) in [
+            (540, 960, 16, 16),
+            (540, 960, 3, 16),
+            (180, 320, 32, 32),
+            (360, 640, 32, 27),
+        ] {
+            let g = ConvGeom::same(h, w, ic, oc, 3);
+            let k = 9 * ic;
+            let p = AmxPack::new(&vec![1i8; oc * k], oc, ic, 9);
+            let input = vec![7u8; h * w * ic];
+            let (mult, offset) = (vec![0.5f32; oc], vec![0.0f32; oc]);
+            let epi = Epilogue {
+                mult: &mult,
+                offset: &offset,
+                act: &super::super::Activation::Relu,
+            };
+            let mut out = vec![0u8; h * w * oc];
+            let best = (0..5)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    let o = Output::U8 {
+                        data: &mut out,
+                        pixel_stride: oc,
+                        scale: 1.0,
+                        zero: 0.0,
+                    };
+                    let mut o = o;
+                    conv(
+                        &mut NullTiles,
+                        &g,
+                        Src::U8 {
+                            data: &input,
+                            pad: 0,
+                        },
+                        ic,
+                        &p,
+                        &epi,
+                        0..h,
+                        &mut o,
+                    );
+                    t.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min);
+            let macs = g.macs() as f64;
+            println!(
+                "{w}x{h} 3x3 {ic}->{oc}: driver without tiles {:.2} ms ({:.0} GMAC/s bound)",
+                best * 1e3,
+                macs / best / 1e9
+            );
+        }
+    }
+
     #[test]
     #[should_panic(expected = "exceeds 16 × 64")]
     fn model_faults_on_an_oversized_tile() {
-        let mut c = TileCfg::uniform();
+        let mut c = TileCfg::new(0);
         c.rows[0] = 17;
         // SAFETY: configure reads only the config.
         unsafe { EmuTiles::new().configure(&c) };
@@ -827,13 +934,13 @@ mod tests {
     #[test]
     #[should_panic(expected = "must equal B's rows")]
     fn model_faults_on_mismatched_shapes() {
-        let mut c = TileCfg::uniform();
+        let mut c = TileCfg::new(0);
         c.rows[TILE_B] = 8;
         let mut u = EmuTiles::new();
         // SAFETY: no memory is touched before the shape check.
         unsafe {
             u.configure(&c);
-            u.dpbusd(0);
+            u.dpbusd(0, TILE_A, TILE_B);
         }
     }
 

@@ -483,8 +483,7 @@ fn run_amx_model(
         // As `run`: these take the scalar body on every level.
         return scalar::conv(g, src, in_ps, w, epi, rows, &mut out);
     }
-    let k = g.kh * g.kw * g.in_c;
-    let p = amx::AmxPack::new(&w.scalar, g.out_c, k);
+    let p = amx::AmxPack::new(&w.scalar, g.out_c, g.in_c, g.kh * g.kw);
     amx::conv(
         &mut amx::EmuTiles::new(),
         g,

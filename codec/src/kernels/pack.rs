@@ -211,7 +211,7 @@ impl PackedConv {
             });
         #[cfg(target_arch = "x86_64")]
         let amx = (simd && host >= CpuLevel::Amx && only.is_none_or(|l| l == CpuLevel::Amx))
-            .then(|| super::amx::AmxPack::new(&scalar, out_c, k));
+            .then(|| super::amx::AmxPack::new(&scalar, out_c, icpg, taps));
         PackedConv {
             out_c,
             in_c_per_group,
