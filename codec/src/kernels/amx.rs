@@ -101,7 +101,10 @@ impl TileCfg {
     /// Tiles 0–5 at 16 rows × 64 bytes; with `rem` (the last chunk of a tap run, a multiple of
     /// 4 below 64) also A' = tile 6 at 16 × rem and B' = tile 7 at rem/4 × 64.
     fn new(rem: usize) -> TileCfg {
-        assert!(rem < COLSB && rem.is_multiple_of(4), "chunk remainder {rem}");
+        assert!(
+            rem < COLSB && rem.is_multiple_of(4),
+            "chunk remainder {rem}"
+        );
         let mut c = TileCfg {
             palette: 1,
             start_row: 0,
@@ -615,7 +618,7 @@ unsafe fn finish(
 /// Only call on a host with AMX-TILE, AMX-INT8, AVX2 and the XTILEDATA permission granted.
 pub(crate) unsafe fn hardware_matches_model() -> bool {
     let t = SelfTest::new();
-    let p = AmxPack::new(&t.weights, t.g.out_c, t.g.in_c, t.g.kh * t.g.kw);
+    let p = t.pack();
     let rows = 0..t.g.out_h();
     let hw = t.outputs(|g, src, out| {
         conv(
@@ -629,19 +632,7 @@ pub(crate) unsafe fn hardware_matches_model() -> bool {
             out,
         )
     });
-    let model = t.outputs(|g, src, out| {
-        conv(
-            &mut EmuTiles::new(),
-            g,
-            src,
-            g.in_c,
-            &p,
-            &t.epi(),
-            rows.clone(),
-            out,
-        )
-    });
-    hw == model
+    hw == t.model_outputs()
 }
 
 /// The self-test's problem (built without `PackedConv`, which asks for the host level that the
@@ -684,6 +675,33 @@ impl SelfTest {
             offset: &self.offset,
             act: &super::Activation::Relu,
         }
+    }
+
+    fn pack(&self) -> AmxPack {
+        AmxPack::new(
+            &self.weights,
+            self.g.out_c,
+            self.g.in_c,
+            self.g.kh * self.g.kw,
+        )
+    }
+
+    /// [`SelfTest::outputs`] of the driver under the tile-unit model.
+    fn model_outputs(&self) -> Vec<u32> {
+        let p = self.pack();
+        let rows = 0..self.g.out_h();
+        self.outputs(|g, src, out| {
+            conv(
+                &mut EmuTiles::new(),
+                g,
+                src,
+                g.in_c,
+                &p,
+                &self.epi(),
+                rows.clone(),
+                out,
+            )
+        })
     }
 
     /// The f32 outputs (as bits) of `kernel` on the u8 problem, then on the u16 problem.
@@ -829,20 +847,8 @@ mod tests {
         }
         let w = crate::kernels::PackedConv::new(&onnx, g.out_c, ic, g.kh, g.kw, 1);
         assert_eq!(w.scalar, t.weights);
-        let p = AmxPack::new(&t.weights, g.out_c, g.in_c, g.kh * g.kw);
         let rows = 0..g.out_h();
-        let model = t.outputs(|g, src, out| {
-            conv(
-                &mut EmuTiles::new(),
-                g,
-                src,
-                g.in_c,
-                &p,
-                &t.epi(),
-                rows.clone(),
-                out,
-            )
-        });
+        let model = t.model_outputs();
         let scalar = t.outputs(|g, src, out| {
             crate::kernels::scalar::conv(g, src, g.in_c, &w, &t.epi(), rows.clone(), out)
         });

@@ -410,7 +410,7 @@ fn run(
     }
 }
 
-/// The AMX kernel's driver (packing, im2col gather, blocking, epilogue) with the tile
+/// The AMX kernel's driver (packing, band, blocking, epilogue) with the tile
 /// instructions executed by a software model of the tile unit instead of the CPU: how the AMX
 /// path is tested on hosts without AMX. Same contract as [`conv_u8`]; needs AVX2 (the epilogue's
 /// level), panics without it. Slow (the model is plain loops): for tests only.
