@@ -415,14 +415,7 @@ pub(crate) fn conv<U: TileUnit>(
                     plane.resize(need, 0);
                 }
             }
-            let walk = BandWalk {
-                out_w,
-                stride: g.stride,
-                row_pitch: band.wp * band.cp,
-                pix_pitch: band.cp,
-                out_ps: raw.pixel_stride,
-                out_row0: oy0 - rows.start,
-            };
+            let walk = BandWalk::over_band(g, &band, raw.pixel_stride, oy0 - rows.start);
             let taps = walk.tap_runs(g, cp);
             // Every run has the same length (kw·cp, cp with dilation, or all K when runs merge),
             // hence one configuration: 64-byte chunks and one shorter last chunk.

@@ -65,14 +65,7 @@ pub(crate) fn conv(
         while oy0 < rows.end {
             let n = n_band.min(rows.end - oy0);
             let band = fill_band(g, src, in_ps, p.cp, oy0, n, lo, hi, |x| x as i16);
-            let walk = BandWalk {
-                out_w,
-                stride: g.stride,
-                row_pitch: band.wp * band.cp,
-                pix_pitch: band.cp,
-                out_ps: raw.pixel_stride,
-                out_row0: oy0 - rows.start,
-            };
+            let walk = BandWalk::over_band(g, &band, raw.pixel_stride, oy0 - rows.start);
             let taps = walk.tap_runs(g, p.cp);
             let args = Args {
                 lo: lo.as_ptr(),

@@ -415,6 +415,19 @@ pub(crate) struct BandWalk {
 }
 
 impl BandWalk {
+    /// The walk over a packed band (`fill_band`) of output rows starting `out_row0` rows into the
+    /// call's range, writing pixels `out_ps` elements apart.
+    pub fn over_band(g: &super::ConvGeom, band: &Band, out_ps: usize, out_row0: usize) -> BandWalk {
+        BandWalk {
+            out_w: g.out_w(),
+            stride: g.stride,
+            row_pitch: band.wp * band.cp,
+            pix_pitch: band.cp,
+            out_ps,
+            out_row0,
+        }
+    }
+
     #[inline]
     pub fn pix(&self, p: usize) -> usize {
         let (r, x) = (p / self.out_w, p % self.out_w);
