@@ -11,8 +11,8 @@ use std::sync::Mutex;
 
 use nawqsr_codec::kernels::bench::{bench_conv, measure_peak};
 use nawqsr_codec::kernels::{
-    Activation, ConvGeom, CpuLevel, Epilogue, Output, PackedConv, conv_u8, conv_u8_amx_model,
-    conv_u16, conv_u16_amx_model,
+    Activation, ConvGeom, CpuLevel, Epilogue, Output, PackedConv, amx_available, conv_u8,
+    conv_u8_amx_model, conv_u16, conv_u16_amx_model,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -1057,5 +1057,22 @@ fn bench_one() {
         "median {:.1} GMAC/s, best {:.1} GMAC/s",
         b.gmacs,
         b.macs as f64 / b.min_s / 1e9
+    );
+}
+
+/// On a CPU with AMX, the tile kernel must have passed its start-up self-test (hardware ==
+/// software model), so that the AMX level is selected and the bit-exactness tests above run it.
+#[test]
+fn amx_hardware_passes_its_self_test() {
+    if !amx_available() {
+        eprintln!(
+            "skipping: this CPU/OS has no AMX-INT8 (the AMX driver is tested under its model)"
+        );
+        return;
+    }
+    assert_eq!(
+        CpuLevel::host_max(),
+        CpuLevel::Amx,
+        "AMX is present but the tile kernel disagreed with its software model at start-up"
     );
 }

@@ -190,6 +190,16 @@ fn detect_host() -> CpuLevel {
     CpuLevel::Scalar
 }
 
+/// Whether this CPU and OS offer AMX-INT8 (CPUID bits and the Linux XTILEDATA permission),
+/// whatever the self-test decided: with `CpuLevel::host_max() < Amx` on such a host, the tile
+/// kernel disagreed with its model (a test turns that into a failure).
+pub fn amx_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2") && amx_usable();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// AMX needs the CPU bits (CPUID.(EAX=7,ECX=0):EDX bit 24 AMX-TILE, bit 25 AMX-INT8) *and*, on
 /// Linux, permission to use the XTILEDATA state component (`arch_prctl(ARCH_REQ_XCOMP_PERM, 18)`),
 /// which the kernel refuses when it (or the hypervisor) does not enable AMX.
