@@ -23,7 +23,7 @@
 //! **Testing without AMX.** No development host had AMX. The driver is generic over
 //! [`TileUnit`]: [`HwTiles`] executes the instructions; [`EmuTiles`] is a software model of the
 //! tile unit written from the Intel SDM's pseudocode for `LDTILECFG`, `TILELOADD`, `TDPBUSD` and
-//! `TILESTORED`, including their shape checks (#GP/#UD conditions become panics). Packing, gather,
+//! `TILESTORED`, including their shape checks (#GP/#UD conditions become panics). Packing, band reads,
 //! blocking and epilogue run under the model on every AVX2 host (`codec/tests/kernels.rs`
 //! compares it with the scalar kernel on every problem); the instructions themselves run only on
 //! an AMX host, where [`hardware_matches_model`] compares the two before the level is selected.
@@ -852,7 +852,7 @@ mod tests {
         );
     }
 
-    /// A tile unit that does nothing: times the driver's own work (band, gather, epilogue).
+    /// A tile unit that does nothing: times the driver's own work (band packing, epilogue).
     struct NullTiles;
     impl TileUnit for NullTiles {
         unsafe fn configure(&mut self, _: &TileCfg) {}

@@ -25,8 +25,8 @@
 //!   on paired K octets. 3×3 64→64: 354 GMAC/s INT8 (best run 385) of a 427 GMAC/s `vpdpbusd`
 //!   peak, 186 GMAC/s A16W8; 1×1 64→64: 208 GMAC/s (there K = 64 and the epilogue, ~12 vector
 //!   ops per 16 outputs, costs about as much as the dot products).
-//! - `Amx`: [`amx`], `tdpbusd` on 16 × 64 tiles (16 pixels gathered im2col-style × up to 64
-//!   channels per pass), AVX2 epilogue. Detected by CPUID + Linux `arch_prctl(ARCH_REQ_XCOMP_PERM)`.
+//! - `Amx`: [`amx`], `tdpbusd` on 16 × 64 tiles (16 pixels of a row read straight from the band
+//!   × up to 64 channels per pass), AVX2 epilogue. Detected by CPUID + Linux `arch_prctl(ARCH_REQ_XCOMP_PERM)`.
 //!   **No development host had AMX**: the driver runs on every AVX2 host under a software model
 //!   of the tile unit ([`conv_u8_amx_model`], tested against scalar), and on an AMX host the
 //!   hardware must match that model on a self-test before the level is selected.
