@@ -341,7 +341,7 @@ pub fn conv_u8(
     out: Output,
 ) {
     run(
-        level,
+        Backend::Level(level),
         g,
         Src::U8 { data: input, pad },
         in_pixel_stride,
@@ -368,7 +368,7 @@ pub fn conv_u16(
     out: Output,
 ) {
     run(
-        level,
+        Backend::Level(level),
         g,
         Src::U16 { data: input, pad },
         in_pixel_stride,
@@ -379,9 +379,18 @@ pub fn conv_u16(
     );
 }
 
+/// What computes a call: a CPU level's kernels, or (tests) the AMX driver with its tile
+/// instructions run by the software model of the tile unit.
+#[derive(Clone, Copy)]
+enum Backend {
+    Level(CpuLevel),
+    #[cfg(target_arch = "x86_64")]
+    AmxModel,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run(
-    level: CpuLevel,
+    backend: Backend,
     g: &ConvGeom,
     src: Src,
     in_ps: usize,
@@ -390,30 +399,49 @@ fn run(
     rows: Range<usize>,
     mut out: Output,
 ) {
+    let level = match backend {
+        Backend::Level(l) => l,
+        // The model's driver finishes with the AVX2 epilogue.
+        #[cfg(target_arch = "x86_64")]
+        Backend::AmxModel => CpuLevel::Avx2,
+    };
     check_args(level, g, src, in_ps, w, epi, &rows, &out);
     if rows.is_empty() || g.out_w() == 0 {
         return;
     }
     // Grouped convs (incl. depthwise) take the scalar body on every level (see module docs), and
     // so do degenerate ones (no input or output channels), for which nothing SIMD is packed.
-    let level = if g.groups != 1 || g.in_c == 0 || g.out_c == 0 {
-        CpuLevel::Scalar
-    } else {
-        level
-    };
-    match level {
-        CpuLevel::Scalar => scalar::conv(g, src, in_ps, w, epi, rows, &mut out),
+    if g.groups != 1 || g.in_c == 0 || g.out_c == 0 {
+        return scalar::conv(g, src, in_ps, w, epi, rows, &mut out);
+    }
+    match backend {
+        Backend::Level(CpuLevel::Scalar) => scalar::conv(g, src, in_ps, w, epi, rows, &mut out),
         #[cfg(target_arch = "x86_64")]
-        CpuLevel::Avx2 => avx2::conv(g, src, in_ps, w, epi, rows, &mut out),
+        Backend::Level(CpuLevel::Avx2) => avx2::conv(g, src, in_ps, w, epi, rows, &mut out),
         #[cfg(target_arch = "x86_64")]
-        CpuLevel::Avx512Vnni => avx512::conv(g, src, in_ps, w, epi, rows, &mut out),
+        Backend::Level(CpuLevel::Avx512Vnni) => avx512::conv(g, src, in_ps, w, epi, rows, &mut out),
         #[cfg(target_arch = "x86_64")]
-        CpuLevel::Amx => {
+        Backend::Level(CpuLevel::Amx) => {
             let p = w
                 .amx
                 .as_ref()
                 .expect("AMX weights are packed whenever the host has AMX");
             amx::conv(&mut amx::HwTiles, g, src, in_ps, p, epi, rows, &mut out)
+        }
+        #[cfg(target_arch = "x86_64")]
+        Backend::AmxModel => {
+            // Packed here: the host (no AMX) did not pack this layout at load.
+            let p = amx::AmxPack::new(&w.scalar, g.out_c, g.in_c, g.kh * g.kw);
+            amx::conv(
+                &mut amx::EmuTiles::new(),
+                g,
+                src,
+                in_ps,
+                &p,
+                epi,
+                rows,
+                &mut out,
+            )
         }
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("check_args caps the level at the host max"),
@@ -436,7 +464,8 @@ pub fn conv_u8_amx_model(
     rows: Range<usize>,
     out: Output,
 ) {
-    run_amx_model(
+    run(
+        Backend::AmxModel,
         g,
         Src::U8 { data: input, pad },
         in_pixel_stride,
@@ -460,7 +489,8 @@ pub fn conv_u16_amx_model(
     rows: Range<usize>,
     out: Output,
 ) {
-    run_amx_model(
+    run(
+        Backend::AmxModel,
         g,
         Src::U16 { data: input, pad },
         in_pixel_stride,
@@ -468,41 +498,6 @@ pub fn conv_u16_amx_model(
         epi,
         rows,
         out,
-    );
-}
-
-#[cfg(target_arch = "x86_64")]
-fn run_amx_model(
-    g: &ConvGeom,
-    src: Src,
-    in_ps: usize,
-    w: &PackedConv,
-    epi: &Epilogue,
-    rows: Range<usize>,
-    mut out: Output,
-) {
-    assert!(
-        CpuLevel::host_max() >= CpuLevel::Avx2,
-        "the AMX driver's epilogue needs AVX2"
-    );
-    check_args(CpuLevel::Avx2, g, src, in_ps, w, epi, &rows, &out);
-    if rows.is_empty() || g.out_w() == 0 {
-        return;
-    }
-    if g.groups != 1 || g.in_c == 0 || g.out_c == 0 {
-        // As `run`: these take the scalar body on every level.
-        return scalar::conv(g, src, in_ps, w, epi, rows, &mut out);
-    }
-    let p = amx::AmxPack::new(&w.scalar, g.out_c, g.in_c, g.kh * g.kw);
-    amx::conv(
-        &mut amx::EmuTiles::new(),
-        g,
-        src,
-        in_ps,
-        &p,
-        epi,
-        rows,
-        &mut out,
     );
 }
 
