@@ -8,13 +8,12 @@
 //! consumer is fused into that conv's epilogue.
 pub mod ops;
 pub mod plan;
-pub mod tensor;
 pub mod tiles;
 
 use std::sync::OnceLock;
 
+pub use crate::tensor::{Tensor, par_rows, resolve_threads};
 pub use plan::{ConvPlan, Plan, Ranges};
-pub use tensor::{Tensor, par_rows, resolve_threads};
 
 use crate::error::{Error, Result};
 use crate::kernels::{self, CpuLevel};

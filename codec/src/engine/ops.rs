@@ -7,8 +7,8 @@
 //! split/concat (pure data movement), the frame-global mean/std and the sigmoid
 //! of IMDN's attention (per-channel vectors of 64 values), and depth-to-space.
 //! Activations that follow a conv are fused into the integer epilogue.
-use super::tensor::{Tensor, par_rows};
 use crate::model::{Activation, Conv};
+use crate::tensor::{Tensor, par_rows};
 
 /// A float conv with weights re-laid out as [group][kh][kw][ic/g][oc/g] so the
 /// inner loop is an axpy over output channels (vectorised by the compiler).

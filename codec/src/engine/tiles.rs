@@ -849,7 +849,7 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
                 .map(|c| {
                     let t = c.f32();
                     let mut out = vec![0u8; t.data.len()];
-                    super::tensor::to_u8_pixels(&t.data, &mut out);
+                    crate::tensor::to_u8_pixels(&t.data, &mut out);
                     Arc::new(out)
                 })
                 .collect(),

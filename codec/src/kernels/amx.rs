@@ -34,7 +34,7 @@ use std::ops::Range;
 
 use super::avx2::avx2_epilogue;
 use super::epilogue::RawOutput;
-use super::pack::{Band, BandWalk, Line64, band_rows, fill_band};
+use super::pack::{AmxPack, Band, BandWalk, band_rows, fill_band};
 use super::{ConvGeom, Epilogue, Output, Src};
 
 /// Tile rows (pixels per block) and the most bytes per row (K values per chunk).
@@ -47,43 +47,6 @@ const TILE_A: usize = 4;
 const TILE_B: usize = 5;
 const TILE_A_REM: usize = 6;
 const TILE_B_REM: usize = 7;
-
-/// Weights as K-quad rows: `lines[cb * kq + q]` lane n, byte j = weight of channel `cb·16 + n`
-/// at K index `4q + j`, K = tap·cp + input channel (zero for channels past in_c).
-pub(crate) struct AmxPack {
-    /// Input channels padded to a multiple of 4 (the band's pixel pitch).
-    pub cp: usize,
-    /// K quads per channel block (taps · cp / 4).
-    pub kq: usize,
-    /// 16-channel blocks.
-    pub cb: usize,
-    pub lines: Vec<Line64>,
-}
-
-impl AmxPack {
-    /// From the scalar layout `[oc][tap][ic]` (`icpg` input channels, `taps` = kh·kw).
-    pub fn new(scalar: &[i8], out_c: usize, icpg: usize, taps: usize) -> AmxPack {
-        let cp = icpg.div_ceil(4) * 4;
-        let kq = taps * cp / 4;
-        let cb = out_c.div_ceil(16);
-        let mut lines = vec![Line64([0; 64]); cb * kq];
-        for oc in 0..out_c {
-            for t in 0..taps {
-                for ic in 0..icpg {
-                    let kk = t * cp + ic;
-                    lines[(oc / 16) * kq + kk / 4].0[(oc % 16) * 4 + kk % 4] =
-                        scalar[(oc * taps + t) * icpg + ic];
-                }
-            }
-        }
-        AmxPack { cp, kq, cb, lines }
-    }
-
-    /// The B rows of channel block `cb` from K quad `q` on (stride 64).
-    fn quads(&self, cb: usize, q: usize) -> *const u8 {
-        self.lines[cb * self.kq + q..].as_ptr().cast()
-    }
-}
 
 /// The 64-byte `LDTILECFG` operand (palette 1).
 #[derive(Clone, Copy, Debug, PartialEq)]

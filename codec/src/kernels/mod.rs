@@ -431,7 +431,7 @@ fn run(
         #[cfg(target_arch = "x86_64")]
         Backend::AmxModel => {
             // Packed here: the host (no AMX) did not pack this layout at load.
-            let p = amx::AmxPack::new(&w.scalar, g.out_c, g.in_c, g.kh * g.kw);
+            let p = pack::AmxPack::new(&w.scalar, g.out_c, g.in_c, g.kh * g.kw);
             amx::conv(
                 &mut amx::EmuTiles::new(),
                 g,

@@ -42,6 +42,44 @@ pub(crate) struct Avx2Pack {
     pub lines: Vec<Line32>,
 }
 
+/// Weights for the AMX tile kernel (`amx.rs`) as K-quad rows: `lines[cb * kq + q]` lane n,
+/// byte j = weight of channel `cb·16 + n`
+/// at K index `4q + j`, K = tap·cp + input channel (zero for channels past in_c).
+pub(crate) struct AmxPack {
+    /// Input channels padded to a multiple of 4 (the band's pixel pitch).
+    pub cp: usize,
+    /// K quads per channel block (taps · cp / 4).
+    pub kq: usize,
+    /// 16-channel blocks.
+    pub cb: usize,
+    pub lines: Vec<Line64>,
+}
+
+impl AmxPack {
+    /// From the scalar layout `[oc][tap][ic]` (`icpg` input channels, `taps` = kh·kw).
+    pub fn new(scalar: &[i8], out_c: usize, icpg: usize, taps: usize) -> AmxPack {
+        let cp = icpg.div_ceil(4) * 4;
+        let kq = taps * cp / 4;
+        let cb = out_c.div_ceil(16);
+        let mut lines = vec![Line64([0; 64]); cb * kq];
+        for oc in 0..out_c {
+            for t in 0..taps {
+                for ic in 0..icpg {
+                    let kk = t * cp + ic;
+                    lines[(oc / 16) * kq + kk / 4].0[(oc % 16) * 4 + kk % 4] =
+                        scalar[(oc * taps + t) * icpg + ic];
+                }
+            }
+        }
+        AmxPack { cp, kq, cb, lines }
+    }
+
+    /// The B rows of channel block `cb` from K quad `q` on (stride 64).
+    pub(crate) fn quads(&self, cb: usize, q: usize) -> *const u8 {
+        self.lines[cb * self.kq + q..].as_ptr().cast()
+    }
+}
+
 /// i8 weights in ONNX order `[out_c][in_c/groups][kh][kw]`, symmetric (values in -127..=127),
 /// packed once at load for every level the host supports. Shared by the INT8 and the A16W8 unit
 /// (no extra memory for 16-bit activations, §4.3).
@@ -57,7 +95,7 @@ pub struct PackedConv {
     pub(crate) avx2: Option<Avx2Pack>,
     pub(crate) vnni: Option<VnniPack>,
     #[cfg(target_arch = "x86_64")]
-    pub(crate) amx: Option<super::amx::AmxPack>,
+    pub(crate) amx: Option<AmxPack>,
 }
 
 impl std::fmt::Debug for PackedConv {
@@ -211,7 +249,7 @@ impl PackedConv {
             });
         #[cfg(target_arch = "x86_64")]
         let amx = (simd && host >= CpuLevel::Amx && only.is_none_or(|l| l == CpuLevel::Amx))
-            .then(|| super::amx::AmxPack::new(&scalar, out_c, icpg, taps));
+            .then(|| AmxPack::new(&scalar, out_c, icpg, taps));
         PackedConv {
             out_c,
             in_c_per_group,

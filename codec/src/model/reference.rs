@@ -162,7 +162,7 @@ pub fn planar_to_rgb(data: &[f32], w: usize, h: usize) -> RgbImage {
     let mut buf = vec![0u8; 3 * n];
     for i in 0..n {
         for c in 0..3 {
-            buf[3 * i + c] = crate::engine::tensor::to_u8_pixel(data[c * n + i]);
+            buf[3 * i + c] = crate::tensor::to_u8_pixel(data[c * n + i]);
         }
     }
     RgbImage::from_raw(w as u32, h as u32, buf).expect("buffer sized w*h*3")

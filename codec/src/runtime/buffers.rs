@@ -4,6 +4,7 @@
 //! `try_submit` refuse); the dispatcher only admits a frame when the playback
 //! buffer has room for everything it has in flight, so finished frames never
 //! wait for space and a slow consumer stalls admission instead of growing memory.
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,8 @@ use ringbuf::traits::Split;
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
 use super::frame::FrameMut;
-use crate::engine::Tensor;
 use crate::error::Result;
+use crate::tensor::Tensor;
 
 /// Presentation timestamp and duration (nanoseconds), carried through untouched.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -121,5 +122,31 @@ impl Signal {
                 );
             }
         }
+    }
+}
+
+/// State a stream (`stream.rs`) shares with the dispatcher: the signals both wait on. It lives
+/// here, below both, so the dispatcher never imports the stream API built on top of it.
+#[derive(Default)]
+pub(crate) struct StreamShared {
+    /// Input buffer has space (dispatcher → submit).
+    pub space: Signal,
+    /// Playback buffer has a frame (dispatcher → receive).
+    pub avail: Signal,
+    closed: AtomicBool,
+}
+
+impl StreamShared {
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    pub fn wake_all(&self) {
+        self.space.notify();
+        self.avail.notify();
     }
 }

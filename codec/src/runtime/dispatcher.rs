@@ -36,8 +36,8 @@ use crossbeam_channel::{Receiver, Sender, select, unbounded};
 use ringbuf::traits::{Consumer, Observer, Producer};
 use ringbuf::{HeapCons, HeapProd};
 
+use super::buffers::StreamShared;
 use super::buffers::{InFrame, OutFrame, Timestamp, Upscaled};
-use super::stream::StreamShared;
 use super::telemetry::{PartitionStats, Telemetry, Unit};
 use crate::engine::tiles::{FrameTiles, NodeKind, Step, StepOut, TileGraph, run_steps};
 use crate::engine::{ConvPlan, Engine, Plan, Tensor};

@@ -17,11 +17,11 @@ use image::RgbImage;
 use ringbuf::traits::{Consumer, Producer};
 use ringbuf::{HeapCons, HeapProd};
 
-use super::buffers::{InFrame, OutFrame, Signal, Timestamp, Upscaled, ring};
+use super::buffers::{InFrame, OutFrame, StreamShared, Timestamp, Upscaled, ring};
 use super::dispatcher::{Ctl, Runtime, StreamLink};
 use super::frame::FrameRef;
-use crate::engine::Tensor;
 use crate::error::{Error, Result};
+use crate::tensor::Tensor;
 
 /// Buffer sizes of a stream, in frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,27 +47,6 @@ pub struct StreamFrame {
     pub seq: u64,
     pub ts: Timestamp,
     pub frame: Upscaled,
-}
-
-/// State shared with the dispatcher.
-#[derive(Default)]
-pub(crate) struct StreamShared {
-    /// Input buffer has space (dispatcher → submit).
-    pub space: Signal,
-    /// Playback buffer has a frame (dispatcher → receive).
-    pub avail: Signal,
-    closed: AtomicBool,
-}
-
-impl StreamShared {
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
-    }
-
-    pub fn wake_all(&self) {
-        self.space.notify();
-        self.avail.notify();
-    }
 }
 
 /// A stream through one codec (see the module docs).
@@ -263,7 +242,7 @@ impl<'c> Stream<'c> {
 
 impl Drop for Stream<'_> {
     fn drop(&mut self) {
-        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.close();
         self.runtime.wake();
     }
 }

@@ -3,10 +3,10 @@
 //! weights; a 16×8-bit product summed over 576 terms (3×3×64) reaches
 //! 65535·127·576 ≈ 4.8·10⁹ and would overflow i32, each byte slice stays below
 //! 255·127·576 ≈ 1.9·10⁷.
-use crate::engine::Tensor;
 use crate::kernels::{self, Activation, CpuLevel};
 use crate::quant::QParams;
 use crate::quant::params::quantize_u16;
+use crate::tensor::Tensor;
 
 use super::QConv;
 

@@ -1,8 +1,8 @@
 //! INT8 unit: u8 activations × i8 weights, i32 accumulation.
-use crate::engine::Tensor;
 use crate::kernels::{self, Activation, CpuLevel};
 use crate::quant::QParams;
 use crate::quant::params::quantize_u8;
+use crate::tensor::Tensor;
 
 use super::QConv;
 

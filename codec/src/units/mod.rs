@@ -110,11 +110,11 @@ impl QConv {
     pub fn run(
         &self,
         level: CpuLevel,
-        x: &crate::engine::Tensor,
+        x: &crate::tensor::Tensor,
         q: &QParams,
         act: &kernels::Activation,
         threads: usize,
-    ) -> crate::engine::Tensor {
+    ) -> crate::tensor::Tensor {
         match q.bits {
             Bits::B8 => int8::run(self, level, x, q, act, threads),
             Bits::B16 => a16w8::run(self, level, x, q, act, threads),
@@ -129,7 +129,7 @@ impl QConv {
 #[allow(clippy::too_many_arguments)]
 fn run_on<T: Copy + Default + Send + Sync>(
     conv: &QConv,
-    x: &crate::engine::Tensor,
+    x: &crate::tensor::Tensor,
     q: &QParams,
     act: &kernels::Activation,
     threads: usize,
@@ -137,7 +137,7 @@ fn run_on<T: Copy + Default + Send + Sync>(
     quantize: impl Fn(&[f32], &mut [T]),
     kernel: impl Fn(&ConvGeom, &[T], T, &kernels::Epilogue, std::ops::Range<usize>, kernels::Output)
     + Sync,
-) -> crate::engine::Tensor {
+) -> crate::tensor::Tensor {
     let mut xq = vec![T::default(); x.data.len()];
     quantize(&x.data, &mut xq);
     let (mult, offset) = conv.epilogue_consts(q);
@@ -147,8 +147,8 @@ fn run_on<T: Copy + Default + Send + Sync>(
         act,
     };
     let g = conv.geom(x.h, x.w);
-    let mut out = crate::engine::Tensor::zeros(x.h, x.w, conv.out_c);
-    crate::engine::par_rows(
+    let mut out = crate::tensor::Tensor::zeros(x.h, x.w, conv.out_c);
+    crate::tensor::par_rows(
         &mut out.data,
         x.h,
         x.w * conv.out_c,
