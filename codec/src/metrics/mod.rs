@@ -9,6 +9,7 @@
 pub mod color;
 pub mod images;
 pub mod imresize;
+pub mod piqe;
 pub mod psnr;
 pub mod ssim;
 
@@ -17,6 +18,7 @@ use image::RgbImage;
 pub use color::{Plane, plane, rgb_to_gray, rgb_to_y};
 pub use images::{list_images, load_hr, load_rgb, make_lr, modcrop};
 pub use imresize::{downscale, imresize, imresize_plane, upscale_bicubic};
+pub use piqe::{Piqe, piqe, piqe_rgb};
 pub use psnr::psnr;
 pub use ssim::ssim;
 
