@@ -345,3 +345,34 @@ fn hybrid_finds_the_models_schedule() {
     ]);
     assert_error(&o, &["hybrid", "schedule"]);
 }
+
+/// `nawqsr piqe`: the JSON contract, the scores equal the library's (and so the committed
+/// pypiqe references `codec/tests/piqe.rs` checks), and a missing image is named.
+#[test]
+fn piqe_scores_images_and_names_a_missing_one() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../codec/tests/data/piqe");
+    let (a, b) = (data.join("noise_s40.png"), data.join("smooth.png"));
+    let o = nawqsr(&["piqe", "--json", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let imgs = v["images"].as_array().expect("images");
+    assert_eq!(imgs.len(), 2);
+    let want: Vec<f64> = [&a, &b]
+        .iter()
+        .map(|p| {
+            let img = image::open(p).unwrap().to_rgb8();
+            nawqsr_codec::metrics::piqe_rgb(&img).unwrap().score
+        })
+        .collect();
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(imgs[i]["piqe"].as_f64().unwrap(), *w);
+    }
+    assert_ne!(
+        want[0], want[1],
+        "noise and smooth images must score differently"
+    );
+    let mean = v["mean_piqe"].as_f64().unwrap();
+    assert!((mean - (want[0] + want[1]) / 2.0).abs() < 1e-12);
+    let o = nawqsr(&["piqe", "no/such.png"]);
+    assert_error(&o, &["no/such.png", "not a readable image"]);
+}

@@ -8,6 +8,7 @@ mod calibrate;
 mod eval;
 mod keys;
 mod media;
+mod piqe;
 mod play;
 mod transcode;
 mod upscale;
@@ -41,6 +42,8 @@ enum Cmd {
     Bench(bench::Args),
     /// Play a clip (or a built-in test source) with live SR, telemetry and A/B compare.
     Play(play::Args),
+    /// No-reference PIQE score of images (0 best, 100 worst).
+    Piqe(piqe::Args),
 }
 
 fn main() {
@@ -67,6 +70,7 @@ fn main() {
         Cmd::Bench(a) => bench::run(a),
         Cmd::BenchKernels(a) => bench_kernels::run(a),
         Cmd::BenchModel(a) => bench_model::run(a),
+        Cmd::Piqe(a) => piqe::run(a),
     };
     if let Err(e) = res {
         // One line: the chain of causes, outermost first.
