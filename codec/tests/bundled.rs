@@ -11,7 +11,7 @@ use nawqsr_codec::engine::Tensor;
 use nawqsr_codec::eval::{Sample, load_dataset, mean_psnr};
 use nawqsr_codec::metrics::imresize::upscale_bicubic;
 use nawqsr_codec::model::{self, bundled};
-use nawqsr_codec::offline::schedule::{Schedule, find_for_model};
+use nawqsr_codec::offline::schedule::{self, find_for_model};
 use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
 
 const SCALES: [usize; 3] = [2, 3, 4];
@@ -33,18 +33,23 @@ fn codec(scale: usize, mode: Mode) -> Codec {
 #[test]
 fn every_scale_has_a_model_and_a_matching_schedule() {
     for s in SCALES {
-        let p = bundled::path(s).unwrap_or_else(|| panic!("no bundled model for x{s}"));
-        assert_eq!(p, assets().join("models").join(bundled::file_name(s)));
-        let g = model::import(&p).unwrap();
+        // The built-in model is the checked-in file, byte for byte.
+        let p = assets().join("models").join(bundled::file_name(s));
+        let m = bundled::load(s).unwrap();
+        assert_eq!(m.label, bundled::label(s));
+        assert!(m.bytes[..] == std::fs::read(&p).unwrap()[..], "{}", p.display());
+        let g = model::import_bytes(&m).unwrap();
         assert_eq!(g.scale, s, "{}", p.display());
         assert!(
             !g.layers.iter().any(|l| l.op.is_global()),
             "x{s}: the own models have no frame-global op (patches need no barrier)"
         );
-        let sha = model::file_sha256(&p).unwrap();
+        let sha = m.sha256();
         let sched = find_for_model(&sha)
-            .unwrap_or_else(|| panic!("x{s}: no schedule in schedules/ for sha256 {sha}"));
-        Schedule::load(&sched, &g, &sha).unwrap_or_else(|e| panic!("{}: {e}", sched.display()));
+            .unwrap_or_else(|| panic!("x{s}: no schedule for sha256 {sha}"));
+        sched
+            .load(&g, &sha)
+            .unwrap_or_else(|e| panic!("{}: {e}", sched.label().display()));
         // The default codec (hybrid, no model given) runs exactly this model.
         let c = codec(s, Mode::Hybrid);
         assert_eq!(c.scale(), s);
@@ -63,6 +68,22 @@ fn every_scale_has_a_model_and_a_matching_schedule() {
             "x{s}: codec RGB differs from engine"
         );
     }
+}
+
+/// Every schedule checked in under schedules/ is compiled in (so a binary
+/// without the checkout finds it), and only those.
+#[test]
+fn every_checked_in_schedule_is_built_in() {
+    let dir = assets().join("../schedules");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    files.sort();
+    let mut built: Vec<String> = schedule::builtin_names().map(String::from).collect();
+    built.sort();
+    assert_eq!(files, built, "schedules/ vs offline::schedule::EMBEDDED");
 }
 
 #[test]

@@ -256,7 +256,8 @@ fn codec_modes_and_formats() {
         ));
         let sha = nawqsr_codec::model::file_sha256(model).unwrap();
         let expected = match nawqsr_codec::offline::schedule::find_for_model(&sha) {
-            Some(p) => nawqsr_codec::offline::Schedule::load(&p, &e.graph, &sha)
+            Some(p) => p
+                .load(&e.graph, &sha)
                 .unwrap()
                 .plan_with(&e.graph, |_, _| false)
                 .with_bits(bits),

@@ -27,8 +27,7 @@ pub struct Args {
 }
 
 /// Distinct spatial conv shapes of a model at an LR size (1×1 pooled convs skipped).
-fn shapes(path: &std::path::Path, h: usize, w: usize) -> Result<Vec<ConvGeom>> {
-    let g = model::import(path)?;
+fn shapes(g: &model::Graph, h: usize, w: usize) -> Result<Vec<ConvGeom>> {
     let mut set = BTreeSet::new();
     for l in &g.layers {
         if let Op::Conv(c) = &l.op {
@@ -55,7 +54,7 @@ pub fn run(a: Args) -> Result<()> {
     for (m, h, w) in [("IMDN_x4", 180, 320), ("IMDN_RTC_x2", 540, 960)] {
         let p = a.models.join(format!("{m}.onnx"));
         if p.is_file() {
-            for g in shapes(&p, h, w)? {
+            for g in shapes(&model::import(&p)?, h, w)? {
                 cases.push((m, g));
             }
         } else {
@@ -68,10 +67,8 @@ pub fn run(a: Args) -> Result<()> {
         (3, 360, 640, "nawq_x3"),
         (2, 540, 960, "nawq_x2"),
     ] {
-        if let Some(p) = model::bundled::path(s) {
-            for g in shapes(&p, h, w)? {
-                cases.push((name, g));
-            }
+        for g in shapes(&model::import_bytes(&model::bundled::load(s)?)?, h, w)? {
+            cases.push((name, g));
         }
     }
     if cases.is_empty() {

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use nawqsr_codec::engine::{Engine, Plan, Tensor};
 use nawqsr_codec::kernels::CpuLevel;
 use nawqsr_codec::model::{self, reference::Fp32Reference};
-use nawqsr_codec::offline::Schedule;
+use nawqsr_codec::offline::schedule::ScheduleSource;
 use nawqsr_codec::quant::Bits;
 use nawqsr_codec::runtime::codec::RuntimeOptions;
 use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
@@ -128,7 +128,7 @@ pub fn run(a: Args) -> Result<()> {
             "hybrid" => {
                 let sha = model::file_sha256(&a.model)?;
                 let s = schedule_path(a.schedule.as_ref(), &sha, &a.model, &a.mode)?;
-                Schedule::load(&s, &e.graph, &sha)?.plan(&e.graph)
+                s.load(&e.graph, &sha)?.plan(&e.graph)
             }
             m => bail!("--mode {m}: invalid (expected int8, a16w8, hybrid, fp32w8 or fp32)"),
         };
@@ -224,16 +224,17 @@ fn report(
     Ok(())
 }
 
-/// `--schedule`, or else the model's schedule in schedules/ found by its hash
-/// (shared by `bench-model` and `eval`); a one-line error naming the model.
+/// `--schedule`, or else the model's schedule found by its hash (NAWQSR_SCHEDULES,
+/// ./schedules, the built-in ones; shared by `bench-model` and `eval`); a one-line
+/// error naming the model.
 pub(crate) fn schedule_path(
     given: Option<&std::path::PathBuf>,
     sha: &str,
     model: &std::path::Path,
     mode: &str,
-) -> anyhow::Result<std::path::PathBuf> {
+) -> anyhow::Result<ScheduleSource> {
     match given {
-        Some(p) => Ok(p.clone()),
+        Some(p) => Ok(ScheduleSource::File(p.clone())),
         None => nawqsr_codec::offline::schedule::find_for_model(sha).ok_or_else(|| {
             anyhow::anyhow!(
                 "--mode {mode}: no schedule for {} found (give --schedule FILE or run nawqsr calibrate)",

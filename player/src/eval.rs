@@ -8,7 +8,7 @@ use nawqsr_codec::eval::{self, Sample, Score};
 use nawqsr_codec::kernels::CpuLevel;
 use nawqsr_codec::metrics::upscale_bicubic;
 use nawqsr_codec::model::{self, reference::Fp32Reference};
-use nawqsr_codec::offline::{self, Schedule, search};
+use nawqsr_codec::offline::{self, search};
 use nawqsr_codec::quant::{Bits, WeightGranularity};
 use serde_json::json;
 
@@ -119,7 +119,7 @@ pub fn run(a: Args) -> Result<()> {
                 crate::bench_model::schedule_path(a.schedule.as_ref(), &sha, &a.model, &a.mode)?;
             let graph = model::import(&a.model)?;
             check_scale(graph.scale, a.scale, &a)?;
-            let sched = Schedule::load(&path, &graph, &sha)?;
+            let sched = path.load(&graph, &sha)?;
             // The schedule's s, z were calibrated with its weight quantizer.
             let engine =
                 Engine::with_granularity(graph, CpuLevel::detect(), a.threads, sched.weights());

@@ -192,25 +192,13 @@ pub fn have_display() -> bool {
 }
 
 /// Without `--model`, network modes run the bundled model for `--scale` (×2 by
-/// default): say so with the flag's name when it is not installed.
-pub fn check_bundled(
-    mode: nawqsr_codec::runtime::Mode,
-    model: Option<&std::path::PathBuf>,
-    scale: Option<usize>,
-) -> Result<()> {
-    use nawqsr_codec::model::bundled;
-    let s = scale.unwrap_or(bundled::DEFAULT_SCALE);
-    if mode != nawqsr_codec::runtime::Mode::Bicubic
-        && model.is_none()
-        && (2..=4).contains(&s)
-        && bundled::path(s).is_none()
+/// default; built into the codec): a scale it has none for is an invalid scale,
+/// named with the flag.
+pub fn check_scale(scale: Option<usize>) -> Result<()> {
+    if let Some(s) = scale
+        && !(2..=4).contains(&s)
     {
-        bail!(
-            "--model: mode {} needs an ONNX model, and the bundled {} is not installed (looked in {})",
-            mode.name(),
-            bundled::file_name(s),
-            bundled::dirs_list()
-        );
+        bail!("--scale: invalid scale {s} (expected 2, 3 or 4)");
     }
     Ok(())
 }
@@ -230,7 +218,7 @@ impl SrOptions {
     /// flag names in the message.
     pub fn check(&self) -> Result<()> {
         use nawqsr_codec::runtime::Mode;
-        check_bundled(self.mode, self.model.as_ref(), self.scale)?;
+        check_scale(self.scale)?;
         if self.mode == Mode::Bicubic && self.model.is_none() && self.scale.is_none() {
             bail!("--scale: bicubic without a model needs a scale (expected 2, 3 or 4)");
         }

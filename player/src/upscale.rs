@@ -45,7 +45,7 @@ pub fn codec_config(
     threads: usize,
 ) -> Result<CodecConfig> {
     let mode = Mode::parse(mode).map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
-    crate::media::check_bundled(mode, model, scale)?;
+    crate::media::check_scale(scale)?;
     Ok(CodecConfig {
         model: model.cloned(),
         schedule: schedule.cloned(),

@@ -67,14 +67,15 @@ struct Lowering<'p> {
 
 /// Load `path` and lower it to a [`Graph`].
 pub fn import(path: &Path) -> Result<Graph> {
-    if !path.is_file() {
-        return Err(Error::model(
-            path,
-            "file not found (expected an ONNX SR model)",
-        ));
-    }
+    import_bytes(&super::ModelBytes::read(path)?)
+}
+
+/// Lower an ONNX model held in memory (a file read by [`super::ModelBytes::read`]
+/// or a bundled model compiled into the codec); errors name `model.label`.
+pub fn import_bytes(model: &super::ModelBytes) -> Result<Graph> {
+    let path = model.label.as_path();
     let proto = tract_onnx::onnx()
-        .proto_model_for_path(path)
+        .proto_model_for_read(&mut &model.bytes[..])
         .map_err(|e| Error::model(path, format!("not a readable ONNX model: {e}")))?;
     let graph = proto
         .graph

@@ -21,7 +21,13 @@ pub struct Fp32Reference {
 impl Fp32Reference {
     /// Load and optimise `path`, then infer the scale by running a probe frame.
     pub fn load(path: &Path) -> Result<Fp32Reference> {
-        let model = load_runnable(path)?;
+        Fp32Reference::from_bytes(&super::ModelBytes::read(path)?)
+    }
+
+    /// As [`Fp32Reference::load`], from a model in memory (errors name its label).
+    pub fn from_bytes(m: &super::ModelBytes) -> Result<Fp32Reference> {
+        let path = m.label.as_path();
+        let model = load_runnable(path, &m.bytes)?;
         let scale = probe_scale(path, &model)?;
         Ok(Fp32Reference {
             path: path.to_owned(),
@@ -79,14 +85,8 @@ impl Fp32Reference {
     }
 }
 
-fn load_runnable(path: &Path) -> Result<Runnable> {
-    if !path.is_file() {
-        return Err(Error::model(
-            path,
-            "file not found (expected an ONNX SR model)",
-        ));
-    }
-    let inference = tract_onnx::onnx().model_for_path(path).map_err(|e| {
+fn load_runnable(path: &Path, bytes: &[u8]) -> Result<Runnable> {
+    let inference = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(|e| {
         Error::model(
             path,
             format!("not a readable ONNX model: {}", root_cause(&e)),

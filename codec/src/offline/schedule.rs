@@ -332,9 +332,15 @@ impl Schedule {
     /// Reads a schedule and checks it against `graph` (the imported model whose
     /// ONNX has SHA-256 `model_sha256`).
     pub fn load(path: &Path, graph: &Graph, model_sha256: &str) -> Result<Schedule> {
-        let fail = |field: &str, msg: String| Error::file(path, format!("field `{field}`: {msg}"));
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::file(path, format!("cannot read schedule: {e}")))?;
+        Schedule::parse(path, &text, graph, model_sha256)
+    }
+
+    /// As [`Schedule::load`], from text (a file's, or a built-in schedule's);
+    /// errors name `path`.
+    pub fn parse(path: &Path, text: &str, graph: &Graph, model_sha256: &str) -> Result<Schedule> {
+        let fail = |field: &str, msg: String| Error::file(path, format!("field `{field}`: {msg}"));
         let v: Value = serde_json::from_str(&text).map_err(|e| {
             let what = if e.is_eof() { "truncated" } else { "malformed JSON" };
             Error::file(path, format!("{what} at line {} column {} (expected a complete schedule JSON object, version {VERSION})", e.line(), e.column()))
@@ -509,22 +515,72 @@ fn short(h: &str) -> String {
     h.chars().take(12).collect::<String>() + "…"
 }
 
-/// Directories searched for a model's default schedule, in order: the
-/// `NAWQSR_SCHEDULES` environment variable (`:`-separated), `./schedules`, and
-/// the project's own `schedules/` (where `nawqsr calibrate` writes the bundled
-/// ones).
+/// The project's schedules compiled into the codec (the bundled models' and the
+/// ../shared IMDN models', ≈ 50 KB), so that hybrid mode finds them without the
+/// checkout. Found, like files, by the model SHA-256 inside them.
+const EMBEDDED: [(&str, &str); 6] = [
+    ("nawq_x2.json", include_str!("../../../schedules/nawq_x2.json")),
+    ("nawq_x3.json", include_str!("../../../schedules/nawq_x3.json")),
+    ("nawq_x4.json", include_str!("../../../schedules/nawq_x4.json")),
+    ("IMDN_x2.json", include_str!("../../../schedules/IMDN_x2.json")),
+    ("IMDN_x4.json", include_str!("../../../schedules/IMDN_x4.json")),
+    ("IMDN_RTC_x2.json", include_str!("../../../schedules/IMDN_RTC_x2.json")),
+];
+
+/// Where a model's default schedule was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScheduleSource {
+    File(std::path::PathBuf),
+    /// A built-in schedule (its file name in the project's `schedules/`).
+    Builtin { name: &'static str, text: &'static str },
+}
+
+impl ScheduleSource {
+    /// The name errors and logs give it: the file's path, or `built-in:NAME.json`.
+    pub fn label(&self) -> std::path::PathBuf {
+        match self {
+            ScheduleSource::File(p) => p.clone(),
+            ScheduleSource::Builtin { name, .. } => format!("built-in:{name}").into(),
+        }
+    }
+
+    /// Reads and checks it against `graph` (see [`Schedule::load`]).
+    pub fn load(&self, graph: &Graph, model_sha256: &str) -> Result<Schedule> {
+        match self {
+            ScheduleSource::File(p) => Schedule::load(p, graph, model_sha256),
+            ScheduleSource::Builtin { text, .. } => {
+                Schedule::parse(&self.label(), text, graph, model_sha256)
+            }
+        }
+    }
+}
+
+/// File names of the built-in schedules.
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    EMBEDDED.iter().map(|&(n, _)| n)
+}
+
+fn made_for(text: &str, model_sha256: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| {
+        v.pointer("/model/sha256").and_then(|s| s.as_str()) == Some(model_sha256)
+    })
+}
+
+/// Directories searched for a model's default schedule before the built-in
+/// ones, in order: the `NAWQSR_SCHEDULES` environment variable (`:`-separated),
+/// then `./schedules` (where `nawqsr calibrate` writes in a checkout).
 pub fn schedule_dirs() -> Vec<std::path::PathBuf> {
     let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("NAWQSR_SCHEDULES")
         .map(|v| std::env::split_paths(&v).collect())
         .unwrap_or_default();
     dirs.push("schedules".into());
-    dirs.push(concat!(env!("CARGO_MANIFEST_DIR"), "/../schedules").into());
     dirs
 }
 
-/// The first schedule in [`schedule_dirs`] made for the model with SHA-256
-/// `model_sha256` (files that are not schedules are skipped).
-pub fn find_for_model(model_sha256: &str) -> Option<std::path::PathBuf> {
+/// The first schedule made for the model with SHA-256 `model_sha256`: in
+/// [`schedule_dirs`] (files that are not schedules are skipped), then among the
+/// built-in ones.
+pub fn find_for_model(model_sha256: &str) -> Option<ScheduleSource> {
     for dir in schedule_dirs() {
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
@@ -535,16 +591,13 @@ pub fn find_for_model(model_sha256: &str) -> Option<std::path::PathBuf> {
             .collect();
         files.sort();
         for f in files {
-            let Ok(text) = std::fs::read_to_string(&f) else {
-                continue;
-            };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-                continue;
-            };
-            if v.pointer("/model/sha256").and_then(|s| s.as_str()) == Some(model_sha256) {
-                return Some(f);
+            if std::fs::read_to_string(&f).is_ok_and(|t| made_for(&t, model_sha256)) {
+                return Some(ScheduleSource::File(f));
             }
         }
     }
-    None
+    EMBEDDED
+        .iter()
+        .find(|(_, text)| made_for(text, model_sha256))
+        .map(|&(name, text)| ScheduleSource::Builtin { name, text })
 }

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::kernels::CpuLevel;
 use crate::model::bundled;
 use crate::model::reference::Fp32Reference;
-use crate::offline::schedule::Schedule;
+use crate::offline::schedule::ScheduleSource;
 use crate::quant::{Bits, WeightGranularity};
 
 /// Default patch height in LR rows when `patch_size` is 0. Worker CPU ms/frame,
@@ -123,31 +123,19 @@ pub struct Codec {
 }
 
 impl CodecConfig {
-    /// Network modes without a model run the project's bundled model for the
-    /// requested scale (×2 when none is requested).
-    fn with_default_model(&self) -> Result<CodecConfig> {
-        if self.mode == Mode::Bicubic || self.model.is_some() {
-            return Ok(self.clone());
+    /// The model network modes run: the given file, else the project's bundled
+    /// model for the requested scale (×2 when none is requested; built into the
+    /// codec, so no checkout is needed).
+    fn model_bytes(&self) -> Result<crate::model::ModelBytes> {
+        match &self.model {
+            Some(p) => crate::model::ModelBytes::read(p),
+            None => bundled::load(self.scale.unwrap_or(bundled::DEFAULT_SCALE)),
         }
-        let s = self.scale.unwrap_or(bundled::DEFAULT_SCALE);
-        let model = bundled::path(s).ok_or_else(|| {
-            Error::Invalid(format!(
-                "mode {} needs a model: none given and no bundled {} in {} (set NAWQSR_MODELS or give a model path)",
-                self.mode.name(),
-                bundled::file_name(s),
-                bundled::dirs_list()
-            ))
-        })?;
-        Ok(CodecConfig {
-            model: Some(model),
-            ..self.clone()
-        })
     }
 }
 
 impl Codec {
     pub fn new(cfg: &CodecConfig) -> Result<Codec> {
-        let cfg = &cfg.with_default_model()?;
         let (scale, backend) = match cfg.mode {
             Mode::Bicubic => {
                 let scale = cfg.scale.ok_or_else(|| {
@@ -156,11 +144,7 @@ impl Codec {
                 (scale, Backend::Bicubic)
             }
             Mode::Fp32 => {
-                let path = cfg
-                    .model
-                    .as_ref()
-                    .ok_or_else(|| Error::Invalid("mode fp32 needs a model (none given)".into()))?;
-                let r = Fp32Reference::load(path)?;
+                let r = Fp32Reference::from_bytes(&cfg.model_bytes()?)?;
                 (r.scale(), Backend::Fp32(r))
             }
             m => {
@@ -336,28 +320,31 @@ impl Default for RuntimeOptions {
 
 impl Npu {
     fn new(cfg: &CodecConfig, mode: Mode, opts: RuntimeOptions) -> Result<Npu> {
-        let path = cfg.model.as_ref().ok_or_else(|| {
-            Error::Invalid(format!("mode {} needs a model (none given)", mode.name()))
-        })?;
-        let graph = crate::model::import(path)?;
+        let model = cfg.model_bytes()?;
+        let graph = crate::model::import_bytes(&model)?;
         let bits = if mode == Mode::A16w8 {
             Bits::B16
         } else {
             Bits::B8
         };
-        let sha = crate::model::file_sha256(path)?;
+        let sha = model.sha256();
         // No schedule given: use the one calibrated for this model, if any
-        // (schedules/ holds them, keyed by the model's hash).
-        let schedule = cfg.schedule.clone().or_else(|| {
-            let found = crate::offline::schedule::find_for_model(&sha);
-            if let Some(f) = &found {
-                tracing::info!("using schedule {} for {}", f.display(), path.display());
-            }
-            found
-        });
+        // (NAWQSR_SCHEDULES, ./schedules, then the built-in ones; keyed by the
+        // model's hash).
+        let schedule = match &cfg.schedule {
+            Some(p) => Some(ScheduleSource::File(p.clone())),
+            None => crate::offline::schedule::find_for_model(&sha),
+        };
+        if let Some(s) = &schedule {
+            tracing::info!(
+                "using schedule {} for {}",
+                s.label().display(),
+                model.label.display()
+            );
+        }
         let (plan, gran) = match &schedule {
             Some(s) => {
-                let sched = Schedule::load(s, &graph, &sha)?;
+                let sched = s.load(&graph, &sha)?;
                 let plan = match mode {
                     // §4.1–4.2: per-layer b, s, z and DRE flags from the schedule.
                     Mode::Hybrid => sched.plan(&graph),
@@ -369,7 +356,7 @@ impl Npu {
             }
             None if mode == Mode::Hybrid => {
                 return Err(Error::Invalid(
-                    "mode hybrid needs a schedule (none given and none in schedules/ matches this model; run nawqsr calibrate, or use int8 / a16w8)"
+                    "mode hybrid needs a schedule (none given, and none in NAWQSR_SCHEDULES, ./schedules or the built-in ones matches this model; run nawqsr calibrate, or use int8 / a16w8)"
                         .into(),
                 ));
             }
