@@ -22,8 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (shared, out) = (PathBuf::from(shared), PathBuf::from(out));
     std::fs::create_dir_all(&out)?;
-    let path = model::bundled::path(4).ok_or("bundled nawq_x4.onnx not found")?;
-    let engine = Engine::new(model::import(&path)?, CpuLevel::detect(), 1);
+    let engine = Engine::new(
+        model::import_bytes(&model::bundled::load(4)?)?,
+        CpuLevel::detect(),
+        1,
+    );
     let plan = Plan::all_dre(&engine.graph, Bits::B8);
     for set in ["Set5", "Set14"] {
         for p in list_images(&shared.join("datasets").join(set))? {

@@ -206,13 +206,14 @@ fn non_sr_model_is_rejected() {
         5,
     );
     let f = write_tmp(&bytes);
+    // Both loaders refuse it at validation, naming the output and its channels.
     let e = model::import(f.path()).unwrap_err().to_string();
     assert!(
-        e.contains("5 channels") && e.contains("expected an RGB image"),
+        e.contains("output 'sr' has 5 channels") && e.contains("expected 3"),
         "{e}"
     );
     let e = Fp32Reference::load(f.path()).err().unwrap().to_string();
-    assert!(e.contains("not an RGB image"), "{e}");
+    assert!(e.contains("output 'sr' has 5 channels"), "{e}");
 }
 
 #[test]

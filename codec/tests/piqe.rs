@@ -78,7 +78,7 @@ fn committed_images_match_pypiqe() {
 /// The derived images of examples/piqe_inputs.rs, rebuilt the same way.
 fn derived(shared: &Path) -> Vec<(String, image::RgbImage)> {
     let engine = Engine::new(
-        model::import(&model::bundled::path(4).unwrap()).unwrap(),
+        model::import_bytes(&model::bundled::load(4).unwrap()).unwrap(),
         CpuLevel::detect(),
         1,
     );

@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use tract_onnx::pb::{AttributeProto, NodeProto, TensorProto};
-use tract_onnx::prelude::Framework;
 
 use super::graph::{Activation, Conv, Graph, Layer, Op, Spatial, ValueId, ValueShape};
 use crate::error::{Error, Result};
@@ -66,6 +65,10 @@ struct Lowering<'p> {
 }
 
 /// Load `path` and lower it to a [`Graph`].
+///
+/// The model is validated first (`validate::check`: finite constants, shape
+/// limits, one image input and output), and the lowering runs under
+/// `validate::no_panic`, so a malformed file is an error, never a crash.
 pub fn import(path: &Path) -> Result<Graph> {
     import_bytes(&super::ModelBytes::read(path)?)
 }
@@ -74,9 +77,12 @@ pub fn import(path: &Path) -> Result<Graph> {
 /// or a bundled model compiled into the codec); errors name `model.label`.
 pub fn import_bytes(model: &super::ModelBytes) -> Result<Graph> {
     let path = model.label.as_path();
-    let proto = tract_onnx::onnx()
-        .proto_model_for_read(&mut &model.bytes[..])
-        .map_err(|e| Error::model(path, format!("not a readable ONNX model: {e}")))?;
+    let proto = super::validate::parse(model)?;
+    super::validate::check(path, &proto)?;
+    super::validate::no_panic(path, "importing", || lower(path, &proto))
+}
+
+fn lower(path: &Path, proto: &tract_onnx::pb::ModelProto) -> Result<Graph> {
     let graph = proto
         .graph
         .as_ref()
@@ -605,6 +611,22 @@ impl Lowering<'_> {
             return Err(self.unsupported(node, "only 2-D convolutions are supported"));
         }
         let (out_c, icg, kh, kw) = (w.dims[0], w.dims[1], w.dims[2], w.dims[3]);
+        // Weights may come from a Constant node, which `validate` does not tie to
+        // the conv: the same limits again.
+        use super::validate::{MAX_CHANNELS, MAX_KERNEL};
+        if !(1..=MAX_CHANNELS).contains(&out_c)
+            || !(1..=MAX_CHANNELS).contains(&icg)
+            || !(1..=MAX_KERNEL).contains(&kh)
+            || !(1..=MAX_KERNEL).contains(&kw)
+        {
+            return Err(self.err(
+                node,
+                format!(
+                    "weights have dims {:?} (expected 1..={MAX_CHANNELS} channels, 1..={MAX_KERNEL} kernel)",
+                    w.dims
+                ),
+            ));
+        }
         let groups = attr(node, "group").map(|a| a.i).unwrap_or(1).max(1) as usize;
         let in_c = self.values[x].channels;
         if icg * groups != in_c {

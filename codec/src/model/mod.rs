@@ -4,11 +4,14 @@
 //! - [`reference`]: the FP32 reference (tract).
 //! - [`float`]: an FP32 executor over our `Graph` (checks the lowering, and is
 //!   the FP32W8 path).
+//! - [`validate`]: load-time checks (finite constants, shape limits, one image
+//!   input and output) and the panic guard at the tract boundary.
 pub mod bundled;
 pub mod fuse;
 pub mod graph;
 pub mod import;
 pub mod reference;
+pub mod validate;
 
 pub use graph::{Activation, Conv, Graph, Layer, Op, Spatial, ValueId, ValueShape};
 pub use import::{import, import_bytes};

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use tract_onnx::prelude::*;
 
+use super::validate;
 use crate::error::{Error, Result};
 
 type Runnable = std::sync::Arc<TypedRunnableModel>;
@@ -20,6 +21,10 @@ pub struct Fp32Reference {
 
 impl Fp32Reference {
     /// Load and optimise `path`, then infer the scale by running a probe frame.
+    ///
+    /// The file is validated first (`validate::check_bytes`: a NaN weight would
+    /// otherwise give a silently wrong image), and every tract call runs under
+    /// `validate::no_panic`: a panic inside tract is an error naming the model.
     pub fn load(path: &Path) -> Result<Fp32Reference> {
         Fp32Reference::from_bytes(&super::ModelBytes::read(path)?)
     }
@@ -27,8 +32,11 @@ impl Fp32Reference {
     /// As [`Fp32Reference::load`], from a model in memory (errors name its label).
     pub fn from_bytes(m: &super::ModelBytes) -> Result<Fp32Reference> {
         let path = m.label.as_path();
-        let model = load_runnable(path, &m.bytes)?;
-        let scale = probe_scale(path, &model)?;
+        validate::check_bytes(m)?;
+        let model = validate::no_panic(path, "loading in tract", || load_runnable(path, &m.bytes))?;
+        let scale = validate::no_panic(path, "running tract on a probe frame", || {
+            probe_scale(path, &model)
+        })?;
         Ok(Fp32Reference {
             path: path.to_owned(),
             model,
@@ -49,15 +57,14 @@ impl Fp32Reference {
     pub fn run_planar(&self, data: Vec<f32>, h: usize, w: usize) -> Result<Vec<f32>> {
         let input = tract_ndarray::Array4::from_shape_vec((1, 3, h, w), data)
             .map_err(|e| Error::Invalid(format!("input tensor: {e}")))?;
-        let out = self
-            .model
-            .run(tvec!(Tensor::from(input).into()))
-            .map_err(|e| {
+        let out = validate::no_panic(&self.path, "running tract", || {
+            self.model.run(tvec!(Tensor::from(input).into())).map_err(|e| {
                 Error::model(
                     &self.path,
                     format!("inference failed on a {w}x{h} frame: {e}"),
                 )
-            })?;
+            })
+        })?;
         let view = out[0]
             .to_plain_array_view::<f32>()
             .map_err(|e| Error::model(&self.path, format!("output is not f32: {e}")))?;

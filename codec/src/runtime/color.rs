@@ -60,6 +60,9 @@ fn packed_layout(format: PixelFormat) -> Option<([usize; 3], usize)> {
     }
 }
 
+/// Largest frame side accepted (16K video is 15360 wide).
+pub const MAX_DIM: usize = 1 << 16;
+
 /// `(name, bytes per row, rows)` of every plane of a `width × height` frame.
 fn plane_shapes(
     format: PixelFormat,
@@ -89,6 +92,12 @@ fn check_planes(
             "{format:?} frame is {width}x{height}, expected a non-empty size"
         )));
     }
+    // Far above any video size, and low enough that row sizes cannot overflow.
+    if width > MAX_DIM || height > MAX_DIM {
+        return Err(Error::Invalid(format!(
+            "{format:?} frame is {width}x{height}, expected at most {MAX_DIM} per side"
+        )));
+    }
     for (i, (name, row_bytes, rows)) in plane_shapes(format, width, height).into_iter().enumerate()
     {
         let (len, stride) = (lens[i], strides[i]);
@@ -97,7 +106,15 @@ fn check_planes(
                 "{format:?} {width}x{height} plane {i} ({name}): stride {stride}, expected at least {row_bytes}"
             )));
         }
-        let need = stride * (rows - 1) + row_bytes;
+        // Checked: a stride near usize::MAX must not wrap to a small `need`.
+        let need = stride
+            .checked_mul(rows - 1)
+            .and_then(|n| n.checked_add(row_bytes))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{format:?} {width}x{height} plane {i} ({name}): stride {stride} overflows the address space"
+                ))
+            })?;
         if len < need {
             return Err(Error::Invalid(format!(
                 "{format:?} {width}x{height} plane {i} ({name}): {len} bytes, expected at least {need} ({rows} rows at stride {stride})"

@@ -12,12 +12,15 @@
 //!   (`qos.rs`) with the proportions of the QoS events.
 //! - Latency: the measured median per-frame processing time is added to upstream's.
 //! - Telemetry: a `nawqsr-stats` element message every `stats-interval` frames.
-use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+//!
+//! This file is the element's shell (properties, pads, the BaseTransform
+//! virtual methods); the work is in its rooms: `caps.rs` (caps mapping),
+//! `controller.rs` (codecs and the precision ladder), `transform.rs` (one
+//! frame through the codec), `telemetry.rs` (latency, stats), `qos.rs` (the
+//! ladder's policy).
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
@@ -25,12 +28,15 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
-use nawqsr_codec::runtime::{Codec, CodecConfig, FrameMut, FrameRef, Mode, PixelFormat};
+use nawqsr_codec::runtime::Mode;
 
 use super::NawqsrMode;
+use super::caps::{self, FORMATS};
+use super::controller::State;
 use super::qos::{Ladder, LadderConfig};
+use super::telemetry::{self, Timing};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "nawqsr",
         gst::DebugColorFlags::empty(),
@@ -44,40 +50,15 @@ const DEFAULT_PATCH_SIZE: u32 = 0;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_STATS_INTERVAL: u32 = 0;
 
-/// Frames whose processing times answer the latency query (a median over them).
-const LATENCY_WINDOW: usize = 32;
-/// Frames measured before the element tells the pipeline its latency changed.
-const LATENCY_MIN_SAMPLES: usize = 8;
-
-/// Formats on both pads: the codec's `PixelFormat`s.
-const FORMATS: [gst_video::VideoFormat; 5] = [
-    gst_video::VideoFormat::Rgb,
-    gst_video::VideoFormat::Rgbx,
-    gst_video::VideoFormat::Bgrx,
-    gst_video::VideoFormat::I420,
-    gst_video::VideoFormat::Nv12,
-];
-
-fn pixel_format(f: gst_video::VideoFormat) -> Option<PixelFormat> {
-    Some(match f {
-        gst_video::VideoFormat::Rgb => PixelFormat::Rgb,
-        gst_video::VideoFormat::Rgbx => PixelFormat::Rgbx,
-        gst_video::VideoFormat::Bgrx => PixelFormat::Bgrx,
-        gst_video::VideoFormat::I420 => PixelFormat::I420,
-        gst_video::VideoFormat::Nv12 => PixelFormat::Nv12,
-        _ => return None,
-    })
-}
-
 #[derive(Debug, Clone)]
-struct Settings {
-    model: Option<PathBuf>,
-    schedule: Option<PathBuf>,
-    mode: NawqsrMode,
-    scale: u32,
-    patch_size: u32,
-    threads: u32,
-    stats_interval: u32,
+pub(super) struct Settings {
+    pub(super) model: Option<PathBuf>,
+    pub(super) schedule: Option<PathBuf>,
+    pub(super) mode: NawqsrMode,
+    pub(super) scale: u32,
+    pub(super) patch_size: u32,
+    pub(super) threads: u32,
+    pub(super) stats_interval: u32,
 }
 
 impl Default for Settings {
@@ -94,119 +75,34 @@ impl Default for Settings {
     }
 }
 
-/// Built in `start()` (codec) and `set_caps()` (video infos), dropped in `stop()`.
-struct State {
-    /// Settings the codecs were built from (model, schedule, patch size, threads).
-    settings: Settings,
-    scale: usize,
-    /// Codecs built so far, one per mode the ladder visited; `active` is in here.
-    codecs: Vec<(Mode, Codec)>,
-    active: Mode,
-    /// Modes whose codec failed to build: never retried.
-    failed: Vec<Mode>,
-    in_info: Option<gst_video::VideoInfo>,
-    out_info: Option<gst_video::VideoInfo>,
-    format: Option<PixelFormat>,
-}
-
-impl State {
-    fn codec(&self) -> &Codec {
-        &self
-            .codecs
-            .iter()
-            .find(|(m, _)| *m == self.active)
-            .expect("active codec is built")
-            .1
-    }
-}
-
-/// Processing times and counters for the latency query and the stats messages.
-#[derive(Default)]
-struct Timing {
-    /// The last `LATENCY_WINDOW` per-frame processing times.
-    recent: VecDeque<Duration>,
-    /// Times since the last stats message, and when that window started.
-    window: Vec<Duration>,
-    window_start: Option<Instant>,
-    frames: u64,
-    drops: u64,
-    switches: u64,
-    /// What the last latency query answered (our share only).
-    reported: Option<Duration>,
-}
-
-impl Timing {
-    fn median(&self) -> Duration {
-        let mut v: Vec<Duration> = self.recent.iter().copied().collect();
-        v.sort_unstable();
-        v.get(v.len() / 2).copied().unwrap_or_default()
-    }
-
-    fn record(&mut self, dt: Duration) {
-        if self.recent.len() == LATENCY_WINDOW {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(dt);
-        self.window.push(dt);
-        self.frames += 1;
-    }
-
-    /// True when the pipeline should re-query latency: the median grew by more
-    /// than 25 % (and 1 ms) over what the last latency query answered, or fell
-    /// below half of it. Small swings are not worth a re-configuration of a live
-    /// pipeline; answering a little high only adds delay, answering low drops frames.
-    fn latency_changed(&self) -> bool {
-        let Some(reported) = self.reported else {
-            return false;
-        };
-        if self.recent.len() < LATENCY_MIN_SAMPLES {
-            return false;
-        }
-        let m = self.median();
-        let grew = m > reported + Duration::from_millis(1) && m * 4 > reported * 5;
-        let fell = m * 2 < reported;
-        grew || fell
-    }
-}
-
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i].as_secs_f64() * 1e3
-}
-
-/// Why a codec could not be built: the GStreamer error kind and a one-line text
-/// naming the property at fault.
-struct BuildError {
-    kind: gst::ResourceError,
-    text: String,
-}
-
-impl BuildError {
-    fn settings(text: String) -> BuildError {
-        BuildError {
-            kind: gst::ResourceError::Settings,
-            text,
-        }
-    }
-
-    fn error_msg(&self) -> gst::ErrorMessage {
-        gst::error_msg!(self.kind, ("{}", self.text))
-    }
-}
-
 pub struct Nawqsr {
-    settings: Mutex<Settings>,
-    state: Mutex<Option<State>>,
+    pub(super) settings: Mutex<Settings>,
+    pub(super) state: Mutex<Option<State>>,
     /// The precision ladder: fed by QoS events (src pad), read by `transform()`.
     /// Separate from `state` so that QoS events never wait for a frame.
-    ladder: Mutex<Ladder>,
-    timing: Mutex<Timing>,
+    pub(super) ladder: Mutex<Ladder>,
+    pub(super) timing: Mutex<Timing>,
     /// The scale of the loaded model (0 before `start()`), read by caps
     /// negotiation without taking the state lock.
-    scale: AtomicU32,
+    pub(super) scale: AtomicU32,
+}
+
+impl Nawqsr {
+    fn negotiable_scales(&self) -> Vec<i32> {
+        let started = self.scale.load(Ordering::Acquire);
+        caps::negotiable_scales(&self.settings.lock().unwrap(), started)
+    }
+
+    pub(super) fn stats_message(&self, timing: &mut Timing, mode: Mode) -> gst::Message {
+        let s = telemetry::stats_structure(timing, mode);
+        gst::message::Element::builder(s).src(&*self.obj()).build()
+    }
+
+    pub(super) fn post(&self, msgs: Vec<gst::Message>) {
+        for m in msgs {
+            let _ = self.obj().post_message(m);
+        }
+    }
 }
 
 impl Default for Nawqsr {
@@ -238,17 +134,19 @@ impl ObjectImpl for Nawqsr {
                 glib::ParamSpecString::builder("model")
                     .nick("Model")
                     .blurb(
-                        "Path to the ONNX super-resolution model (input 'lr': float32 NCHW RGB in [0,1]); \
-                         its upscaling factor sets the output size. Empty: the project's bundled model \
-                         (assets/models/nawq_x2/x3/x4.onnx) for the negotiated scale",
+                        "File path of the ONNX super-resolution model (one float32 1×3×H×W RGB input in [0, 1], \
+                         one 1×3×sH×sW output, s = 2, 3 or 4; finite weights; at most 1024 channels and \
+                         15×15 kernels per conv); its upscaling factor sets the output size. Empty: the \
+                         project's bundled model (assets/models/nawq_x2/x3/x4.onnx) for the negotiated scale",
                     )
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("schedule")
                     .nick("Schedule")
                     .blurb(
-                        "Path to the precision schedule (per-layer bitwidths and DRE flags, from \
-                         'nawqsr calibrate') used by mode=hybrid. Empty: the codec's default for the model",
+                        "File path of the precision schedule (JSON, version 1: per-layer bitwidths and DRE flags, \
+                         from 'nawqsr calibrate' for this model's SHA-256) used by mode=hybrid. Empty: the \
+                         schedule found for the model in NAWQSR_SCHEDULES, ./schedules or the project's schedules/",
                     )
                     .mutable_ready()
                     .build(),
@@ -264,8 +162,9 @@ impl ObjectImpl for Nawqsr {
                 glib::ParamSpecUInt::builder("scale")
                     .nick("Scale")
                     .blurb(
-                        "Upscaling factor when no model is set: picks the bundled model (caps may still \
-                         negotiate another of 2, 3, 4) or bicubic's factor. With a model, the model's factor is used",
+                        "Upscaling factor, ×2 to ×4 (output width and height = scale × input), when no model is set: \
+                         picks the bundled model (caps may still negotiate another of 2, 3, 4) or bicubic's factor. \
+                         With a model, the model's own factor is used",
                     )
                     .minimum(2)
                     .maximum(4)
@@ -274,14 +173,15 @@ impl ObjectImpl for Nawqsr {
                     .build(),
                 glib::ParamSpecUInt::builder("patch-size")
                     .nick("Patch size")
-                    .blurb("Size in low-resolution pixels of the patches (row bands) the codec splits a frame into (0 = the codec's default)")
+                    .blurb("Height in low-resolution pixel rows of the patches (row bands) the codec splits a frame into, \
+                            0 to 4096 (0 = the codec's default, 16 rows)")
                     .maximum(4096)
                     .default_value(DEFAULT_PATCH_SIZE)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
-                    .blurb("Worker threads of the codec (0 = one per core)")
+                    .blurb("Worker threads of this element's codec, 0 to 256 (0 = one per core)")
                     .maximum(256)
                     .default_value(DEFAULT_THREADS)
                     .mutable_ready()
@@ -290,7 +190,8 @@ impl ObjectImpl for Nawqsr {
                     .nick("Stats interval")
                     .blurb(
                         "Post a 'nawqsr-stats' element message (frames, fps, latency-p50-ms, \
-                         latency-p99-ms, mode, drops, switches) every this many frames (0 = off)",
+                         latency-p99-ms, mode, drops, switches) every this many output frames, \
+                         0 to 4294967295 (0 = off)",
                     )
                     .default_value(DEFAULT_STATS_INTERVAL)
                     .mutable_playing()
@@ -404,364 +305,6 @@ impl ElementImpl for Nawqsr {
     }
 }
 
-/// Which way a width/height is rewritten.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Dir {
-    /// sink → src: multiply.
-    Up,
-    /// src → sink: divide, keeping only sizes that are exact multiples.
-    Down,
-}
-
-fn gcd(a: i64, b: i64) -> i64 {
-    if b == 0 { a } else { gcd(b, a % b) }
-}
-
-/// Maps one size through ×s (Up) or ÷s (Down). `None`: no size on the other side.
-fn map_size(v: &glib::SendValue, s: i32, dir: Dir) -> Option<glib::SendValue> {
-    let s64 = i64::from(s);
-    if let Ok(x) = v.get::<i32>() {
-        return match dir {
-            Dir::Up => x.checked_mul(s).map(|x| x.to_send_value()),
-            Dir::Down => (x % s == 0).then(|| (x / s).to_send_value()),
-        };
-    }
-    if let Ok(r) = v.get::<gst::IntRange<i32>>() {
-        let (min, max, step) = (
-            i64::from(r.min()),
-            i64::from(r.max()),
-            i64::from(r.step()).max(1),
-        );
-        let (min, max, step) = match dir {
-            // {s·x}: a range with s times the step. GStreamer needs min and max to be
-            // multiples of the step; the top is clamped to the largest representable one.
-            Dir::Up => {
-                let step = step * s64;
-                let top = (max * s64).min(i64::from(i32::MAX));
-                (min * s64, top - top.rem_euclid(step), step)
-            }
-            // x with s·x in [min, max] and s·x a multiple of step: x is a multiple of
-            // k = step / gcd(s, step).
-            Dir::Down => {
-                let k = step / gcd(s64, step);
-                let lo = (min + s64 - 1).div_euclid(s64);
-                let lo = lo + (k - lo.rem_euclid(k)) % k;
-                let hi = max.div_euclid(s64);
-                (lo, hi - hi.rem_euclid(k), k)
-            }
-        };
-        if min > max || min > i64::from(i32::MAX) {
-            return None;
-        }
-        let (min, max, step) = (min as i32, max as i32, step as i32);
-        return Some(if min == max {
-            min.to_send_value()
-        } else if step == 1 {
-            gst::IntRange::new(min, max).to_send_value()
-        } else {
-            gst::IntRange::with_step(min, max, step).to_send_value()
-        });
-    }
-    if let Ok(list) = v.get::<gst::List>() {
-        let out: Vec<glib::SendValue> = list.iter().filter_map(|x| map_size(x, s, dir)).collect();
-        return match out.len() {
-            0 => None,
-            1 => out.into_iter().next(),
-            _ => Some(gst::List::from_values(out).to_send_value()),
-        };
-    }
-    // Anything else (not a size we understand) cannot be mapped.
-    None
-}
-
-/// Rewrites width and height of every structure of `caps` for each scale in
-/// `scales`, dropping structures that have no counterpart. framerate,
-/// pixel-aspect-ratio (the same factor on both axes keeps it), format and
-/// colorimetry are kept as they are.
-fn scale_caps(caps: &gst::Caps, scales: &[i32], dir: Dir) -> gst::Caps {
-    let mut out = gst::Caps::new_empty();
-    for &s in scales {
-        for (st, features) in caps.iter_with_features() {
-            let mut st = st.to_owned();
-            let mut ok = true;
-            for field in ["width", "height"] {
-                // A missing field means "any size", which stays "any size".
-                if let Ok(v) = st.value(field) {
-                    match map_size(v, s, dir) {
-                        Some(v) => st.set_value(field, v),
-                        None => ok = false,
-                    }
-                }
-            }
-            if ok {
-                out.merge_structure_full(st, Some(features.to_owned()));
-            }
-        }
-    }
-    out
-}
-
-impl Nawqsr {
-    /// Scales caps negotiation may use: the model's once started; before that,
-    /// the `scale` property if it decides (bicubic, no model), else all three
-    /// with the property's first (the model's factor is not known yet).
-    fn negotiable_scales(&self) -> Vec<i32> {
-        let s = self.scale.load(Ordering::Acquire) as i32;
-        let settings = self.settings.lock().unwrap();
-        // Bicubic without a model: the property decides. A given model: its own
-        // factor. The bundled models serve every scale, the current one first.
-        if settings.mode == NawqsrMode::Bicubic && settings.model.is_none() {
-            return vec![if s != 0 { s } else { settings.scale as i32 }];
-        }
-        if s != 0 && settings.model.is_some() {
-            return vec![s];
-        }
-        let first = if s != 0 { s } else { settings.scale as i32 };
-        let mut v = vec![first];
-        v.extend([2, 3, 4].into_iter().filter(|&x| x != first));
-        v
-    }
-
-    /// Builds the codec for `mode` from `settings`; `scale` pins the factor (runtime
-    /// fallbacks must keep the negotiated size). Errors name the property at fault.
-    fn build_codec(
-        &self,
-        settings: &Settings,
-        mode: Mode,
-        scale: Option<usize>,
-    ) -> Result<Codec, BuildError> {
-        let check_readable = |prop: &str, p: &Path| {
-            std::fs::File::open(p).map(drop).map_err(|e| BuildError {
-                kind: gst::ResourceError::OpenRead,
-                text: format!("property {prop}: cannot open '{}': {e}", p.display()),
-            })
-        };
-        if let Some(p) = &settings.model {
-            check_readable("model", p)?;
-        }
-        if let Some(p) = &settings.schedule {
-            check_readable("schedule", p)?;
-        }
-        let base = CodecConfig {
-            model: settings.model.clone(),
-            schedule: settings.schedule.clone(),
-            mode,
-            scale: None,
-            threads: settings.threads as usize,
-            patch_size: settings.patch_size as usize,
-        };
-        let scale = match (mode, scale, &settings.model) {
-            (_, Some(s), _) => Some(s),
-            (_, None, None) => Some(settings.scale as usize),
-            // Bicubic with a model: the model decides the factor; load it to learn it.
-            (Mode::Bicubic, None, Some(_)) => Some(
-                Codec::new(&CodecConfig {
-                    mode: Mode::Fp32,
-                    ..base.clone()
-                })
-                .map_err(|e| self.codec_error(&settings.schedule, e))?
-                .scale(),
-            ),
-            (_, None, Some(_)) => None,
-        };
-        // A given model decides the factor; bicubic and the bundled models are told.
-        let cfg = CodecConfig {
-            scale: if mode == Mode::Bicubic || settings.model.is_none() {
-                scale
-            } else {
-                None
-            },
-            ..base
-        };
-        let codec = Codec::new(&cfg).map_err(|e| self.codec_error(&settings.schedule, e))?;
-        if let Some(s) = scale
-            && codec.scale() != s
-        {
-            return Err(BuildError::settings(format!(
-                "property model: mode {} upscales ×{}, but the stream is negotiated at ×{s}",
-                mode.name(),
-                codec.scale()
-            )));
-        }
-        Ok(codec)
-    }
-
-    /// Maps a codec error to the property it is about.
-    fn codec_error(&self, schedule: &Option<PathBuf>, e: nawqsr_codec::Error) -> BuildError {
-        use nawqsr_codec::Error;
-        let prop = match &e {
-            Error::File { path, .. } if Some(path) == schedule.as_ref() => "schedule",
-            Error::Model { .. }
-            | Error::File { .. }
-            | Error::UnsupportedOp { .. }
-            | Error::Scale(_) => "model",
-            // The codec's free-text errors at build time are about the mode and what
-            // it needs (e.g. "mode hybrid needs a schedule").
-            Error::Invalid(msg) if msg.contains("schedule") => "schedule",
-            Error::Invalid(_) => "mode",
-        };
-        BuildError::settings(format!("property {prop}: {e}"))
-    }
-
-    /// Brings `state.active` in line with the ladder (and the `mode` property,
-    /// which may change while playing), building codecs as needed. Returns the
-    /// messages to post once the state lock is released.
-    fn reconcile_mode(&self, state: &mut State, user_mode: Mode) -> Vec<gst::Message> {
-        let mut msgs = Vec::new();
-        {
-            let mut ladder = self.ladder.lock().unwrap();
-            if ladder.ceiling() != user_mode {
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "mode property changed to {}",
-                    user_mode.name()
-                );
-                *ladder = Ladder::new(user_mode, LadderConfig::default());
-                for &m in &state.failed {
-                    ladder.mark_unavailable(m);
-                }
-            }
-        }
-        loop {
-            let want = self.ladder.lock().unwrap().current();
-            if want == state.active {
-                break;
-            }
-            let built = state.codecs.iter().any(|(m, _)| *m == want);
-            if !built && !state.failed.contains(&want) {
-                // Not under the ladder lock: loading a model can take a while and QoS
-                // events must not wait for it.
-                match self.build_codec(&state.settings, want, Some(state.scale)) {
-                    Ok(codec) => state.codecs.push((want, codec)),
-                    Err(err) => {
-                        gst::warning!(
-                            CAT,
-                            imp = self,
-                            "mode {} unavailable: {}",
-                            want.name(),
-                            err.text
-                        );
-                        // The user asked for this mode (while playing): say why it is
-                        // not running. Fallbacks of the ladder stay in the debug log.
-                        if want == user_mode {
-                            msgs.push(
-                                gst::message::Warning::builder(err.kind, &err.text)
-                                    .src(&*self.obj())
-                                    .build(),
-                            );
-                        }
-                        state.failed.push(want);
-                    }
-                }
-            }
-            if state.failed.contains(&want) {
-                let mut ladder = self.ladder.lock().unwrap();
-                ladder.mark_unavailable(want);
-                if ladder.current() == want {
-                    // Nowhere else to go: keep running the active codec.
-                    break;
-                }
-                continue;
-            }
-            let from = state.active;
-            state.active = want;
-            self.timing.lock().unwrap().switches += 1;
-            gst::info!(
-                CAT,
-                imp = self,
-                "mode switch {} -> {}",
-                from.name(),
-                want.name()
-            );
-            let s = gst::Structure::builder("nawqsr-mode-switch")
-                .field("from", from.name())
-                .field("to", want.name())
-                .build();
-            msgs.push(gst::message::Element::builder(s).src(&*self.obj()).build());
-        }
-        msgs
-    }
-
-    fn stats_message(&self, timing: &mut Timing, mode: Mode) -> gst::Message {
-        let mut times = std::mem::take(&mut timing.window);
-        times.sort_unstable();
-        let elapsed = timing
-            .window_start
-            .map(|t| t.elapsed().as_secs_f64())
-            .unwrap_or(0.0);
-        let fps = if elapsed > 0.0 {
-            times.len() as f64 / elapsed
-        } else {
-            0.0
-        };
-        timing.window_start = Some(Instant::now());
-        let s = gst::Structure::builder("nawqsr-stats")
-            .field("frames", timing.frames)
-            .field("fps", fps)
-            .field("latency-p50-ms", percentile_ms(&times, 0.5))
-            .field("latency-p99-ms", percentile_ms(&times, 0.99))
-            .field("mode", mode.name())
-            .field("drops", timing.drops)
-            .field("switches", timing.switches)
-            .build();
-        gst::message::Element::builder(s).src(&*self.obj()).build()
-    }
-
-    fn post(&self, msgs: Vec<gst::Message>) {
-        for m in msgs {
-            let _ = self.obj().post_message(m);
-        }
-    }
-}
-
-/// Borrows the planes of a mapped frame in the codec's terms.
-fn frame_ref<'a>(
-    frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>,
-    format: PixelFormat,
-) -> Result<FrameRef<'a>, String> {
-    let mut planes: [&[u8]; 3] = [&[]; 3];
-    let mut strides = [0usize; 3];
-    for i in 0..frame.n_planes() as usize {
-        planes[i] = frame
-            .plane_data(i as u32)
-            .map_err(|e| format!("input plane {i}: {e}"))?;
-        strides[i] = usize::try_from(frame.plane_stride()[i])
-            .map_err(|_| format!("input plane {i}: negative stride"))?;
-    }
-    Ok(FrameRef {
-        format,
-        width: frame.width() as usize,
-        height: frame.height() as usize,
-        planes,
-        strides,
-    })
-}
-
-fn frame_mut<'a>(
-    frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
-    format: PixelFormat,
-) -> Result<FrameMut<'a>, String> {
-    let (width, height, n) = (
-        frame.width() as usize,
-        frame.height() as usize,
-        frame.n_planes() as usize,
-    );
-    let mut strides = [0usize; 3];
-    for (i, s) in strides.iter_mut().enumerate().take(n) {
-        *s = usize::try_from(frame.plane_stride()[i])
-            .map_err(|_| format!("output plane {i}: negative stride"))?;
-    }
-    let [p0, p1, p2, _] = frame.planes_data_mut();
-    Ok(FrameMut {
-        format,
-        width,
-        height,
-        planes: [p0, p1, p2],
-        strides,
-    })
-}
-
 impl BaseTransformImpl for Nawqsr {
     const MODE: gst_base::subclass::BaseTransformMode =
         gst_base::subclass::BaseTransformMode::NeverInPlace;
@@ -811,25 +354,13 @@ impl BaseTransformImpl for Nawqsr {
         caps: &gst::Caps,
         filter: Option<&gst::Caps>,
     ) -> Option<gst::Caps> {
-        let other = if caps.is_any() {
-            caps.clone()
-        } else {
-            let dir = if direction == gst::PadDirection::Sink {
-                Dir::Up
-            } else {
-                Dir::Down
-            };
-            scale_caps(caps, &self.negotiable_scales(), dir)
-        };
+        let other = caps::transform(direction, caps, &self.negotiable_scales(), filter);
         gst::debug!(
             CAT,
             imp = self,
             "transformed {caps} to {other} ({direction:?})"
         );
-        Some(match filter {
-            Some(filter) => filter.intersect_with_mode(&other, gst::CapsIntersectMode::First),
-            None => other,
-        })
+        Some(other)
     }
 
     fn fixate_caps(
@@ -838,24 +369,8 @@ impl BaseTransformImpl for Nawqsr {
         caps: &gst::Caps,
         othercaps: gst::Caps,
     ) -> gst::Caps {
-        // Prefer exactly ×scale (or ÷scale): downstream may offer ranges.
         let s = self.negotiable_scales()[0];
-        let mut othercaps = othercaps;
-        othercaps.truncate();
-        if let (Some(ours), Some(other)) =
-            (caps.structure(0), othercaps.make_mut().structure_mut(0))
-        {
-            for field in ["width", "height"] {
-                if let Ok(v) = ours.get::<i32>(field) {
-                    let target = if direction == gst::PadDirection::Sink {
-                        v.saturating_mul(s)
-                    } else {
-                        v / s
-                    };
-                    other.fixate_field_nearest_int(field, target);
-                }
-            }
-        }
+        let othercaps = caps::fixate_size(direction, caps, othercaps, s);
         self.parent_fixate_caps(direction, caps, othercaps)
     }
 
@@ -869,17 +384,8 @@ impl BaseTransformImpl for Nawqsr {
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start()"))?;
         let s = state.scale as u32;
-        if in_info.format() != out_info.format() {
-            return Err(gst::loggable_error!(
-                CAT,
-                "input format {:?} and output format {:?} differ (expected the same)",
-                in_info.format(),
-                out_info.format()
-            ));
-        }
-        let format = pixel_format(in_info.format()).ok_or_else(|| {
-            gst::loggable_error!(CAT, "unsupported format {:?}", in_info.format())
-        })?;
+        let format = caps::common_format(&in_info, &out_info)
+            .map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
         // Without a model, caps may settle on another scale than the one started
         // with: switch to the bundled model (or bicubic) for it.
         let (iw, ih, ow, oh) = (
@@ -1081,207 +587,7 @@ impl BaseTransformImpl for Nawqsr {
         inbuf: &gst::Buffer,
         outbuf: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (user_mode, stats_interval) = {
-            let s = self.settings.lock().unwrap();
-            (Mode::from(s.mode), s.stats_interval)
-        };
-        let mut guard = self.state.lock().unwrap();
-        let Some(state) = guard.as_mut() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("not started"));
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let mut msgs = self.reconcile_mode(state, user_mode);
-        let (Some(in_info), Some(out_info), Some(format)) =
-            (&state.in_info, &state.out_info, state.format)
-        else {
-            drop(guard);
-            self.post(msgs);
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("no caps negotiated"));
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let fps = in_info.fps();
-
-        let fail = |what: String| {
-            gst::error!(CAT, imp = self, "{what}");
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("{what}"));
-            gst::FlowError::Error
-        };
-        let in_frame = gst_video::VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), in_info)
-            .map_err(|e| {
-                fail(format!(
-                    "cannot map the input buffer as {:?}: {e}",
-                    in_info.format()
-                ))
-            })?;
-        let mut out_frame = gst_video::VideoFrameRef::from_buffer_ref_writable(outbuf, out_info)
-            .map_err(|e| {
-                fail(format!(
-                    "cannot map the output buffer as {:?}: {e}",
-                    out_info.format()
-                ))
-            })?;
-        let src = frame_ref(&in_frame, format).map_err(fail)?;
-        let mut dst = frame_mut(&mut out_frame, format).map_err(fail)?;
-
-        let t0 = Instant::now();
-        let codec = state.codec();
-        // The codec must not take the streaming thread down with it.
-        let result = catch_unwind(AssertUnwindSafe(|| codec.upscale(&src, &mut dst)));
-        let dt = t0.elapsed();
-        let mode = state.active;
-        drop(guard);
-
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                self.post(msgs);
-                return Err(fail(format!("mode {}: upscaling failed: {e}", mode.name())));
-            }
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                self.post(msgs);
-                return Err(fail(format!(
-                    "mode {}: the codec panicked: {what}",
-                    mode.name()
-                )));
-            }
-        }
-
-        // How much of the frame interval this mode used: the ladder's measure of
-        // whether stepping up into it again can keep up.
-        let interval = if fps.numer() > 0 {
-            Some(f64::from(fps.denom()) / f64::from(fps.numer()))
-        } else {
-            inbuf.duration().map(|d| d.nseconds() as f64 / 1e9)
-        };
-        let interval = interval.filter(|&s| s > 0.0);
-        if let Some(interval) = interval {
-            self.ladder
-                .lock()
-                .unwrap()
-                .record_cost(mode, dt.as_secs_f64() / interval);
-        }
-
-        let latency_changed = {
-            let mut timing = self.timing.lock().unwrap();
-            if timing.window_start.is_none() {
-                timing.window_start = Some(t0);
-            }
-            timing.record(dt);
-            gst::trace!(
-                CAT,
-                imp = self,
-                "frame {} in {dt:?} ({})",
-                timing.frames,
-                mode.name()
-            );
-            if stats_interval > 0 && timing.frames.is_multiple_of(u64::from(stats_interval)) {
-                msgs.push(self.stats_message(&mut timing, mode));
-            }
-            let changed = timing.latency_changed();
-            if changed {
-                // Tell the pipeline once; the next latency query updates `reported`.
-                timing.reported = None;
-            }
-            changed
-        };
-        if latency_changed {
-            msgs.push(gst::message::Latency::builder().src(&*self.obj()).build());
-        }
-        self.post(msgs);
-        Ok(gst::FlowSuccess::Ok)
+        self.transform_frame(inbuf, outbuf)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn map(v: impl ToSendValue, s: i32, dir: Dir) -> Option<glib::SendValue> {
-        map_size(&v.to_send_value(), s, dir)
-    }
-
-    #[test]
-    fn fixed_sizes() {
-        gst::init().unwrap();
-        assert_eq!(map(352, 2, Dir::Up).unwrap().get::<i32>().unwrap(), 704);
-        assert_eq!(map(704, 2, Dir::Down).unwrap().get::<i32>().unwrap(), 352);
-        // 705 is not ×2 of anything; i32::MAX has no ×2.
-        assert!(map(705, 2, Dir::Down).is_none());
-        assert!(map(i32::MAX, 2, Dir::Up).is_none());
-    }
-
-    #[test]
-    fn ranges_keep_exactly_the_reachable_sizes() {
-        gst::init().unwrap();
-        let r = |v: glib::SendValue| v.get::<gst::IntRange<i32>>().unwrap();
-        // Up: every multiple of s in the scaled range; the top is clamped to i32.
-        let up = r(map(gst::IntRange::new(1, i32::MAX), 3, Dir::Up).unwrap());
-        assert_eq!((up.min(), up.step()), (3, 3));
-        assert_eq!(up.max(), i32::MAX - i32::MAX % 3);
-        // Down: [7, 21] ÷ 2 → [4, 10].
-        assert_eq!(
-            r(map(gst::IntRange::new(7, 21), 2, Dir::Down).unwrap()),
-            gst::IntRange::new(4, 10)
-        );
-        // Down with a step: s·x must be a multiple of 4 → x even.
-        let d = r(map(gst::IntRange::with_step(8, 40, 4), 2, Dir::Down).unwrap());
-        assert_eq!(d, gst::IntRange::with_step(4, 20, 2));
-        // A range that only contains one reachable size becomes that size.
-        assert_eq!(
-            map(gst::IntRange::new(9, 11), 5, Dir::Down)
-                .unwrap()
-                .get::<i32>()
-                .unwrap(),
-            2
-        );
-        // And one with none is dropped.
-        assert!(map(gst::IntRange::new(11, 14), 5, Dir::Down).is_none());
-    }
-
-    #[test]
-    fn lists_map_element_wise() {
-        gst::init().unwrap();
-        let l = gst::List::new([96i32, 97, 144]);
-        let down: Vec<i32> = map(l.clone(), 2, Dir::Down)
-            .unwrap()
-            .get::<gst::List>()
-            .unwrap()
-            .iter()
-            .map(|v| v.get().unwrap())
-            .collect();
-        assert_eq!(down, [48, 72]);
-        assert_eq!(
-            map(gst::List::new([97i32, 144]), 2, Dir::Down)
-                .unwrap()
-                .get::<i32>()
-                .unwrap(),
-            72
-        );
-        assert!(map(gst::List::new([97i32]), 2, Dir::Down).is_none());
-        let up = map(l, 4, Dir::Up).unwrap().get::<gst::List>().unwrap();
-        assert_eq!(up.as_slice().len(), 3);
-    }
-
-    #[test]
-    fn scale_caps_offers_every_scale_in_order() {
-        gst::init().unwrap();
-        let caps = gst::Caps::builder("video/x-raw")
-            .field("width", 10i32)
-            .field("height", 6i32)
-            .build();
-        let out = scale_caps(&caps, &[3, 2], Dir::Up);
-        let widths: Vec<i32> = out.iter().map(|s| s.get::<i32>("width").unwrap()).collect();
-        assert_eq!(widths, [30, 20]);
-        // src → sink for a size that no scale reaches: empty caps, so negotiation fails early.
-        let caps = gst::Caps::builder("video/x-raw")
-            .field("width", 7i32)
-            .field("height", 6i32)
-            .build();
-        assert!(scale_caps(&caps, &[2], Dir::Down).is_empty());
-    }
-}

@@ -1,13 +1,19 @@
 //! The `nawqsr` element: real-time super-resolution of raw video with the NAWQ-SR
-//! codec. The element is thin: caps, buffers, properties, QoS and telemetry live
-//! in `imp.rs`, the precision-ladder policy in `qos.rs`, and all pixel work in
-//! `nawqsr_codec`.
+//! codec. The element is thin, split by what each part does (as gst-plugins-rs
+//! elements are): `imp.rs` the element shell (properties, pads, BaseTransform
+//! methods), `caps.rs` caps mapping, `controller.rs` which codec runs,
+//! `transform.rs` one frame through it, `telemetry.rs` latency and stats,
+//! `qos.rs` the precision-ladder policy; all pixel work is in `nawqsr_codec`.
 use gst::glib;
 use gst::prelude::*;
 use nawqsr_codec::runtime::Mode;
 
+mod caps;
+mod controller;
 mod imp;
 pub mod qos;
+mod telemetry;
+mod transform;
 
 glib::wrapper! {
     pub struct Nawqsr(ObjectSubclass<imp::Nawqsr>) @extends gst_base::BaseTransform, gst::Element, gst::Object;

@@ -1,0 +1,185 @@
+//! The transform: one input frame → one output frame through the running codec.
+//! Buffers are mapped as video frames (so `GstVideoMeta` strides and offsets are
+//! honoured), lent to the codec as `FrameRef`/`FrameMut`, and the codec runs
+//! under `catch_unwind`: a panic in it (or a dependency) becomes an element
+//! error, never a dead streaming thread. Afterwards the frame's cost feeds the
+//! ladder, the latency estimate and the stats messages.
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use gst::subclass::prelude::*;
+use gst_video::prelude::*;
+
+use nawqsr_codec::runtime::{FrameMut, FrameRef, Mode, PixelFormat};
+
+use super::imp::{CAT, Nawqsr};
+
+
+/// Borrows the planes of a mapped frame in the codec's terms.
+pub(super) fn frame_ref<'a>(
+    frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>,
+    format: PixelFormat,
+) -> Result<FrameRef<'a>, String> {
+    let mut planes: [&[u8]; 3] = [&[]; 3];
+    let mut strides = [0usize; 3];
+    for i in 0..frame.n_planes() as usize {
+        planes[i] = frame
+            .plane_data(i as u32)
+            .map_err(|e| format!("input plane {i}: {e}"))?;
+        strides[i] = usize::try_from(frame.plane_stride()[i])
+            .map_err(|_| format!("input plane {i}: negative stride"))?;
+    }
+    Ok(FrameRef {
+        format,
+        width: frame.width() as usize,
+        height: frame.height() as usize,
+        planes,
+        strides,
+    })
+}
+
+pub(super) fn frame_mut<'a>(
+    frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    format: PixelFormat,
+) -> Result<FrameMut<'a>, String> {
+    let (width, height, n) = (
+        frame.width() as usize,
+        frame.height() as usize,
+        frame.n_planes() as usize,
+    );
+    let mut strides = [0usize; 3];
+    for (i, s) in strides.iter_mut().enumerate().take(n) {
+        *s = usize::try_from(frame.plane_stride()[i])
+            .map_err(|_| format!("output plane {i}: negative stride"))?;
+    }
+    let [p0, p1, p2, _] = frame.planes_data_mut();
+    Ok(FrameMut {
+        format,
+        width,
+        height,
+        planes: [p0, p1, p2],
+        strides,
+    })
+}
+
+impl Nawqsr {
+    pub(super) fn transform_frame(
+        &self,
+        inbuf: &gst::Buffer,
+        outbuf: &mut gst::BufferRef,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (user_mode, stats_interval) = {
+            let s = self.settings.lock().unwrap();
+            (Mode::from(s.mode), s.stats_interval)
+        };
+        let mut guard = self.state.lock().unwrap();
+        let Some(state) = guard.as_mut() else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("not started"));
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let mut msgs = self.reconcile_mode(state, user_mode);
+        let (Some(in_info), Some(out_info), Some(format)) =
+            (&state.in_info, &state.out_info, state.format)
+        else {
+            drop(guard);
+            self.post(msgs);
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("no caps negotiated"));
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let fps = in_info.fps();
+
+        let fail = |what: String| {
+            gst::error!(CAT, imp = self, "{what}");
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("{what}"));
+            gst::FlowError::Error
+        };
+        let in_frame = gst_video::VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), in_info)
+            .map_err(|e| {
+                fail(format!(
+                    "cannot map the input buffer as {:?}: {e}",
+                    in_info.format()
+                ))
+            })?;
+        let mut out_frame = gst_video::VideoFrameRef::from_buffer_ref_writable(outbuf, out_info)
+            .map_err(|e| {
+                fail(format!(
+                    "cannot map the output buffer as {:?}: {e}",
+                    out_info.format()
+                ))
+            })?;
+        let src = frame_ref(&in_frame, format).map_err(fail)?;
+        let mut dst = frame_mut(&mut out_frame, format).map_err(fail)?;
+
+        let t0 = Instant::now();
+        let codec = state.codec();
+        // The codec must not take the streaming thread down with it.
+        let result = catch_unwind(AssertUnwindSafe(|| codec.upscale(&src, &mut dst)));
+        let dt = t0.elapsed();
+        let mode = state.active;
+        drop(guard);
+
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.post(msgs);
+                return Err(fail(format!("mode {}: upscaling failed: {e}", mode.name())));
+            }
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                self.post(msgs);
+                return Err(fail(format!(
+                    "mode {}: the codec panicked: {what}",
+                    mode.name()
+                )));
+            }
+        }
+
+        // How much of the frame interval this mode used: the ladder's measure of
+        // whether stepping up into it again can keep up.
+        let interval = if fps.numer() > 0 {
+            Some(f64::from(fps.denom()) / f64::from(fps.numer()))
+        } else {
+            inbuf.duration().map(|d| d.nseconds() as f64 / 1e9)
+        };
+        let interval = interval.filter(|&s| s > 0.0);
+        if let Some(interval) = interval {
+            self.ladder
+                .lock()
+                .unwrap()
+                .record_cost(mode, dt.as_secs_f64() / interval);
+        }
+
+        let latency_changed = {
+            let mut timing = self.timing.lock().unwrap();
+            if timing.window_start.is_none() {
+                timing.window_start = Some(t0);
+            }
+            timing.record(dt);
+            gst::trace!(
+                CAT,
+                imp = self,
+                "frame {} in {dt:?} ({})",
+                timing.frames,
+                mode.name()
+            );
+            if stats_interval > 0 && timing.frames.is_multiple_of(u64::from(stats_interval)) {
+                msgs.push(self.stats_message(&mut timing, mode));
+            }
+            let changed = timing.latency_changed();
+            if changed {
+                // Tell the pipeline once; the next latency query updates `reported`.
+                timing.reported = None;
+            }
+            changed
+        };
+        if latency_changed {
+            msgs.push(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+        self.post(msgs);
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
