@@ -13,7 +13,7 @@ mod play;
 mod transcode;
 mod upscale;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +46,30 @@ enum Cmd {
     Piqe(piqe::Args),
 }
 
+/// `nawqsr --version`: the version, then what this build runs on this CPU (the
+/// kernel level detected, after `NAWQSR_CPU_LEVEL`) and the models compiled in.
+fn long_version() -> String {
+    use nawqsr_codec::model::bundled;
+    let models: Vec<String> = bundled::builtin()
+        .map(|(scale, name, bytes)| format!("{name} (x{scale}, {} KB)", bytes.div_ceil(1024)))
+        .collect();
+    let overrides = bundled::override_dirs();
+    format!(
+        "{}\nkernel level: {}\nbundled models: {}{}",
+        env!("CARGO_PKG_VERSION"),
+        nawqsr_codec::kernels::CpuLevel::detect().name(),
+        models.join(", "),
+        if overrides.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\nNAWQSR_MODELS overrides: {}",
+                overrides.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+            )
+        }
+    )
+}
+
 fn main() {
     // A closed stdout (`nawqsr eval --json | head`) ends the process quietly, as
     // with any Unix filter, instead of a panic in println!.
@@ -61,7 +85,9 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    // Leaked once: clap keeps `let cmd = Cli::command().long_version(long_version());'static str` without its "string" feature.
+    let cmd = Cli::command().long_version(&*Box::leak(long_version().into_boxed_str()));
+    let cli = Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit());
     let res = match cli.cmd {
         Cmd::Eval(a) => eval::run(a),
         Cmd::Calibrate(a) => calibrate::run(a),

@@ -116,6 +116,9 @@ impl Graph {
             let queue = media::make("queue")?;
             let conv_in = media::make("videoconvert")?;
             let sr = self.sr.element("sr")?;
+            // One stats message per frame: the closing line's latency percentiles
+            // are over every frame of the clip, not the element's last window.
+            sr.set_property("stats-interval", 1u32);
             let conv_out = media::make("videoconvert")?;
             let filter = media::make("capsfilter")?;
             // x264's widely playable profiles take 4:2:0; without this videoconvert
@@ -181,11 +184,51 @@ fn caps_size(caps: &gst::Caps) -> Option<(i32, i32)> {
     Some((s.get("width").ok()?, s.get("height").ok()?))
 }
 
+/// The element name of the output muxer.
+const MUXER: &str = "outmux";
+
 pub struct Summary {
     pub frames: u64,
     pub in_size: Option<(i32, i32)>,
     pub out_size: Option<(i32, i32)>,
     pub seconds: f64,
+    /// The element's telemetry over the whole clip.
+    pub telemetry: Telemetry,
+}
+
+/// What the `nawqsr-stats` messages (one per frame) said over a clip.
+#[derive(Default)]
+pub struct Telemetry {
+    /// Processing time of each frame in the element, ms.
+    pub latency_ms: Vec<f64>,
+    /// The element's mode at the last frame (it may have stepped down under QoS).
+    pub mode: Option<String>,
+    pub drops: u64,
+    pub switches: u64,
+}
+
+impl Telemetry {
+    fn record(&mut self, s: &gst::StructureRef) {
+        if let Ok(l) = s.get::<f64>("latency-p50-ms") {
+            self.latency_ms.push(l);
+        }
+        if let Ok(m) = s.get::<&str>("mode") {
+            self.mode = Some(m.to_owned());
+        }
+        self.drops = s.get::<u64>("drops").unwrap_or(self.drops);
+        self.switches = s.get::<u64>("switches").unwrap_or(self.switches);
+    }
+
+    /// The `p`-quantile (0..1) of the per-frame latencies, ms (nearest rank).
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        let mut v = self.latency_ms.clone();
+        if v.is_empty() {
+            return 0.0;
+        }
+        v.sort_by(f64::total_cmp);
+        let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+        v[i]
+    }
 }
 
 /// Runs the transcode; `Ok(None)` when interrupted by Ctrl-C (nothing written).
@@ -216,7 +259,9 @@ pub fn run(
     let pipeline = gst::Pipeline::with_name("nawqsr-upscale");
     let src = media::make("uridecodebin")?;
     src.set_property("uri", &uri);
-    let mux = media::make(container.muxer())?;
+    // Named so that errors of the muxer (which name the output) are told apart
+    // from the demuxer's inside uridecodebin (qtdemux, matroskademux: the input).
+    let mux = media::make_named(container.muxer(), Some(MUXER))?;
     let sink = gst::ElementFactory::make("filesink")
         .name("out")
         .build()
@@ -254,7 +299,8 @@ pub fn run(
     let interrupts = media::interrupts();
     let start_interrupts = interrupts.load(Ordering::SeqCst);
     let t0 = Instant::now();
-    let result = drive(&pipeline, &graph, &in_name, &out_name, progress, || {
+    let telemetry = Arc::new(Mutex::new(Telemetry::default()));
+    let result = drive(&pipeline, &graph, &telemetry, &in_name, &out_name, progress, || {
         interrupts.load(Ordering::SeqCst) > start_interrupts
     });
     // Read before NULL clears the negotiated caps.
@@ -304,6 +350,7 @@ pub fn run(
         in_size,
         out_size,
         seconds: t0.elapsed().as_secs_f64(),
+        telemetry: std::mem::take(&mut *telemetry.lock().unwrap()),
     }))
 }
 
@@ -311,6 +358,7 @@ pub fn run(
 fn drive(
     pipeline: &gst::Pipeline,
     graph: &Arc<Mutex<Graph>>,
+    telemetry: &Mutex<Telemetry>,
     in_name: &str,
     out_name: &str,
     progress: bool,
@@ -381,6 +429,11 @@ fn drive(
                 pb.finish_and_clear();
                 return Err(error_for(e, in_name, out_name));
             }
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure().filter(|s| s.name() == "nawqsr-stats") {
+                    telemetry.lock().unwrap().record(s);
+                }
+            }
             _ => {}
         }
     }
@@ -390,12 +443,22 @@ fn drive(
 /// sink and the muxer, else the input.
 fn error_for(e: &gst::message::Error, in_name: &str, out_name: &str) -> anyhow::Error {
     let src = e.src().map(|s| s.name().to_string()).unwrap_or_default();
-    let file = if src == "out" || src.contains("mux") {
+    let file = if src == "out" || src == MUXER {
         out_name
     } else {
         in_name
     };
-    anyhow!("{file}: {}", media::error_line(e))
+    let line = media::error_line(e);
+    // A demuxer or decoder refusing the input: say what the input should be
+    // (a truncated download looks like this).
+    let hint = if file == in_name
+        && (line.contains("no playable streams") || line.contains("no known streams"))
+    {
+        " (expected a complete media file with a video stream; is it truncated?)"
+    } else {
+        ""
+    };
+    anyhow!("{file}: {line}{hint}")
 }
 
 fn bus_error(bus: &gst::Bus, in_name: &str, out_name: &str) -> Option<anyhow::Error> {

@@ -141,16 +141,21 @@ fn run_clip(a: Args, container: Container) -> Result<()> {
         s.map(|(w, h)| format!("{w}x{h}"))
             .unwrap_or_else(|| "?".into())
     };
+    let t = &s.telemetry;
     eprintln!(
-        "{} {} → {} {} ({} frames, mode {}, {:.1} s, {:.2} fps)",
+        "{} {} → {} {} ({} frames, {:.1} s, {:.2} fps; latency p50 {:.1} ms p99 {:.1} ms, mode {}, drops {}, switches {})",
         a.input.display(),
         size(s.in_size),
         a.output.display(),
         size(s.out_size),
         s.frames,
-        mode.name(),
         s.seconds,
-        s.frames as f64 / s.seconds.max(1e-9)
+        s.frames as f64 / s.seconds.max(1e-9),
+        t.percentile_ms(0.5),
+        t.percentile_ms(0.99),
+        t.mode.as_deref().unwrap_or(mode.name()),
+        t.drops,
+        t.switches
     );
     Ok(())
 }
