@@ -142,34 +142,61 @@ fn taps4(dst: &mut [u8], src: [&[u8]; 4], w: [i16; 4]) {
     }
 }
 
+/// Bytes after each phase row of the x pass, so that a pixel of C < 4 bytes
+/// can be moved as one 4-byte word (see [`interleave`]).
+const PHASE_PAD: usize = 4;
+
 /// `dst` pixel `s·i + p` (C bytes) = phase `p`'s pixel `i`; `ph` holds the
-/// `S` phase rows of `wc` bytes one after the other.
+/// `S` phase rows `ps` bytes apart (each `w·C` bytes plus [`PHASE_PAD`]).
+///
+/// For C = 2 or 3 each pixel is copied as one 4-byte word: the extra bytes
+/// land on the next pixel, which is written right after, and the row's last
+/// pixel is copied exactly (the row after may belong to another band). One
+/// unaligned load and store per pixel instead of C byte moves with bounds
+/// checks: the byte-wise loop took about half of the ×2 720p RGB time.
 #[inline(always)]
-fn interleave<const S: usize, const C: usize>(dst: &mut [u8], ph: &[u8], wc: usize) {
-    for (i, out) in dst.chunks_exact_mut(S * C).enumerate() {
+fn interleave<const S: usize, const C: usize>(dst: &mut [u8], ph: &[u8], ps: usize) {
+    let w = dst.len() / (S * C);
+    if w == 0 {
+        return;
+    }
+    assert!(dst.len() == w * S * C && ps >= w * C + PHASE_PAD && ph.len() >= S * ps);
+    let (d, src) = (dst.as_mut_ptr(), ph.as_ptr());
+    let words = C == 2 || C == 3;
+    for i in 0..w {
         for p in 0..S {
-            let from: &[u8; C] = ph[p * wc + i * C..][..C].try_into().expect("C bytes");
-            out[p * C..][..C].copy_from_slice(from);
+            let (o, q) = ((i * S + p) * C, p * ps + i * C);
+            // SAFETY: o + C ≤ w·S·C = dst.len() and q + C ≤ (S−1)·ps + w·C.
+            // A word (4 bytes, C ∈ {2, 3}) is written only when a later pixel
+            // of this row follows: o + 4 ≤ (o + C) + C ≤ dst.len() as C ≥ 2;
+            // it reads q + 4 ≤ (S−1)·ps + w·C + PHASE_PAD ≤ ph.len().
+            unsafe {
+                if words && (i + 1 < w || p + 1 < S) {
+                    std::ptr::copy_nonoverlapping(src.add(q), d.add(o), 4);
+                } else {
+                    std::ptr::copy_nonoverlapping(src.add(q), d.add(o), C);
+                }
+            }
         }
     }
 }
 
 #[inline(always)]
-fn interleave_any(dst: &mut [u8], ph: &[u8], wc: usize, s: usize, ch: usize) {
+fn interleave_any(dst: &mut [u8], ph: &[u8], ps: usize, s: usize, ch: usize) {
     match (s, ch) {
-        (2, 1) => interleave::<2, 1>(dst, ph, wc),
-        (3, 1) => interleave::<3, 1>(dst, ph, wc),
-        (4, 1) => interleave::<4, 1>(dst, ph, wc),
-        (2, 3) => interleave::<2, 3>(dst, ph, wc),
-        (3, 3) => interleave::<3, 3>(dst, ph, wc),
-        (4, 3) => interleave::<4, 3>(dst, ph, wc),
-        (2, 4) => interleave::<2, 4>(dst, ph, wc),
-        (3, 4) => interleave::<3, 4>(dst, ph, wc),
-        (4, 4) => interleave::<4, 4>(dst, ph, wc),
+        (2, 1) => interleave::<2, 1>(dst, ph, ps),
+        (3, 1) => interleave::<3, 1>(dst, ph, ps),
+        (4, 1) => interleave::<4, 1>(dst, ph, ps),
+        (2, 3) => interleave::<2, 3>(dst, ph, ps),
+        (3, 3) => interleave::<3, 3>(dst, ph, ps),
+        (4, 3) => interleave::<4, 3>(dst, ph, ps),
+        (2, 4) => interleave::<2, 4>(dst, ph, ps),
+        (3, 4) => interleave::<3, 4>(dst, ph, ps),
+        (4, 4) => interleave::<4, 4>(dst, ph, ps),
         _ => {
             for (i, out) in dst.chunks_exact_mut(s * ch).enumerate() {
                 for p in 0..s {
-                    out[p * ch..][..ch].copy_from_slice(&ph[p * wc + i * ch..][..ch]);
+                    out[p * ch..][..ch].copy_from_slice(&ph[p * ps + i * ch..][..ch]);
                 }
             }
         }
@@ -195,7 +222,8 @@ fn band(k: &Kernel, src: Src<'_>, rows: std::ops::Range<usize>, out: &mut [u8], 
     // The y-pass row with 2 replicated pixels each side (the x pass reads
     // inputs i − 2 ..= i + 2 for pixel i: MATLAB's edge clamp).
     let mut padded = vec![0u8; wc + 4 * ch];
-    let mut phases = vec![0u8; s * wc];
+    let ps = wc + PHASE_PAD;
+    let mut phases = vec![0u8; s * ps];
     let last = src.h as isize - 1;
     for (n, o) in rows.enumerate() {
         let p = o % s;
@@ -216,14 +244,14 @@ fn band(k: &Kernel, src: Src<'_>, rows: std::ops::Range<usize>, out: &mut [u8], 
         padded.copy_within(tail - ch..tail, tail);
         padded.copy_within(tail - ch..tail, tail + ch);
         // x pass, phase-planar so every tap is a contiguous view.
-        for (q, ph) in phases.chunks_exact_mut(wc).enumerate() {
+        for (q, ph) in phases.chunks_exact_mut(ps).enumerate() {
             let at = |t: isize| {
                 let x0 = (k.off[q] + 2 + t) as usize * ch;
                 &padded[x0..x0 + wc]
             };
-            taps4(ph, [at(0), at(1), at(2), at(3)], k.w[q]);
+            taps4(&mut ph[..wc], [at(0), at(1), at(2), at(3)], k.w[q]);
         }
-        interleave_any(&mut out[n * stride..][..s * wc], &phases, wc, s, ch);
+        interleave_any(&mut out[n * stride..][..s * wc], &phases, ps, s, ch);
     }
 }
 
