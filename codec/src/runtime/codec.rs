@@ -3,7 +3,8 @@
 //! Integer modes (Hybrid, Int8, A16w8) run the compiled graph patch by patch
 //! through the dispatcher and the two units (`dispatcher`, `engine::tiles`);
 //! the output is bit-identical to whole-frame execution for any patch size and
-//! thread count. Fp32 (tract) and Bicubic are references and run as before.
+//! thread count. Fp32 (tract) is the reference and runs as before; Bicubic runs
+//! the fixed-point `bicubic` module in bands of output rows.
 //! - Synchronous: [`Codec::upscale`] / [`Codec::upscale_rgb`] (any number of
 //!   callers; each frame goes through the dispatcher).
 //! - Streaming: [`Codec::stream`] → [`Stream`] (`submit` / `receive` / `flush`).
@@ -102,7 +103,10 @@ pub struct CodecConfig {
 
 enum Backend {
     Fp32(Fp32Reference),
-    Bicubic,
+    /// `runtime::bicubic` over this many bands of output rows.
+    Bicubic {
+        threads: usize,
+    },
     /// The integer engine behind the dispatcher.
     Npu(Npu),
 }
@@ -141,7 +145,12 @@ impl Codec {
                 let scale = cfg.scale.ok_or_else(|| {
                     Error::Invalid("bicubic mode needs a scale (expected 2, 3 or 4)".into())
                 })?;
-                (scale, Backend::Bicubic)
+                (
+                    scale,
+                    Backend::Bicubic {
+                        threads: resolve_threads(cfg.threads),
+                    },
+                )
             }
             Mode::Fp32 => {
                 let r = Fp32Reference::from_bytes(&cfg.model_bytes()?)?;
@@ -181,7 +190,11 @@ impl Codec {
     pub fn upscale_rgb(&self, lr: &RgbImage) -> Result<RgbImage> {
         match &self.backend {
             Backend::Fp32(r) => r.upscale(lr),
-            Backend::Bicubic => Ok(crate::metrics::imresize::upscale_bicubic(lr, self.scale)),
+            // Fixed point, equal to `metrics::imresize::upscale_bicubic` (the
+            // MATLAB reference) for ×2 and ×4, within ±1 for ×3.
+            Backend::Bicubic { threads } => {
+                Ok(super::bicubic::upscale_rgb(lr, self.scale, *threads))
+            }
             Backend::Npu(n) => Ok(n.runtime.run(Tensor::from_rgb(lr))?.to_rgb()),
         }
     }

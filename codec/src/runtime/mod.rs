@@ -7,6 +7,8 @@
 //! - [`rqu`]: the Runtime Quantization Unit (DRE ranges, Eq. 1).
 //! - [`telemetry`]: `Stats` and tracing spans.
 //! - [`color`], [`frame`]: pixel formats.
+//! - [`bicubic`]: fast fixed-point MATLAB-compatible bicubic (the `Bicubic` mode).
+pub mod bicubic;
 pub mod buffers;
 pub mod codec;
 pub mod color;
