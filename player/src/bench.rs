@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(long)]
     pub frames: Option<usize>,
     /// Codec worker threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::media::parse_threads)]
     pub threads: usize,
     /// Frame rate of streams that carry no timing (H.264 elementary streams).
     #[arg(long, default_value_t = media::DEFAULT_FPS)]
@@ -254,16 +254,8 @@ fn latency(lat: &[f64]) -> LatencyMs {
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32)> {
-    let (w, h) = s
-        .split_once(['x', 'X'])
-        .ok_or_else(|| anyhow!("--input-size: '{s}' (expected WxH)"))?;
-    let p = |v: &str| {
-        v.parse::<u32>()
-            .ok()
-            .filter(|&v| v > 0)
-            .ok_or_else(|| anyhow!("--input-size: '{s}' (expected WxH)"))
-    };
-    Ok((p(w)?, p(h)?))
+    let (w, h) = crate::bench_model::parse_size(s)?;
+    Ok((w as u32, h as u32))
 }
 
 fn run_mode(

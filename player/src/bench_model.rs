@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long)]
     schedule: Option<PathBuf>,
     /// Worker threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::media::parse_threads)]
     threads: usize,
     /// Timed runs after 2 warm-up runs.
     #[arg(long, default_value_t = 9)]
@@ -49,10 +49,14 @@ pub struct Args {
 
 pub fn parse_size(s: &str) -> Result<(usize, usize)> {
     let bad = || anyhow::anyhow!("--input-size {s}: invalid (expected WxH, e.g. 320x180)");
-    let (w, h) = s.split_once('x').ok_or_else(bad)?;
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
     let (w, h): (usize, usize) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
-    if w == 0 || h == 0 {
-        return Err(bad());
+    // The codec refuses frames past MAX_DIM per side; say so before allocating.
+    let max = nawqsr_codec::runtime::MAX_DIM;
+    if w == 0 || h == 0 || w > max || h > max {
+        return Err(anyhow::anyhow!(
+            "--input-size {s}: invalid (expected WxH, each 1 to {max}, e.g. 320x180)"
+        ));
     }
     Ok((w, h))
 }

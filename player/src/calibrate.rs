@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(long, default_value = "per-channel")]
     weights: String,
     /// Worker threads (0 = all cores); calibration images run in parallel.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::media::parse_threads)]
     threads: usize,
     /// Also run simulated annealing and the genetic algorithm this many times
     /// each, with WLopt's run time as budget (Table 1).

@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long)]
     schedule: Option<PathBuf>,
     /// Worker threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::media::parse_threads)]
     threads: usize,
     /// One JSON object on stdout instead of the table.
     #[arg(long)]

@@ -194,6 +194,32 @@ pub fn have_display() -> bool {
 /// Without `--model`, network modes run the bundled model for `--scale` (×2 by
 /// default; built into the codec): a scale it has none for is an invalid scale,
 /// named with the flag.
+/// The directory an output file goes to (its temporary file is made there), or
+/// an error naming the output when that directory does not exist.
+pub fn output_dir(output: &Path) -> Result<&Path> {
+    let dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{}: cannot create output: directory {} does not exist",
+            output.display(),
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// `--threads N`: 0 (one per core) up to the codec's limit.
+pub fn parse_threads(s: &str) -> std::result::Result<usize, String> {
+    let max = nawqsr_codec::runtime::MAX_THREADS;
+    match s.parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!("'{s}' (expected 0 to {max}; 0 = one per core)")),
+    }
+}
+
 pub fn check_scale(scale: Option<usize>) -> Result<()> {
     if let Some(s) = scale
         && !(2..=4).contains(&s)

@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long)]
     pub scale: Option<usize>,
     /// Codec worker threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::media::parse_threads)]
     pub threads: usize,
     /// Run without a window even when a display is available.
     #[arg(long)]

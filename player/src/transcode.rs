@@ -245,10 +245,7 @@ pub fn run(
     let in_name = input.display().to_string();
     let out_name = output.display().to_string();
     let uri = media::to_uri(&in_name)?;
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::media::output_dir(&output)?;
     let ext = output.extension().and_then(|e| e.to_str()).unwrap_or("tmp");
     let tmp = tempfile::Builder::new()
         .prefix(".nawqsr-")

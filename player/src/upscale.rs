@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long)]
     pub scale: Option<usize>,
     /// Worker threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::media::parse_threads)]
     pub threads: usize,
     /// Clips: frame rate given to streams that carry no timing (H.264 elementary streams).
     #[arg(long, default_value_t = crate::media::DEFAULT_FPS)]
@@ -90,11 +90,7 @@ pub fn run(a: Args) -> Result<()> {
     let t = std::time::Instant::now();
     let sr = codec.upscale_rgb(&lr)?;
     let dt = t.elapsed();
-    let dir = a
-        .output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::media::output_dir(&a.output)?;
     let tmp = tempfile::Builder::new()
         .prefix(".nawqsr-")
         .suffix(".partial")

@@ -84,6 +84,9 @@ impl Mode {
     }
 }
 
+/// Most worker threads a codec starts (the element's `threads` range too).
+pub const MAX_THREADS: usize = 256;
+
 /// What to build a [`Codec`] from.
 #[derive(Clone, Debug, Default)]
 pub struct CodecConfig {
@@ -140,6 +143,15 @@ impl CodecConfig {
 
 impl Codec {
     pub fn new(cfg: &CodecConfig) -> Result<Codec> {
+        // Each worker is an OS thread with its own scratch: past a few per core
+        // there is no speed to gain, and thousands exhaust memory (a panic in
+        // thread setup, not an error) long before the first frame.
+        if cfg.threads > MAX_THREADS {
+            return Err(Error::Invalid(format!(
+                "threads {} (expected 0 to {MAX_THREADS}; 0 = one per core)",
+                cfg.threads
+            )));
+        }
         let (scale, backend) = match cfg.mode {
             Mode::Bicubic => {
                 let scale = cfg.scale.ok_or_else(|| {

@@ -19,7 +19,8 @@ pub mod stream;
 pub mod telemetry;
 
 pub use buffers::{Timestamp, Upscaled};
-pub use codec::{Codec, CodecConfig, DEFAULT_PATCH_ROWS, Mode, RuntimeOptions};
+pub use codec::{Codec, CodecConfig, DEFAULT_PATCH_ROWS, MAX_THREADS, Mode, RuntimeOptions};
+pub use color::MAX_DIM;
 pub use frame::{FrameMut, FrameRef, PixelFormat};
 pub use stream::{Stream, StreamConfig, StreamFrame};
 pub use telemetry::{Stats, Unit};

@@ -182,7 +182,7 @@ impl ObjectImpl for Nawqsr {
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
                     .blurb("Worker threads of this element's codec, 0 to 256 (0 = one per core)")
-                    .maximum(256)
+                    .maximum(nawqsr_codec::runtime::MAX_THREADS as u32)
                     .default_value(DEFAULT_THREADS)
                     .mutable_ready()
                     .build(),
