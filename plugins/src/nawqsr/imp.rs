@@ -137,7 +137,8 @@ impl ObjectImpl for Nawqsr {
                         "File path of the ONNX super-resolution model (one float32 1×3×H×W RGB input in [0, 1], \
                          one 1×3×sH×sW output, s = 2, 3 or 4; finite weights; at most 1024 channels and \
                          15×15 kernels per conv); its upscaling factor sets the output size. Empty: the \
-                         project's bundled model (assets/models/nawq_x2/x3/x4.onnx) for the negotiated scale",
+                         bundled model for the negotiated scale (nawq_x2/x3/x4, compiled into the plugin; \
+                         NAWQSR_MODELS, a directory list, overrides)",
                     )
                     .mutable_ready()
                     .build(),
@@ -146,7 +147,8 @@ impl ObjectImpl for Nawqsr {
                     .blurb(
                         "File path of the precision schedule (JSON, version 1: per-layer bitwidths and DRE flags, \
                          from 'nawqsr calibrate' for this model's SHA-256) used by mode=hybrid. Empty: the \
-                         schedule found for the model in NAWQSR_SCHEDULES, ./schedules or the project's schedules/",
+                         schedule found for the model by its hash in NAWQSR_SCHEDULES, ./schedules, or the ones \
+                         compiled into the plugin (the bundled models' and IMDN's)",
                     )
                     .mutable_ready()
                     .build(),
