@@ -284,6 +284,47 @@ fn run_line(line: &str, root: &Path, plugin_dir: &Path, display: u32, tmp: &Path
     Ok(how)
 }
 
+fn mtime(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// The directory to give as `GST_PLUGIN_PATH`: one holding the freshest
+/// `libgstnawqsr.so`. `cargo test` builds the plugin's cdylib (it is a
+/// dependency of this package, built with all its crate types) but leaves it
+/// in target/release/deps/; only `cargo build` copies it up to
+/// target/release/, where the README points. So target/release/libgstnawqsr.so
+/// may be stale or absent while deps/ holds the one built from these sources:
+/// then the test links that one into a private directory (deps/ itself is full
+/// of other shared objects GStreamer would try to load).
+fn plugin_dir(tmp: &Path) -> PathBuf {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_nawqsr")).parent().unwrap().to_path_buf();
+    let uplifted = bin_dir.join("libgstnawqsr.so");
+    let fresh = bin_dir.join("deps/libgstnawqsr.so");
+    match (mtime(&uplifted), mtime(&fresh)) {
+        (None, None) => panic!(
+            "no libgstnawqsr.so in {} (nor in its deps/): build the plugin with \
+             `cargo build --release --workspace` before this test",
+            bin_dir.display()
+        ),
+        (Some(u), Some(f)) if f > u => {
+            eprintln!(
+                "note: {} is older than the plugin cargo built for this test (deps/); testing the fresh one",
+                uplifted.display()
+            );
+            link_plugin(&fresh, tmp)
+        }
+        (None, Some(_)) => link_plugin(&fresh, tmp),
+        (Some(_), _) => bin_dir,
+    }
+}
+
+fn link_plugin(so: &Path, tmp: &Path) -> PathBuf {
+    let dir = tmp.join("plugin");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(so, dir.join("libgstnawqsr.so")).unwrap();
+    dir
+}
+
 #[test]
 fn extraction_joins_continuations_and_drops_comments() {
     let text = "intro\n```sh\n# a comment\nexport GST_PLUGIN_PATH=$PWD/x\n\
@@ -319,27 +360,21 @@ fn readme_launch_lines_run_as_written() {
     }
 
     let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).canonicalize().unwrap();
-    // The plugin is the workspace's cdylib, built beside the nawqsr binary
-    // (target/release/libgstnawqsr.so for `cargo test --release`).
-    let plugin_dir = Path::new(env!("CARGO_BIN_EXE_nawqsr")).parent().unwrap().to_path_buf();
-    assert!(
-        plugin_dir.join("libgstnawqsr.so").is_file(),
-        "{} has no libgstnawqsr.so: build the plugin (cargo build --release --workspace) before this test",
-        plugin_dir.display()
-    );
+    let tmp = tempfile::tempdir().unwrap();
+    let plugin_dir = plugin_dir(tmp.path());
     if let Some(p) = &readme_plugin_path {
         let readme_dir = root.join(p.trim_start_matches("$PWD/"));
-        if readme_dir.canonicalize().ok() != plugin_dir.canonicalize().ok() {
+        let bin_dir = Path::new(env!("CARGO_BIN_EXE_nawqsr")).parent().unwrap();
+        if readme_dir.canonicalize().ok() != bin_dir.canonicalize().ok() {
             eprintln!(
-                "note: README's GST_PLUGIN_PATH={p} is {}, the plugin under test is in {}",
+                "note: README's GST_PLUGIN_PATH={p} is {}, but `cargo build` puts the plugin in {}",
                 readme_dir.display(),
-                plugin_dir.display()
+                bin_dir.display()
             );
         }
     }
 
     let x = Xvfb::start();
-    let tmp = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
     let mut failures = Vec::new();
     for line in &lines {
