@@ -2,6 +2,8 @@
 //! one-line errors on bad input.
 #[path = "../codec/tests/common/mod.rs"]
 mod common;
+#[allow(unused)] // only `fresh_plugin` is used here
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -460,8 +462,8 @@ fn binary_and_plugin_work_from_an_empty_directory() {
         }
     }
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_nawqsr"));
-    let so = exe.with_file_name("libgstnawqsr.so");
-    assert!(so.is_file(), "{} not built", so.display());
+    let so = support::fresh_plugin(exe.parent().unwrap())
+        .unwrap_or_else(|| panic!("libgstnawqsr.so not built beside {}", exe.display()));
     let dir = tempfile::tempdir().unwrap();
     let (bin, plugin) = (dir.path().join("nawqsr"), dir.path().join("plugins"));
     std::fs::copy(&exe, &bin).unwrap();

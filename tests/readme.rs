@@ -284,9 +284,6 @@ fn run_line(line: &str, root: &Path, plugin_dir: &Path, display: u32, tmp: &Path
     Ok(how)
 }
 
-fn mtime(p: &Path) -> Option<std::time::SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
 
 /// The directory to give as `GST_PLUGIN_PATH`: one holding the freshest
 /// `libgstnawqsr.so`. `cargo test` builds the plugin's cdylib (it is a
@@ -298,24 +295,21 @@ fn mtime(p: &Path) -> Option<std::time::SystemTime> {
 /// of other shared objects GStreamer would try to load).
 fn plugin_dir(tmp: &Path) -> PathBuf {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_nawqsr")).parent().unwrap().to_path_buf();
-    let uplifted = bin_dir.join("libgstnawqsr.so");
-    let fresh = bin_dir.join("deps/libgstnawqsr.so");
-    match (mtime(&uplifted), mtime(&fresh)) {
-        (None, None) => panic!(
+    let so = support::fresh_plugin(&bin_dir).unwrap_or_else(|| {
+        panic!(
             "no libgstnawqsr.so in {} (nor in its deps/): build the plugin with \
              `cargo build --release --workspace` before this test",
             bin_dir.display()
-        ),
-        (Some(u), Some(f)) if f > u => {
-            eprintln!(
-                "note: {} is older than the plugin cargo built for this test (deps/); testing the fresh one",
-                uplifted.display()
-            );
-            link_plugin(&fresh, tmp)
-        }
-        (None, Some(_)) => link_plugin(&fresh, tmp),
-        (Some(_), _) => bin_dir,
+        )
+    });
+    if so.parent() == Some(bin_dir.as_path()) {
+        return bin_dir;
     }
+    eprintln!(
+        "note: {}/libgstnawqsr.so is older than the plugin cargo built for this test (deps/); testing the fresh one",
+        bin_dir.display()
+    );
+    link_plugin(&so, tmp)
 }
 
 fn link_plugin(so: &Path, tmp: &Path) -> PathBuf {

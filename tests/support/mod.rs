@@ -23,3 +23,21 @@ macro_rules! require_shared {
         }
     };
 }
+
+/// The freshest `libgstnawqsr.so` next to the binaries in `bin_dir`
+/// (target/release). `cargo test` builds the plugin's cdylib but leaves it in
+/// deps/; only `cargo build` copies it up to target/release/. So the copy up
+/// there may be stale or absent while deps/ holds the one built from these
+/// sources. `None`: neither exists.
+#[allow(dead_code)]
+pub fn fresh_plugin(bin_dir: &std::path::Path) -> Option<PathBuf> {
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let uplifted = bin_dir.join("libgstnawqsr.so");
+    let fresh = bin_dir.join("deps/libgstnawqsr.so");
+    match (mtime(&uplifted), mtime(&fresh)) {
+        (None, None) => None,
+        (Some(u), Some(f)) if f > u => Some(fresh),
+        (None, Some(_)) => Some(fresh),
+        (Some(_), _) => Some(uplifted),
+    }
+}
