@@ -240,13 +240,14 @@ fn four_instances_on_a_tee_and_two_pipelines_at_once() {
             assert_eq!(out.load(Ordering::Relaxed), 40, "pipeline {k} sr{i}: frames out");
         }
     }
-    // 8 instances. Each codec runs one worker per core (threads=0); GStreamer
+    // 8 instances, threads = 0 (the default): every codec uses the process-wide
+    // pool of one worker per core, plus its own dispatcher thread. GStreamer
     // adds one streaming thread per queue and source. What must not happen is
-    // growth beyond that (threads per frame, per caps, per instance pair).
+    // workers per instance (8 × cores) or growth per frame or caps.
     let peak = max_threads.load(Ordering::Relaxed) as usize;
     let instances = 8;
     let streaming = 2 * (4 + 1) + 4; // queues + sources per pipeline, plus bus/clock helpers
-    let bound = baseline + instances * (cores + 2) + streaming;
+    let bound = baseline + cores + instances + streaming;
     println!(
         "8 instances in 2 pipelines: {peak} threads at peak (baseline {baseline}, {cores} cores, bound {bound})"
     );

@@ -412,6 +412,10 @@ impl Npu {
         };
         let rc = RuntimeConfig {
             workers,
+            // "One per core" (0): the process-wide pool, so that several
+            // codecs (elements, pipelines) share the cores instead of each
+            // starting one worker per core.
+            shared_pool: cfg.threads == 0,
             rows,
             max_in_flight: opts.max_in_flight.max(1),
             coalesce: opts.coalesce,

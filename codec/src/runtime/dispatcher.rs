@@ -21,6 +21,11 @@
 //!   range barrier completes inline here; DRE bands then carry their ⟨s, z⟩.
 //! - **Threads**: with 2 cores there are 2 workers; each has a home unit and
 //!   pulls from the other unit's queue when its own is empty (ARCHITECTURE.md).
+//!   A codec asked for "one worker per core" (threads = 0, the default) uses the
+//!   process-wide pool, one worker per core shared by every codec in the
+//!   process (several elements in a pipeline, several pipelines): a work item
+//!   carries its owner (engine, plan, where its completion goes), so any worker
+//!   runs any codec's items. An explicit thread count gets private workers.
 //! - **Failures**: a worker's error or panic (caught) fails its frame, which is
 //!   reported to whoever waits for it; the dispatcher never hangs on it. If the
 //!   dispatcher itself dies, every waiter is woken and sees an error.
@@ -52,6 +57,9 @@ const MAX_CHAIN: usize = 16;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RuntimeConfig {
     pub workers: usize,
+    /// Use the process-wide worker pool (its size is one per core) instead
+    /// of `workers` private ones.
+    pub shared_pool: bool,
     /// LR rows per patch (band).
     pub rows: usize,
     pub max_in_flight: usize,
@@ -158,7 +166,16 @@ impl Ctx {
 }
 
 /// A work item: a chain of nodes of one frame for one unit.
+/// Whose a work item is: the engine and plan it runs on, the runtime's shared
+/// state, and where its completion goes.
+struct Owner {
+    ctx: Arc<Ctx>,
+    shared: Arc<Shared>,
+    done: Sender<Done>,
+}
+
 struct Item {
+    owner: Arc<Owner>,
     frame: u64,
     tg: Arc<TileGraph>,
     steps: Vec<Step>,
@@ -235,32 +252,35 @@ impl Runtime {
         let (ctl_tx, ctl_rx) = unbounded();
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let (done_tx, done_rx) = unbounded();
-        let queues: Vec<(Sender<Item>, Receiver<Item>)> =
-            Unit::ALL.iter().map(|_| unbounded()).collect();
         let spawn_err =
             |e: std::io::Error| Error::Invalid(format!("cannot start runtime thread: {e}"));
-        let mut workers = Vec::new();
-        for i in 0..cfg.workers.max(1) {
-            // Home units alternate: with 2 workers, one per unit.
-            let home = Unit::ALL[i % 2];
-            let rx = [queues[0].1.clone(), queues[1].1.clone()];
-            let (done, ctx, shared) = (done_tx.clone(), ctx.clone(), shared.clone());
-            let h = std::thread::Builder::new()
-                .name(format!("nawqsr-{}-{i}", home.name()))
-                .spawn(move || worker(i, home, rx, done, ctx, shared))
-                .map_err(spawn_err)?;
-            workers.push(h);
-        }
+        let (queues, queue_rx, workers, pool_size) = if cfg.shared_pool {
+            let p = shared_pool()?;
+            (p.queues.clone(), p.queue_rx.clone(), Vec::new(), p.size)
+        } else {
+            let (tx, rx, handles) = start_workers(cfg.workers.max(1), "")?;
+            let n = handles.len();
+            (tx, rx, handles, n)
+        };
+        let owner = Arc::new(Owner {
+            ctx: ctx.clone(),
+            shared: shared.clone(),
+            done: done_tx.clone(),
+        });
         drop(done_tx);
         let d = Dispatcher {
-            cfg,
+            cfg: RuntimeConfig {
+                workers: pool_size,
+                ..cfg
+            },
+            owner,
             ctx,
             shared: shared.clone(),
             ctl: ctl_rx,
             wake: wake_rx,
             done: done_rx,
-            queues: [queues[0].0.clone(), queues[1].0.clone()],
-            queue_rx: [queues[0].1.clone(), queues[1].1.clone()],
+            queues,
+            queue_rx,
             frames: HashMap::new(),
             ready: BinaryHeap::new(),
             jobs: VecDeque::new(),
@@ -272,7 +292,6 @@ impl Runtime {
             shutdown: false,
             busy_since: None,
         };
-        drop(queues);
         let dispatcher = std::thread::Builder::new()
             .name("nawqsr-dispatcher".into())
             .spawn(move || d.run())
@@ -336,15 +355,57 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The unit queues of a set of workers (senders, receivers) and their threads.
+type Workers = ([Sender<Item>; 2], [Receiver<Item>; 2], Vec<JoinHandle<()>>);
+
+/// Starts `n` workers on a fresh pair of unit queues; they exit when every
+/// sender of both queues is gone.
+fn start_workers(n: usize, tag: &str) -> Result<Workers> {
+    let (q0, q1) = (unbounded(), unbounded());
+    let rx = [q0.1, q1.1];
+    let mut handles = Vec::new();
+    for i in 0..n {
+        // Home units alternate: with 2 workers, one per unit.
+        let home = Unit::ALL[i % 2];
+        let rx = rx.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("nawqsr-{tag}{}-{i}", home.name()))
+            .spawn(move || worker(i, home, rx))
+            .map_err(|e| Error::Invalid(format!("cannot start runtime thread: {e}")))?;
+        handles.push(h);
+    }
+    Ok(([q0.0, q1.0], rx, handles))
+}
+
+/// The process-wide pool: one worker per core, shared by every codec whose
+/// thread count is "one per core". Started by the first such codec; its
+/// workers live as long as the process (the static holds their queues).
+struct Pool {
+    queues: [Sender<Item>; 2],
+    queue_rx: [Receiver<Item>; 2],
+    size: usize,
+}
+
+fn shared_pool() -> Result<&'static Pool> {
+    static POOL: std::sync::OnceLock<std::result::Result<Pool, String>> =
+        std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = crate::tensor::resolve_threads(0);
+        let (queues, queue_rx, handles) = start_workers(n, "pool-").map_err(|e| e.to_string())?;
+        // Detached: nothing joins the pool's workers.
+        drop(handles);
+        Ok(Pool {
+            queues,
+            queue_rx,
+            size: n,
+        })
+    })
+    .as_ref()
+    .map_err(|e| Error::Invalid(e.clone()))
+}
+
 /// A unit worker: prefers its home queue, takes the other unit's work when idle.
-fn worker(
-    idx: usize,
-    home: Unit,
-    rx: [Receiver<Item>; 2],
-    done: Sender<Done>,
-    ctx: Arc<Ctx>,
-    shared: Arc<Shared>,
-) {
+fn worker(idx: usize, home: Unit, rx: [Receiver<Item>; 2]) {
     let (own, other) = (&rx[home as usize], &rx[1 - home as usize]);
     loop {
         let item = match own.try_recv().or_else(|_| other.try_recv()) {
@@ -356,10 +417,16 @@ fn worker(
                 };
                 match r {
                     Ok(i) => i,
-                    Err(_) => return, // the dispatcher is gone
+                    Err(_) => return, // every dispatcher of these queues is gone
                 }
             }
         };
+        let owner = item.owner.clone();
+        let (ctx, shared) = (&owner.ctx, &owner.shared);
+        if !shared.alive.load(Ordering::SeqCst) {
+            // Its codec stopped (shared pool): nobody waits for this item.
+            continue;
+        }
         let started = Instant::now();
         let cpu0 = thread_cpu_s();
         let _span = tracing::trace_span!(
@@ -399,9 +466,8 @@ fn worker(
             switch: item.switch,
             nodes: item.steps.len(),
         };
-        if done.send(d).is_err() {
-            return;
-        }
+        // A closed channel: that codec stopped meanwhile; others still need us.
+        let _ = owner.done.send(d);
     }
 }
 
@@ -436,6 +502,8 @@ type Ready = Reverse<(u64, usize, usize, usize, Instant)>;
 
 struct Dispatcher {
     cfg: RuntimeConfig,
+    /// Carried by every item this dispatcher hands out.
+    owner: Arc<Owner>,
     ctx: Arc<Ctx>,
     shared: Arc<Shared>,
     ctl: Receiver<Ctl>,
@@ -681,6 +749,7 @@ impl Dispatcher {
             fr.outstanding += 1;
             self.outstanding += 1;
             let item = Item {
+                owner: self.owner.clone(),
                 frame: id,
                 tg,
                 steps,
