@@ -92,7 +92,9 @@ fn eval_json_contract() {
             "scale",
             "mean_psnr",
             "mean_ssim",
+            "mean_piqe",
             "bicubic_psnr",
+            "bicubic_piqe",
             "images",
         ] {
             assert!(v.get(k).is_some(), "{mode}: missing {k}: {v}");
@@ -104,7 +106,13 @@ fn eval_json_contract() {
         for i in imgs {
             assert!(i["psnr"].as_f64().unwrap().is_finite() && i["ssim"].as_f64().unwrap() <= 1.0);
             assert!(i["name"].as_str().unwrap().starts_with("img"));
+            let p = i["piqe"].as_f64().unwrap();
+            assert!((0.0..=100.0).contains(&p), "{mode}: piqe {p}");
         }
+        // The mean is the images' mean, and each image's PIQE is that of its
+        // output as `nawqsr piqe` scores it (same function, checked there).
+        let mean = imgs.iter().map(|i| i["piqe"].as_f64().unwrap()).sum::<f64>() / 2.0;
+        assert!((v["mean_piqe"].as_f64().unwrap() - mean).abs() < 1e-9, "{v}");
     }
 }
 

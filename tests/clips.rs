@@ -267,3 +267,24 @@ fn a_truncated_mp4_names_the_input() {
     assert!(lines[0].contains("truncated"), "{err}");
     assert_eq!(entries(dir.path()), vec!["t.mp4".to_string()], "no output or partial file");
 }
+
+/// `bench --json` reports each mode's mean PIQE (issue 19), and the network
+/// output scores better (lower) than bicubic on the project's clip.
+#[test]
+fn bench_reports_mean_piqe_per_mode() {
+    let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/clips/city_320x180.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("b.json");
+    let o = nawqsr(&[
+        "bench", clip, "--scale", "2", "--modes", "bicubic,int8", "--frames", "4", "--json",
+        json.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("| PIQE |"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let modes = v["clips"][0]["modes"].as_array().unwrap();
+    let piqe: Vec<f64> = modes.iter().map(|m| m["mean_piqe"].as_f64().unwrap()).collect();
+    assert!(piqe.iter().all(|p| (0.0..=100.0).contains(p)), "{piqe:?}");
+    assert!(piqe[1] < piqe[0], "int8 {} vs bicubic {}", piqe[1], piqe[0]);
+}

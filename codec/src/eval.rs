@@ -53,16 +53,20 @@ pub struct ImageScore {
     pub name: String,
     pub psnr: f64,
     pub ssim: f64,
+    /// No-reference PIQE of the SR output (0 best, 100 worst; FYE-SR's
+    /// perceptual metric, MATLAB `piqe`), on the whole RGB image.
+    pub piqe: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Score {
     pub mean_psnr: f64,
     pub mean_ssim: f64,
+    pub mean_piqe: f64,
     pub images: Vec<ImageScore>,
 }
 
-/// Scores `upscale` on `samples` (Y PSNR/SSIM, shave = scale).
+/// Scores `upscale` on `samples` (Y PSNR/SSIM, shave = scale; PIQE of the output).
 pub fn score(
     samples: &[Sample],
     scale: usize,
@@ -73,10 +77,14 @@ pub fn score(
         let sr = upscale(&s.lr)?;
         let (psnr, ssim) = metrics::sr_quality(&sr, &s.hr, scale)
             .map_err(|e| Error::Invalid(format!("image {}: {e}", s.name)))?;
+        let piqe = metrics::piqe::piqe_rgb(&sr)
+            .map_err(|e| Error::Invalid(format!("image {}: PIQE: {e}", s.name)))?
+            .score;
         images.push(ImageScore {
             name: s.name.clone(),
             psnr,
             ssim,
+            piqe,
         });
     }
     if images.is_empty() {
@@ -86,6 +94,7 @@ pub fn score(
     Ok(Score {
         mean_psnr: images.iter().map(|i| i.psnr).sum::<f64>() / n,
         mean_ssim: images.iter().map(|i| i.ssim).sum::<f64>() / n,
+        mean_piqe: images.iter().map(|i| i.piqe).sum::<f64>() / n,
         images,
     })
 }

@@ -138,6 +138,10 @@ struct ModeReport {
     latencies_ms: Vec<f64>,
     paced: Option<Paced>,
     quality: Option<Quality>,
+    /// Mean no-reference PIQE of the outputs (0 best, 100 worst); every frame,
+    /// computed after its latency is taken. Not in paced runs (it would delay
+    /// the next frame).
+    mean_piqe: Option<f64>,
     partitions: Vec<Partition>,
     /// Worker time per unit and RQU (DRE) share, from `Codec::stats()`.
     unit_busy_ms_per_frame: Vec<(String, f64)>,
@@ -272,6 +276,7 @@ fn run_mode(
     let mut lat = Vec::with_capacity(lr.len());
     let mut outputs: Vec<(usize, RgbImage)> = Vec::new();
     let (mut misses, mut drops) = (0, 0);
+    let mut piqe_sum = 0.0;
     let period = Duration::from_secs_f64(1.0 / fps);
     let t0 = Instant::now();
     for (i, f) in lr.iter().enumerate() {
@@ -290,6 +295,9 @@ fn run_mode(
         let t = Instant::now();
         let sr = codec.upscale_rgb(f)?;
         lat.push(t.elapsed().as_secs_f64() * 1e3);
+        if !paced {
+            piqe_sum += nawqsr_codec::metrics::piqe::piqe_rgb(&sr)?.score;
+        }
         if paced && t0.elapsed() > period * (i as u32 + 1) {
             misses += 1;
         }
@@ -298,6 +306,7 @@ fn run_mode(
         }
     }
     let wall = t0.elapsed().as_secs_f64();
+    let mean_piqe = (!paced && !lat.is_empty()).then(|| piqe_sum / lat.len() as f64);
     let stats = codec.stats();
     let n = lat.len();
     let quality = match hr {
@@ -328,6 +337,7 @@ fn run_mode(
             n as f64 / lat.iter().sum::<f64>().max(1e-9) * 1e3
         },
         latency_ms: latency(&lat),
+        mean_piqe,
         latencies_ms: lat,
         paced: paced.then_some(Paced {
             deadline_misses: misses,
@@ -553,6 +563,9 @@ fn print_table(c: &ClipReport, paced: bool) {
     if c.ground_truth {
         head.push_str(" PSNR dB | SSIM |");
     }
+    if !paced {
+        head.push_str(" PIQE |");
+    }
     head.push_str(" per-partition ms/frame |");
     eprintln!("{head}");
     eprintln!(
@@ -572,6 +585,9 @@ fn print_table(c: &ClipReport, paced: bool) {
         }
         if let Some(q) = &m.quality {
             row.push_str(&format!(" {:.2} | {:.4} |", q.mean_psnr, q.mean_ssim));
+        }
+        if let Some(p) = m.mean_piqe {
+            row.push_str(&format!(" {p:.2} |"));
         }
         let parts: Vec<String> = m
             .partitions

@@ -177,29 +177,33 @@ pub fn run(a: Args) -> Result<()> {
             "scale": a.scale,
             "mean_psnr": score.mean_psnr,
             "mean_ssim": score.mean_ssim,
+            "mean_piqe": score.mean_piqe,
             "bicubic_psnr": bicubic.mean_psnr,
             "bicubic_ssim": bicubic.mean_ssim,
+            "bicubic_piqe": bicubic.mean_piqe,
             "images": score.images,
         });
         println!("{obj}");
     } else {
         eprintln!(
-            "{:<16} {:>9} {:>8}   {:>9} {:>8}",
-            "image", "PSNR", "SSIM", "bicubic", "SSIM"
+            "{:<16} {:>9} {:>8} {:>7}   {:>9} {:>8} {:>7}",
+            "image", "PSNR", "SSIM", "PIQE", "bicubic", "SSIM", "PIQE"
         );
         for (s, b) in score.images.iter().zip(&bicubic.images) {
             eprintln!(
-                "{:<16} {:>9.4} {:>8.4}   {:>9.4} {:>8.4}",
-                s.name, s.psnr, s.ssim, b.psnr, b.ssim
+                "{:<16} {:>9.4} {:>8.4} {:>7.2}   {:>9.4} {:>8.4} {:>7.2}",
+                s.name, s.psnr, s.ssim, s.piqe, b.psnr, b.ssim, b.piqe
             );
         }
         eprintln!(
-            "{:<16} {:>9.4} {:>8.4}   {:>9.4} {:>8.4}   ({} ×{}, mode {})",
+            "{:<16} {:>9.4} {:>8.4} {:>7.2}   {:>9.4} {:>8.4} {:>7.2}   ({} ×{}, mode {})",
             "mean",
             score.mean_psnr,
             score.mean_ssim,
+            score.mean_piqe,
             bicubic.mean_psnr,
             bicubic.mean_ssim,
+            bicubic.mean_piqe,
             a.model.display(),
             a.scale,
             a.mode
@@ -215,9 +219,11 @@ fn mean_of(runs: &[Score]) -> Score {
     for (i, img) in out.images.iter_mut().enumerate() {
         img.psnr = runs.iter().map(|r| r.images[i].psnr).sum::<f64>() / k;
         img.ssim = runs.iter().map(|r| r.images[i].ssim).sum::<f64>() / k;
+        img.piqe = runs.iter().map(|r| r.images[i].piqe).sum::<f64>() / k;
     }
     out.mean_psnr = runs.iter().map(|r| r.mean_psnr).sum::<f64>() / k;
     out.mean_ssim = runs.iter().map(|r| r.mean_ssim).sum::<f64>() / k;
+    out.mean_piqe = runs.iter().map(|r| r.mean_piqe).sum::<f64>() / k;
     out
 }
 
