@@ -84,6 +84,9 @@ impl Mode {
     }
 }
 
+/// Output pixels per bicubic thread (see `Codec::upscale_rgb`).
+const BICUBIC_PIXELS_PER_THREAD: usize = 2 << 20;
+
 /// Most worker threads a codec starts (the element's `threads` range too).
 pub const MAX_THREADS: usize = 256;
 
@@ -154,6 +157,9 @@ impl Codec {
         }
         let (scale, backend) = match cfg.mode {
             Mode::Bicubic => {
+                // Each frame allocates its HR output: keep that memory in the
+                // process instead of fresh mmaps and page faults per frame.
+                super::dispatcher::steady_allocation();
                 let scale = cfg.scale.ok_or_else(|| {
                     Error::Invalid("bicubic mode needs a scale (expected 2, 3 or 4)".into())
                 })?;
@@ -205,7 +211,14 @@ impl Codec {
             // Fixed point, equal to `metrics::imresize::upscale_bicubic` (the
             // MATLAB reference) for ×2 and ×4, within ±1 for ×3.
             Backend::Bicubic { threads } => {
-                Ok(super::bicubic::upscale_rgb(lr, self.scale, *threads))
+                // At least ~2 Mpixel of output per thread: below that the
+                // threads' start-up and a shared physical core (2 vCPUs are
+                // often one core's two hyperthreads) cost more than they save
+                // (BENCHMARKS.md "Fast bicubic": 720p ×4 took 1.18 ms on one
+                // thread, 1.39 ms on two).
+                let out_px = lr.width() as usize * lr.height() as usize * self.scale * self.scale;
+                let useful = out_px.div_ceil(BICUBIC_PIXELS_PER_THREAD).max(1);
+                Ok(super::bicubic::upscale_rgb(lr, self.scale, (*threads).min(useful)))
             }
             Backend::Npu(n) => Ok(n.runtime.run(Tensor::from_rgb(lr))?.to_rgb()),
         }

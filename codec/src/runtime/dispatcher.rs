@@ -888,7 +888,7 @@ impl Dispatcher {
 /// zeroing again (measured: 17 % of worker time on nawq_x4, ~25 % faster
 /// with the thresholds below). Raising the mmap and trim thresholds keeps that
 /// memory in the process; peak RSS is bounded by the frames in flight anyway.
-fn steady_allocation() {
+pub(crate) fn steady_allocation() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
