@@ -858,7 +858,10 @@ fn fuzz_frames_through_codec_upscale() {
     .unwrap();
     let codecs = [&int8, &bicubic];
     // Inputs are generated, not mutated: the seed of each case is its input.
-    let seeds: Vec<Vec<u8>> = (0u64..16).map(|i| i.to_le_bytes().to_vec()).collect();
+    // Plus the inputs that once crashed (codec/fuzz-corpus/frames: the stride
+    // overflow in color::check_planes, 2026-12-03), kept as regressions.
+    let mut seeds: Vec<Vec<u8>> = (0u64..16).map(|i| i.to_le_bytes().to_vec()).collect();
+    seeds.extend(corpus_dir("frames").into_iter().filter(|s| s.len() == 8));
     run_harness(
         "frames",
         seeds,
