@@ -111,8 +111,15 @@ fn eval_json_contract() {
         }
         // The mean is the images' mean, and each image's PIQE is that of its
         // output as `nawqsr piqe` scores it (same function, checked there).
-        let mean = imgs.iter().map(|i| i["piqe"].as_f64().unwrap()).sum::<f64>() / 2.0;
-        assert!((v["mean_piqe"].as_f64().unwrap() - mean).abs() < 1e-9, "{v}");
+        let mean = imgs
+            .iter()
+            .map(|i| i["piqe"].as_f64().unwrap())
+            .sum::<f64>()
+            / 2.0;
+        assert!(
+            (v["mean_piqe"].as_f64().unwrap() - mean).abs() < 1e-9,
+            "{v}"
+        );
     }
 }
 
@@ -392,7 +399,10 @@ fn version_names_the_kernel_level_and_the_bundled_models() {
     let o = nawqsr(&["--version"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.starts_with(&format!("nawqsr {}", env!("CARGO_PKG_VERSION"))), "{out}");
+    assert!(
+        out.starts_with(&format!("nawqsr {}", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
     let level = out
         .lines()
         .find_map(|l| l.strip_prefix("kernel level: "))
@@ -414,19 +424,69 @@ fn every_subcommand_names_the_bad_flag_or_file() {
     let out = dir.path().join("o.png");
     let out = out.to_str().unwrap();
     let img = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/sample_lr.png");
-    let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/clips/city_320x180.mp4");
+    let clip = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../assets/clips/city_320x180.mp4"
+    );
     let cases: &[(&[&str], &[&str])] = &[
-        (&["calibrate", "--model", "/nx/m.onnx", "--scale", "2", "--out", out], &["/nx/m.onnx", "not found"]),
-        (&["bench-model", "--model", "/nx/m.onnx", "--input-size", "32x32"], &["/nx/m.onnx", "not found"]),
-        (&["bench", "/nx/clip.mp4", "--scale", "2"], &["/nx/clip.mp4"]),
-        (&["bench", clip, "--scale", "2", "--input-size", "10by10"], &["--input-size", "10by10", "WxH"]),
-        (&["bench-model", "--model", "/nx/m.onnx", "--input-size", "5000000x10"], &["--input-size", "1 to 65536"]),
-        (&["bench", clip, "--scale", "2", "--modes", "int4"], &["--modes", "int4"]),
+        (
+            &[
+                "calibrate",
+                "--model",
+                "/nx/m.onnx",
+                "--scale",
+                "2",
+                "--out",
+                out,
+            ],
+            &["/nx/m.onnx", "not found"],
+        ),
+        (
+            &[
+                "bench-model",
+                "--model",
+                "/nx/m.onnx",
+                "--input-size",
+                "32x32",
+            ],
+            &["/nx/m.onnx", "not found"],
+        ),
+        (
+            &["bench", "/nx/clip.mp4", "--scale", "2"],
+            &["/nx/clip.mp4"],
+        ),
+        (
+            &["bench", clip, "--scale", "2", "--input-size", "10by10"],
+            &["--input-size", "10by10", "WxH"],
+        ),
+        (
+            &[
+                "bench-model",
+                "--model",
+                "/nx/m.onnx",
+                "--input-size",
+                "5000000x10",
+            ],
+            &["--input-size", "1 to 65536"],
+        ),
+        (
+            &["bench", clip, "--scale", "2", "--modes", "int4"],
+            &["--modes", "int4"],
+        ),
         (&["play", "--mode", "int4"], &["--mode", "int4"]),
-        (&["upscale", img, out, "--scale", "5"], &["invalid scale 5", "expected 2, 3 or 4"]),
+        (
+            &["upscale", img, out, "--scale", "5"],
+            &["invalid scale 5", "expected 2, 3 or 4"],
+        ),
         (&["upscale", img, "/tmp/o.xyz"], &["o.xyz", "extension"]),
-        (&["upscale", img, "/nx/dir/o.png"], &["/nx/dir/o.png", "directory /nx/dir does not exist"]),
-        (&["upscale", img, out, "--schedule", "/nx/s.json"], &["/nx/s.json", "schedule"]),
+        (
+            &["upscale", img, "/nx/dir/o.png"],
+            &["/nx/dir/o.png", "directory /nx/dir does not exist"],
+        ),
+        (
+            &["upscale", img, out, "--schedule", "/nx/s.json"],
+            &["/nx/s.json", "schedule"],
+        ),
         (&["upscale", "/nx/in.png", out], &["/nx/in.png"]),
         (&["piqe", "/nx/a.png"], &["/nx/a.png"]),
         (&["bench-kernels", "--level", "avx9"], &["--level avx9"]),
@@ -439,7 +499,10 @@ fn every_subcommand_names_the_bad_flag_or_file() {
     // Flag values clap checks exit 2 with its own message, still naming the flag
     // and the range, never a panic (threads=100000 used to abort in thread setup).
     for (args, what) in [
-        (&["upscale", img, out, "--threads", "100000"][..], "--threads"),
+        (
+            &["upscale", img, out, "--threads", "100000"][..],
+            "--threads",
+        ),
         (&["bench-model", "--input-size", "32x32"][..], "--model"),
     ] {
         let o = nawqsr(args);
@@ -492,7 +555,11 @@ fn binary_and_plugin_work_from_an_empty_directory() {
     assert!(stderr(&o).contains("mode hybrid"), "{}", stderr(&o));
     let img = image::open(dir.path().join("out.png")).unwrap();
     assert_eq!((img.width(), img.height()), (320, 240));
-    if Command::new("gst-launch-1.0").arg("--version").output().is_err() {
+    if Command::new("gst-launch-1.0")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipping the pipeline half: gst-launch-1.0 not found");
         return;
     }
@@ -507,8 +574,18 @@ fn binary_and_plugin_work_from_an_empty_directory() {
         .unwrap_or_default();
     assert!(file.contains(plugin.to_str().unwrap()), "{file}");
     let o = run(Command::new("gst-launch-1.0").args([
-        "-q", "videotestsrc", "num-buffers=5", "!", "video/x-raw,width=64,height=48", "!",
-        "nawqsr", "mode=hybrid", "!", "video/x-raw,width=128,height=96", "!", "fakesink",
+        "-q",
+        "videotestsrc",
+        "num-buffers=5",
+        "!",
+        "video/x-raw,width=64,height=48",
+        "!",
+        "nawqsr",
+        "mode=hybrid",
+        "!",
+        "video/x-raw,width=128,height=96",
+        "!",
+        "fakesink",
     ]));
     assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -233,13 +233,23 @@ fn bad_clips_give_one_line_errors_and_no_file() {
 /// element, every frame out, and the closing telemetry line.
 #[test]
 fn the_projects_clip_upscales_with_a_telemetry_line() {
-    let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/clips/city_320x180.mp4");
+    let clip = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../assets/clips/city_320x180.mp4"
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("city_sr.mp4");
     let o = nawqsr(&["upscale", clip, out.to_str().unwrap(), "--scale", "2"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    for want in ["320x180 →", "640x360 (150 frames", "latency p50 ", " p99 ", "mode hybrid", "drops 0"] {
+    for want in [
+        "320x180 →",
+        "640x360 (150 frames",
+        "latency p50 ",
+        " p99 ",
+        "mode hybrid",
+        "drops 0",
+    ] {
         assert!(err.contains(want), "'{want}' missing: {err}");
     }
     let frames = decode(&out);
@@ -251,32 +261,59 @@ fn the_projects_clip_upscales_with_a_telemetry_line() {
 /// not the output (qtdemux's error was once taken for the muxer's).
 #[test]
 fn a_truncated_mp4_names_the_input() {
-    let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/clips/city_320x180.mp4");
+    let clip = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../assets/clips/city_320x180.mp4"
+    );
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(clip).unwrap();
     let t = dir.path().join("t.mp4");
     // The moov box is at the end (mp4mux default): half the file has none.
     std::fs::write(&t, &bytes[..bytes.len() / 2]).unwrap();
     let out = dir.path().join("out.mp4");
-    let o = nawqsr(&["upscale", t.to_str().unwrap(), out.to_str().unwrap(), "--scale", "2"]);
+    let o = nawqsr(&[
+        "upscale",
+        t.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--scale",
+        "2",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].contains("t.mp4:") && !lines[0].contains("out.mp4"), "{err}");
+    assert!(
+        lines[0].contains("t.mp4:") && !lines[0].contains("out.mp4"),
+        "{err}"
+    );
     assert!(lines[0].contains("truncated"), "{err}");
-    assert_eq!(entries(dir.path()), vec!["t.mp4".to_string()], "no output or partial file");
+    assert_eq!(
+        entries(dir.path()),
+        vec!["t.mp4".to_string()],
+        "no output or partial file"
+    );
 }
 
 /// `bench --json` reports each mode's mean PIQE (issue 19), and the network
 /// output scores better (lower) than bicubic on the project's clip.
 #[test]
 fn bench_reports_mean_piqe_per_mode() {
-    let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/clips/city_320x180.mp4");
+    let clip = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../assets/clips/city_320x180.mp4"
+    );
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("b.json");
     let o = nawqsr(&[
-        "bench", clip, "--scale", "2", "--modes", "bicubic,int8", "--frames", "4", "--json",
+        "bench",
+        clip,
+        "--scale",
+        "2",
+        "--modes",
+        "bicubic,int8",
+        "--frames",
+        "4",
+        "--json",
         json.to_str().unwrap(),
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -284,7 +321,10 @@ fn bench_reports_mean_piqe_per_mode() {
     assert!(err.contains("| PIQE |"), "{err}");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let modes = v["clips"][0]["modes"].as_array().unwrap();
-    let piqe: Vec<f64> = modes.iter().map(|m| m["mean_piqe"].as_f64().unwrap()).collect();
+    let piqe: Vec<f64> = modes
+        .iter()
+        .map(|m| m["mean_piqe"].as_f64().unwrap())
+        .collect();
     assert!(piqe.iter().all(|p| (0.0..=100.0).contains(p)), "{piqe:?}");
     assert!(piqe[1] < piqe[0], "int8 {} vs bicubic {}", piqe[1], piqe[0]);
 }

@@ -104,7 +104,9 @@ fn launch_lines(text: &str) -> (Vec<String>, Option<String>) {
 /// (The cwd stays the project root, which the relative `../shared` inputs need.)
 /// Returns the command and the output files to check.
 fn as_run(line: &str, tmp: &Path) -> (String, Vec<PathBuf>) {
-    let rest = line.strip_prefix("gst-launch-1.0 ").expect("a gst-launch-1.0 line");
+    let rest = line
+        .strip_prefix("gst-launch-1.0 ")
+        .expect("a gst-launch-1.0 line");
     let mut outputs = Vec::new();
     let mut words = Vec::new();
     let mut after_filesink = false;
@@ -126,13 +128,15 @@ fn as_run(line: &str, tmp: &Path) -> (String, Vec<PathBuf>) {
         }
         words.push(w);
     }
-    (format!("exec gst-launch-1.0 -e {}", words.join(" ")), outputs)
+    (
+        format!("exec gst-launch-1.0 -e {}", words.join(" ")),
+        outputs,
+    )
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|d| d.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
 fn signal(pid: i32, sig: i32) {
@@ -160,7 +164,15 @@ impl Xvfb {
             n += 1;
         }
         let child = Command::new("Xvfb")
-            .args([&format!(":{n}"), "-nolisten", "tcp", "-noreset", "-screen", "0", "1920x1200x24"])
+            .args([
+                &format!(":{n}"),
+                "-nolisten",
+                "tcp",
+                "-noreset",
+                "-screen",
+                "0",
+                "1920x1200x24",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -173,7 +185,10 @@ impl Xvfb {
             if let Some(st) = x.child.try_wait().unwrap() {
                 panic!("Xvfb :{n} exited at start: {st}");
             }
-            assert!(t0.elapsed() < Duration::from_secs(15), "Xvfb :{n} not up after 15 s");
+            assert!(
+                t0.elapsed() < Duration::from_secs(15),
+                "Xvfb :{n} not up after 15 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         x
@@ -225,7 +240,13 @@ impl Running {
 }
 
 /// Runs one README line; `Err` says why it failed, with its output's tail.
-fn run_line(line: &str, root: &Path, plugin_dir: &Path, display: u32, tmp: &Path) -> Result<String, String> {
+fn run_line(
+    line: &str,
+    root: &Path,
+    plugin_dir: &Path,
+    display: u32,
+    tmp: &Path,
+) -> Result<String, String> {
     let (cmd, outputs) = as_run(line, tmp);
     let log_path = tmp.join("log.txt");
     let log = File::create(&log_path).unwrap();
@@ -256,7 +277,11 @@ fn run_line(line: &str, root: &Path, plugin_dir: &Path, display: u32, tmp: &Path
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
     let tail: Vec<&str> = text.lines().rev().take(15).collect();
     let tail: String = tail.into_iter().rev().collect::<Vec<_>>().join("\n    ");
-    let fail = |why: String| Err(format!("{why}\n  line: {line}\n  ran:  {cmd}\n  output (last lines):\n    {tail}"));
+    let fail = |why: String| {
+        Err(format!(
+            "{why}\n  line: {line}\n  ran:  {cmd}\n  output (last lines):\n    {tail}"
+        ))
+    };
     let how = if interrupted {
         format!("reached PLAYING, interrupted after {:.0?}", BUDGET)
     } else {
@@ -266,7 +291,9 @@ fn run_line(line: &str, root: &Path, plugin_dir: &Path, display: u32, tmp: &Path
         return fail(format!("an ERROR was reported ({how})"));
     }
     let Some(status) = status else {
-        return fail(format!("still running {GRACE:?} after SIGINT (no orderly EOS)"));
+        return fail(format!(
+            "still running {GRACE:?} after SIGINT (no orderly EOS)"
+        ));
     };
     if interrupted && !text.contains("Setting pipeline to PLAYING") {
         return fail(format!("did not reach PLAYING within {BUDGET:?}"));
@@ -284,7 +311,6 @@ fn run_line(line: &str, root: &Path, plugin_dir: &Path, display: u32, tmp: &Path
     Ok(how)
 }
 
-
 /// The directory to give as `GST_PLUGIN_PATH`: one holding the freshest
 /// `libgstnawqsr.so`. `cargo test` builds the plugin's cdylib (it is a
 /// dependency of this package, built with all its crate types) but leaves it
@@ -294,7 +320,10 @@ fn run_line(line: &str, root: &Path, plugin_dir: &Path, display: u32, tmp: &Path
 /// then the test links that one into a private directory (deps/ itself is full
 /// of other shared objects GStreamer would try to load).
 fn plugin_dir(tmp: &Path) -> PathBuf {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_nawqsr")).parent().unwrap().to_path_buf();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_nawqsr"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let so = support::fresh_plugin(&bin_dir).unwrap_or_else(|| {
         panic!(
             "no libgstnawqsr.so in {} (nor in its deps/): build the plugin with \
@@ -341,7 +370,11 @@ fn extraction_joins_continuations_and_drops_comments() {
 #[test]
 fn readme_launch_lines_run_as_written() {
     let (lines, readme_plugin_path) = launch_lines(README);
-    assert!(lines.len() >= 5, "expected at least 5 gst-launch-1.0 lines in README.md, found {}: {lines:#?}", lines.len());
+    assert!(
+        lines.len() >= 5,
+        "expected at least 5 gst-launch-1.0 lines in README.md, found {}: {lines:#?}",
+        lines.len()
+    );
 
     let _shared = require_shared!();
     if !on_path("Xvfb") {
@@ -353,7 +386,9 @@ fn readme_launch_lines_run_as_written() {
         return;
     }
 
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).canonicalize().unwrap();
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .canonicalize()
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let plugin_dir = plugin_dir(tmp.path());
     if let Some(p) = &readme_plugin_path {

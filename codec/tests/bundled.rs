@@ -37,7 +37,11 @@ fn every_scale_has_a_model_and_a_matching_schedule() {
         let p = assets().join("models").join(bundled::file_name(s));
         let m = bundled::load(s).unwrap();
         assert_eq!(m.label, bundled::label(s));
-        assert!(m.bytes[..] == std::fs::read(&p).unwrap()[..], "{}", p.display());
+        assert!(
+            m.bytes[..] == std::fs::read(&p).unwrap()[..],
+            "{}",
+            p.display()
+        );
         let g = model::import_bytes(&m).unwrap();
         assert_eq!(g.scale, s, "{}", p.display());
         assert!(
@@ -45,8 +49,8 @@ fn every_scale_has_a_model_and_a_matching_schedule() {
             "x{s}: the own models have no frame-global op (patches need no barrier)"
         );
         let sha = m.sha256();
-        let sched = find_for_model(&sha)
-            .unwrap_or_else(|| panic!("x{s}: no schedule for sha256 {sha}"));
+        let sched =
+            find_for_model(&sha).unwrap_or_else(|| panic!("x{s}: no schedule for sha256 {sha}"));
         sched
             .load(&g, &sha)
             .unwrap_or_else(|e| panic!("{}: {e}", sched.label().display()));

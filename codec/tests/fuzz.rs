@@ -56,7 +56,11 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
     fn chance(&mut self, one_in: usize) -> bool {
         self.below(one_in) == 0
@@ -439,7 +443,15 @@ fn mutate_onnx(rng: &mut Rng, input: &[u8], corpus: &[Vec<u8>]) -> Vec<u8> {
                 if n.attribute.is_empty() {
                     n.attribute.push(pb::AttributeProto {
                         name: rng
-                            .pick(&["pads", "kernel_shape", "dilations", "group", "blocksize", "axis", "strides"])
+                            .pick(&[
+                                "pads",
+                                "kernel_shape",
+                                "dilations",
+                                "group",
+                                "blocksize",
+                                "axis",
+                                "strides",
+                            ])
                             .to_string(),
                         i: *rng.pick(&INTERESTING_I64),
                         r#type: 2,
@@ -508,14 +520,21 @@ fn mutate_onnx(rng: &mut Rng, input: &[u8], corpus: &[Vec<u8>]) -> Vec<u8> {
                 // Re-wire: a node reads another's output.
                 let i = rng.below(g.node.len());
                 let j = rng.below(g.node.len());
-                if let (Some(o), false) = (g.node[j].output.first().cloned(), g.node[i].input.is_empty()) {
+                if let (Some(o), false) = (
+                    g.node[j].output.first().cloned(),
+                    g.node[i].input.is_empty(),
+                ) {
                     let k = rng.below(g.node[i].input.len());
                     g.node[i].input[k] = o;
                 }
             }
             _ => {
                 // Input/output value info: ranks and channels.
-                let v = if rng.chance(2) { g.input.first_mut() } else { g.output.first_mut() };
+                let v = if rng.chance(2) {
+                    g.input.first_mut()
+                } else {
+                    g.output.first_mut()
+                };
                 if let Some(pb::TypeProto {
                     value: Some(pb::type_proto::Value::TensorType(t)),
                     ..
@@ -778,11 +797,23 @@ fn make_case(rng: &mut Rng, scale: usize) -> Case {
     }
     let mut out_strides = [0; 3];
     let mut out_lens = [0; 3];
-    let olay = if valid { planes(format, out_w, out_h) } else { vec![] };
+    let olay = if valid {
+        planes(format, out_w, out_h)
+    } else {
+        vec![]
+    };
     for i in 0..3 {
         let (row, rows) = olay.get(i).copied().unwrap_or((0, 0));
-        out_strides[i] = if rng.chance(10) { row / 2 } else { row + rng.below(16) };
-        let need = if rows > 0 { out_strides[i] * (rows - 1) + row } else { 64 };
+        out_strides[i] = if rng.chance(10) {
+            row / 2
+        } else {
+            row + rng.below(16)
+        };
+        let need = if rows > 0 {
+            out_strides[i] * (rows - 1) + row
+        } else {
+            64
+        };
         out_lens[i] = if rng.chance(10) { need / 2 } else { need };
         if i < olay.len() && (out_strides[i] < row || out_lens[i] < need) {
             valid = false;
@@ -818,7 +849,9 @@ fn run_case(
         strides,
     };
     let mut bufs: Vec<Vec<u8>> = c.out_lens.iter().map(|&n| vec![0u8; n]).collect();
-    let [a, b, d] = &mut bufs[..] else { unreachable!() };
+    let [a, b, d] = &mut bufs[..] else {
+        unreachable!()
+    };
     let mut dst = FrameMut {
         format: c.format,
         width: c.out_w,
@@ -927,6 +960,10 @@ fn write_onnx_corpus() {
     let dir: &Path = &root().join("codec/fuzz-corpus/onnx");
     std::fs::create_dir_all(dir).unwrap();
     for seed in [1u32, 2] {
-        std::fs::write(dir.join(format!("tiny_sr_{seed}.onnx")), common::tiny_sr(seed)).unwrap();
+        std::fs::write(
+            dir.join(format!("tiny_sr_{seed}.onnx")),
+            common::tiny_sr(seed),
+        )
+        .unwrap();
     }
 }

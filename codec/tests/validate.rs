@@ -49,14 +49,19 @@ fn a_nan_weight_is_refused_in_every_mode_naming_the_tensor() {
     let p = write(dir.path(), "nan.onnx", &with_value("w2", 17, f32::NAN));
     for e in errors_in_every_mode(&p) {
         assert!(
-            e.contains("nan.onnx") && e.contains("initializer 'w2'") && e.contains("value 17 is NaN"),
+            e.contains("nan.onnx")
+                && e.contains("initializer 'w2'")
+                && e.contains("value 17 is NaN"),
             "{e}"
         );
         assert_eq!(e.lines().count(), 1, "one line: {e}");
     }
     let p = write(dir.path(), "inf.onnx", &with_value("b1", 0, f32::INFINITY));
     for e in errors_in_every_mode(&p) {
-        assert!(e.contains("initializer 'b1'") && e.contains("value 0 is inf"), "{e}");
+        assert!(
+            e.contains("initializer 'b1'") && e.contains("value 0 is inf"),
+            "{e}"
+        );
     }
     // The unmodified model loads (the checks do not refuse real weights).
     let ok = write(dir.path(), "ok.onnx", &tiny_sr(1));
@@ -107,7 +112,10 @@ fn huge_channel_counts_and_kernels_are_refused_before_allocating() {
     m.graph.as_mut().unwrap().node[0].attribute[0] = ints("pads", &[1 << 30, 1, 1, 1]);
     let p = write(dir.path(), "pads.onnx", &m.encode_to_vec());
     for e in errors_in_every_mode(&p) {
-        assert!(e.contains("attribute 'pads'") && e.contains("expected 0..="), "{e}");
+        assert!(
+            e.contains("attribute 'pads'") && e.contains("expected 0..="),
+            "{e}"
+        );
     }
 }
 
@@ -122,11 +130,13 @@ fn wrong_input_or_output_ranks_and_names_are_refused_naming_the_tensor() {
     };
     // The only type value tract's protobuf knows is a tensor type.
     let shape = |v: &mut pb::ValueInfoProto| {
-        let pb::type_proto::Value::TensorType(t) = v.r#type.as_mut().unwrap().value.as_mut().unwrap();
+        let pb::type_proto::Value::TensorType(t) =
+            v.r#type.as_mut().unwrap().value.as_mut().unwrap();
         t.shape.as_mut().unwrap().dim.clone()
     };
     let set = |v: &mut pb::ValueInfoProto, dims: Vec<Dimension>| {
-        let pb::type_proto::Value::TensorType(t) = v.r#type.as_mut().unwrap().value.as_mut().unwrap();
+        let pb::type_proto::Value::TensorType(t) =
+            v.r#type.as_mut().unwrap().value.as_mut().unwrap();
         t.shape.as_mut().unwrap().dim = dims;
     };
     let p = write(
@@ -156,7 +166,11 @@ fn wrong_input_or_output_ranks_and_names_are_refused_naming_the_tensor() {
     for e in errors_in_every_mode(&p) {
         assert!(e.contains("output 'sr' has 1 channels (expected 3"), "{e}");
     }
-    let p = write(dir.path(), "dangling.onnx", &edit(&|g| g.output[0].name = "hr".into()));
+    let p = write(
+        dir.path(),
+        "dangling.onnx",
+        &edit(&|g| g.output[0].name = "hr".into()),
+    );
     for e in errors_in_every_mode(&p) {
         assert!(e.contains("output 'hr' is produced by no node"), "{e}");
     }
@@ -172,7 +186,9 @@ fn a_panic_behind_the_boundary_is_an_error_naming_the_model() {
     .unwrap_err()
     .to_string();
     assert!(
-        e.starts_with("model /models/x.onnx: running tract: ") && e.contains(PANIC_MARK) && e.contains("chunk size"),
+        e.starts_with("model /models/x.onnx: running tract: ")
+            && e.contains(PANIC_MARK)
+            && e.contains("chunk size"),
         "{e}"
     );
 }
@@ -202,7 +218,10 @@ fn a_maxpool_that_empties_the_probe_frame_is_an_error_not_an_abort() {
         3,
     );
     let p = write(dir.path(), "esa.onnx", &bytes);
-    let e = Fp32Reference::load(&p).err().expect("not an SR model").to_string();
+    let e = Fp32Reference::load(&p)
+        .err()
+        .expect("not an SR model")
+        .to_string();
     assert!(e.contains("esa.onnx"), "{e}");
     let e = Codec::new(&CodecConfig {
         model: Some(p),

@@ -64,7 +64,11 @@ fn long_version() -> String {
         } else {
             format!(
                 "\nNAWQSR_MODELS overrides: {}",
-                overrides.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+                overrides
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
             )
         }
     )

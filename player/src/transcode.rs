@@ -297,9 +297,15 @@ pub fn run(
     let start_interrupts = interrupts.load(Ordering::SeqCst);
     let t0 = Instant::now();
     let telemetry = Arc::new(Mutex::new(Telemetry::default()));
-    let result = drive(&pipeline, &graph, &telemetry, &in_name, &out_name, progress, || {
-        interrupts.load(Ordering::SeqCst) > start_interrupts
-    });
+    let result = drive(
+        &pipeline,
+        &graph,
+        &telemetry,
+        &in_name,
+        &out_name,
+        progress,
+        || interrupts.load(Ordering::SeqCst) > start_interrupts,
+    );
     // Read before NULL clears the negotiated caps.
     let out_size = {
         let g = graph.lock().unwrap();

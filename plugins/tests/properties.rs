@@ -72,7 +72,9 @@ fn malformed_schedule_names_schedule_the_file_and_what_was_expected() {
     let p = write(dir.path(), "bad.json", b"{\"version\": 1, \"layers\": [");
     let text = start_error(&[("schedule", &p)]);
     assert!(
-        text.contains("property schedule") && text.contains("bad.json") && text.contains("expected"),
+        text.contains("property schedule")
+            && text.contains("bad.json")
+            && text.contains("expected"),
         "{text}"
     );
 }
@@ -81,10 +83,7 @@ fn malformed_schedule_names_schedule_the_file_and_what_was_expected() {
 fn a_schedule_for_another_model_names_the_field() {
     // The ×2 model's schedule with the ×3 model.
     let sched = root().join("schedules/nawq_x2.json");
-    let text = start_error(&[
-        ("scale", "3"),
-        ("schedule", sched.to_str().unwrap()),
-    ]);
+    let text = start_error(&[("scale", "3"), ("schedule", sched.to_str().unwrap())]);
     assert!(
         text.contains("property schedule")
             && text.contains("nawq_x2.json")
@@ -159,7 +158,11 @@ fn out_of_range_scale_and_threads_are_refused_by_the_property() {
         let blurb = p.blurb().unwrap_or_default();
         assert!(blurb.len() > 40, "{}: {blurb}", p.name());
         if p.value_type() == u32::static_type() {
-            assert!(blurb.contains(" to ") || blurb.contains('×'), "{}: range in {blurb}", p.name());
+            assert!(
+                blurb.contains(" to ") || blurb.contains('×'),
+                "{}: range in {blurb}",
+                p.name()
+            );
         }
     }
 }
@@ -212,7 +215,8 @@ fn a_square_pixel_request_downstream_does_not_negotiate() {
     );
     h.set_src_caps(caps_with_par(16, 16, gst::Fraction::new(128, 117)));
     let info =
-        gst_video::VideoInfo::from_caps(&caps_with_par(16, 16, gst::Fraction::new(128, 117))).unwrap();
+        gst_video::VideoInfo::from_caps(&caps_with_par(16, 16, gst::Fraction::new(128, 117)))
+            .unwrap();
     let r = h.push(gst::Buffer::with_size(info.size()).unwrap());
     assert_eq!(r, Err(gst::FlowError::NotNegotiated));
 }

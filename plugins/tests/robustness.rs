@@ -138,7 +138,11 @@ fn caps_change_mid_stream_resizes_every_frame() {
         );
     }
     let sizes: std::collections::BTreeSet<_> = ins.iter().collect();
-    assert_eq!(sizes.len(), steps.len(), "every step was streamed: {sizes:?}");
+    assert_eq!(
+        sizes.len(),
+        steps.len(),
+        "every step was streamed: {sizes:?}"
+    );
 }
 
 #[test]
@@ -236,8 +240,16 @@ fn four_instances_on_a_tee_and_two_pipelines_at_once() {
     }
     for (k, c) in counts.iter().enumerate() {
         for (i, (inp, out)) in c.iter().enumerate() {
-            assert_eq!(inp.load(Ordering::Relaxed), 40, "pipeline {k} sr{i}: frames in");
-            assert_eq!(out.load(Ordering::Relaxed), 40, "pipeline {k} sr{i}: frames out");
+            assert_eq!(
+                inp.load(Ordering::Relaxed),
+                40,
+                "pipeline {k} sr{i}: frames in"
+            );
+            assert_eq!(
+                out.load(Ordering::Relaxed),
+                40,
+                "pipeline {k} sr{i}: frames out"
+            );
         }
     }
     // 8 instances, threads = 0 (the default): every codec uses the process-wide
@@ -282,7 +294,11 @@ fn flushing_seeks_while_playing_then_eos_delivers_every_frame_of_the_segment() {
             gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
             gst::SeekType::Set,
             gst::ClockTime::from_mseconds(start),
-            if stop.is_some() { gst::SeekType::Set } else { gst::SeekType::None },
+            if stop.is_some() {
+                gst::SeekType::Set
+            } else {
+                gst::SeekType::None
+            },
             stop.map(gst::ClockTime::from_mseconds),
         )
         .unwrap();
@@ -303,13 +319,22 @@ fn flushing_seeks_while_playing_then_eos_delivers_every_frame_of_the_segment() {
     seek(2000, Some(3000));
     wait_eos(&p, 30, "seek to [2 s, 3 s]");
     p.set_state(gst::State::Null).unwrap();
-    let after: Vec<u64> = pts.lock().unwrap()[n..].iter().map(|t| t.mseconds()).collect();
+    let after: Vec<u64> = pts.lock().unwrap()[n..]
+        .iter()
+        .map(|t| t.mseconds())
+        .collect();
     // Frames still in flight before the flush may have arrived just before the
     // new segment's: keep only the frames from the first one at 2 s.
-    let start = after.iter().position(|&t| t == 2000).expect("the first frame at 2 s");
+    let start = after
+        .iter()
+        .position(|&t| t == 2000)
+        .expect("the first frame at 2 s");
     let seg: Vec<u64> = after[start..].to_vec();
     let expect: Vec<u64> = (60..90).map(|i| i * 1000 / 30).collect();
-    assert_eq!(seg, expect, "every frame of [2 s, 3 s) once, in order, before EOS");
+    assert_eq!(
+        seg, expect,
+        "every frame of [2 s, 3 s) once, in order, before EOS"
+    );
 }
 
 #[test]
@@ -356,11 +381,19 @@ fn every_input_frame_is_output_or_a_counted_qos_drop() {
         frames_in.load(Ordering::Relaxed),
         frames_out.load(Ordering::Relaxed),
     );
-    println!("accounting: {i} in, {o} out, {qos_msgs} QOS messages (dropped {qos_dropped}), stats drops {stats_drops}");
+    println!(
+        "accounting: {i} in, {o} out, {qos_msgs} QOS messages (dropped {qos_dropped}), stats drops {stats_drops}"
+    );
     assert_eq!(i, 120, "frames into the element");
-    assert!(qos_msgs > 0, "a sink 50 % behind real time makes the element drop frames");
+    assert!(
+        qos_msgs > 0,
+        "a sink 50 % behind real time makes the element drop frames"
+    );
     assert_eq!(qos_msgs, qos_dropped, "one QOS message per drop");
     assert_eq!(i, o + qos_msgs, "every frame is output or a QoS drop");
     // The last stats message may precede the last drop; it never over-counts.
-    assert!(stats_drops <= qos_msgs && stats_drops > 0, "stats drops {stats_drops}");
+    assert!(
+        stats_drops <= qos_msgs && stats_drops > 0,
+        "stats drops {stats_drops}"
+    );
 }

@@ -53,7 +53,9 @@ fn soak_live_h264_through_nawqsr() {
     init();
     for f in ["x264enc", "avdec_h264", "h264parse"] {
         if gst::ElementFactory::find(f).is_none() {
-            eprintln!("skipping: GStreamer element {f} not installed (scripts/setup.sh installs it)");
+            eprintln!(
+                "skipping: GStreamer element {f} not installed (scripts/setup.sh installs it)"
+            );
             return;
         }
     }
@@ -128,9 +130,19 @@ fn soak_live_h264_through_nawqsr() {
         "soak: minutes {minutes} frames_in {i} frames_out {o} drops {drops} rss_mb_at_1min {rss_1min:.1} \
          rss_mb_last {rss_last:.1} rss_mb_max {rss_max:.1} fds_first {fds_first} fds_last {fds_last}"
     );
-    assert!(i as f64 >= minutes * 60.0 * 30.0 * 0.9, "soak: only {i} frames in");
-    assert_eq!(i, o + drops, "soak: frames lost beyond the counted QoS drops");
-    assert!(fds_last <= fds_first, "soak: fds grew from {fds_first} to {fds_last}");
+    assert!(
+        i as f64 >= minutes * 60.0 * 30.0 * 0.9,
+        "soak: only {i} frames in"
+    );
+    assert_eq!(
+        i,
+        o + drops,
+        "soak: frames lost beyond the counted QoS drops"
+    );
+    assert!(
+        fds_last <= fds_first,
+        "soak: fds grew from {fds_first} to {fds_last}"
+    );
     if minutes >= 5.0 {
         assert!(
             rss_last - rss_1min <= 2.0,

@@ -33,9 +33,7 @@ pub fn label(scale: usize) -> PathBuf {
 
 /// The built-in models: (scale, file name, bytes).
 pub fn builtin() -> impl Iterator<Item = (usize, String, usize)> {
-    EMBEDDED
-        .iter()
-        .map(|&(s, b)| (s, file_name(s), b.len()))
+    EMBEDDED.iter().map(|&(s, b)| (s, file_name(s), b.len()))
 }
 
 /// Directories that override the built-in models (`NAWQSR_MODELS`, `:`-separated).

@@ -58,12 +58,14 @@ impl Fp32Reference {
         let input = tract_ndarray::Array4::from_shape_vec((1, 3, h, w), data)
             .map_err(|e| Error::Invalid(format!("input tensor: {e}")))?;
         let out = validate::no_panic(&self.path, "running tract", || {
-            self.model.run(tvec!(Tensor::from(input).into())).map_err(|e| {
-                Error::model(
-                    &self.path,
-                    format!("inference failed on a {w}x{h} frame: {e}"),
-                )
-            })
+            self.model
+                .run(tvec!(Tensor::from(input).into()))
+                .map_err(|e| {
+                    Error::model(
+                        &self.path,
+                        format!("inference failed on a {w}x{h} frame: {e}"),
+                    )
+                })
         })?;
         let view = out[0]
             .to_plain_array_view::<f32>()
@@ -93,12 +95,14 @@ impl Fp32Reference {
 }
 
 fn load_runnable(path: &Path, bytes: &[u8]) -> Result<Runnable> {
-    let inference = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(|e| {
-        Error::model(
-            path,
-            format!("not a readable ONNX model: {}", root_cause(&e)),
-        )
-    })?;
+    let inference = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .map_err(|e| {
+            Error::model(
+                path,
+                format!("not a readable ONNX model: {}", root_cause(&e)),
+            )
+        })?;
     let typed = inference.into_optimized().map_err(|e| {
         Error::model(
             path,

@@ -18,10 +18,10 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use tract_onnx::prelude::Framework;
 use tract_onnx::pb::{
     AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto,
 };
+use tract_onnx::prelude::Framework;
 
 use crate::error::{Error, Result};
 
@@ -136,7 +136,9 @@ fn check_io(graph: &GraphProto) -> std::result::Result<(), String> {
     }
     for (what, v) in [("input", inputs[0]), ("output", &graph.output[0])] {
         if v.name.is_empty() {
-            return Err(format!("the {what} has an empty name (expected a tensor name)"));
+            return Err(format!(
+                "the {what} has an empty name (expected a tensor name)"
+            ));
         }
         if let Some(dims) = dims_of(v) {
             if dims.len() != 4 {

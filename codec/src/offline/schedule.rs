@@ -519,12 +519,30 @@ fn short(h: &str) -> String {
 /// ../shared IMDN models', ≈ 50 KB), so that hybrid mode finds them without the
 /// checkout. Found, like files, by the model SHA-256 inside them.
 const EMBEDDED: [(&str, &str); 6] = [
-    ("nawq_x2.json", include_str!("../../../schedules/nawq_x2.json")),
-    ("nawq_x3.json", include_str!("../../../schedules/nawq_x3.json")),
-    ("nawq_x4.json", include_str!("../../../schedules/nawq_x4.json")),
-    ("IMDN_x2.json", include_str!("../../../schedules/IMDN_x2.json")),
-    ("IMDN_x4.json", include_str!("../../../schedules/IMDN_x4.json")),
-    ("IMDN_RTC_x2.json", include_str!("../../../schedules/IMDN_RTC_x2.json")),
+    (
+        "nawq_x2.json",
+        include_str!("../../../schedules/nawq_x2.json"),
+    ),
+    (
+        "nawq_x3.json",
+        include_str!("../../../schedules/nawq_x3.json"),
+    ),
+    (
+        "nawq_x4.json",
+        include_str!("../../../schedules/nawq_x4.json"),
+    ),
+    (
+        "IMDN_x2.json",
+        include_str!("../../../schedules/IMDN_x2.json"),
+    ),
+    (
+        "IMDN_x4.json",
+        include_str!("../../../schedules/IMDN_x4.json"),
+    ),
+    (
+        "IMDN_RTC_x2.json",
+        include_str!("../../../schedules/IMDN_RTC_x2.json"),
+    ),
 ];
 
 /// Where a model's default schedule was found.
@@ -532,7 +550,10 @@ const EMBEDDED: [(&str, &str); 6] = [
 pub enum ScheduleSource {
     File(std::path::PathBuf),
     /// A built-in schedule (its file name in the project's `schedules/`).
-    Builtin { name: &'static str, text: &'static str },
+    Builtin {
+        name: &'static str,
+        text: &'static str,
+    },
 }
 
 impl ScheduleSource {
@@ -561,9 +582,8 @@ pub fn builtin_names() -> impl Iterator<Item = &'static str> {
 }
 
 fn made_for(text: &str, model_sha256: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| {
-        v.pointer("/model/sha256").and_then(|s| s.as_str()) == Some(model_sha256)
-    })
+    serde_json::from_str::<serde_json::Value>(text)
+        .is_ok_and(|v| v.pointer("/model/sha256").and_then(|s| s.as_str()) == Some(model_sha256))
 }
 
 /// Directories searched for a model's default schedule before the built-in

@@ -218,7 +218,11 @@ impl Codec {
                 // thread, 1.39 ms on two).
                 let out_px = lr.width() as usize * lr.height() as usize * self.scale * self.scale;
                 let useful = out_px.div_ceil(BICUBIC_PIXELS_PER_THREAD).max(1);
-                Ok(super::bicubic::upscale_rgb(lr, self.scale, (*threads).min(useful)))
+                Ok(super::bicubic::upscale_rgb(
+                    lr,
+                    self.scale,
+                    (*threads).min(useful),
+                ))
             }
             Backend::Npu(n) => Ok(n.runtime.run(Tensor::from_rgb(lr))?.to_rgb()),
         }

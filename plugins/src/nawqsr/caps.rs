@@ -35,7 +35,6 @@ pub(super) fn pixel_format(f: gst_video::VideoFormat) -> Option<PixelFormat> {
     })
 }
 
-
 /// Which way a width/height is rewritten.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dir {
@@ -211,7 +210,8 @@ pub(super) fn common_format(
             out_info.format()
         ));
     }
-    pixel_format(in_info.format()).ok_or_else(|| format!("unsupported format {:?}", in_info.format()))
+    pixel_format(in_info.format())
+        .ok_or_else(|| format!("unsupported format {:?}", in_info.format()))
 }
 
 #[cfg(test)]

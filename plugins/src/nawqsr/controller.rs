@@ -14,7 +14,6 @@ use nawqsr_codec::runtime::{Codec, CodecConfig, Mode, PixelFormat};
 use super::imp::{CAT, Nawqsr, Settings};
 use super::qos::{Ladder, LadderConfig};
 
-
 /// Built in `start()` (codec) and `set_caps()` (video infos), dropped in `stop()`.
 pub(super) struct State {
     /// Settings the codecs were built from (model, schedule, patch size, threads).

@@ -592,4 +592,3 @@ impl BaseTransformImpl for Nawqsr {
         self.transform_frame(inbuf, outbuf)
     }
 }
-

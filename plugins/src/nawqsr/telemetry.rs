@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use nawqsr_codec::runtime::Mode;
 
-
 /// Frames whose processing times answer the latency query (a median over them).
 pub(super) const LATENCY_WINDOW: usize = 32;
 /// Frames measured before the element tells the pipeline its latency changed.

@@ -14,7 +14,6 @@ use nawqsr_codec::runtime::{FrameMut, FrameRef, Mode, PixelFormat};
 
 use super::imp::{CAT, Nawqsr};
 
-
 /// Borrows the planes of a mapped frame in the codec's terms.
 pub(super) fn frame_ref<'a>(
     frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>,
