@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod offline;
 pub mod runtime;
+pub mod schedule;
 
 pub use error::{Error, Result};
 pub mod engine;

@@ -7,10 +7,10 @@ use anyhow::{Result, bail};
 use nawqsr_codec::engine::{Engine, Plan, Tensor};
 use nawqsr_codec::kernels::CpuLevel;
 use nawqsr_codec::model::{self, reference::Fp32Reference};
-use nawqsr_codec::offline::schedule::ScheduleSource;
 use nawqsr_codec::quant::Bits;
 use nawqsr_codec::runtime::codec::RuntimeOptions;
 use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
+use nawqsr_codec::schedule::ScheduleSource;
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -239,7 +239,7 @@ pub(crate) fn schedule_path(
 ) -> anyhow::Result<ScheduleSource> {
     match given {
         Some(p) => Ok(ScheduleSource::File(p.clone())),
-        None => nawqsr_codec::offline::schedule::find_for_model(sha).ok_or_else(|| {
+        None => nawqsr_codec::schedule::find_for_model(sha).ok_or_else(|| {
             anyhow::anyhow!(
                 "--mode {mode}: no schedule for {} found (give --schedule FILE or run nawqsr calibrate)",
                 model.display()

@@ -77,15 +77,7 @@ impl Config {
 /// The quality oracle the algorithms call: GetQuality(m(b), D_calib).
 pub type Quality<'a> = dyn FnMut(&Config) -> Result<f64> + 'a;
 
-/// Which model the ε constraint is measured against (§5 "NAWQ-SR Parameters").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Reference {
-    /// The original model (the engine's FP32 plan).
-    Fp32,
-    /// The 8-bit-weights model, when weight quantization alone costs ≥ ε.
-    Fp32w8,
-}
+pub use crate::schedule::Reference;
 
 /// GetQuality on a calibration set with the integer engine.
 pub struct Evaluator<'a> {

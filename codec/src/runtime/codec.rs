@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::kernels::CpuLevel;
 use crate::model::bundled;
 use crate::model::reference::Fp32Reference;
-use crate::offline::schedule::ScheduleSource;
 use crate::quant::{Bits, WeightGranularity};
+use crate::schedule::ScheduleSource;
 
 /// Default patch height in LR rows when `patch_size` is 0. Worker CPU ms/frame,
 /// int8, 2 workers (`bench_patch_size` in codec/tests/runtime.rs): IMDN_x4
@@ -375,7 +375,7 @@ impl Npu {
         // model's hash).
         let schedule = match &cfg.schedule {
             Some(p) => Some(ScheduleSource::File(p.clone())),
-            None => crate::offline::schedule::find_for_model(&sha),
+            None => crate::schedule::find_for_model(&sha),
         };
         if let Some(s) = &schedule {
             tracing::info!(
