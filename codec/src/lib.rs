@@ -13,6 +13,7 @@ pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod offline;
+pub mod profiler;
 pub mod runtime;
 pub mod schedule;
 

@@ -24,7 +24,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::engine::{ConvPlan, Plan};
+use crate::engine::{ConvPlan, Plan, Ranges};
 use crate::error::{Error, Result};
 use crate::model::Graph;
 use crate::quant::{Bits, QParams, WeightGranularity};
@@ -138,6 +138,43 @@ pub struct Partition {
     pub layers: Vec<String>,
 }
 
+/// One plan on the quality/latency front (FYE-SR's dual of Eq. 2: the best
+/// quality for a latency target).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontPoint {
+    /// b_l per conv layer, in execution order (8 or 16).
+    pub bits: Vec<u32>,
+    /// d_l per conv layer.
+    pub dre: Vec<bool>,
+    /// Profiled wall time per frame at [`Pareto::input`] on the profiled host.
+    pub predicted_ms: f64,
+    /// Mean Y-PSNR on the calibration set (dB).
+    pub psnr: f64,
+    /// Mean PIQE of the outputs on the calibration set (lower is better), when
+    /// measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub piqe: Option<f64>,
+}
+
+/// The quality/latency Pareto front of a schedule (`calibrate --pareto` or
+/// `--latency-target`): the plans the element moves along under a deadline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pareto {
+    /// CPU model and kernel level the times were profiled on.
+    pub host: String,
+    pub threads: usize,
+    /// LR size the times are for, [width, height].
+    pub input: [usize; 2],
+    /// The target the schedule's own plan was chosen for, if any (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ms: Option<f64>,
+    /// By increasing predicted time (and so increasing PSNR: dominated plans
+    /// are dropped).
+    pub points: Vec<FrontPoint>,
+}
+
 /// A schedule file.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Schedule {
@@ -153,6 +190,8 @@ pub struct Schedule {
     #[serde(serialize_with = "ordered_map")]
     pub layers: Vec<(String, LayerQ)>,
     pub partitions: Vec<Partition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pareto: Option<Pareto>,
 }
 
 fn ordered_map<S: Serializer>(
@@ -229,6 +268,20 @@ impl Schedule {
         plan
     }
 
+    /// The calibrated static input ranges the schedule's ⟨s, z⟩ came from, as
+    /// engine [`Ranges`] (what the offline flow measured its configurations with).
+    pub fn ranges(&self, graph: &Graph) -> Ranges {
+        let by_name: HashMap<&str, &LayerQ> =
+            self.layers.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let mut r = Ranges::empty(graph);
+        for i in graph.conv_layers() {
+            if let Some(l) = by_name.get(graph.layers[i].name.as_str()) {
+                r.0[i] = Some((l.range[0], l.range[1]));
+            }
+        }
+        r
+    }
+
     /// Wordlength per conv position.
     pub fn bits(&self) -> Vec<Bits> {
         self.layers
@@ -300,7 +353,7 @@ impl Schedule {
                 ));
             }
         }
-        const FIELDS: [&str; 9] = [
+        const FIELDS: [&str; 10] = [
             "version",
             "model",
             "energy_threshold",
@@ -310,6 +363,7 @@ impl Schedule {
             "search",
             "layers",
             "partitions",
+            "pareto",
         ];
         if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(fail(
@@ -436,6 +490,13 @@ impl Schedule {
                 ),
             ));
         }
+        let pareto: Option<Pareto> = match obj.get("pareto") {
+            None => None,
+            Some(_) => Some(field(&obj, "pareto", path)?),
+        };
+        if let Some(pf) = &pareto {
+            check_pareto(pf, names.len()).map_err(|(f, m)| fail(&f, m))?;
+        }
         Ok(Schedule {
             version: VERSION,
             model,
@@ -446,8 +507,63 @@ impl Schedule {
             search,
             layers,
             partitions,
+            pareto,
         })
     }
+
+    /// The engine plan of front point `k`: its bits and DRE flags with Eq. (1)
+    /// from the calibrated ranges (as the offline flow measured it).
+    pub fn point_plan(&self, graph: &Graph, k: usize) -> Option<Plan> {
+        let p = self.pareto.as_ref()?.points.get(k)?;
+        let bits: Vec<Bits> = p
+            .bits
+            .iter()
+            .map(|&b| if b == 8 { Bits::B8 } else { Bits::B16 })
+            .collect();
+        Some(Plan::per_conv(graph, &self.ranges(graph), &bits, &p.dre))
+    }
+}
+
+/// The front's invariants (what the element trusts): every point names every
+/// conv layer, bits are 8 or 16, times finite, positive and increasing.
+fn check_pareto(p: &Pareto, convs: usize) -> std::result::Result<(), (String, String)> {
+    if p.points.is_empty() {
+        return Err((
+            "pareto.points".into(),
+            "empty (expected at least one plan)".into(),
+        ));
+    }
+    let mut last = 0.0;
+    for (k, pt) in p.points.iter().enumerate() {
+        let f = |x: &str| format!("pareto.points[{k}].{x}");
+        if pt.bits.len() != convs || pt.dre.len() != convs {
+            return Err((
+                f("bits"),
+                format!(
+                    "{} bits and {} dre flags (expected {convs}, one per conv layer)",
+                    pt.bits.len(),
+                    pt.dre.len()
+                ),
+            ));
+        }
+        if let Some(b) = pt.bits.iter().find(|&&b| b != 8 && b != 16) {
+            return Err((f("bits"), format!("contains {b} (expected 8 or 16)")));
+        }
+        if !(pt.predicted_ms.is_finite() && pt.predicted_ms > 0.0) {
+            return Err((
+                f("predicted_ms"),
+                format!("is {} (expected a finite time > 0)", pt.predicted_ms),
+            ));
+        }
+        if pt.predicted_ms < last {
+            return Err((
+                f("predicted_ms"),
+                "points must be sorted by increasing predicted time".into(),
+            ));
+        }
+        last = pt.predicted_ms;
+    }
+    Ok(())
 }
 
 fn short(h: &str) -> String {

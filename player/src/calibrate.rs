@@ -58,10 +58,31 @@ pub struct Args {
     /// each, with WLopt's run time as budget (Table 1).
     #[arg(long, default_value_t = 0)]
     baselines: usize,
+    /// Latency target in ms per frame (FYE-SR): the schedule's plan becomes the
+    /// best-PSNR plan of the quality/latency front whose profiled time fits it,
+    /// and the front is stored in the schedule.
+    #[arg(long)]
+    latency_target: Option<f64>,
+    /// Store the whole quality/latency Pareto front in the schedule (the plans
+    /// the element moves along under its `latency-target`).
+    #[arg(long)]
+    pareto: bool,
+    /// Host profile (`nawqsr profile`) the times come from; default: profile
+    /// this host now at --input-size.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// LR frame size the latency target is for, WxH (without --profile).
+    #[arg(long, default_value = "960x540")]
+    input_size: String,
+    /// Profiled frames per plan (without --profile).
+    #[arg(long, default_value_t = 15)]
+    profile_frames: usize,
     /// One JSON object on stdout.
     #[arg(long)]
     json: bool,
 }
+
+mod latency;
 
 pub fn run(a: Args) -> Result<()> {
     if !(2..=4).contains(&a.scale) {
@@ -76,6 +97,12 @@ pub fn run(a: Args) -> Result<()> {
             a.tolerance
         );
     }
+    if let Some(t) = a.latency_target
+        && !(t.is_finite() && t > 0.0)
+    {
+        bail!("--latency-target {t}: invalid (expected a time in ms > 0)");
+    }
+    let input_size = crate::bench_model::parse_size(&a.input_size)?;
     let weights = match a.weights.as_str() {
         "per-channel" => WeightGranularity::PerChannel,
         "per-tensor" => WeightGranularity::PerTensor,
@@ -162,8 +189,27 @@ pub fn run(a: Args) -> Result<()> {
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    out.schedule.save(&a.out)?;
-    let s = &out.schedule;
+    let (schedule, front_json) = if a.latency_target.is_some() || a.pareto {
+        let (s, j) = latency::run(
+            &mut ev,
+            &out,
+            &latency::Args {
+                target_ms: a.latency_target,
+                profile: a.profile.clone(),
+                input: input_size,
+                frames: a.profile_frames,
+                threads: a.threads,
+                samples: &samples,
+                model_sha256: &opts.model_sha256,
+                model_file: &a.model,
+            },
+        )?;
+        (s, Some(j))
+    } else {
+        (out.schedule.clone(), None)
+    };
+    schedule.save(&a.out)?;
+    let s = &schedule;
     let n8 = out.wlopt.bits.iter().filter(|&&b| b == Bits::B8).count();
     let dre_names: Vec<&str> = out.dre.iter().map(|&p| names[p].as_str()).collect();
     eprintln!(
@@ -294,6 +340,7 @@ pub fn run(a: Args) -> Result<()> {
             "lra": out.lra.iter().map(|e| json!({"layer": names[e.pos], "drop_db": e.drop})).collect::<Vec<_>>(),
             "energy_grid": grid,
             "baselines": baselines,
+            "front": front_json,
         });
         println!("{obj}");
     }

@@ -10,6 +10,7 @@ mod keys;
 mod media;
 mod piqe;
 mod play;
+mod profile;
 mod transcode;
 mod upscale;
 
@@ -44,6 +45,8 @@ enum Cmd {
     Play(play::Args),
     /// No-reference PIQE score of images (0 best, 100 worst).
     Piqe(piqe::Args),
+    /// Per-layer time on each unit and switch costs on this host (FYE-SR's profiler).
+    Profile(profile::Args),
 }
 
 /// `nawqsr --version`: the version, then what this build runs on this CPU (the
@@ -101,6 +104,7 @@ fn main() {
         Cmd::BenchKernels(a) => bench_kernels::run(a),
         Cmd::BenchModel(a) => bench_model::run(a),
         Cmd::Piqe(a) => piqe::run(a),
+        Cmd::Profile(a) => profile::run(a),
     };
     if let Err(e) = res {
         // One line: the chain of causes, outermost first.

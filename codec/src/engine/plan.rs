@@ -90,6 +90,19 @@ impl Plan {
         }
     }
 
+    /// Per conv layer in `Graph::conv_layers()` order, (bits, DRE flag), with
+    /// static ranges from `ranges`: a design point of the offline flow or of the
+    /// profiler.
+    pub fn per_conv(g: &Graph, ranges: &Ranges, bits: &[Bits], dre: &[bool]) -> Plan {
+        let mut pos = vec![None; g.layers.len()];
+        for (p, i) in g.conv_layers().into_iter().enumerate() {
+            pos[i] = Some(p);
+        }
+        Plan::per_layer(g, ranges, |i| {
+            pos[i].map(|p| (bits[p], dre.get(p).copied().unwrap_or(false)))
+        })
+    }
+
     /// Every conv at `bits` with run-time DRE (d = 1 everywhere, §4.2): each conv
     /// derives ⟨s, z⟩ from its actual input, so no calibrated ranges are needed.
     pub fn all_dre(g: &Graph, bits: Bits) -> Plan {

@@ -18,6 +18,7 @@
 //! the WLopt step that differs from uniform A16W8 in one layer.
 pub mod bops;
 pub mod dre_select;
+pub mod front;
 pub mod lra;
 pub mod schedule;
 pub mod search;
@@ -61,16 +62,7 @@ impl Config {
     /// The engine plan: every conv on its integer unit with Eq. (1) parameters
     /// from `ranges` (the §4.1 UpdateScale&ZeroPoint for a new b_l).
     pub fn plan(&self, engine: &Engine, ranges: &Ranges) -> Plan {
-        let convs = engine.graph.conv_layers();
-        let mut pos = vec![usize::MAX; engine.graph.layers.len()];
-        for (p, &i) in convs.iter().enumerate() {
-            pos[i] = p;
-        }
-        Plan::per_layer(&engine.graph, ranges, |i| {
-            pos.get(i)
-                .filter(|&&p| p != usize::MAX)
-                .map(|&p| (self.bits[p], self.dre[p]))
-        })
+        Plan::per_conv(&engine.graph, ranges, &self.bits, &self.dre)
     }
 }
 

@@ -81,6 +81,31 @@ impl Schedule {
             search: x.search,
             layers,
             partitions,
+            pareto: None,
         }
+    }
+}
+
+impl Schedule {
+    /// This schedule with its own plan replaced by `config` (a point chosen on
+    /// the latency front): ⟨s, z⟩ re-derived from each layer's calibrated range
+    /// for its new b_l (as the evaluator measured it), partitions and BOPs
+    /// recomputed; everything else (ranges, LRA drops, provenance) kept.
+    pub fn with_config(&self, config: &Config) -> Schedule {
+        let mut s = self.clone();
+        for (p, (_, l)) in s.layers.iter_mut().enumerate() {
+            let q = QParams::from_range(l.range[0], l.range[1], config.bits[p]);
+            l.bits = q.bits.bits();
+            l.scale = q.scale;
+            l.zero = q.zero;
+            l.dre = config.dre[p];
+        }
+        let names: Vec<String> = s.layers.iter().map(|(k, _)| k.clone()).collect();
+        let bits: Vec<u32> = config.bits.iter().map(|b| b.bits()).collect();
+        s.partitions = partitions(&names, &bits, &config.dre);
+        let macs: Vec<u64> = s.layers.iter().map(|(_, l)| l.macs).collect();
+        s.cost.bops = bops::bops(&macs, &config.bits);
+        s.cost.reduction_vs_a16w8 = s.cost.bops_a16w8 as f64 / s.cost.bops.max(1) as f64;
+        s
     }
 }

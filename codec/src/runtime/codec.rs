@@ -24,7 +24,7 @@ use crate::kernels::CpuLevel;
 use crate::model::bundled;
 use crate::model::reference::Fp32Reference;
 use crate::quant::{Bits, WeightGranularity};
-use crate::schedule::ScheduleSource;
+use crate::schedule::{Pareto, Schedule, ScheduleSource};
 
 /// Default patch height in LR rows when `patch_size` is 0. Worker CPU ms/frame,
 /// int8, 2 workers (`bench_patch_size` in codec/tests/runtime.rs): IMDN_x4
@@ -123,6 +123,10 @@ struct Npu {
     runtime: Runtime,
     rows: usize,
     workers: usize,
+    /// The schedule the plan came from (hybrid and the uniform modes), for its
+    /// latency front.
+    schedule: Option<Arc<Schedule>>,
+    cfg: CodecConfig,
 }
 
 /// One configured upscaler.
@@ -293,6 +297,42 @@ impl Codec {
         }
     }
 
+    /// The schedule's quality/latency front (hybrid and uniform modes with a
+    /// schedule that has one: `calibrate --pareto`).
+    pub fn front(&self) -> Option<&Pareto> {
+        match &self.backend {
+            Backend::Npu(n) => n.schedule.as_ref()?.pareto.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// A codec running point `k` of [`Codec::front`] on this codec's engine
+    /// (weights packed once) with the same threads and patch size.
+    pub fn at_point(&self, k: usize) -> Result<Codec> {
+        let n = self.npu()?;
+        let plan = n
+            .schedule
+            .as_ref()
+            .and_then(|s| s.point_plan(&n.engine.graph, k))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "front point {k}: the schedule has no such point (expected one of its pareto.points)"
+                ))
+            })?;
+        let mut npu = Npu::start(
+            &n.cfg,
+            n.engine.clone(),
+            Arc::new(plan),
+            RuntimeOptions::default(),
+        )?;
+        npu.schedule = n.schedule.clone();
+        Ok(Codec {
+            scale: self.scale,
+            mode: Mode::Hybrid,
+            backend: Backend::Npu(npu),
+        })
+    }
+
     /// Test hook: the next work item fails with an error or a panic.
     #[doc(hidden)]
     pub fn inject_fault(&self, panic: bool) -> Result<()> {
@@ -384,6 +424,7 @@ impl Npu {
                 model.label.display()
             );
         }
+        let mut loaded = None;
         let (plan, gran) = match &schedule {
             Some(s) => {
                 let sched = s.load(&graph, &sha)?;
@@ -394,7 +435,9 @@ impl Npu {
                     // on one unit, Eq. (1) re-derived for its bitwidth, no DRE.
                     _ => sched.plan_with(&graph, |_, _| false).with_bits(bits),
                 };
-                (plan, sched.weights())
+                let w = sched.weights();
+                loaded = Some(Arc::new(sched));
+                (plan, w)
             }
             None if mode == Mode::Hybrid => {
                 return Err(Error::Invalid(
@@ -412,7 +455,9 @@ impl Npu {
             }
         };
         let engine = Arc::new(Engine::with_granularity(graph, CpuLevel::detect(), 1, gran));
-        Npu::start(cfg, engine, Arc::new(plan), opts)
+        let mut npu = Npu::start(cfg, engine, Arc::new(plan), opts)?;
+        npu.schedule = loaded;
+        Ok(npu)
     }
 
     fn start(
@@ -445,6 +490,8 @@ impl Npu {
             runtime,
             rows,
             workers,
+            schedule: None,
+            cfg: cfg.clone(),
         })
     }
 }

@@ -786,6 +786,13 @@ impl Dispatcher {
             }
             Err(_) => Vec::new(),
         };
+        let layers: Vec<(usize, f64)> = match (&d.result, self.frames.get(&d.frame)) {
+            (Ok(outs), Some(f)) => outs
+                .iter()
+                .filter_map(|o| f.ft.tg.nodes[o.node].layer().map(|l| (l, o.secs)))
+                .collect(),
+            _ => Vec::new(),
+        };
         let dre: f64 = d
             .result
             .as_ref()
@@ -796,7 +803,7 @@ impl Dispatcher {
             .saturating_duration_since(d.ready_at)
             .as_secs_f64();
         self.shared.telemetry.item_done(
-            d.unit, d.nodes, d.busy, d.cpu, &parts, dre, latency, d.switch,
+            d.unit, d.nodes, d.busy, d.cpu, &parts, &layers, dre, latency, d.switch,
         );
         let Some(fr) = self.frames.get_mut(&d.frame) else {
             return;

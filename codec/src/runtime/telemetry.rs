@@ -96,6 +96,10 @@ pub struct Stats {
     pub in_flight_max: usize,
     /// Network MACs per second of wall time with at least one frame in flight.
     pub macs_per_s: f64,
+    /// Worker (wall) seconds per graph layer, summed over bands and threads
+    /// (the RQU's range partials included): what `profiler` divides among the
+    /// layers (FYE-SR's per-layer timing).
+    pub layer_s: Vec<f64>,
 }
 
 /// Accumulators behind [`Stats`], shared by the dispatcher, the workers and
@@ -129,6 +133,7 @@ struct Acc {
     in_flight_max: usize,
     macs: f64,
     busy_wall: f64,
+    layer_s: Vec<f64>,
 }
 
 /// Latency window: percentiles over the most recent frames.
@@ -182,6 +187,7 @@ impl Telemetry {
         busy: f64,
         cpu: f64,
         per_partition: &[(usize, f64)],
+        per_layer: &[(usize, f64)],
         dre: f64,
         dispatch_latency: f64,
         switch: bool,
@@ -198,6 +204,12 @@ impl Telemetry {
                 if let Some(x) = a.partition_time.get_mut(p) {
                     *x += t;
                 }
+            }
+            for &(l, t) in per_layer {
+                if a.layer_s.len() <= l {
+                    a.layer_s.resize(l + 1, 0.0);
+                }
+                a.layer_s[l] += t;
             }
             a.items += 1;
             a.dispatch_lat += dispatch_latency;
@@ -306,6 +318,7 @@ impl Telemetry {
                 } else {
                     0.0
                 },
+                layer_s: a.layer_s.clone(),
             }
         })
     }

@@ -11,8 +11,10 @@ use gst::subclass::prelude::*;
 
 use nawqsr_codec::runtime::{Codec, CodecConfig, Mode, PixelFormat};
 
+use super::deadline::{Deadline, DeadlineConfig};
 use super::imp::{CAT, Nawqsr, Settings};
 use super::qos::{Ladder, LadderConfig};
+use super::telemetry::PlanInfo;
 
 /// Built in `start()` (codec) and `set_caps()` (video infos), dropped in `stop()`.
 pub(super) struct State {
@@ -24,13 +26,30 @@ pub(super) struct State {
     pub(super) active: Mode,
     /// Modes whose codec failed to build: never retried.
     pub(super) failed: Vec<Mode>,
+    /// Hybrid with a schedule that has a quality/latency front: the deadline
+    /// controller and the front's codecs (built as it visits them).
+    pub(super) front: Option<FrontState>,
     pub(super) in_info: Option<gst_video::VideoInfo>,
     pub(super) out_info: Option<gst_video::VideoInfo>,
     pub(super) format: Option<PixelFormat>,
 }
 
+/// The front's codecs and the deadline controller over them.
+pub(super) struct FrontState {
+    pub(super) deadline: Deadline,
+    pub(super) points: Vec<Option<Codec>>,
+    pub(super) predicted: Vec<f64>,
+    pub(super) psnr: Vec<f64>,
+}
+
 impl State {
     pub(super) fn codec(&self) -> &Codec {
+        if self.active == Mode::Hybrid
+            && let Some(f) = &self.front
+            && let Some(Some(c)) = f.points.get(f.deadline.current())
+        {
+            return c;
+        }
         &self
             .codecs
             .iter()
@@ -162,6 +181,7 @@ impl Nawqsr {
                 }
             }
         }
+        self.ensure_front(state);
         loop {
             let want = self.ladder.lock().unwrap().current();
             if want == state.active {
@@ -205,6 +225,7 @@ impl Nawqsr {
             }
             let from = state.active;
             state.active = want;
+            self.ensure_front(state);
             self.timing.lock().unwrap().switches += 1;
             gst::info!(
                 CAT,
@@ -220,5 +241,115 @@ impl Nawqsr {
             msgs.push(gst::message::Element::builder(s).src(&*self.obj()).build());
         }
         msgs
+    }
+
+    /// Hybrid's codec has a front: start the deadline controller at its best
+    /// point (once).
+    pub(super) fn ensure_front(&self, state: &mut State) {
+        if state.front.is_some() || state.active != Mode::Hybrid {
+            return;
+        }
+        let Some((_, hybrid)) = state.codecs.iter().find(|(m, _)| *m == Mode::Hybrid) else {
+            return;
+        };
+        let Some(front) = hybrid.front() else {
+            return;
+        };
+        let predicted: Vec<f64> = front.points.iter().map(|p| p.predicted_ms).collect();
+        let psnr: Vec<f64> = front.points.iter().map(|p| p.psnr).collect();
+        let best = predicted.len() - 1;
+        let mut points: Vec<Option<Codec>> = (0..predicted.len()).map(|_| None).collect();
+        match hybrid.at_point(best) {
+            Ok(c) => points[best] = Some(c),
+            Err(e) => {
+                gst::warning!(CAT, imp = self, "front point {best} unavailable: {e}");
+                return;
+            }
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "deadline control on a front of {} plans ({:.2}–{:.2} ms profiled on {})",
+            predicted.len(),
+            predicted[0],
+            predicted[best],
+            front.host
+        );
+        state.front = Some(FrontState {
+            deadline: Deadline::new(predicted.clone(), best, best, DeadlineConfig::default()),
+            points,
+            predicted,
+            psnr,
+        });
+    }
+
+    /// The running front point, for the stats.
+    pub(super) fn plan_info(state: &State, target_ms: f64) -> Option<PlanInfo> {
+        let f = state
+            .front
+            .as_ref()
+            .filter(|_| state.active == Mode::Hybrid)?;
+        let k = f.deadline.current();
+        Some(PlanInfo {
+            point: k,
+            predicted_ms: f.predicted[k],
+            psnr: f.psnr[k],
+            target_ms,
+        })
+    }
+
+    /// One frame of hybrid on the front took `ms`: let the deadline controller
+    /// move, building the new point's codec if needed. Returns the message to
+    /// post (`nawqsr-plan-switch`, naming both plans).
+    pub(super) fn steer(&self, state: &mut State, ms: f64, target_ms: f64) -> Option<gst::Message> {
+        if state.active != Mode::Hybrid {
+            return None;
+        }
+        let hybrid = state
+            .codecs
+            .iter()
+            .find(|(m, _)| *m == Mode::Hybrid)
+            .map(|(_, c)| c)?;
+        let f = state.front.as_mut()?;
+        let sw = f.deadline.observe(ms, target_ms)?;
+        if f.points[sw.to].is_none() {
+            match hybrid.at_point(sw.to) {
+                Ok(c) => f.points[sw.to] = Some(c),
+                Err(e) => {
+                    // Cannot happen for a validated schedule; stay where we were.
+                    gst::warning!(CAT, imp = self, "front point {} unavailable: {e}", sw.to);
+                    f.deadline = Deadline::new(
+                        f.predicted.clone(),
+                        sw.from,
+                        f.predicted.len() - 1,
+                        DeadlineConfig::default(),
+                    );
+                    return None;
+                }
+            }
+        }
+        self.timing.lock().unwrap().switches += 1;
+        gst::info!(
+            CAT,
+            imp = self,
+            "plan switch {} ({:.2} ms, {:.4} dB) -> {} ({:.2} ms, {:.4} dB), target {target_ms:.2} ms, frame {ms:.2} ms",
+            sw.from,
+            f.predicted[sw.from],
+            f.psnr[sw.from],
+            sw.to,
+            f.predicted[sw.to],
+            f.psnr[sw.to]
+        );
+        let s = gst::Structure::builder("nawqsr-plan-switch")
+            .field("from", sw.from as u32)
+            .field("to", sw.to as u32)
+            .field("from-predicted-ms", f.predicted[sw.from])
+            .field("to-predicted-ms", f.predicted[sw.to])
+            .field("from-psnr", f.psnr[sw.from])
+            .field("to-psnr", f.psnr[sw.to])
+            .field("target-ms", target_ms)
+            .field("frame-ms", ms)
+            .build();
+        Some(gst::message::Element::builder(s).src(&*self.obj()).build())
     }
 }

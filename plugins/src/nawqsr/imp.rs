@@ -59,6 +59,8 @@ pub(super) struct Settings {
     pub(super) patch_size: u32,
     pub(super) threads: u32,
     pub(super) stats_interval: u32,
+    /// Deadline per frame (ms) for the front controller; 0 = frame interval − 15 %.
+    pub(super) latency_target: f64,
 }
 
 impl Default for Settings {
@@ -71,6 +73,7 @@ impl Default for Settings {
             patch_size: DEFAULT_PATCH_SIZE,
             threads: DEFAULT_THREADS,
             stats_interval: DEFAULT_STATS_INTERVAL,
+            latency_target: 0.0,
         }
     }
 }
@@ -93,8 +96,13 @@ impl Nawqsr {
         caps::negotiable_scales(&self.settings.lock().unwrap(), started)
     }
 
-    pub(super) fn stats_message(&self, timing: &mut Timing, mode: Mode) -> gst::Message {
-        let s = telemetry::stats_structure(timing, mode);
+    pub(super) fn stats_message(
+        &self,
+        timing: &mut Timing,
+        mode: Mode,
+        plan: Option<telemetry::PlanInfo>,
+    ) -> gst::Message {
+        let s = telemetry::stats_structure(timing, mode, plan);
         gst::message::Element::builder(s).src(&*self.obj()).build()
     }
 
@@ -198,6 +206,19 @@ impl ObjectImpl for Nawqsr {
                     .default_value(DEFAULT_STATS_INTERVAL)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecDouble::builder("latency-target")
+                    .nick("Latency target")
+                    .blurb(
+                        "Deadline per frame in ms, 0 to 60000, for mode hybrid with a schedule that \
+                         has a quality/latency front (nawqsr calibrate --pareto): the element moves \
+                         along the front from measured frame times, posting \
+                         'nawqsr-plan-switch' messages (0 = the stream's frame interval minus 15 %)",
+                    )
+                    .minimum(0.0)
+                    .maximum(60000.0)
+                    .default_value(0.0)
+                    .mutable_playing()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -235,6 +256,9 @@ impl ObjectImpl for Nawqsr {
             "stats-interval" => {
                 settings.stats_interval = value.get().expect("type checked upstream")
             }
+            "latency-target" => {
+                settings.latency_target = value.get().expect("type checked upstream")
+            }
             _ => unimplemented!(),
         }
         gst::info!(CAT, imp = self, "property {name} set: {settings:?}");
@@ -251,6 +275,7 @@ impl ObjectImpl for Nawqsr {
             "patch-size" => settings.patch_size.to_value(),
             "threads" => settings.threads.to_value(),
             "stats-interval" => settings.stats_interval.to_value(),
+            "latency-target" => settings.latency_target.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -336,6 +361,7 @@ impl BaseTransformImpl for Nawqsr {
             codecs: vec![(mode, codec)],
             active: mode,
             failed: Vec::new(),
+            front: None,
             in_info: None,
             out_info: None,
             format: None,

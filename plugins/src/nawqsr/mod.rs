@@ -10,6 +10,7 @@ use nawqsr_codec::runtime::Mode;
 
 mod caps;
 mod controller;
+pub mod deadline;
 mod imp;
 pub mod qos;
 mod telemetry;

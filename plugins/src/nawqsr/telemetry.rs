@@ -70,7 +70,20 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
 
 /// The `nawqsr-stats` structure for the frames since the last one; starts the
 /// next window.
-pub(super) fn stats_structure(timing: &mut Timing, mode: Mode) -> gst::Structure {
+/// The front point running (when the deadline controller is on).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PlanInfo {
+    pub(super) point: usize,
+    pub(super) predicted_ms: f64,
+    pub(super) psnr: f64,
+    pub(super) target_ms: f64,
+}
+
+pub(super) fn stats_structure(
+    timing: &mut Timing,
+    mode: Mode,
+    plan: Option<PlanInfo>,
+) -> gst::Structure {
     let mut times = std::mem::take(&mut timing.window);
     times.sort_unstable();
     let elapsed = timing
@@ -83,8 +96,17 @@ pub(super) fn stats_structure(timing: &mut Timing, mode: Mode) -> gst::Structure
         0.0
     };
     timing.window_start = Some(Instant::now());
-    gst::Structure::builder("nawqsr-stats")
-        .field("frames", timing.frames)
+    let b = gst::Structure::builder("nawqsr-stats");
+    // On the front: which point (-1: none), its profiled ms and PSNR, the target.
+    let b = match plan {
+        Some(p) => b
+            .field("plan", p.point as i32)
+            .field("plan-predicted-ms", p.predicted_ms)
+            .field("plan-psnr", p.psnr)
+            .field("latency-target-ms", p.target_ms),
+        None => b.field("plan", -1i32),
+    };
+    b.field("frames", timing.frames)
         .field("fps", fps)
         .field("latency-p50-ms", percentile_ms(&times, 0.5))
         .field("latency-p99-ms", percentile_ms(&times, 0.99))

@@ -67,9 +67,9 @@ impl Nawqsr {
         inbuf: &gst::Buffer,
         outbuf: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (user_mode, stats_interval) = {
+        let (user_mode, stats_interval, latency_target) = {
             let s = self.settings.lock().unwrap();
-            (Mode::from(s.mode), s.stats_interval)
+            (Mode::from(s.mode), s.stats_interval, s.latency_target)
         };
         let mut guard = self.state.lock().unwrap();
         let Some(state) = guard.as_mut() else {
@@ -151,6 +151,21 @@ impl Nawqsr {
                 .unwrap()
                 .record_cost(mode, dt.as_secs_f64() / interval);
         }
+        // FYE-SR's latency target, online: the property, else the frame
+        // interval less a margin for the rest of the pipeline.
+        let target_ms = if latency_target > 0.0 {
+            Some(latency_target)
+        } else {
+            interval.map(|s| s * 1e3 * 0.85)
+        };
+        let plan = {
+            let mut guard = self.state.lock().unwrap();
+            guard.as_mut().and_then(|state| {
+                let t = target_ms?;
+                msgs.extend(self.steer(state, dt.as_secs_f64() * 1e3, t));
+                Self::plan_info(state, t)
+            })
+        };
 
         let latency_changed = {
             let mut timing = self.timing.lock().unwrap();
@@ -166,7 +181,7 @@ impl Nawqsr {
                 mode.name()
             );
             if stats_interval > 0 && timing.frames.is_multiple_of(u64::from(stats_interval)) {
-                msgs.push(self.stats_message(&mut timing, mode));
+                msgs.push(self.stats_message(&mut timing, mode, plan));
             }
             let changed = timing.latency_changed();
             if changed {
