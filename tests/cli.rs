@@ -602,3 +602,204 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+// ---- issue 19: profiler and latency-targeted calibration ----
+
+fn bundled_x2_model() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../assets/models/nawq_x2.onnx"
+    ))
+}
+
+#[test]
+fn profile_writes_every_layer_edge_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("host-profile.json");
+    let m = bundled_x2_model();
+    let o = nawqsr(&[
+        "profile",
+        "--model",
+        m.to_str().unwrap(),
+        "--input-size",
+        "48x32",
+        "--frames",
+        "2",
+        "--rounds",
+        "1",
+        "--checks",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 6, "nawq_x2 has 6 convs");
+    assert_eq!(v["edges"].as_array().unwrap().len(), 5);
+    // int8, a16w8, the schedule's hybrid and 2 random plans.
+    let checks = v["check"].as_array().unwrap();
+    assert_eq!(checks.len(), 5);
+    for c in checks {
+        assert!(c["measured_ms"].as_f64().unwrap() > 0.0);
+        assert!(c["predicted_ms"].as_f64().unwrap() > 0.0, "{c}");
+    }
+    assert!(v["host"]["cpu"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(v["input"], serde_json::json!([48, 32]));
+    // The table names the worst error.
+    assert!(String::from_utf8_lossy(&o.stdout).contains("worst |error|"));
+}
+
+#[test]
+fn profile_bad_input_is_one_line() {
+    let m = bundled_x2_model();
+    let m = m.to_str().unwrap();
+    assert_error(
+        &nawqsr(&[
+            "profile",
+            "--model",
+            m,
+            "--input-size",
+            "0x5",
+            "--out",
+            "/tmp/x.json",
+        ]),
+        &["--input-size"],
+    );
+    assert_error(
+        &nawqsr(&[
+            "profile",
+            "--model",
+            m,
+            "--frames",
+            "0",
+            "--out",
+            "/tmp/x.json",
+        ]),
+        &["--frames"],
+    );
+    assert_error(
+        &nawqsr(&[
+            "profile",
+            "--model",
+            "/nonexistent.onnx",
+            "--out",
+            "/tmp/x.json",
+        ]),
+        &["/nonexistent.onnx"],
+    );
+}
+
+/// A few textured HR images, so calibration needs no ../shared.
+fn calib_dir(dir: &Path) -> PathBuf {
+    let d = dir.join("calib");
+    std::fs::create_dir_all(&d).unwrap();
+    for k in 0..3u32 {
+        let img = image::RgbImage::from_fn(64, 64, |x, y| {
+            let v = |a: u32| ((x * (3 + a + k) + y * (5 + 2 * a) + (x * y) / (k + 1)) % 256) as u8;
+            image::Rgb([v(0), v(1), v(2)])
+        });
+        img.save(d.join(format!("img{k}.png"))).unwrap();
+    }
+    d
+}
+
+#[test]
+fn calibrate_latency_target_writes_a_front_and_picks_a_plan_that_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let calib = calib_dir(dir.path());
+    let out = dir.path().join("s.json");
+    let m = bundled_x2_model();
+    let o = nawqsr(&[
+        "calibrate",
+        "--model",
+        m.to_str().unwrap(),
+        "--scale",
+        "2",
+        "--calib",
+        calib.to_str().unwrap(),
+        "--calib-images",
+        "3",
+        "--max-side",
+        "64",
+        "--input-size",
+        "48x32",
+        "--profile-frames",
+        "2",
+        "--latency-target",
+        "1000",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let pts = s["pareto"]["points"].as_array().unwrap();
+    assert!(!pts.is_empty());
+    let ms: Vec<f64> = pts
+        .iter()
+        .map(|p| p["predicted_ms"].as_f64().unwrap())
+        .collect();
+    let psnr: Vec<f64> = pts.iter().map(|p| p["psnr"].as_f64().unwrap()).collect();
+    assert!(ms.windows(2).all(|w| w[0] <= w[1]), "{ms:?}");
+    assert!(
+        psnr.windows(2).all(|w| w[0] < w[1]),
+        "dominated point kept: {psnr:?}"
+    );
+    assert_eq!(s["pareto"]["target_ms"], 1000.0);
+    // A target above every plan picks the front's best plan, and the schedule
+    // runs it: its layers carry that point's bits.
+    let best = pts.last().unwrap();
+    let layer_bits: Vec<u64> = s["layers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|l| l["bits"].as_u64().unwrap())
+        .collect();
+    let best_bits: Vec<u64> = best["bits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_u64().unwrap())
+        .collect();
+    assert_eq!(layer_bits, best_bits);
+    assert_eq!(s["quality"]["calibration_psnr"], best["psnr"]);
+    // The report compares the method with the baseline at each target.
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let targets = j["front"]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 4);
+    assert!(targets.iter().all(|t| t["lra_greedy"].is_object()));
+    // The schedule loads and runs in hybrid mode.
+    let o = nawqsr(&[
+        "bench-model",
+        "--model",
+        m.to_str().unwrap(),
+        "--mode",
+        "hybrid",
+        "--schedule",
+        out.to_str().unwrap(),
+        "--input-size",
+        "32x24",
+        "--runs",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn calibrate_latency_target_must_be_positive() {
+    let m = bundled_x2_model();
+    assert_error(
+        &nawqsr(&[
+            "calibrate",
+            "--model",
+            m.to_str().unwrap(),
+            "--scale",
+            "2",
+            "--latency-target=0",
+            "--out",
+            "/tmp/x.json",
+        ]),
+        &["--latency-target"],
+    );
+}

@@ -877,3 +877,103 @@ fn bundled_models_by_default_for_the_negotiated_scale() {
     );
     check_run(&r, 3, 256, 144, "caps force x4");
 }
+
+/// The bundled ×2 schedule with a three-plan front (all-INT8, mixed, all-A16W8,
+/// profiled at 1, 2 and 3 ms), written to `dir`.
+fn schedule_with_front(dir: &std::path::Path) -> std::path::PathBuf {
+    use nawqsr_codec::model::{self, bundled};
+    use nawqsr_codec::schedule::{FrontPoint, Pareto, find_for_model};
+    let m = bundled::load(2).unwrap();
+    let g = model::import_bytes(&m).unwrap();
+    let sha = m.sha256();
+    let mut s = find_for_model(&sha).unwrap().load(&g, &sha).unwrap();
+    let n = g.conv_layers().len();
+    let pt = |bits: Vec<u32>, ms: f64, psnr: f64| FrontPoint {
+        bits,
+        dre: vec![false; n],
+        predicted_ms: ms,
+        psnr,
+        piqe: None,
+    };
+    s.pareto = Some(Pareto {
+        host: "test".into(),
+        threads: 1,
+        input: [16, 8],
+        target_ms: None,
+        points: vec![
+            pt(vec![8; n], 1.0, 30.0),
+            pt(
+                (0..n).map(|i| if i < n / 2 { 8 } else { 16 }).collect(),
+                2.0,
+                30.1,
+            ),
+            pt(vec![16; n], 3.0, 30.2),
+        ],
+    });
+    let f = dir.join("front.json");
+    s.save(&f).unwrap();
+    f
+}
+
+/// With a front, hybrid starts on its best plan; a deadline no plan can meet
+/// moves it to the fastest after `down_after` frames, with a message naming
+/// both plans; every frame still comes out.
+#[test]
+fn latency_target_moves_along_the_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = schedule_with_front(dir.path());
+    let (mut h, bus) = harness(&[
+        ("mode", "hybrid"),
+        ("schedule", sched.to_str().unwrap()),
+        ("latency-target", "0.001"),
+        ("stats-interval", "1"),
+    ]);
+    let info = video_info(gst_video::VideoFormat::Rgb, 16, 8);
+    h.set_src_caps(info.to_caps().unwrap());
+    for i in 0..12 {
+        h.push(make_buffer(&info, &flat(16, 8, [90, 120, 30]), i, false))
+            .unwrap();
+    }
+    let mut out = 0;
+    while h.try_pull().is_some() {
+        out += 1;
+    }
+    assert_eq!(out, 12, "every frame is output");
+    let msgs = drain(&bus);
+    let sw = element_messages(&msgs, "nawqsr-plan-switch");
+    assert_eq!(sw.len(), 1, "one decision, then it holds: {sw:?}");
+    assert_eq!(sw[0].get::<u32>("from").unwrap(), 2);
+    assert_eq!(sw[0].get::<u32>("to").unwrap(), 0);
+    assert_eq!(sw[0].get::<f64>("to-predicted-ms").unwrap(), 1.0);
+    assert_eq!(sw[0].get::<f64>("to-psnr").unwrap(), 30.0);
+    assert_eq!(sw[0].get::<f64>("target-ms").unwrap(), 0.001);
+    let stats = element_messages(&msgs, "nawqsr-stats");
+    assert_eq!(stats[0].get::<i32>("plan").unwrap(), 2);
+    let last = stats.last().unwrap();
+    assert_eq!(last.get::<i32>("plan").unwrap(), 0);
+    assert_eq!(last.get::<f64>("plan-psnr").unwrap(), 30.0);
+    assert_eq!(last.get::<f64>("latency-target-ms").unwrap(), 0.001);
+    assert_eq!(last.get::<&str>("mode").unwrap(), "hybrid");
+}
+
+/// A deadline every plan meets keeps the best one: no switch.
+#[test]
+fn generous_latency_target_keeps_the_best_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = schedule_with_front(dir.path());
+    let (mut h, bus) = harness(&[
+        ("schedule", sched.to_str().unwrap()),
+        ("latency-target", "60000"),
+        ("stats-interval", "4"),
+    ]);
+    let info = video_info(gst_video::VideoFormat::Rgb, 16, 8);
+    h.set_src_caps(info.to_caps().unwrap());
+    for i in 0..8 {
+        h.push(make_buffer(&info, &flat(16, 8, [9, 12, 200]), i, false))
+            .unwrap();
+    }
+    let msgs = drain(&bus);
+    assert!(element_messages(&msgs, "nawqsr-plan-switch").is_empty());
+    let stats = element_messages(&msgs, "nawqsr-stats");
+    assert_eq!(stats.last().unwrap().get::<i32>("plan").unwrap(), 2);
+}

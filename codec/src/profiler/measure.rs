@@ -150,6 +150,19 @@ fn measure_all(
     progress: &mut Progress,
 ) -> Result<Vec<Measured>> {
     let rounds = cfg.rounds.clamp(1, cfg.frames.max(1));
+    // The first runtime of the process pays for page faults and thread start:
+    // not the first plan's cost.
+    if let Some((_, p)) = plans.first() {
+        sample_plan(
+            engine,
+            p.clone(),
+            input,
+            cfg.threads,
+            cfg.warmup,
+            1,
+            &mut Samples::default(),
+        )?;
+    }
     let mut acc = vec![Samples::default(); plans.len()];
     let total = rounds * plans.len();
     for r in 0..rounds {

@@ -154,19 +154,24 @@ impl Profile {
     /// Predicted wall time per frame (ms) of a plan given as per-conv bits and
     /// DRE flags: Σ segment times + DRE extras + a switch cost at each change of
     /// unit (FYE-SR's T).
+    ///
+    /// Switch costs and DRE extras enter at ≥ 0: they are differences of
+    /// measurements, and a negative one is measurement noise (a hand-over or
+    /// a range pass never saves time), which summed over many edges would
+    /// otherwise pull predictions below any plan's real time.
     pub fn predict(&self, bits: &[Bits], dre: &[bool]) -> f64 {
         let mut t = 0.0;
         for (i, l) in self.layers.iter().enumerate() {
             let b = bits.get(i).copied().unwrap_or(Bits::B8);
             t += l.ms.get(b);
             if dre.get(i).copied().unwrap_or(false) {
-                t += l.dre_extra_ms.get(b);
+                t += l.dre_extra_ms.get(b).max(0.0);
             }
         }
         for (k, e) in self.edges.iter().enumerate() {
             match (bits.get(k), bits.get(k + 1)) {
-                (Some(Bits::B8), Some(Bits::B16)) => t += e.up_ms,
-                (Some(Bits::B16), Some(Bits::B8)) => t += e.down_ms,
+                (Some(Bits::B8), Some(Bits::B16)) => t += e.up_ms.max(0.0),
+                (Some(Bits::B16), Some(Bits::B8)) => t += e.down_ms.max(0.0),
                 _ => {}
             }
         }
@@ -323,6 +328,10 @@ mod tests {
         );
         // DRE on b at 8 bits adds its int8 extra.
         assert_eq!(p.predict(&[B8, B8, B8], &[false, true, false]), 6.5);
+        // A negative (noise) switch cost counts as 0.
+        let mut q = p.clone();
+        q.edges[0].down_ms = -3.0;
+        assert_eq!(q.predict(&[B16, B8, B8], &[false; 3]), 2.0 + 2.0 + 3.0);
     }
 
     #[test]

@@ -109,12 +109,12 @@ pub fn run(ev: &mut Evaluator, out: &Outcome, a: &Args) -> Result<(Schedule, Val
             piqe: Some(piqe),
         });
     }
-    println!(
+    eprintln!(
         "{:>4} {:>12} {:>10} {:>8} {:>8} {:>5}",
         "pt", "predicted ms", "PSNR dB", "PIQE", "8-bit", "DRE"
     );
     for (k, (p, c)) in points.iter().zip(&f.points).enumerate() {
-        println!(
+        eprintln!(
             "{k:>4} {:>12.2} {:>10.4} {:>8.2} {:>5}/{:<2} {:>5}",
             p.predicted_ms,
             p.psnr,
@@ -139,7 +139,7 @@ pub fn run(ev: &mut Evaluator, out: &Outcome, a: &Args) -> Result<(Schedule, Val
         .collect();
     targets.extend(a.target_ms);
     let mut cmp = Vec::new();
-    println!(
+    eprintln!(
         "{:>10} {:>22} {:>22} {:>22}",
         "target ms", "LRA-greedy (ms, dB)", "cost-greedy (ms, dB)", "best uniform (ms, dB)"
     );
@@ -155,7 +155,7 @@ pub fn run(ev: &mut Evaluator, out: &Outcome, a: &Args) -> Result<(Schedule, Val
                 format!("{:.2}, {:.4}", c.predicted_ms, c.psnr)
             })
         };
-        println!("{t:>10.2} {:>22} {:>22} {:>22}", fmt(m), fmt(b), fmt(u));
+        eprintln!("{t:>10.2} {:>22} {:>22} {:>22}", fmt(m), fmt(b), fmt(u));
         let j = |c: Option<&Candidate>| {
             c.map(|c| json!({"predicted_ms": c.predicted_ms, "psnr": c.psnr, "bits": c.config.bits.iter().map(|b| b.bits()).collect::<Vec<_>>(), "dre": c.config.dre}))
         };
