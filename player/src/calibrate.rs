@@ -74,6 +74,10 @@ pub struct Args {
     /// LR frame size the latency target is for, WxH (without --profile).
     #[arg(long, default_value = "960x540")]
     input_size: String,
+    /// With --pareto / --latency-target: run the plan chosen for each reported
+    /// target on the runtime and print its measured time next to the target.
+    #[arg(long)]
+    verify: bool,
     /// Profiled frames per plan (without --profile).
     #[arg(long, default_value_t = 15)]
     profile_frames: usize,
@@ -202,6 +206,7 @@ pub fn run(a: Args) -> Result<()> {
                 samples: &samples,
                 model_sha256: &opts.model_sha256,
                 model_file: &a.model,
+                verify: a.verify,
             },
         )?;
         (s, Some(j))

@@ -977,3 +977,41 @@ fn generous_latency_target_keeps_the_best_plan() {
     let stats = element_messages(&msgs, "nawqsr-stats");
     assert_eq!(stats.last().unwrap().get::<i32>("plan").unwrap(), 2);
 }
+
+/// The PIQE sampler scores the output every `piqe-interval` frames and says
+/// what it cost; off, the field says so.
+#[test]
+fn stats_carry_a_piqe_sample_and_its_cost() {
+    for (interval, sampled) in [("2", true), ("0", false)] {
+        let (mut h, bus) = harness(&[
+            ("mode", "bicubic"),
+            ("scale", "2"),
+            ("stats-interval", "4"),
+            ("piqe-interval", interval),
+        ]);
+        let info = video_info(gst_video::VideoFormat::I420, 64, 48);
+        h.set_src_caps(info.to_caps().unwrap());
+        let img = RgbImage::from_fn(64, 48, |x, y| {
+            image::Rgb([
+                (x * 9 % 256) as u8,
+                (y * 5 % 256) as u8,
+                ((x * y) % 256) as u8,
+            ])
+        });
+        for i in 0..8 {
+            h.push(make_buffer(&info, &img, i, false)).unwrap();
+        }
+        let stats = element_messages(&drain(&bus), "nawqsr-stats");
+        let last = stats.last().unwrap();
+        let (piqe, cost) = (
+            last.get::<f64>("piqe").unwrap(),
+            last.get::<f64>("piqe-cost").unwrap(),
+        );
+        if sampled {
+            assert!((0.0..=100.0).contains(&piqe), "{piqe}");
+            assert!(cost > 0.0, "{cost}");
+        } else {
+            assert_eq!((piqe, cost), (-1.0, 0.0));
+        }
+    }
+}

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod color;
 pub(crate) mod dispatcher;
 pub mod frame;
+pub mod quality;
 pub mod rqu;
 pub mod stream;
 pub mod telemetry;

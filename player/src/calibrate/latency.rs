@@ -24,6 +24,8 @@ pub struct Args<'a> {
     pub samples: &'a [Sample],
     pub model_sha256: &'a str,
     pub model_file: &'a Path,
+    /// Measure the plan chosen for each target on the runtime.
+    pub verify: bool,
 }
 
 /// Mean PIQE of the plan's outputs over the calibration images.
@@ -52,25 +54,26 @@ pub fn run(ev: &mut Evaluator, out: &Outcome, a: &Args) -> Result<(Schedule, Val
         .iter()
         .map(|&i| g.layers[i].name.clone())
         .collect();
+    let ranges = ev.ranges().context("ranges observed")?.clone();
+    let e = Arc::new(Engine::with_granularity(
+        g.clone(),
+        engine.level,
+        1,
+        out.schedule.weights(),
+    ));
+    let mcfg = |w: usize, h: usize, threads: usize| measure::Config {
+        width: w,
+        height: h,
+        threads,
+        frames: a.frames.max(1),
+        warmup: 2,
+        rounds: 3,
+    };
     let profile = match &a.profile {
         Some(p) => Profile::load(p, a.model_sha256, &names)?,
         None => {
-            let ranges = ev.ranges().context("ranges observed")?.clone();
             let threads = nawqsr_codec::engine::resolve_threads(a.threads);
-            let e = Arc::new(Engine::with_granularity(
-                g.clone(),
-                engine.level,
-                1,
-                out.schedule.weights(),
-            ));
-            let cfg = measure::Config {
-                width: a.input.0,
-                height: a.input.1,
-                threads,
-                frames: a.frames.max(1),
-                warmup: 2,
-                rounds: 3,
-            };
+            let cfg = mcfg(a.input.0, a.input.1, threads);
             let model = ProfileModel {
                 file: a
                     .model_file
@@ -155,12 +158,31 @@ pub fn run(ev: &mut Evaluator, out: &Outcome, a: &Args) -> Result<(Schedule, Val
                 format!("{:.2}, {:.4}", c.predicted_ms, c.psnr)
             })
         };
-        eprintln!("{t:>10.2} {:>22} {:>22} {:>22}", fmt(m), fmt(b), fmt(u));
+        // --verify: the chosen plan's real time on the runtime, at the
+        // profile's size and threads.
+        let measured = match (a.verify, m) {
+            (true, Some(c)) => {
+                let cfg = mcfg(profile.input[0], profile.input[1], profile.host.threads);
+                let frame = measure::test_frame(cfg.width, cfg.height);
+                Some(measure::measure_plan(&e, c.config.plan(&e, &ranges), &frame, &cfg)?.ms)
+            }
+            _ => None,
+        };
+        eprintln!(
+            "{t:>10.2} {:>22} {:>22} {:>22}{}",
+            fmt(m),
+            fmt(b),
+            fmt(u),
+            measured.map_or(String::new(), |ms| format!(
+                "   measured {ms:.2} ms ({:+.1} % of target)",
+                (ms / t - 1.0) * 100.0
+            ))
+        );
         let j = |c: Option<&Candidate>| {
             c.map(|c| json!({"predicted_ms": c.predicted_ms, "psnr": c.psnr, "bits": c.config.bits.iter().map(|b| b.bits()).collect::<Vec<_>>(), "dre": c.config.dre}))
         };
         cmp.push(
-            json!({"target_ms": t, "lra_greedy": j(m), "cost_greedy": j(b), "best_uniform": j(u)}),
+            json!({"target_ms": t, "lra_greedy": j(m), "cost_greedy": j(b), "best_uniform": j(u), "measured_ms": measured}),
         );
     }
     let mut sched = out.schedule.clone();

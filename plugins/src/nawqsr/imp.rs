@@ -49,6 +49,8 @@ const DEFAULT_SCALE: u32 = 2;
 const DEFAULT_PATCH_SIZE: u32 = 0;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_STATS_INTERVAL: u32 = 0;
+/// Measured at ≤ 0.1 % of frame time (BENCHMARKS.md "PIQE sampler"): on by default.
+const DEFAULT_PIQE_INTERVAL: u32 = 30;
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
@@ -61,6 +63,8 @@ pub(super) struct Settings {
     pub(super) stats_interval: u32,
     /// Deadline per frame (ms) for the front controller; 0 = frame interval − 15 %.
     pub(super) latency_target: f64,
+    /// PIQE-sample every this many output frames (0 = off).
+    pub(super) piqe_interval: u32,
 }
 
 impl Default for Settings {
@@ -74,6 +78,7 @@ impl Default for Settings {
             threads: DEFAULT_THREADS,
             stats_interval: DEFAULT_STATS_INTERVAL,
             latency_target: 0.0,
+            piqe_interval: DEFAULT_PIQE_INTERVAL,
         }
     }
 }
@@ -200,10 +205,21 @@ impl ObjectImpl for Nawqsr {
                     .nick("Stats interval")
                     .blurb(
                         "Post a 'nawqsr-stats' element message (frames, fps, latency-p50-ms, \
-                         latency-p99-ms, mode, drops, switches) every this many output frames, \
-                         0 to 4294967295 (0 = off)",
+                         latency-p99-ms, mode, drops, switches, plan, piqe, piqe-cost; with a \
+                         latency front also plan-predicted-ms, plan-psnr, latency-target-ms) every \
+                         this many output frames, 0 to 4294967295 (0 = off)",
                     )
                     .default_value(DEFAULT_STATS_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("piqe-interval")
+                    .nick("PIQE interval")
+                    .blurb(
+                        "Score every this many output frames with PIQE (no-reference, 0 best, \
+                         100 worst) on a centred 256x256 crop, reported as 'piqe' in \
+                         'nawqsr-stats' with its cost as 'piqe-cost', 0 to 4294967295 (0 = off)",
+                    )
+                    .default_value(DEFAULT_PIQE_INTERVAL)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("latency-target")
@@ -259,6 +275,7 @@ impl ObjectImpl for Nawqsr {
             "latency-target" => {
                 settings.latency_target = value.get().expect("type checked upstream")
             }
+            "piqe-interval" => settings.piqe_interval = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
         gst::info!(CAT, imp = self, "property {name} set: {settings:?}");
@@ -276,6 +293,7 @@ impl ObjectImpl for Nawqsr {
             "threads" => settings.threads.to_value(),
             "stats-interval" => settings.stats_interval.to_value(),
             "latency-target" => settings.latency_target.to_value(),
+            "piqe-interval" => settings.piqe_interval.to_value(),
             _ => unimplemented!(),
         }
     }

@@ -24,6 +24,11 @@ pub(super) struct Timing {
     pub(super) switches: u64,
     /// What the last latency query answered (our share only).
     pub(super) reported: Option<Duration>,
+    /// The latest PIQE sample of an output frame, and the time all samples and
+    /// all frames took, for the sampler's measured cost.
+    pub(super) piqe: Option<f64>,
+    pub(super) piqe_time: Duration,
+    pub(super) frame_time: Duration,
 }
 
 impl Timing {
@@ -40,6 +45,7 @@ impl Timing {
         self.recent.push_back(dt);
         self.window.push(dt);
         self.frames += 1;
+        self.frame_time += dt;
     }
 
     /// True when the pipeline should re-query latency: the median grew by more
@@ -113,5 +119,16 @@ pub(super) fn stats_structure(
         .field("mode", mode.name())
         .field("drops", timing.drops)
         .field("switches", timing.switches)
+        // PIQE of the latest sampled output (−1: none yet or sampling off) and
+        // the sampler's time as a fraction of the frames' processing time.
+        .field("piqe", timing.piqe.unwrap_or(-1.0))
+        .field(
+            "piqe-cost",
+            if timing.frame_time.is_zero() {
+                0.0
+            } else {
+                timing.piqe_time.as_secs_f64() / timing.frame_time.as_secs_f64()
+            },
+        )
         .build()
 }

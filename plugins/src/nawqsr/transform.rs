@@ -10,6 +10,7 @@ use std::time::Instant;
 use gst::subclass::prelude::*;
 use gst_video::prelude::*;
 
+use nawqsr_codec::runtime::quality::{SAMPLE_SIDE, piqe_sample};
 use nawqsr_codec::runtime::{FrameMut, FrameRef, Mode, PixelFormat};
 
 use super::imp::{CAT, Nawqsr};
@@ -67,9 +68,14 @@ impl Nawqsr {
         inbuf: &gst::Buffer,
         outbuf: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (user_mode, stats_interval, latency_target) = {
+        let (user_mode, stats_interval, latency_target, piqe_interval) = {
             let s = self.settings.lock().unwrap();
-            (Mode::from(s.mode), s.stats_interval, s.latency_target)
+            (
+                Mode::from(s.mode),
+                s.stats_interval,
+                s.latency_target,
+                s.piqe_interval,
+            )
         };
         let mut guard = self.state.lock().unwrap();
         let Some(state) = guard.as_mut() else {
@@ -116,6 +122,22 @@ impl Nawqsr {
         let dt = t0.elapsed();
         let mode = state.active;
         drop(guard);
+        // FYE-SR's perceptual score, sampled on the output we just wrote.
+        let frame_no = self.timing.lock().unwrap().frames;
+        let piqe = (result.as_ref().is_ok_and(|r| r.is_ok())
+            && piqe_interval > 0
+            && frame_no.is_multiple_of(u64::from(piqe_interval)))
+        .then(|| {
+            let t = Instant::now();
+            let view = FrameRef {
+                format: dst.format,
+                width: dst.width,
+                height: dst.height,
+                planes: [&*dst.planes[0], &*dst.planes[1], &*dst.planes[2]],
+                strides: dst.strides,
+            };
+            (piqe_sample(&view, SAMPLE_SIDE), t.elapsed())
+        });
 
         match result {
             Ok(Ok(())) => {}
@@ -173,6 +195,12 @@ impl Nawqsr {
                 timing.window_start = Some(t0);
             }
             timing.record(dt);
+            if let Some((score, cost)) = piqe {
+                timing.piqe_time += cost;
+                if score.is_some() {
+                    timing.piqe = score;
+                }
+            }
             gst::trace!(
                 CAT,
                 imp = self,
