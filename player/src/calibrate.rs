@@ -79,7 +79,7 @@ pub struct Args {
     #[arg(long)]
     verify: bool,
     /// Profiled frames per plan (without --profile).
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 9)]
     profile_frames: usize,
     /// One JSON object on stdout.
     #[arg(long)]

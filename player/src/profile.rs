@@ -26,8 +26,8 @@ pub struct Args {
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0, value_parser = crate::media::parse_threads)]
     threads: usize,
-    /// Timed frames per plan (lower quartile kept), after 2 warm-up frames.
-    #[arg(long, default_value_t = 15)]
+    /// Timed frames per plan (lower quartile kept), spread over the rounds.
+    #[arg(long, default_value_t = 9)]
     frames: usize,
     /// Interleaved rounds the frames are spread over (each plan's runtime is
     /// started once per round).
@@ -97,7 +97,9 @@ pub fn run(a: Args) -> Result<()> {
         height: h,
         threads,
         frames: a.frames,
-        warmup: 2,
+        // Per round and plan: the runtime's first frame pays for thread start
+        // and first-touch allocation.
+        warmup: 1,
         rounds: a.rounds,
     };
     let model_id = ProfileModel {

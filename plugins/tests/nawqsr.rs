@@ -1015,3 +1015,25 @@ fn stats_carry_a_piqe_sample_and_its_cost() {
         }
     }
 }
+
+/// Without a `latency-target`, a stream that is not live has no deadline: the
+/// schedule's own plan runs and no plan is reported.
+#[test]
+fn no_deadline_off_live_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = schedule_with_front(dir.path());
+    let (mut h, bus) = harness(&[
+        ("schedule", sched.to_str().unwrap()),
+        ("stats-interval", "3"),
+    ]);
+    let info = video_info(gst_video::VideoFormat::Rgb, 16, 8);
+    h.set_src_caps(info.to_caps().unwrap());
+    for i in 0..6 {
+        h.push(make_buffer(&info, &flat(16, 8, [9, 12, 200]), i, false))
+            .unwrap();
+    }
+    let msgs = drain(&bus);
+    assert!(element_messages(&msgs, "nawqsr-plan-switch").is_empty());
+    let stats = element_messages(&msgs, "nawqsr-stats");
+    assert_eq!(stats.last().unwrap().get::<i32>("plan").unwrap(), -1);
+}

@@ -66,7 +66,7 @@ pub fn run(ev: &mut Evaluator, out: &Outcome, a: &Args) -> Result<(Schedule, Val
         height: h,
         threads,
         frames: a.frames.max(1),
-        warmup: 2,
+        warmup: 1,
         rounds: 3,
     };
     let profile = match &a.profile {

@@ -29,6 +29,10 @@ pub(super) struct State {
     /// Hybrid with a schedule that has a quality/latency front: the deadline
     /// controller and the front's codecs (built as it visits them).
     pub(super) front: Option<FrontState>,
+    /// Whether upstream is live (asked once, on the first frame): the default
+    /// `latency-target` applies only to live streams, which must keep real
+    /// time; a file transcode has no deadline and keeps the best plan.
+    pub(super) live: Option<bool>,
     pub(super) in_info: Option<gst_video::VideoInfo>,
     pub(super) out_info: Option<gst_video::VideoInfo>,
     pub(super) format: Option<PixelFormat>,
@@ -36,6 +40,9 @@ pub(super) struct State {
 
 /// The front's codecs and the deadline controller over them.
 pub(super) struct FrontState {
+    /// A deadline applies (the property, or a live stream): until then the
+    /// schedule's own plan runs.
+    pub(super) steering: bool,
     pub(super) deadline: Deadline,
     pub(super) points: Vec<Option<Codec>>,
     pub(super) predicted: Vec<f64>,
@@ -45,7 +52,7 @@ pub(super) struct FrontState {
 impl State {
     pub(super) fn codec(&self) -> &Codec {
         if self.active == Mode::Hybrid
-            && let Some(f) = &self.front
+            && let Some(f) = self.front.as_ref().filter(|f| f.steering)
             && let Some(Some(c)) = f.points.get(f.deadline.current())
         {
             return c;
@@ -276,6 +283,7 @@ impl Nawqsr {
             front.host
         );
         state.front = Some(FrontState {
+            steering: false,
             deadline: Deadline::new(predicted.clone(), best, best, DeadlineConfig::default()),
             points,
             predicted,
@@ -311,6 +319,12 @@ impl Nawqsr {
             .find(|(m, _)| *m == Mode::Hybrid)
             .map(|(_, c)| c)?;
         let f = state.front.as_mut()?;
+        if !f.steering {
+            // The frame just measured ran the schedule's own plan: nothing to
+            // learn the ratio from. Start on the front's best plan.
+            f.steering = true;
+            return None;
+        }
         let sw = f.deadline.observe(ms, target_ms)?;
         if f.points[sw.to].is_none() {
             match hybrid.at_point(sw.to) {

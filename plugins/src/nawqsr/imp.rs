@@ -228,7 +228,8 @@ impl ObjectImpl for Nawqsr {
                         "Deadline per frame in ms, 0 to 60000, for mode hybrid with a schedule that \
                          has a quality/latency front (nawqsr calibrate --pareto): the element moves \
                          along the front from measured frame times, posting \
-                         'nawqsr-plan-switch' messages (0 = the stream's frame interval minus 15 %)",
+                         'nawqsr-plan-switch' messages (0 = on live streams, the frame interval \
+                         minus 15 %; otherwise no deadline)",
                     )
                     .minimum(0.0)
                     .maximum(60000.0)
@@ -380,6 +381,7 @@ impl BaseTransformImpl for Nawqsr {
             active: mode,
             failed: Vec::new(),
             front: None,
+            live: None,
             in_info: None,
             out_info: None,
             format: None,

@@ -173,17 +173,23 @@ impl Nawqsr {
                 .unwrap()
                 .record_cost(mode, dt.as_secs_f64() / interval);
         }
-        // FYE-SR's latency target, online: the property, else the frame
-        // interval less a margin for the rest of the pipeline.
-        let target_ms = if latency_target > 0.0 {
-            Some(latency_target)
-        } else {
-            interval.map(|s| s * 1e3 * 0.85)
-        };
+        // FYE-SR's latency target, online: the property, else (live streams)
+        // the frame interval less a margin for the rest of the pipeline.
         let plan = {
             let mut guard = self.state.lock().unwrap();
             guard.as_mut().and_then(|state| {
-                let t = target_ms?;
+                let t = if latency_target > 0.0 {
+                    latency_target
+                } else {
+                    if state.front.is_none() {
+                        return None;
+                    }
+                    let live = *state.live.get_or_insert_with(|| self.upstream_is_live());
+                    if !live {
+                        return None;
+                    }
+                    interval? * 1e3 * 0.85
+                };
                 msgs.extend(self.steer(state, dt.as_secs_f64() * 1e3, t));
                 Self::plan_info(state, t)
             })
@@ -223,5 +229,14 @@ impl Nawqsr {
         }
         self.post(msgs);
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// Asks upstream whether it is live (a latency query).
+    fn upstream_is_live(&self) -> bool {
+        let mut q = gst::query::Latency::new();
+        self.obj()
+            .static_pad("sink")
+            .is_some_and(|p| p.peer_query(&mut q))
+            && q.result().0
     }
 }
