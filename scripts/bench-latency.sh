@@ -36,3 +36,12 @@ timeout 60 gst-launch-1.0 -m videotestsrc is-live=true num-buffers=90 pattern=ba
   ! video/x-raw,format=RGB,width=960,height=540,framerate=3/1 \
   ! nawqsr model=$M/IMDN_RTC_x2.onnx schedule=schedules/fronts/IMDN_RTC_x2-front.json latency-target="$mid" stats-interval=10 \
   ! fakesink sync=true 2>&1 | grep -E "nawqsr-(stats|plan-switch)" | tee "$out/live-IMDN_RTC_x2.txt"
+
+# 4. The PIQE sampler's cost: the bundled x2 model on foreman (CIF -> 704x576),
+#    sampling every 30 frames (the default) and every frame.
+for n in 30 1; do
+  echo "piqe-interval=$n"
+  gst-launch-1.0 -m filesrc location=../shared/clips/foreman_cif_352x288.h264 ! h264parse ! avdec_h264 \
+    ! videoconvert ! video/x-raw,format=I420 ! nawqsr piqe-interval=$n stats-interval=50 ! fakesink 2>&1 \
+    | grep -E "nawqsr-stats" | tail -1 | tee -a "$out/piqe-cost.txt"
+done
