@@ -49,7 +49,8 @@ const DEFAULT_SCALE: u32 = 2;
 const DEFAULT_PATCH_SIZE: u32 = 0;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_STATS_INTERVAL: u32 = 0;
-/// Measured at ≤ 0.1 % of frame time (BENCHMARKS.md "PIQE sampler"): on by default.
+/// PIQE every 30 frames, within a 1 % time budget (`transform.rs`; measured in
+/// BENCHMARKS.md "PIQE sampler"): cheap enough to be on by default.
 const DEFAULT_PIQE_INTERVAL: u32 = 30;
 
 #[derive(Debug, Clone)]
@@ -217,7 +218,8 @@ impl ObjectImpl for Nawqsr {
                     .blurb(
                         "Score every this many output frames with PIQE (no-reference, 0 best, \
                          100 worst) on a centred 256x256 crop, reported as 'piqe' in \
-                         'nawqsr-stats' with its cost as 'piqe-cost', 0 to 4294967295 (0 = off)",
+                         'nawqsr-stats' with its cost as 'piqe-cost' (samples are skipped while they \
+                         would take over 1 % of the processing time), 0 to 4294967295 (0 = off)",
                     )
                     .default_value(DEFAULT_PIQE_INTERVAL)
                     .mutable_playing()

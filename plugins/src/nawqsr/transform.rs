@@ -15,6 +15,9 @@ use nawqsr_codec::runtime::{FrameMut, FrameRef, Mode, PixelFormat};
 
 use super::imp::{CAT, Nawqsr};
 
+/// Most of the frames' processing time the PIQE sampler may take.
+const PIQE_BUDGET: f64 = 0.01;
+
 /// Borrows the planes of a mapped frame in the codec's terms.
 pub(super) fn frame_ref<'a>(
     frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>,
@@ -123,9 +126,19 @@ impl Nawqsr {
         let mode = state.active;
         drop(guard);
         // FYE-SR's perceptual score, sampled on the output we just wrote.
-        let frame_no = self.timing.lock().unwrap().frames;
+        // A sample (~6 ms for the 256×256 crop) is skipped while the sampler
+        // has used more than 1 % of the frames' time: fast modes (bicubic, small
+        // frames) would otherwise pay far more than the interval suggests.
+        let (frame_no, within_budget) = {
+            let t = self.timing.lock().unwrap();
+            (
+                t.frames,
+                t.piqe_time.as_secs_f64() <= PIQE_BUDGET * t.frame_time.as_secs_f64(),
+            )
+        };
         let piqe = (result.as_ref().is_ok_and(|r| r.is_ok())
             && piqe_interval > 0
+            && within_budget
             && frame_no.is_multiple_of(u64::from(piqe_interval)))
         .then(|| {
             let t = Instant::now();
