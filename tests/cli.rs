@@ -803,3 +803,110 @@ fn calibrate_latency_target_must_be_positive() {
         &["--latency-target"],
     );
 }
+
+/// Issue 15: `bench-model --json` reports the model's MACs per frame (the graph's
+/// own count at that size), the per-thread peak measured in the same run for the
+/// units the mode uses, and the efficiency they give; float modes have no peak.
+#[test]
+fn bench_model_json_reports_efficiency() {
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/models/nawq_x2.onnx");
+    let graph = nawqsr_codec::model::import(Path::new(model)).unwrap();
+    let gmac = graph.total_macs(48, 64) as f64 / 1e9;
+    let mut peaks = std::collections::BTreeMap::new();
+    for mode in ["int8", "a16w8", "hybrid", "fp32w8"] {
+        let o = nawqsr(&[
+            "bench-model",
+            "--model",
+            model,
+            "--input-size",
+            "64x48",
+            "--mode",
+            mode,
+            "--threads",
+            "2",
+            "--runs",
+            "3",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{mode}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let got = v["gmac_per_frame"].as_f64().expect("gmac_per_frame");
+        assert!(
+            (got - gmac).abs() <= 1e-12 * gmac,
+            "{mode}: {got} vs {gmac}"
+        );
+        if mode == "fp32w8" {
+            assert!(v["peak_gmacs_per_thread"].is_null(), "{v}");
+            assert!(v["efficiency"].is_null(), "{v}");
+            continue;
+        }
+        let peak = v["peak_gmacs_per_thread"].as_f64().expect("peak");
+        let eff = v["efficiency"].as_f64().expect("efficiency");
+        assert!(peak > 0.0, "{mode}: {v}");
+        assert!(eff > 0.0 && eff < 1.5, "{mode}: efficiency {eff}");
+        // The definition, from the reported numbers.
+        let threads = v["threads"].as_f64().unwrap();
+        let fps = 1e3 / v["median_ms"].as_f64().unwrap();
+        let want = got * fps / (threads * peak);
+        assert!((eff - want).abs() <= 1e-9 * want, "{mode}: {eff} vs {want}");
+        peaks.insert(mode, peak);
+    }
+    // A16W8 costs two INT8 MACs each, so its peak is the lower one, and the hybrid mix
+    // (the bundled schedule has both) lies between them. Measured separately, so allow
+    // the noise of a shared machine.
+    let (p8, p16, ph) = (peaks["int8"], peaks["a16w8"], peaks["hybrid"]);
+    assert!(p16 < 0.8 * p8, "int8 {p8}, a16w8 {p16}");
+    assert!(
+        ph > 0.8 * p16 && ph < 1.25 * p8,
+        "hybrid {ph} vs {p16}..{p8}"
+    );
+    // The human line prints it too.
+    let o = nawqsr(&[
+        "bench-model",
+        "--model",
+        model,
+        "--input-size",
+        "64x48",
+        "--runs",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("efficiency "), "{}", stderr(&o));
+}
+
+/// Issue 15: `bench-kernels --json` gives every shape's % of its unit's peak, as
+/// the table does (scalar level and one model's shapes keep it short).
+#[test]
+fn bench_kernels_json_reports_pct_of_peak() {
+    let o = nawqsr(&[
+        "bench-kernels",
+        "--level",
+        "scalar",
+        "--only",
+        "nawq_x4",
+        "--min-time",
+        "0",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let level = &v["levels"][0];
+    assert_eq!(level["level"], "scalar");
+    let convs = level["convs"].as_array().unwrap();
+    assert!(!convs.is_empty());
+    assert!(convs.iter().all(|c| c["model"] == "nawq_x4"), "{v}");
+    // The 3-channel first conv is among the shapes.
+    assert!(convs.iter().any(|c| c["in_c"] == 3), "{v}");
+    for c in convs {
+        for (unit, gmacs, peak) in [
+            ("int8", "int8_gmacs", "peak_int8_gmacs"),
+            ("a16w8", "a16w8_gmacs", "peak_int16_gmacs"),
+        ] {
+            let pct = c["pct_of_peak"][unit].as_f64().expect("pct_of_peak");
+            let want = 100.0 * c[gmacs].as_f64().unwrap() / level[peak].as_f64().unwrap();
+            assert!(pct > 0.0 && (pct - want).abs() < 1e-9 * want, "{c}");
+        }
+    }
+    let o = nawqsr(&["bench-kernels", "--only", "nawq_x9"]);
+    assert_error(&o, &["--only nawq_x9"]);
+}

@@ -498,6 +498,76 @@ fn every_level_matches_scalar_and_scalar_matches_reference() {
     runner.run(&ConvProblem::strategy(), |p| p.check()).unwrap();
 }
 
+/// Convs on 1–4 input channels with a spatial kernel, which the VNNI and AVX2 levels run as a
+/// 1×1 conv over an im2col band (`pack::im2col`): every geometry (strides, dilations, uneven
+/// pads, pixel strides past in_c, partial row ranges), u8 and u16, against scalar.
+#[test]
+fn few_channel_im2col_convs_match_scalar() {
+    let mut runner = TestRunner::new(Config {
+        cases: 300,
+        ..Config::default()
+    });
+    // The general strategy's pieces, narrowed (filtering it would keep ~4 % of its cases).
+    let strat = (
+        1..=4usize,
+        1..=40usize,
+        (1..=9usize, 1..=13usize),
+        (
+            prop_oneof![Just(1usize), Just(3), Just(5)],
+            prop_oneof![Just(1usize), Just(3), Just(5)],
+        ),
+        (1..=3usize, 1..=2usize),
+        (0..=2usize, 0..=2usize, 0..=2usize, 0..=2usize),
+        (0..=3usize, 0..=3usize),
+        (any::<bool>(), 0..3usize, 0..4usize),
+        any::<u64>(),
+    )
+        .prop_filter("spatial kernel", |t| t.3.0 * t.3.1 > 1)
+        .prop_map(
+            |(
+                in_c,
+                out_c,
+                (in_h, in_w),
+                (kh, kw),
+                (stride, dilation),
+                pads,
+                extra,
+                kinds,
+                seed,
+            )| {
+                let (pad_top, pad_left, mut pad_bottom, mut pad_right) = pads;
+                ceil_out(in_h, pad_top, &mut pad_bottom, kh, dilation);
+                ceil_out(in_w, pad_left, &mut pad_right, kw, dilation);
+                let g = ConvGeom {
+                    in_h,
+                    in_w,
+                    in_c,
+                    out_c,
+                    kh,
+                    kw,
+                    stride,
+                    dilation,
+                    pad_top,
+                    pad_left,
+                    pad_bottom,
+                    pad_right,
+                    groups: 1,
+                };
+                let (u16_input, out_kind, act_kind) = kinds;
+                ConvProblem::random(
+                    g,
+                    u16_input,
+                    in_c + extra.0,
+                    out_c + extra.1,
+                    out_kind,
+                    act_kind,
+                    seed,
+                )
+            },
+        );
+    runner.run(&strat, |p| p.check()).unwrap();
+}
+
 /// The hot shapes at a small frame size, every output kind and activation, u8 and u16.
 #[test]
 fn hot_shapes_match_scalar() {
@@ -802,6 +872,11 @@ fn multi_band_frames_match_scalar() {
         (48, 16, 3, 2, 1),
         (24, 35, 5, 1, 2),
         (64, 64, 1, 1, 1),
+        // The bundled models' first convs (im2col bands), and strided / dilated ones.
+        (3, 16, 3, 1, 1),
+        (3, 32, 3, 1, 1),
+        (3, 24, 3, 2, 1),
+        (1, 20, 5, 1, 2),
     ] {
         for u16_input in [false, true] {
             seed += 1;

@@ -6,12 +6,15 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use nawqsr_codec::engine::{Engine, Plan, Tensor};
 use nawqsr_codec::kernels::CpuLevel;
+use nawqsr_codec::kernels::bench::measure_peak;
 use nawqsr_codec::model::{self, reference::Fp32Reference};
 use nawqsr_codec::quant::Bits;
 use nawqsr_codec::runtime::codec::RuntimeOptions;
 use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
 use nawqsr_codec::schedule::ScheduleSource;
 use serde_json::json;
+
+use crate::efficiency::{Work, efficiency};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -90,9 +93,15 @@ pub fn run(a: Args) -> Result<()> {
     let level = CpuLevel::detect();
     let mut times = vec![];
     let threads;
+    let work;
     if a.mode == "fp32" {
         let r = Fp32Reference::load(&a.model)?;
         threads = 1;
+        // MACs only: tract runs it, no integer unit (and models tract takes but the
+        // importer refuses have no count).
+        work = model::import(&a.model)
+            .ok()
+            .map(|g| Work::of(&g, None, h, w));
         let planar: Vec<f32> = (0..3)
             .flat_map(|c| {
                 frame
@@ -136,6 +145,7 @@ pub fn run(a: Args) -> Result<()> {
             }
             m => bail!("--mode {m}: invalid (expected int8, a16w8, hybrid, fp32w8 or fp32)"),
         };
+        work = Some(Work::of(&e.graph, Some(&plan), h, w));
         if a.path == "codec" {
             let cfg = CodecConfig {
                 model: Some(a.model.clone()),
@@ -162,7 +172,7 @@ pub fn run(a: Args) -> Result<()> {
                     times.push(t.elapsed().as_secs_f64() * 1e3);
                 }
             }
-            return report(&a, times, level, threads, w, h);
+            return report(&a, times, level, threads, w, h, work);
         } else if a.path != "engine" {
             bail!("--path {}: invalid (expected codec or engine)", a.path);
         }
@@ -188,7 +198,7 @@ pub fn run(a: Args) -> Result<()> {
             eprintln!("mean ms/frame per layer kind: {}", parts.join(", "));
         }
     }
-    report(&a, times, level, threads, w, h)
+    report(&a, times, level, threads, w, h, work)
 }
 
 fn report(
@@ -198,17 +208,28 @@ fn report(
     threads: usize,
     w: usize,
     h: usize,
+    work: Option<Work>,
 ) -> Result<()> {
     let mut sorted = times;
     let med = median(&mut sorted);
     let p90 = sorted[((sorted.len() as f64 * 0.9).ceil() as usize)
         .saturating_sub(1)
         .min(sorted.len() - 1)];
+    // The peak is measured after the timed runs, in this process and on this host, for
+    // the level the engine used (one thread; ~1.5 s for both units).
+    let peak = work
+        .filter(Work::uses_integer_units)
+        .and_then(|wk| wk.peak(&measure_peak(level)));
+    let eff = work
+        .zip(peak)
+        .map(|(wk, p)| efficiency(wk.macs, 1e3 / med, threads, p));
+    let gmac = work.map(|wk| wk.macs as f64 / 1e9);
     if a.json {
         println!(
             "{}",
             json!({"median_ms": med, "p90_ms": p90, "runs": a.runs, "mode": a.mode, "level": level.name(),
-                "threads": threads, "input": [w, h], "model": a.model.display().to_string(), "path": a.path, "io": a.io})
+                "threads": threads, "input": [w, h], "model": a.model.display().to_string(), "path": a.path, "io": a.io,
+                "gmac_per_frame": gmac, "peak_gmacs_per_thread": peak.map(|p| p / 1e9), "efficiency": eff})
         );
     } else {
         eprintln!(
@@ -224,6 +245,13 @@ fn report(
             p90,
             a.runs
         );
+        if let (Some(g), Some(p), Some(e)) = (gmac, peak, eff) {
+            eprintln!(
+                "efficiency {:.1} % ({g:.3} GMAC/frame, peak {:.1} GMAC/s per thread × {threads})",
+                100.0 * e,
+                p / 1e9
+            );
+        }
     }
     Ok(())
 }

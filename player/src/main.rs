@@ -5,6 +5,7 @@ mod bench;
 mod bench_kernels;
 mod bench_model;
 mod calibrate;
+mod efficiency;
 mod eval;
 mod keys;
 mod media;

@@ -17,12 +17,14 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use super::epilogue::{RawData, RawOutput};
-use super::pack::{Avx2Pack, BandWalk, Line32, band_rows, fill_band};
+use super::pack::{Avx2Pack, BandWalk, Line32, band_rows, fill_band, fill_im2col, im2col_rows};
 use super::{Activation, ConvGeom, Epilogue, Output, PackedConv, Src};
 
 thread_local! {
     /// Padded input bands widened to i16 (low bytes / u8 input, and high bytes for u16 input).
     static BANDS: RefCell<(Vec<i16>, Vec<i16>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The plain (unpadded-channel) band an im2col band is copied from (`fill_im2col`).
+    static PLAIN: RefCell<(Vec<i16>, Vec<i16>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Everything a tile needs, fixed for one band.
@@ -57,40 +59,68 @@ pub(crate) fn conv(
         .as_ref()
         .expect("AVX2 weights are packed whenever the host has AVX2");
     let out_w = g.out_w();
-    let n_band = band_rows(g, p.cp, 2, rows.len());
+    let n_band = if p.im2col {
+        im2col_rows(g, p.cp, 2, rows.len())
+    } else {
+        band_rows(g, p.cp, 2, rows.len())
+    };
     let raw = out.raw();
     BANDS.with(|b| {
-        let (lo, hi) = &mut *b.borrow_mut();
-        let mut oy0 = rows.start;
-        while oy0 < rows.end {
-            let n = n_band.min(rows.end - oy0);
-            let band = fill_band(g, src, in_ps, p.cp, oy0, n, lo, hi, |x| x as i16);
-            let walk = BandWalk::over_band(g, &band, raw.pixel_stride, oy0 - rows.start);
-            let taps = walk.tap_runs(g, p.cp);
-            let args = Args {
-                lo: lo.as_ptr(),
-                hi: if matches!(src, Src::U16 { .. }) {
-                    hi.as_ptr()
+        PLAIN.with(|plain| {
+            let (lo, hi) = &mut *b.borrow_mut();
+            let pl = &mut *plain.borrow_mut();
+            let mut oy0 = rows.start;
+            while oy0 < rows.end {
+                let n = n_band.min(rows.end - oy0);
+                let (walk, taps) = if p.im2col {
+                    // Few input channels: a 1×1 conv over an im2col band, K = p.cp in one run.
+                    let row0 = oy0 - rows.start;
+                    let walk = fill_im2col(
+                        g,
+                        src,
+                        in_ps,
+                        p.cp,
+                        oy0,
+                        n,
+                        raw.pixel_stride,
+                        row0,
+                        (lo, hi),
+                        (&mut pl.0, &mut pl.1),
+                        |x| x as i16,
+                    );
+                    (walk, vec![(0, p.cp)])
                 } else {
-                    std::ptr::null()
-                },
-                taps: &taps,
-                w: p.lines.as_ptr(),
-                nb: p.nb,
-                walk,
-                n_pix: n * out_w,
-                epi,
-                out: raw,
-                out_c: g.out_c,
-            };
-            // SAFETY: `check_args` asserted level <= host max, and this path is only taken for
-            // the AVX2 level. The band holds every (pixel, tap, channel) the tiles read
-            // (fill_band sizes it from the same geometry as the BandWalk), the weights
-            // hold kp·nb lines, and the output slice is long enough for every pixel of `rows`
-            // (asserted by `check_args`); stores are limited to `out_c` channels.
-            unsafe { avx2_conv_u8s8_band(&args) };
-            oy0 += n;
-        }
+                    let band = fill_band(g, src, in_ps, p.cp, oy0, n, lo, hi, |x| x as i16);
+                    let walk = BandWalk::over_band(g, &band, raw.pixel_stride, oy0 - rows.start);
+                    let taps = walk.tap_runs(g, p.cp);
+                    (walk, taps)
+                };
+                let args = Args {
+                    lo: lo.as_ptr(),
+                    hi: if matches!(src, Src::U16 { .. }) {
+                        hi.as_ptr()
+                    } else {
+                        std::ptr::null()
+                    },
+                    taps: &taps,
+                    w: p.lines.as_ptr(),
+                    nb: p.nb,
+                    walk,
+                    n_pix: n * out_w,
+                    epi,
+                    out: raw,
+                    out_c: g.out_c,
+                };
+                // SAFETY: `check_args` asserted level <= host max, and this path is only taken for
+                // the AVX2 level. The band holds every (pixel, tap, channel) the tiles read
+                // (fill_band sizes it from the same geometry as the BandWalk; fill_im2col writes
+                // n·out_w pixels of p.cp values, read as one run of p.cp), the weights
+                // hold kp·nb lines, and the output slice is long enough for every pixel of `rows`
+                // (asserted by `check_args`); stores are limited to `out_c` channels.
+                unsafe { avx2_conv_u8s8_band(&args) };
+                oy0 += n;
+            }
+        })
     });
 }
 
@@ -266,10 +296,10 @@ unsafe fn avx2_dot_4x2(
 unsafe fn avx2_conv_u8s8_tile<const MR: usize, const NB: usize>(a: &Args, p0: usize, ocb0: usize) {
     // (Plain loops rather than `std::array::from_fn` throughout this file: a closure defined in
     // a `#[target_feature]` function cannot always be inlined into the generic std code.)
-    let (mut pix, mut out) = ([0usize; MR], [0usize; MR]);
-    for i in 0..MR {
-        pix[i] = a.walk.pix(p0 + i);
-        out[i] = a.walk.out_at(p0 + i);
+    let pix = a.walk.pixels::<MR>(p0);
+    let mut out = [0usize; MR];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = a.walk.out_at(p0 + i);
     }
     // SAFETY: forwarded from the caller (band, weights and output bounds, CPU features).
     unsafe {

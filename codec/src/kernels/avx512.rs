@@ -18,12 +18,14 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use super::epilogue::{RawData, RawOutput};
-use super::pack::{BandWalk, Line64, VnniPack, band_rows, fill_band};
+use super::pack::{BandWalk, Line64, VnniPack, band_rows, fill_band, fill_im2col, im2col_rows};
 use super::{Activation, ConvGeom, Epilogue, Output, PackedConv, Src};
 
 thread_local! {
     /// Padded input bands (low bytes / u8 input, and high bytes for u16 input), reused per thread.
     static BANDS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The plain (unpadded-channel) band an im2col band is copied from (`fill_im2col`).
+    static PLAIN: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Everything a tile needs, fixed for one band.
@@ -81,13 +83,53 @@ pub(crate) fn conv(
             out_c: g.out_c,
         })
     };
-    // SAFETY (both `avx512vnni_conv_u8s8_band` calls): `check_args` asserted level <= host max,
+    // SAFETY (every `avx512vnni_conv_u8s8_band` call): `check_args` asserted level <= host max,
     // and this path is only taken for levels that imply AVX-512 F/BW/VL/VNNI. Every (pixel, tap,
     // K quad) the tiles read is inside the plane: the band is sized by `fill_band` from the same
-    // geometry as the walk, and in-place reads stay within the last input pixel's channels
+    // geometry as the walk (an im2col band by `fill_im2col`: n·out_w pixels of p.cp bytes, read
+    // as one run of p.cp), and in-place reads stay within the last input pixel's channels
     // (in_c % 4 == 0, no padding, input length asserted). The weights hold kq·nb lines, and the
     // output slice is long enough for every pixel of `rows` (asserted by `check_args`); stores
     // are masked to `out_c` channels.
+    if p.im2col {
+        // Few input channels: a 1×1 conv over an im2col band, K = p.cp in one run.
+        let n_band = im2col_rows(g, p.cp, 1, rows.len());
+        let taps = [(0, p.cp)];
+        BANDS.with(|b| {
+            PLAIN.with(|plain| {
+                let (lo, hi) = &mut *b.borrow_mut();
+                let pl = &mut *plain.borrow_mut();
+                let mut oy0 = rows.start;
+                while oy0 < rows.end {
+                    let n = n_band.min(rows.end - oy0);
+                    let row0 = oy0 - rows.start;
+                    let walk = fill_im2col(
+                        g,
+                        src,
+                        in_ps,
+                        p.cp,
+                        oy0,
+                        n,
+                        raw.pixel_stride,
+                        row0,
+                        (lo, hi),
+                        (&mut pl.0, &mut pl.1),
+                        |x| x,
+                    );
+                    let hi = if matches!(src, Src::U16 { .. }) {
+                        hi.as_ptr()
+                    } else {
+                        std::ptr::null()
+                    };
+                    args(lo.as_ptr(), hi, walk, &taps, n, &|a| unsafe {
+                        avx512vnni_conv_u8s8_band(a)
+                    });
+                    oy0 += n;
+                }
+            })
+        });
+        return;
+    }
     let unpadded = g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 && g.pad_right == 0;
     if let Src::U8 { data, .. } = src
         && unpadded
@@ -251,10 +293,10 @@ unsafe fn avx512vnni_conv_u8s8_tile<const MR: usize, const NB: usize, const PAIR
 ) {
     // (Plain loops rather than `std::array::from_fn` throughout this file: a closure defined in
     // a `#[target_feature]` function cannot always be inlined into the generic std code.)
-    let (mut pix, mut out) = ([0usize; MR], [0usize; MR]);
-    for i in 0..MR {
-        pix[i] = a.walk.pix(p0 + i);
-        out[i] = a.walk.out_at(p0 + i);
+    let pix = a.walk.pixels::<MR>(p0);
+    let mut out = [0usize; MR];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = a.walk.out_at(p0 + i);
     }
     // SAFETY: forwarded from the caller (plane, weights and output bounds, CPU features).
     unsafe {

@@ -27,10 +27,14 @@ pub(crate) struct Line32(pub [i16; 16]);
 /// (`lines[o * 2 + b].0[(2c + h)*4 + j]`, `nb` = 2). One 8-byte input broadcast then feeds two
 /// `vpdpbusd` covering 16 channels × 8 K, halving the broadcasts a 16-channel conv needs (its
 /// single-block kernel is otherwise load-bound); lane pairs are summed before the epilogue.
+///
+/// `im2col`: packed as a 1×1 conv over an im2col band (`fill_im2col`), `cp` then being the
+/// band's values per pixel (kh·kw·in_c padded).
 pub(crate) struct VnniPack {
     pub cp: usize,
     pub nb: usize,
     pub paired: bool,
+    pub im2col: bool,
     pub lines: Vec<Line64>,
 }
 
@@ -39,7 +43,19 @@ pub(crate) struct VnniPack {
 pub(crate) struct Avx2Pack {
     pub cp: usize,
     pub nb: usize,
+    /// As [`VnniPack::im2col`].
+    pub im2col: bool,
     pub lines: Vec<Line32>,
+}
+
+/// Whether a conv (groups = 1) runs on an im2col band on the VNNI and AVX2 levels: few input
+/// channels and a spatial kernel. In a plain band a 3-channel pixel is padded to 4 and a
+/// 3×3 conv's K runs 9 taps of 4 (36 values, 27 useful, one broadcast per 4); in the im2col
+/// band each output pixel holds its 27 (tap, channel) values contiguously, padded once to the
+/// K quantum, and the conv is a 1×1 conv over it. Sums of the same exact integer products, so
+/// the accumulators, hence the results, are identical.
+pub(crate) fn im2col(icpg: usize, taps: usize) -> bool {
+    icpg <= 4 && taps > 1
 }
 
 /// Weights for the AMX tile kernel (`amx.rs`) as K-quad rows: `lines[cb * kq + q]` lane n,
@@ -187,21 +203,37 @@ impl PackedConv {
         let host = CpuLevel::host_max();
         let simd = groups == 1 && out_c > 0 && k > 0;
         let taps = kh * kw;
+        // The SIMD layouts see the conv as `ptaps` taps of `picpg` channels with weight
+        // `wt(oc, t, ic)`. A few-channel conv (see `im2col`) is packed as a 1×1 conv whose
+        // channels are the (tap, channel) pairs in tap order, K index t·icpg + ic: the order
+        // `fill_im2col` writes them in.
+        let im2col = simd && im2col(icpg, taps);
+        let (ptaps, picpg) = if im2col { (1, k) } else { (taps, icpg) };
+        let wt = |oc: usize, t: usize, ic: usize| {
+            let (t, ic) = if im2col {
+                (ic / icpg, ic % icpg)
+            } else {
+                (t, ic)
+            };
+            onnx(oc, ic, t / kw, t % kw)
+        };
         let vnni = (simd
             && host >= CpuLevel::Avx512Vnni
             && only.is_none_or(|l| l == CpuLevel::Avx512Vnni))
         .then(|| {
-            let cp = icpg.div_ceil(4) * 4;
-            let kq = taps * cp / 4;
+            // An im2col band pads K to the octet when ≤ 16 channels, so the paired layout
+            // (two vpdpbusd per broadcast) applies: 27 → 32, four 8-byte broadcasts per pixel.
+            let quantum = if im2col && out_c <= 16 { 8 } else { 4 };
+            let cp = picpg.div_ceil(quantum) * quantum;
+            let kq = ptaps * cp / 4;
             if out_c <= 16 && cp.is_multiple_of(8) {
                 let mut lines = vec![Line64([0; 64]); kq];
                 for oc in 0..out_c {
-                    for t in 0..taps {
-                        for ic in 0..icpg {
+                    for t in 0..ptaps {
+                        for ic in 0..picpg {
                             let kk = t * cp + ic;
                             let (o, h, j) = (kk / 8, (kk / 4) % 2, kk % 4);
-                            lines[o * 2 + oc / 8].0[(2 * (oc % 8) + h) * 4 + j] =
-                                onnx(oc, ic, t / kw, t % kw);
+                            lines[o * 2 + oc / 8].0[(2 * (oc % 8) + h) * 4 + j] = wt(oc, t, ic);
                         }
                     }
                 }
@@ -209,17 +241,17 @@ impl PackedConv {
                     cp,
                     nb: 2,
                     paired: true,
+                    im2col,
                     lines,
                 };
             }
             let nb = out_c.div_ceil(16);
             let mut lines = vec![Line64([0; 64]); kq * nb];
             for oc in 0..out_c {
-                for t in 0..taps {
-                    for ic in 0..icpg {
+                for t in 0..ptaps {
+                    for ic in 0..picpg {
                         let kk = t * cp + ic;
-                        lines[(kk / 4) * nb + oc / 16].0[(oc % 16) * 4 + kk % 4] =
-                            onnx(oc, ic, t / kw, t % kw);
+                        lines[(kk / 4) * nb + oc / 16].0[(oc % 16) * 4 + kk % 4] = wt(oc, t, ic);
                     }
                 }
             }
@@ -227,25 +259,31 @@ impl PackedConv {
                 cp,
                 nb,
                 paired: false,
+                im2col,
                 lines,
             }
         });
         let avx2 = (simd && host >= CpuLevel::Avx2 && only.is_none_or(|l| l == CpuLevel::Avx2))
             .then(|| {
-                let cp = icpg.div_ceil(2) * 2;
-                let kp = taps * cp / 2;
+                let cp = picpg.div_ceil(2) * 2;
+                let kp = ptaps * cp / 2;
                 let nb = out_c.div_ceil(8);
                 let mut lines = vec![Line32([0; 16]); kp * nb];
                 for oc in 0..out_c {
-                    for t in 0..taps {
-                        for ic in 0..icpg {
+                    for t in 0..ptaps {
+                        for ic in 0..picpg {
                             let kk = t * cp + ic;
                             lines[(kk / 2) * nb + oc / 8].0[(oc % 8) * 2 + kk % 2] =
-                                onnx(oc, ic, t / kw, t % kw) as i16;
+                                wt(oc, t, ic) as i16;
                         }
                     }
                 }
-                Avx2Pack { cp, nb, lines }
+                Avx2Pack {
+                    cp,
+                    nb,
+                    im2col,
+                    lines,
+                }
             });
         #[cfg(target_arch = "x86_64")]
         let amx = (simd && host >= CpuLevel::Amx && only.is_none_or(|l| l == CpuLevel::Amx))
@@ -434,6 +472,129 @@ pub(crate) fn fill_band<T: Copy + Default>(
     Band { wp, cp }
 }
 
+/// Fills `lo` (and `hi` for u16 input, as [`fill_band`]) with the im2col band of output rows
+/// `oy0..oy0+n`: output pixel p (row-major over the band's rows) holds at `p·kp + t·in_c + c`
+/// the input value tap t = ky·kw + kx reads for channel c, the pad value where that tap falls
+/// outside the image (what the plain band holds there, so the products are the same), and 0 in
+/// `kh·kw·in_c..kp` (their weights are 0). Returns the walk over it: a 1×1 conv with pixel
+/// pitch `kp` and one tap run.
+///
+/// Two passes: `fill_band` writes the plain band unpadded (`cp = in_c`) into `plain_*`, where
+/// the kw taps of a row are adjacent (dilation 1), then each pixel's kh runs of kw·in_c values
+/// are copied out. A run of ≤ [`RUN`] values is copied as a fixed [`RUN`]-value block (a few
+/// vector moves rather than a per-value loop or a `memcpy` call, which made the fill cost more
+/// than the conv); the overhang lands in the next run or pixel, which are written after it, and
+/// in the slack both buffers carry.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fill_im2col<T: Copy + Default>(
+    g: &super::ConvGeom,
+    src: Src,
+    in_ps: usize,
+    kp: usize,
+    oy0: usize,
+    n: usize,
+    out_ps: usize,
+    out_row0: usize,
+    (lo, hi): (&mut Vec<T>, &mut Vec<T>),
+    (plain_lo, plain_hi): (&mut Vec<T>, &mut Vec<T>),
+    conv: impl Fn(u8) -> T + Copy,
+) -> BandWalk {
+    let out_w = g.out_w();
+    let in_c = g.in_c;
+    let two = matches!(src, Src::U16 { .. });
+    let band = fill_band(g, src, in_ps, in_c, oy0, n, plain_lo, plain_hi, conv);
+    let len = n * out_w * kp;
+    let row_pitch = band.wp * in_c;
+    // Slack: the block copies may read and write up to RUN values past a run's end.
+    let grow = |v: &mut Vec<T>, need: usize| {
+        if v.len() < need {
+            v.resize(need, T::default());
+        }
+    };
+    let plain_len = row_pitch * Band::height(g, n) + RUN;
+    grow(plain_lo, plain_len);
+    grow(lo, len + RUN);
+    if two {
+        grow(plain_hi, plain_len);
+        grow(hi, len + RUN);
+    }
+    let k = g.kh * g.kw * in_c;
+    let run = g.kw * in_c;
+    let block = g.dilation == 1 && run <= RUN;
+    let zero = conv(0);
+    let planes: &mut [(&mut Vec<T>, &Vec<T>)] = if two {
+        &mut [(lo, &*plain_lo), (hi, &*plain_hi)]
+    } else {
+        &mut [(lo, &*plain_lo)]
+    };
+    let zeros = [zero; RUN];
+    for (dst, plain) in planes.iter_mut() {
+        if !block {
+            for p in 0..n * out_w {
+                let (r, ox) = (p / out_w, p % out_w);
+                let at = p * kp;
+                for ky in 0..g.kh {
+                    let s0 = (r * g.stride + ky * g.dilation) * row_pitch + ox * g.stride * in_c;
+                    for kx in 0..g.kw {
+                        let s = s0 + kx * g.dilation * in_c;
+                        let d = at + (ky * g.kw + kx) * in_c;
+                        dst[d..d + in_c].copy_from_slice(&plain[s..s + in_c]);
+                    }
+                }
+                dst[at + k..at + kp].fill(zero);
+            }
+            continue;
+        }
+        // Every block read starts at most at the last pixel's last run, every block write at
+        // most at the last pixel's tail: both within the buffers grown above (RUN of slack).
+        let last = (n - 1) * out_w + out_w - 1;
+        let (r, ox) = (last / out_w, last % out_w);
+        let s_max = (r * g.stride + (g.kh - 1)) * row_pitch + ox * g.stride * in_c;
+        assert!(s_max + RUN <= plain.len() && last * kp + k.max(kp - RUN) + RUN <= dst.len());
+        // The tail block covers the whole tail.
+        assert!(kp - k <= RUN);
+        let (d, sp) = (dst.as_mut_ptr(), plain.as_ptr());
+        for r in 0..n {
+            for ox in 0..out_w {
+                let at = (r * out_w + ox) * kp;
+                let s0 = r * g.stride * row_pitch + ox * g.stride * in_c;
+                // SAFETY: the asserts above bound every offset (s0 + ky·row_pitch ≤ s_max,
+                // at + ky·run and at + k ≤ last·kp + kp); the writes of one pixel overlap only
+                // its own and the next pixel's values, which are written after them.
+                unsafe {
+                    for ky in 0..g.kh {
+                        let blk = sp
+                            .add(s0 + ky * row_pitch)
+                            .cast::<[T; RUN]>()
+                            .read_unaligned();
+                        d.add(at + ky * run).cast::<[T; RUN]>().write_unaligned(blk);
+                    }
+                    d.add(at + k).cast::<[T; RUN]>().write_unaligned(zeros);
+                }
+            }
+        }
+    }
+    BandWalk {
+        out_w,
+        stride: 1,
+        row_pitch: out_w * kp,
+        pix_pitch: kp,
+        out_ps,
+        out_row0,
+    }
+}
+
+/// Values per block copy in [`fill_im2col`]: covers a 3×3 kernel's row of 3 (9) or 4 (12)
+/// channels and a 5×5 one's of 3 (15).
+const RUN: usize = 16;
+
+/// Output rows per im2col band (`kp` values of `elem` bytes per output pixel), sized like
+/// [`band_rows`].
+pub(crate) fn im2col_rows(g: &super::ConvGeom, kp: usize, elem: usize, rows: usize) -> usize {
+    let row_bytes = g.out_w() * kp * elem;
+    (BAND_BYTES / row_bytes.max(1)).clamp(1, rows.max(1))
+}
+
 /// Bytes of padded input per band and plane: sized to stay in L2 next to the weights, so the
 /// halo rows re-copied between bands cost little while the micro-kernel reads hit cache.
 const BAND_BYTES: usize = 192 * 1024;
@@ -470,6 +631,30 @@ impl BandWalk {
     pub fn pix(&self, p: usize) -> usize {
         let (r, x) = (p / self.out_w, p % self.out_w);
         (r * self.row_pitch + x * self.pix_pitch) * self.stride
+    }
+
+    /// `[pix(p0), …, pix(p0 + MR − 1)]` with one division: the tiles used to call `pix` per
+    /// pixel, and that division (~26 cycles) cost as much as the dot products of a 3-channel
+    /// or 16-channel conv's pixel. An im2col band (row pitch = out_w · pixel pitch) needs none.
+    #[inline]
+    pub fn pixels<const MR: usize>(&self, p0: usize) -> [usize; MR] {
+        let mut at = [0usize; MR];
+        if self.row_pitch == self.out_w * self.pix_pitch {
+            for (i, a) in at.iter_mut().enumerate() {
+                *a = (p0 + i) * self.pix_pitch * self.stride;
+            }
+            return at;
+        }
+        let (mut r, mut x) = (p0 / self.out_w, p0 % self.out_w);
+        for a in at.iter_mut() {
+            *a = (r * self.row_pitch + x * self.pix_pitch) * self.stride;
+            x += 1;
+            if x == self.out_w {
+                x = 0;
+                r += 1;
+            }
+        }
+        at
     }
 
     #[inline]
