@@ -26,7 +26,7 @@ pub struct Args {
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0, value_parser = crate::media::parse_threads)]
     threads: usize,
-    /// Timed frames per plan (lower quartile kept), spread over the rounds.
+    /// Timed frames per plan (median kept), spread over the rounds.
     #[arg(long, default_value_t = 9)]
     frames: usize,
     /// Interleaved rounds the frames are spread over (each plan's runtime is

@@ -94,7 +94,8 @@ pub struct LayerTime {
 
 /// The switch between conv `from` and the next conv `to` (FYE-SR's
 /// inter-processor switch cost): measured time of the plan cut there minus the
-/// sum of its layers' times (ms; noise can make it slightly negative).
+/// sum of its layers' times (ms; negative where the producer writing the narrower
+/// format saves more than the hand-over costs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeCost {
@@ -138,7 +139,7 @@ pub struct Profile {
     pub model: ProfileModel,
     /// LR input size, [width, height].
     pub input: [usize; 2],
-    /// Timed frames per measured plan (after warm-up); times are lower quartiles.
+    /// Timed frames per measured plan (after warm-up); times are medians.
     pub frames: usize,
     /// Measured wall time per frame of the uniform plans (ms).
     pub uniform_ms: PerUnit,
@@ -155,10 +156,13 @@ impl Profile {
     /// DRE flags: Σ segment times + DRE extras + a switch cost at each change of
     /// unit (FYE-SR's T).
     ///
-    /// Switch costs and DRE extras enter at ≥ 0: they are differences of
-    /// measurements, and a negative one is measurement noise (a hand-over or
-    /// a range pass never saves time), which summed over many edges would
-    /// otherwise pull predictions below any plan's real time.
+    /// A switch cost may be negative, and that is real: the producer's epilogue
+    /// writes the consumer's format (FYE-SR's data-format converter), so an
+    /// A16W8 layer feeding an INT8 one writes u8 instead of u16 and saves time.
+    /// DRE extras enter at ≥ 0 (a range pass never saves time; a negative
+    /// difference is noise). The total is kept ≥ half the uniform INT8 time,
+    /// a guard for tiny frames where differences of sub-millisecond
+    /// measurements are mostly noise.
     pub fn predict(&self, bits: &[Bits], dre: &[bool]) -> f64 {
         let mut t = 0.0;
         for (i, l) in self.layers.iter().enumerate() {
@@ -170,12 +174,12 @@ impl Profile {
         }
         for (k, e) in self.edges.iter().enumerate() {
             match (bits.get(k), bits.get(k + 1)) {
-                (Some(Bits::B8), Some(Bits::B16)) => t += e.up_ms.max(0.0),
-                (Some(Bits::B16), Some(Bits::B8)) => t += e.down_ms.max(0.0),
+                (Some(Bits::B8), Some(Bits::B16)) => t += e.up_ms,
+                (Some(Bits::B16), Some(Bits::B8)) => t += e.down_ms,
                 _ => {}
             }
         }
-        t
+        t.max(0.5 * self.uniform_ms.int8)
     }
 
     /// Reads and checks a profile written for `model_sha256` with `convs` conv
@@ -328,10 +332,15 @@ mod tests {
         );
         // DRE on b at 8 bits adds its int8 extra.
         assert_eq!(p.predict(&[B8, B8, B8], &[false, true, false]), 6.5);
-        // A negative (noise) switch cost counts as 0.
+        // A negative switch cost (writing the narrower format) counts; a
+        // negative DRE extra does not; the total stays ≥ half of INT8's.
         let mut q = p.clone();
-        q.edges[0].down_ms = -3.0;
-        assert_eq!(q.predict(&[B16, B8, B8], &[false; 3]), 2.0 + 2.0 + 3.0);
+        q.edges[0].down_ms = -0.5;
+        assert_eq!(q.predict(&[B16, B8, B8], &[false; 3]), 2.0 + 2.0 + 3.0 - 0.5);
+        q.layers[1].dre_extra_ms.int8 = -1.0;
+        assert_eq!(q.predict(&[B8, B8, B8], &[false, true, false]), 6.0);
+        q.edges[0].down_ms = -100.0;
+        assert_eq!(q.predict(&[B16, B8, B8], &[false; 3]), 3.0);
     }
 
     #[test]
