@@ -15,7 +15,7 @@ mkdir -p "$out" schedules/fronts
 cargo build --release --workspace -q
 
 # 1. Profiles: per-layer times, switch costs, predicted vs measured.
-$B profile --model assets/models/nawq_x2.onnx --input-size 960x540 --out "$out/nawq_x2-960x540.json" | tee "$out/profile-nawq_x2.txt"
+$B profile --model assets/models/nawq_x2.onnx --input-size 960x540 --rounds 9 --frames 18 --out "$out/nawq_x2-960x540.json" | tee "$out/profile-nawq_x2.txt"
 $B profile --model $M/IMDN_x4.onnx --input-size 320x180 --out "$out/IMDN_x4-320x180.json" | tee "$out/profile-IMDN_x4.txt"
 $B profile --model $M/IMDN_RTC_x2.onnx --input-size 960x540 --out "$out/IMDN_RTC_x2-960x540.json" | tee "$out/profile-IMDN_RTC_x2.txt"
 
