@@ -336,7 +336,10 @@ mod tests {
         // negative DRE extra does not; the total stays ≥ half of INT8's.
         let mut q = p.clone();
         q.edges[0].down_ms = -0.5;
-        assert_eq!(q.predict(&[B16, B8, B8], &[false; 3]), 2.0 + 2.0 + 3.0 - 0.5);
+        assert_eq!(
+            q.predict(&[B16, B8, B8], &[false; 3]),
+            2.0 + 2.0 + 3.0 - 0.5
+        );
         q.layers[1].dre_extra_ms.int8 = -1.0;
         assert_eq!(q.predict(&[B8, B8, B8], &[false, true, false]), 6.0);
         q.edges[0].down_ms = -100.0;
