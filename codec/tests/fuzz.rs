@@ -686,8 +686,15 @@ fn fuzz_schedule_parser() {
     let graph = nawqsr_codec::model::import(&model).unwrap();
     let sha = nawqsr_codec::model::file_sha256(&model).unwrap();
     let mut seeds = corpus_dir("schedule");
-    for f in std::fs::read_dir(root().join("schedules")).unwrap() {
-        seeds.push(std::fs::read(f.unwrap().path()).unwrap());
+    // Every schedule file (schedules/fronts/ holds more, with a `pareto` field).
+    let dirs = [root().join("schedules"), root().join("schedules/fronts")];
+    for d in dirs.iter().filter(|d| d.is_dir()) {
+        for f in std::fs::read_dir(d).unwrap() {
+            let p = f.unwrap().path();
+            if p.is_file() {
+                seeds.push(std::fs::read(p).unwrap());
+            }
+        }
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.json");
