@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use nawqsr_codec::engine::{Engine, Plan, Tensor};
+use nawqsr_codec::engine::{Engine, Plan};
 use nawqsr_codec::kernels::CpuLevel;
 use nawqsr_codec::kernels::bench::measure_peak;
 use nawqsr_codec::model::{self, reference::Fp32Reference};
@@ -64,21 +64,6 @@ pub fn parse_size(s: &str) -> Result<(usize, usize)> {
     Ok((w, h))
 }
 
-/// A smooth synthetic frame with edges (quantization ranges see realistic values).
-pub fn synthetic(w: usize, h: usize) -> Tensor {
-    let mut t = Tensor::zeros(h, w, 3);
-    for y in 0..h {
-        for x in 0..w {
-            let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
-            let px = &mut t.data[(y * w + x) * 3..][..3];
-            px[0] = fx;
-            px[1] = 0.5 + 0.5 * ((fx * 40.0).sin() * (fy * 30.0).cos());
-            px[2] = if (x / 16 + y / 16) % 2 == 0 { 0.8 } else { 0.2 };
-        }
-    }
-    t
-}
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -89,7 +74,8 @@ pub fn run(a: Args) -> Result<()> {
     if a.runs == 0 {
         bail!("--runs 0: invalid (expected at least 1)");
     }
-    let frame = synthetic(w, h);
+    // The profiler's frame, so bench-model and profile time the same input.
+    let frame = nawqsr_codec::profiler::measure::test_frame(w, h);
     let level = CpuLevel::detect();
     let mut times = vec![];
     let threads;
