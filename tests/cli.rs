@@ -646,6 +646,13 @@ fn profile_writes_every_layer_edge_and_check() {
     }
     assert!(v["host"]["cpu"].as_str().is_some_and(|s| !s.is_empty()));
     assert_eq!(v["input"], serde_json::json!([48, 32]));
+    // Switch costs come from a least-squares fit over mixed plans, one residual each.
+    let fit = &v["switch_fit"];
+    assert!(fit["plans"].as_u64().unwrap() >= 2, "{fit}");
+    assert_eq!(
+        fit["residual_ms"].as_array().unwrap().len() as u64,
+        fit["plans"].as_u64().unwrap()
+    );
     // The table names the worst error.
     assert!(String::from_utf8_lossy(&o.stdout).contains("worst |error|"));
 }

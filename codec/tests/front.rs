@@ -144,6 +144,8 @@ fn profile_of_the_bundled_model_is_complete_and_adds_up() {
         frames: 2,
         warmup: 1,
         rounds: 2,
+        fit_plans: 3,
+        seed: 5,
     };
     let checks = vec![("int8".to_string(), vec![Bits::B8; n], vec![false; n])];
     let mut seen = 0;
@@ -159,8 +161,8 @@ fn profile_of_the_bundled_model_is_complete_and_adds_up() {
         &mut |_, _, _| seen += 1,
     )
     .unwrap();
-    // 4 uniform plans, 2 per edge, 1 check, each in 2 rounds.
-    assert_eq!(seen, 2 * (4 + 2 * (n - 1) + 1));
+    // 4 uniform plans, 3 fit plans, 1 check, each in 2 rounds.
+    assert_eq!(seen, 2 * (4 + 3 + 1));
     assert_eq!(p.layers.len(), n);
     assert_eq!(p.edges.len(), n - 1);
     assert!(!p.host.cpu.is_empty() && p.host.level == CpuLevel::detect().name());
@@ -172,6 +174,13 @@ fn profile_of_the_bundled_model_is_complete_and_adds_up() {
     assert_eq!(p.predict(&vec![Bits::B8; n], &vec![false; n]), sum8);
     assert_eq!(p.check.len(), 1);
     assert!(p.check[0].measured_ms > 0.0);
+    // The switch costs come from the fit plans: one per direction, on every
+    // edge, and they explain the fit plans' left-over time by least squares.
+    let fit = p.switch_fit.as_ref().expect("fitted switch costs");
+    assert_eq!((fit.plans, fit.residual_ms.len()), (3, 3));
+    let e0 = &p.edges[0];
+    assert!(e0.up_ms.is_finite() && e0.down_ms.is_finite());
+    assert!(p.edges.iter().all(|e| (e.up_ms, e.down_ms) == (e0.up_ms, e0.down_ms)));
     // And it round-trips through its file format with the model's checks.
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("p.json");

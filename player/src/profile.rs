@@ -36,7 +36,11 @@ pub struct Args {
     /// Random mixed plans measured after building the model, to check it.
     #[arg(long, default_value_t = 4)]
     checks: usize,
-    /// Seed of the random check plans.
+    /// Random mixed plans (in runs, from long to short) the switch costs are
+    /// fitted to.
+    #[arg(long, default_value_t = 6)]
+    fit_plans: usize,
+    /// Seed of the random check plans (the fit plans use another stream).
     #[arg(long, default_value_t = 7)]
     seed: u64,
     /// Profile to write (JSON).
@@ -79,18 +83,9 @@ pub fn run(a: Args) -> Result<()> {
             sched.layers.iter().map(|(_, l)| l.dre).collect(),
         ),
     ];
-    let mut rng = a.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = measure::PlanRng::new(a.seed);
     for k in 0..a.checks {
-        let bits = (0..n)
-            .map(|_| {
-                // xorshift64: reproducible without a dependency.
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                if rng & 1 == 0 { Bits::B8 } else { Bits::B16 }
-            })
-            .collect();
-        checks.push((format!("random {k}"), bits, vec![false; n]));
+        checks.push((format!("random {k}"), rng.mix(n), vec![false; n]));
     }
     let cfg = measure::Config {
         width: w,
@@ -101,6 +96,9 @@ pub fn run(a: Args) -> Result<()> {
         // and first-touch allocation.
         warmup: 1,
         rounds: a.rounds,
+        fit_plans: a.fit_plans,
+        // Another stream than the checks': the model never sees them.
+        seed: a.seed ^ 0x5EED_F17,
     };
     let model_id = ProfileModel {
         file: a
@@ -135,17 +133,24 @@ pub fn run(a: Args) -> Result<()> {
         prof.uniform_ms.int8, prof.uniform_ms.a16w8
     );
     println!(
-        "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "layer", "int8", "a16w8", "+dre8", "up→", "down→"
+        "{:<28} {:>9} {:>9} {:>9} {:>9}",
+        "layer", "int8", "a16w8", "+dre8", "+dre16"
     );
-    for (i, l) in prof.layers.iter().enumerate() {
-        let (up, down) = prof
-            .edges
-            .get(i)
-            .map_or((f64::NAN, f64::NAN), |e| (e.up_ms, e.down_ms));
+    for l in &prof.layers {
         println!(
-            "{:<28} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-            l.name, l.ms.int8, l.ms.a16w8, l.dre_extra_ms.int8, up, down
+            "{:<28} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            l.name, l.ms.int8, l.ms.a16w8, l.dre_extra_ms.int8, l.dre_extra_ms.a16w8
+        );
+    }
+    if let (Some(e), Some(f)) = (prof.edges.first(), &prof.switch_fit) {
+        let left: Vec<String> = f.residual_ms.iter().map(|r| format!("{r:.1}")).collect();
+        println!(
+            "switch cost per edge: int8→a16w8 {:.3} ms, a16w8→int8 {:.3} ms \
+             (least squares over {} mixed plans; their ms over the segment sums: {})",
+            e.up_ms,
+            e.down_ms,
+            f.plans,
+            left.join(", ")
         );
     }
     println!(

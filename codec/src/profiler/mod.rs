@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::quant::Bits;
 
 /// Version of the profile file format.
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 
 /// The machine a profile was measured on: predictions hold only there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,9 +93,12 @@ pub struct LayerTime {
 }
 
 /// The switch between conv `from` and the next conv `to` (FYE-SR's
-/// inter-processor switch cost): measured time of the plan cut there minus the
-/// sum of its layers' times (ms; negative where the producer writing the narrower
-/// format saves more than the hand-over costs).
+/// inter-processor switch cost), in ms: what a plan switching there costs over
+/// the sum of its layers' times. `measure` fits one cost per direction over
+/// whole mixed plans and stores it on every edge ([`SwitchFit`]); the format
+/// keeps one entry per edge so that a finer model can fill it. Negative where
+/// the producer writing the narrower format saves more than the hand-over
+/// costs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeCost {
@@ -109,6 +112,19 @@ pub struct EdgeCost {
 
 /// A plan the profiler measured after building the model, to show how well the
 /// sum predicts the whole.
+/// How the edges' switch costs were obtained: a least-squares fit over whole
+/// mixed plans (`measure`), with what each plan left over after its segments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchFit {
+    /// Random mixed plans measured for the fit.
+    pub plans: usize,
+    /// Their seed (`measure::PlanRng`).
+    pub seed: u64,
+    /// Measured − segment sum of each (ms): what the fitted costs explain.
+    pub residual_ms: Vec<f64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
@@ -147,6 +163,9 @@ pub struct Profile {
     pub layers: Vec<LayerTime>,
     /// Between consecutive conv layers: `layers.len() − 1` entries.
     pub edges: Vec<EdgeCost>,
+    /// How the edge costs were fitted (absent in hand-made profiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch_fit: Option<SwitchFit>,
     /// Predicted vs measured on plans not used to build the model.
     pub check: Vec<Check>,
 }
@@ -315,6 +334,7 @@ mod tests {
                     down_ms: 0.75,
                 },
             ],
+            switch_fit: None,
             check: vec![],
         }
     }

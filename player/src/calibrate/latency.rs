@@ -68,6 +68,8 @@ pub fn run(ev: &mut Evaluator, out: &Outcome, a: &Args) -> Result<(Schedule, Val
         frames: a.frames.max(1),
         warmup: 1,
         rounds: 3,
+        fit_plans: 6,
+        seed: 7 ^ 0x5EED_F17,
     };
     let profile = match &a.profile {
         Some(p) => Profile::load(p, a.model_sha256, &names)?,
