@@ -8,9 +8,14 @@ windows, a sign with lettering, a zone plate, colour bars) while a ball
 bounces across it: fine detail, text and edges that low bitrates and bicubic
 upscaling blur, and motion, so the encoder works like on a real stream.
 
+`--call` writes assets/clips/call_320x180.mp4 instead: a video call (issue 18's
+test clip for temporal reuse). The camera is fixed on part of the same scene
+and a person in front of it sways, nods and talks; everything else is static,
+as in the calls, screen shares and surveillance streams the product is for.
+
 Standard library only and deterministic; frames are piped as raw RGB into
 `gst-launch-1.0 ... x264enc ! mp4mux` (gstreamer1.0-plugins-ugly).
-Usage: tools/make_clip.py [OUT.mp4]"""
+Usage: tools/make_clip.py [--call] [OUT.mp4]"""
 import math, pathlib, random, subprocess, sys
 
 W, H, FPS, SECONDS = 320, 180, 30, 5
@@ -102,9 +107,44 @@ def frames(img):
         yield bytes(out)
 
 
+def call_frames(img):
+    """A fixed camera on the scene's sign and buildings, a person talking in
+    front: head and shoulders sway a few pixels, the mouth opens and closes."""
+    x0, y0 = 300, 120
+    skin, shirt, hair = (224, 172, 140), (40, 90, 160), (60, 40, 30)
+    for t in range(N):
+        u = t / FPS
+        cx = W // 2 + int(round(6 * math.sin(2 * math.pi * u / 3.0)))
+        cy = 112 + int(round(2 * math.sin(2 * math.pi * u / 1.7)))
+        mouth = 2 + int(round(3 * abs(math.sin(2 * math.pi * u * 2.3))))
+        out = bytearray()
+        for y in range(H):
+            row = list(img[y0 + y][x0 : x0 + W])
+            for x in range(cx - 70, cx + 71):
+                if not 0 <= x < W:
+                    continue
+                dx, dy = x - cx, y - cy
+                if y > cy + 45 and abs(dx) < 70 - max(0, 60 - (y - cy - 45) * 3):
+                    row[x] = shirt  # shoulders
+                elif (dx / 30) ** 2 + (dy / 40) ** 2 < 1:
+                    row[x] = hair if dy < -22 else skin
+                    if dy in (-8, -7) and 8 <= abs(dx) <= 14:
+                        row[x] = (30, 30, 40)  # eyes
+                    if 14 <= dy < 14 + mouth and abs(dx) <= 9:
+                        row[x] = (120, 30, 40)  # mouth
+                elif y > cy + 30 and abs(dx) < 11:
+                    row[x] = skin  # neck
+            out += bytes(c for p in row for c in p)
+        yield bytes(out)
+
+
 def main():
     root = pathlib.Path(__file__).resolve().parent.parent
-    out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else root / "assets/clips/city_320x180.mp4"
+    args = sys.argv[1:]
+    call = "--call" in args
+    args = [a for a in args if a != "--call"]
+    default = "assets/clips/call_320x180.mp4" if call else "assets/clips/city_320x180.mp4"
+    out = pathlib.Path(args[0]) if args else root / default
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".partial.mp4")
     cmd = [
@@ -116,7 +156,7 @@ def main():
         "filesink", f"location={tmp}",
     ]
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE)
-    for f in frames(scene()):
+    for f in (call_frames if call else frames)(scene()):
         p.stdin.write(f)
     p.stdin.close()
     if p.wait() != 0:

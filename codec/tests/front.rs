@@ -180,7 +180,11 @@ fn profile_of_the_bundled_model_is_complete_and_adds_up() {
     assert_eq!((fit.plans, fit.residual_ms.len()), (3, 3));
     let e0 = &p.edges[0];
     assert!(e0.up_ms.is_finite() && e0.down_ms.is_finite());
-    assert!(p.edges.iter().all(|e| (e.up_ms, e.down_ms) == (e0.up_ms, e0.down_ms)));
+    assert!(
+        p.edges
+            .iter()
+            .all(|e| (e.up_ms, e.down_ms) == (e0.up_ms, e0.down_ms))
+    );
     // And it round-trips through its file format with the model's checks.
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("p.json");

@@ -57,6 +57,10 @@ pub struct Args {
     /// Frame rate of streams that carry no timing (H.264 elementary streams).
     #[arg(long, default_value_t = media::DEFAULT_FPS)]
     pub fps: u32,
+    /// Exact temporal reuse, `exact` or `off`: patches whose inputs equal the
+    /// previous frame's are taken from it (same output; `reused` in the report).
+    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse)]
+    pub reuse: bool,
     /// Write every number as one JSON object to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -146,6 +150,8 @@ struct ModeReport {
     /// Worker time per unit and RQU (DRE) share, from `Codec::stats()`.
     unit_busy_ms_per_frame: Vec<(String, f64)>,
     dre_fraction: f64,
+    /// Fraction of output patches (row bands) reused from the previous frame.
+    reused: f64,
 }
 
 struct Clip {
@@ -273,6 +279,8 @@ fn run_mode(
     // One warm-up frame: first-touch allocations and thread start-up are not throughput.
     codec.upscale_rgb(&lr[0])?;
     codec.reset_stats();
+    // The warm-up frame must not be reused by the first timed one.
+    codec.reset_reuse();
     let mut lat = Vec::with_capacity(lr.len());
     let mut outputs: Vec<(usize, RgbImage)> = Vec::new();
     let (mut misses, mut drops) = (0, 0);
@@ -361,6 +369,7 @@ fn run_mode(
             .map(|u| (u.unit.to_string(), per_frame(u.busy_s)))
             .collect(),
         dre_fraction: stats.dre_fraction,
+        reused: stats.reused_fraction(),
     })
 }
 
@@ -409,6 +418,7 @@ pub fn run(a: Args) -> Result<()> {
             // Without --model: the bundled model for --scale (×2 by default).
             scale: if a.model.is_none() { a.scale } else { None },
             threads: a.threads,
+            reuse: a.reuse,
             ..CodecConfig::default()
         };
         let codec = match Codec::new(&cfg) {
@@ -566,6 +576,7 @@ fn print_table(c: &ClipReport, paced: bool) {
     if !paced {
         head.push_str(" PIQE |");
     }
+    head.push_str(" reused |");
     head.push_str(" per-partition ms/frame |");
     eprintln!("{head}");
     eprintln!(
@@ -589,6 +600,7 @@ fn print_table(c: &ClipReport, paced: bool) {
         if let Some(p) = m.mean_piqe {
             row.push_str(&format!(" {p:.2} |"));
         }
+        row.push_str(&format!(" {:.0} % |", 100.0 * m.reused));
         let parts: Vec<String> = m
             .partitions
             .iter()

@@ -237,6 +237,18 @@ pub struct SrOptions {
     pub mode: nawqsr_codec::runtime::Mode,
     pub scale: Option<usize>,
     pub threads: usize,
+    /// Exact temporal reuse (the element's `reuse`).
+    pub reuse: bool,
+}
+
+/// `--reuse`: `exact` (default for clips: unchanged patches are taken from the
+/// previous frame, output identical) or `off`.
+pub fn parse_reuse(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "exact" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("invalid value '{s}' (expected exact or off)")),
+    }
 }
 
 impl SrOptions {
@@ -279,6 +291,7 @@ impl SrOptions {
         }
         e.set_property("threads", self.threads as u32);
         e.set_property_from_str("mode", self.mode.name());
+        e.set_property_from_str("reuse", if self.reuse { "exact" } else { "off" });
         Ok(e)
     }
 }

@@ -58,6 +58,10 @@ pub struct Args {
     /// Codec worker threads (0 = all cores).
     #[arg(long, default_value_t = 0, value_parser = crate::media::parse_threads)]
     pub threads: usize,
+    /// Exact temporal reuse, `exact` or `off` (unchanged patches are not
+    /// recomputed; same output).
+    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse)]
+    pub reuse: bool,
     /// Run without a window even when a display is available.
     #[arg(long)]
     pub headless: bool,
@@ -129,6 +133,7 @@ pub fn run(a: Args) -> Result<()> {
         mode,
         scale,
         threads: a.threads,
+        reuse: a.reuse,
     };
     sr_opts.check()?;
     let headless = a.headless || !media::have_display();

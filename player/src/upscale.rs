@@ -35,6 +35,10 @@ pub struct Args {
     /// Clips: frame rate given to streams that carry no timing (H.264 elementary streams).
     #[arg(long, default_value_t = crate::media::DEFAULT_FPS)]
     pub fps: u32,
+    /// Clips: exact temporal reuse, `exact` or `off` (patches whose inputs are
+    /// unchanged since the previous frame are not recomputed; same output).
+    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse)]
+    pub reuse: bool,
 }
 
 pub fn codec_config(
@@ -123,6 +127,7 @@ fn run_clip(a: Args, container: Container) -> Result<()> {
         mode,
         scale: a.scale,
         threads: a.threads,
+        reuse: a.reuse,
     };
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let Some(s) = transcode::run(&a.input, &a.output, container, sr, a.fps, progress)? else {

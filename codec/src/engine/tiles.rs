@@ -37,6 +37,9 @@ use crate::model::{Op, Spatial};
 use crate::quant::params::{min_max, quantize_u8, quantize_u16};
 use crate::quant::{Bits, QParams};
 
+mod reuse;
+pub use reuse::{Reused, changed_rows};
+
 /// The LR frame's rows split into bands of `rows` (the last may be shorter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bands {
@@ -182,6 +185,10 @@ pub struct TileGraph {
     pub quantized: Vec<Option<QParams>>,
     pub input: usize,
     pub output: usize,
+    /// LR rows above and below an output band that decide it (exact temporal
+    /// reuse, `reuse.rs`); None when a frame-global node makes every output
+    /// depend on the whole frame.
+    pub reuse_halo: Option<usize>,
 }
 
 /// Spatial factor of an image value (None for per-channel vectors).
@@ -277,6 +284,7 @@ impl TileGraph {
             quantized: vec![None; nv],
             input: g.input,
             output: g.output,
+            reuse_halo: None,
         };
         for (l, layer) in g.layers.iter().enumerate() {
             let outputs = match &e.compiled[l] {
@@ -399,6 +407,7 @@ impl TileGraph {
         tg.quantized = (0..nv)
             .map(|v| stored_quantized(e, plan, &tg, &consumers[v], v))
             .collect();
+        tg.reuse_halo = reuse::receptive_halo(e, &tg);
         Ok(tg)
     }
 
@@ -509,8 +518,9 @@ impl FrameTiles {
     /// Nodes with no dependencies (call once, at the start); they count as
     /// handed out.
     pub fn initial(&mut self) -> Vec<usize> {
+        // Nodes skipped by `reuse` are already taken.
         let r: Vec<usize> = (0..self.pending.len())
-            .filter(|&i| self.pending[i] == 0)
+            .filter(|&i| self.pending[i] == 0 && !self.taken[i])
             .collect();
         for &i in &r {
             self.taken[i] = true;

@@ -73,7 +73,13 @@ impl PlanRng {
     /// `n` precisions, each INT8 or A16W8 with equal odds.
     pub fn mix(&mut self, n: usize) -> Vec<Bits> {
         (0..n)
-            .map(|_| if self.next() & 1 == 0 { Bits::B8 } else { Bits::B16 })
+            .map(|_| {
+                if self.next() & 1 == 0 {
+                    Bits::B8
+                } else {
+                    Bits::B16
+                }
+            })
             .collect()
     }
 
@@ -82,7 +88,11 @@ impl PlanRng {
     /// many; fitting on a spread of `p` keeps the switch count from being
     /// tied to the INT8 share.
     pub fn runs(&mut self, n: usize, p: f64) -> Vec<Bits> {
-        let mut b = if self.next() & 1 == 0 { Bits::B8 } else { Bits::B16 };
+        let mut b = if self.next() & 1 == 0 {
+            Bits::B8
+        } else {
+            Bits::B16
+        };
         (0..n)
             .map(|i| {
                 if i > 0 && self.unit() < p {
@@ -96,11 +106,12 @@ impl PlanRng {
 
 /// Up (INT8→A16W8) and down switches between consecutive convs of `bits`.
 pub fn switches(bits: &[Bits]) -> (usize, usize) {
-    bits.windows(2).fold((0, 0), |(u, d), w| match (w[0], w[1]) {
-        (Bits::B8, Bits::B16) => (u + 1, d),
-        (Bits::B16, Bits::B8) => (u, d + 1),
-        _ => (u, d),
-    })
+    bits.windows(2)
+        .fold((0, 0), |(u, d), w| match (w[0], w[1]) {
+            (Bits::B8, Bits::B16) => (u + 1, d),
+            (Bits::B16, Bits::B8) => (u, d + 1),
+            _ => (u, d),
+        })
 }
 
 /// Least-squares switch costs (up, down) from plans' (up count, down count,

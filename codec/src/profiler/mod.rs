@@ -110,8 +110,6 @@ pub struct EdgeCost {
     pub down_ms: f64,
 }
 
-/// A plan the profiler measured after building the model, to show how well the
-/// sum predicts the whole.
 /// How the edges' switch costs were obtained: a least-squares fit over whole
 /// mixed plans (`measure`), with what each plan left over after its segments.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -125,6 +123,8 @@ pub struct SwitchFit {
     pub residual_ms: Vec<f64>,
 }
 
+/// A plan the profiler measured after building the model, to show how well the
+/// sum predicts the whole.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Check {

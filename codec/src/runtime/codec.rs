@@ -105,6 +105,10 @@ pub struct CodecConfig {
     /// LR patch height in rows: patches are full-width bands (0 = the measured
     /// default, [`DEFAULT_PATCH_ROWS`]; ≥ the frame height = whole frame).
     pub patch_size: usize,
+    /// Exact temporal reuse (issue 18): a frame takes every output band whose
+    /// receptive LR rows are bit-identical to the previous frame's, so the
+    /// output equals recomputing. For video; off by default (images, tests).
+    pub reuse: bool,
 }
 
 enum Backend {
@@ -333,6 +337,24 @@ impl Codec {
         })
     }
 
+    /// (reused output bands, output bands) over the frames so far (0, 0 for
+    /// the backends without bands): cheaper than [`Codec::stats`] per frame.
+    pub fn reuse_counts(&self) -> (u64, u64) {
+        match &self.backend {
+            Backend::Npu(n) => n.runtime.shared.telemetry.reuse_counts(),
+            _ => (0, 0),
+        }
+    }
+
+    /// Forgets the frames kept for temporal reuse (seek, flush, discontinuity;
+    /// reuse stays exact without this, since it compares inputs, but a new
+    /// scene should not compare against an old one). No-op without reuse.
+    pub fn reset_reuse(&self) {
+        if let Backend::Npu(n) = &self.backend {
+            let _ = n.runtime.send(super::dispatcher::Ctl::ResetReuse);
+        }
+    }
+
     /// Test hook: the next work item fails with an error or a panic.
     #[doc(hidden)]
     pub fn inject_fault(&self, panic: bool) -> Result<()> {
@@ -482,6 +504,7 @@ impl Npu {
             max_in_flight: opts.max_in_flight.max(1),
             coalesce: opts.coalesce,
             split_partitions: opts.split_partitions,
+            reuse: cfg.reuse,
         };
         let runtime = Runtime::start(engine.clone(), plan.clone(), rc)?;
         Ok(Npu {

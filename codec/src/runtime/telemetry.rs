@@ -100,6 +100,21 @@ pub struct Stats {
     /// (the RQU's range partials included): what `profiler` divides among the
     /// layers (FYE-SR's per-layer timing).
     pub layer_s: Vec<f64>,
+    /// Exact temporal reuse: output bands taken from an earlier frame, and
+    /// output bands of all frames started (reuse on or off).
+    pub reused_bands: u64,
+    pub bands: u64,
+}
+
+impl Stats {
+    /// Fraction of output bands reused (0 when none were started).
+    pub fn reused_fraction(&self) -> f64 {
+        if self.bands == 0 {
+            0.0
+        } else {
+            self.reused_bands as f64 / self.bands as f64
+        }
+    }
 }
 
 /// Accumulators behind [`Stats`], shared by the dispatcher, the workers and
@@ -134,6 +149,8 @@ struct Acc {
     macs: f64,
     busy_wall: f64,
     layer_s: Vec<f64>,
+    reused_bands: u64,
+    bands: u64,
 }
 
 /// Latency window: percentiles over the most recent frames.
@@ -240,6 +257,18 @@ impl Telemetry {
         });
     }
 
+    pub fn reuse(&self, reused: usize, bands: usize) {
+        self.with(|a| {
+            a.reused_bands += reused as u64;
+            a.bands += bands as u64;
+        });
+    }
+
+    /// (reused output bands, output bands) so far: cheap, for per-frame deltas.
+    pub fn reuse_counts(&self) -> (u64, u64) {
+        self.with(|a| (a.reused_bands, a.bands))
+    }
+
     pub fn busy_wall(&self, secs: f64) {
         self.with(|a| a.busy_wall += secs);
     }
@@ -319,6 +348,8 @@ impl Telemetry {
                     0.0
                 },
                 layer_s: a.layer_s.clone(),
+                reused_bands: a.reused_bands,
+                bands: a.bands,
             }
         })
     }

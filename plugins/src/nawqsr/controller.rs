@@ -36,6 +36,9 @@ pub(super) struct State {
     pub(super) in_info: Option<gst_video::VideoInfo>,
     pub(super) out_info: Option<gst_video::VideoInfo>,
     pub(super) format: Option<PixelFormat>,
+    /// The codec that ran the last frame (its address), to reset temporal
+    /// reuse when another takes over.
+    pub(super) last_codec: usize,
 }
 
 /// The front's codecs and the deadline controller over them.
@@ -50,6 +53,15 @@ pub(super) struct FrontState {
 }
 
 impl State {
+    /// Every built codec forgets its reuse cache (flush, discontinuity, caps,
+    /// a switch of mode or plan): a codec that ran earlier holds an old frame.
+    pub(super) fn reset_reuse(&self) {
+        let points = self.front.iter().flat_map(|f| f.points.iter().flatten());
+        for c in self.codecs.iter().map(|(_, c)| c).chain(points) {
+            c.reset_reuse();
+        }
+    }
+
     pub(super) fn codec(&self) -> &Codec {
         if self.active == Mode::Hybrid
             && let Some(f) = self.front.as_ref().filter(|f| f.steering)
@@ -114,6 +126,7 @@ impl Nawqsr {
             scale: None,
             threads: settings.threads as usize,
             patch_size: settings.patch_size as usize,
+            reuse: settings.reuse == super::NawqsrReuse::Exact,
         };
         let scale = match (mode, scale, &settings.model) {
             (_, Some(s), _) => Some(s),

@@ -30,11 +30,11 @@ use gst_video::prelude::*;
 
 use nawqsr_codec::runtime::Mode;
 
-use super::NawqsrMode;
 use super::caps::{self, FORMATS};
 use super::controller::State;
 use super::qos::{Ladder, LadderConfig};
 use super::telemetry::{self, Timing};
+use super::{NawqsrMode, NawqsrReuse};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -66,6 +66,7 @@ pub(super) struct Settings {
     pub(super) latency_target: f64,
     /// PIQE-sample every this many output frames (0 = off).
     pub(super) piqe_interval: u32,
+    pub(super) reuse: NawqsrReuse,
 }
 
 impl Default for Settings {
@@ -80,6 +81,7 @@ impl Default for Settings {
             stats_interval: DEFAULT_STATS_INTERVAL,
             latency_target: 0.0,
             piqe_interval: DEFAULT_PIQE_INTERVAL,
+            reuse: NawqsrReuse::default(),
         }
     }
 }
@@ -139,7 +141,14 @@ impl ObjectSubclass for Nawqsr {
 }
 
 /// Properties that configure the codec: changing them needs a new `start()`.
-const READY_ONLY: [&str; 5] = ["model", "schedule", "scale", "patch-size", "threads"];
+const READY_ONLY: [&str; 6] = [
+    "model",
+    "schedule",
+    "scale",
+    "patch-size",
+    "threads",
+    "reuse",
+];
 
 impl ObjectImpl for Nawqsr {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -213,6 +222,17 @@ impl ObjectImpl for Nawqsr {
                     .default_value(DEFAULT_STATS_INTERVAL)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("reuse", NawqsrReuse::default())
+                    .nick("Temporal reuse")
+                    .blurb(
+                        "Exact temporal reuse: a patch (row band) of the output whose receptive \
+                         low-resolution rows are bit-identical to the previous frame's is taken from that \
+                         frame instead of recomputed, so the output is unchanged (models with frame-global \
+                         ops or DRE layers reuse only whole unchanged frames). Reported as 'reused' in \
+                         'nawqsr-stats'; reset on flushes, discontinuities and caps changes",
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("piqe-interval")
                     .nick("PIQE interval")
                     .blurb(
@@ -279,6 +299,7 @@ impl ObjectImpl for Nawqsr {
                 settings.latency_target = value.get().expect("type checked upstream")
             }
             "piqe-interval" => settings.piqe_interval = value.get().expect("type checked upstream"),
+            "reuse" => settings.reuse = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
         gst::info!(CAT, imp = self, "property {name} set: {settings:?}");
@@ -297,6 +318,7 @@ impl ObjectImpl for Nawqsr {
             "stats-interval" => settings.stats_interval.to_value(),
             "latency-target" => settings.latency_target.to_value(),
             "piqe-interval" => settings.piqe_interval.to_value(),
+            "reuse" => settings.reuse.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -387,6 +409,7 @@ impl BaseTransformImpl for Nawqsr {
             in_info: None,
             out_info: None,
             format: None,
+            last_codec: 0,
         });
         Ok(())
     }
@@ -483,6 +506,7 @@ impl BaseTransformImpl for Nawqsr {
         state.in_info = Some(in_info);
         state.out_info = Some(out_info);
         state.format = Some(format);
+        state.reset_reuse();
         Ok(())
     }
 
@@ -590,6 +614,9 @@ impl BaseTransformImpl for Nawqsr {
     fn sink_event(&self, event: gst::Event) -> bool {
         if let gst::EventView::FlushStop(_) = event.view() {
             self.ladder.lock().unwrap().reset_streaks();
+            if let Some(state) = self.state.lock().unwrap().as_ref() {
+                state.reset_reuse();
+            }
         }
         self.parent_sink_event(event)
     }

@@ -58,6 +58,23 @@ impl From<NawqsrMode> for Mode {
     }
 }
 
+/// The `reuse` property: exact temporal reuse (issue 18, NEMO without its lossy
+/// anchors). An output band whose receptive low-resolution rows are
+/// bit-identical to the previous frame's is taken from that frame.
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstNawqsrReuse")]
+pub enum NawqsrReuse {
+    #[enum_value(name = "Off: compute every band of every frame", nick = "off")]
+    Off = 0,
+    #[default]
+    #[enum_value(
+        name = "Exact: reuse bands whose inputs are bit-identical (output unchanged)",
+        nick = "exact"
+    )]
+    Exact = 1,
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
         Some(plugin),

@@ -29,6 +29,9 @@ pub(super) struct Timing {
     pub(super) piqe: Option<f64>,
     pub(super) piqe_time: Duration,
     pub(super) frame_time: Duration,
+    /// Output bands reused and computed-or-reused since the last stats message.
+    pub(super) window_reused: u64,
+    pub(super) window_bands: u64,
 }
 
 impl Timing {
@@ -102,6 +105,8 @@ pub(super) fn stats_structure(
         0.0
     };
     timing.window_start = Some(Instant::now());
+    let (reused, bands) = (timing.window_reused, timing.window_bands);
+    (timing.window_reused, timing.window_bands) = (0, 0);
     let b = gst::Structure::builder("nawqsr-stats");
     // On the front: which point (-1: none), its profiled ms and PSNR, the target.
     let b = match plan {
@@ -121,6 +126,16 @@ pub(super) fn stats_structure(
         .field("switches", timing.switches)
         // PIQE of the latest sampled output (−1: none yet or sampling off) and
         // the sampler's time as a fraction of the frames' processing time.
+        // Exact temporal reuse: the fraction of output patches taken from the
+        // previous frame in this window.
+        .field(
+            "reused",
+            if bands == 0 {
+                0.0
+            } else {
+                reused as f64 / bands as f64
+            },
+        )
         .field("piqe", timing.piqe.unwrap_or(-1.0))
         .field(
             "piqe-cost",

@@ -119,10 +119,19 @@ impl Nawqsr {
         let mut dst = frame_mut(&mut out_frame, format).map_err(fail)?;
 
         let t0 = Instant::now();
+        // Temporal reuse restarts after a discontinuity and when another
+        // codec (mode, front point) takes over.
+        let id = state.codec() as *const _ as usize;
+        if inbuf.flags().contains(gst::BufferFlags::DISCONT) || id != state.last_codec {
+            state.reset_reuse();
+            state.last_codec = id;
+        }
         let codec = state.codec();
         // The codec must not take the streaming thread down with it.
+        let reuse_before = codec.reuse_counts();
         let result = catch_unwind(AssertUnwindSafe(|| codec.upscale(&src, &mut dst)));
         let dt = t0.elapsed();
+        let reuse_after = codec.reuse_counts();
         let mode = state.active;
         drop(guard);
         // FYE-SR's perceptual score, sampled on the output we just wrote.
@@ -214,6 +223,8 @@ impl Nawqsr {
                 timing.window_start = Some(t0);
             }
             timing.record(dt);
+            timing.window_reused += reuse_after.0.saturating_sub(reuse_before.0);
+            timing.window_bands += reuse_after.1.saturating_sub(reuse_before.1);
             if let Some((score, cost)) = piqe {
                 timing.piqe_time += cost;
                 if score.is_some() {

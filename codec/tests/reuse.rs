@@ -1,0 +1,141 @@
+//! Exact temporal reuse (issue 18): with reuse on, every frame equals the frame
+//! computed with reuse off, bit for bit, while unchanged patches are really
+//! taken from the previous frame (the telemetry counts them).
+mod common;
+
+use image::{Rgb, RgbImage};
+use nawqsr_codec::runtime::{Codec, CodecConfig, Mode, StreamConfig, Timestamp};
+
+/// A textured static background with a bright 10×10 block that moves along the
+/// bottom rows (a video call: most rows never change), then a repeat of the
+/// last frame (a frame-global model can only reuse whole frames), then a
+/// scene cut.
+fn clip(w: u32, h: u32) -> Vec<RgbImage> {
+    let bg = RgbImage::from_fn(w, h, |x, y| {
+        let v = (x * 37 + y * 91 + (x * y) % 13) as u8;
+        Rgb([v, v.wrapping_mul(3), 255 - v])
+    });
+    let mut frames = Vec::new();
+    for k in 0..6u32 {
+        let mut f = bg.clone();
+        for y in h - 12..h - 2 {
+            for x in 3 * k..3 * k + 10 {
+                f.put_pixel(x % w, y, Rgb([250, 250, 20]));
+            }
+        }
+        frames.push(f);
+    }
+    frames.push(frames.last().unwrap().clone());
+    frames.push(RgbImage::from_fn(w, h, |x, y| {
+        Rgb([(x * 5) as u8, (y * 7) as u8, ((x + y) * 3) as u8])
+    }));
+    frames
+}
+
+fn codec(model: Option<std::path::PathBuf>, mode: Mode, reuse: bool) -> Codec {
+    Codec::new(&CodecConfig {
+        scale: model.is_none().then_some(2),
+        model,
+        mode,
+        threads: 2,
+        patch_size: 8,
+        reuse,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Runs `frames` through both codecs synchronously and as a stream; asserts
+/// equal outputs; returns the reuse codec's (reused bands, bands) of the
+/// synchronous run. In the stream, frames overlap in flight, so a frame may
+/// compare against the one before its predecessor: `stream_reuses` says
+/// whether the clip must still reuse something there.
+fn compare(on: &Codec, off: &Codec, frames: &[RgbImage], stream_reuses: bool) -> (u64, u64) {
+    for (i, f) in frames.iter().enumerate() {
+        let a = on.upscale_rgb(f).unwrap();
+        let b = off.upscale_rgb(f).unwrap();
+        assert!(a == b, "frame {i}: reuse changed the output");
+    }
+    let sync = on.reuse_counts();
+    // The stream path keeps its own cache (frames overlap in flight).
+    let s = on.stream(StreamConfig::default()).unwrap();
+    let mut outs = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        s.submit_rgb(f, Timestamp::new(i as u64, 1)).unwrap();
+        while let Some(o) = s.try_receive().unwrap() {
+            outs.push(o);
+        }
+    }
+    s.eos();
+    while let Some(o) = s.receive().unwrap() {
+        outs.push(o);
+    }
+    assert_eq!(outs.len(), frames.len());
+    for (i, (o, f)) in outs.into_iter().zip(frames).enumerate() {
+        let a = o.frame.to_rgb();
+        assert!(
+            a == off.upscale_rgb(f).unwrap(),
+            "stream frame {i}: reuse changed the output"
+        );
+    }
+    let all = on.reuse_counts();
+    assert!(
+        all.0 > sync.0 || !stream_reuses,
+        "the stream reused nothing: {sync:?} then {all:?}"
+    );
+    sync
+}
+
+#[test]
+fn plain_chain_reuses_unchanged_bands_exactly() {
+    let frames = clip(64, 48);
+    for mode in [Mode::Hybrid, Mode::Int8, Mode::A16w8] {
+        let (on, off) = (codec(None, mode, true), codec(None, mode, false));
+        let (reused, bands) = compare(&on, &off, &frames, true);
+        // 6 bands a frame; frames 1–5 keep the top bands (the block is in the
+        // bottom band, the halo reaches one band up at most), frame 6 keeps all.
+        assert_eq!(bands, 6 * frames.len() as u64, "mode {}", mode.name());
+        assert!(
+            reused >= 5 * 3 + 6,
+            "mode {}: {reused} of {bands} reused",
+            mode.name()
+        );
+        assert_eq!(off.reuse_counts().0, 0, "reuse off reused");
+    }
+}
+
+#[test]
+fn reset_forgets_the_previous_frame() {
+    let frames = clip(64, 48);
+    let on = codec(None, Mode::Hybrid, true);
+    on.upscale_rgb(&frames[0]).unwrap();
+    on.reset_reuse();
+    let before = on.reuse_counts();
+    on.upscale_rgb(&frames[0]).unwrap();
+    assert_eq!(on.reuse_counts().0, before.0, "reused after a reset");
+    on.upscale_rgb(&frames[0]).unwrap();
+    let after = on.reuse_counts();
+    assert_eq!(
+        after.0 - before.0,
+        6,
+        "an identical frame reuses every band"
+    );
+}
+
+#[test]
+fn frame_global_models_reuse_only_whole_frames() {
+    let Some(shared) = common::shared() else {
+        eprintln!("skipping: ../shared not found");
+        return;
+    };
+    let model = shared.join("models/IMDN_RTC_x2.onnx");
+    let frames = clip(40, 24);
+    for mode in [Mode::Hybrid, Mode::Int8] {
+        let on = codec(Some(model.clone()), mode, true);
+        let off = codec(Some(model.clone()), mode, false);
+        let (reused, _) = compare(&on, &off, &frames, false);
+        // IMDN's attention pools the whole frame: only the repeated frame
+        // (3 bands of 8 rows) is reused.
+        assert_eq!(reused, 3, "mode {}", mode.name());
+    }
+}
