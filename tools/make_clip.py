@@ -147,11 +147,19 @@ def main():
     out = pathlib.Path(args[0]) if args else root / default
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".partial.mp4")
+    # A call: constant quantizer and one key frame, as real-time call encoders
+    # run; a static background then stays skip blocks, bit-identical from
+    # frame to frame (x264's rate control would keep refining it).
+    x264 = (
+        ["x264enc", "pass=quant", "quantizer=30", "speed-preset=slow", "key-int-max=300", "threads=1"]
+        if call
+        else ["x264enc", "bitrate=250", "speed-preset=slow", "key-int-max=60", "threads=1"]
+    )
     cmd = [
         "gst-launch-1.0", "-q", "fdsrc", "fd=0", "!",
         "rawvideoparse", "format=rgb", f"width={W}", f"height={H}", f"framerate={FPS}/1", "!",
         "videoconvert", "!", "video/x-raw,format=I420", "!",
-        "x264enc", "bitrate=250", "speed-preset=slow", "key-int-max=60", "threads=1", "!",
+        *x264, "!",
         "video/x-h264,profile=high", "!", "h264parse", "!", "mp4mux", "!",
         "filesink", f"location={tmp}",
     ]

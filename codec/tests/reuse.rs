@@ -88,15 +88,16 @@ fn compare(on: &Codec, off: &Codec, frames: &[RgbImage], stream_reuses: bool) ->
 
 #[test]
 fn plain_chain_reuses_unchanged_bands_exactly() {
-    let frames = clip(64, 48);
+    let frames = clip(160, 96);
     for mode in [Mode::Hybrid, Mode::Int8, Mode::A16w8] {
         let (on, off) = (codec(None, mode, true), codec(None, mode, false));
         let (reused, bands) = compare(&on, &off, &frames, true);
-        // 6 bands a frame; frames 1–5 keep the top bands (the block is in the
-        // bottom band, the halo reaches one band up at most), frame 6 keeps all.
-        assert_eq!(bands, 6 * frames.len() as u64, "mode {}", mode.name());
+        // 10×6 patches of 16 a frame; frames 1–5 keep all but the few the
+        // block's old and new places reach with the halo (6), frame 6 keeps
+        // all.
+        assert_eq!(bands, 60 * frames.len() as u64, "mode {}", mode.name());
         assert!(
-            reused >= 5 * 3 + 6,
+            reused >= 5 * 48 + 60,
             "mode {}: {reused} of {bands} reused",
             mode.name()
         );
@@ -117,8 +118,8 @@ fn reset_forgets_the_previous_frame() {
     let after = on.reuse_counts();
     assert_eq!(
         after.0 - before.0,
-        6,
-        "an identical frame reuses every band"
+        12,
+        "an identical frame reuses every patch"
     );
 }
 
@@ -135,7 +136,7 @@ fn frame_global_models_reuse_only_whole_frames() {
         let off = codec(Some(model.clone()), mode, false);
         let (reused, _) = compare(&on, &off, &frames, false);
         // IMDN's attention pools the whole frame: only the repeated frame
-        // (3 bands of 8 rows) is reused.
-        assert_eq!(reused, 3, "mode {}", mode.name());
+        // (3×2 patches of 16) is reused.
+        assert_eq!(reused, 6, "mode {}", mode.name());
     }
 }

@@ -59,7 +59,7 @@ pub struct Args {
     pub fps: u32,
     /// Exact temporal reuse, `exact` or `off`: patches whose inputs equal the
     /// previous frame's are taken from it (same output; `reused` in the report).
-    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse)]
+    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse, action = clap::ArgAction::Set)]
     pub reuse: bool,
     /// Write every number as one JSON object to this file.
     #[arg(long)]

@@ -60,7 +60,7 @@ pub struct Args {
     pub threads: usize,
     /// Exact temporal reuse, `exact` or `off` (unchanged patches are not
     /// recomputed; same output).
-    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse)]
+    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse, action = clap::ArgAction::Set)]
     pub reuse: bool,
     /// Run without a window even when a display is available.
     #[arg(long)]

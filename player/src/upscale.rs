@@ -37,7 +37,7 @@ pub struct Args {
     pub fps: u32,
     /// Clips: exact temporal reuse, `exact` or `off` (patches whose inputs are
     /// unchanged since the previous frame are not recomputed; same output).
-    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse)]
+    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse, action = clap::ArgAction::Set)]
     pub reuse: bool,
 }
 

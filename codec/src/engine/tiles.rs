@@ -40,6 +40,13 @@ use crate::quant::{Bits, QParams};
 mod reuse;
 pub use reuse::{Reused, changed_rows};
 
+/// The receptive halo of `plan` on `e` in LR pixels ([`TileGraph::reuse_halo`]):
+/// None when a frame-global op or a DRE range makes every output pixel depend
+/// on the whole frame.
+pub fn reuse_halo(e: &Engine, plan: &Plan) -> Result<Option<usize>> {
+    Ok(TileGraph::new(e, plan, 8, 8, 8)?.reuse_halo)
+}
+
 /// The LR frame's rows split into bands of `rows` (the last may be shorter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bands {

@@ -26,13 +26,14 @@
 //!   process (several elements in a pipeline, several pipelines): a work item
 //!   carries its owner (engine, plan, where its completion goes), so any worker
 //!   runs any codec's items. An explicit thread count gets private workers.
-//! - **Exact temporal reuse** (issue 18; NEMO without its lossy anchors): with
-//!   `reuse` on, each origin (a stream, or the synchronous jobs) keeps its last
-//!   finished frame's input and output bands; a new frame of the same size takes
-//!   every output band whose receptive LR rows are bit-identical to that input
-//!   and skips the nodes only those bands needed (`engine::tiles::reuse`).
-//!   Comparing against the cached frame's own input keeps it exact whichever
-//!   earlier frame the cache holds (frames overlap in flight).
+//! - **Exact temporal reuse of streams** (issue 18; NEMO without its lossy
+//!   anchors): with `reuse` on, each stream keeps its last finished frame's
+//!   input and output bands; a new frame of the same size takes every output
+//!   band whose receptive LR rows are bit-identical to that input and skips the
+//!   nodes only those bands needed (`engine::tiles::reuse`). Comparing against
+//!   the cached frame's own input keeps it exact whichever earlier frame the
+//!   cache holds (frames overlap in flight). Synchronous jobs reuse in 2D
+//!   patches one level up (`runtime::reuse`, `Codec::upscale_rgb`).
 //! - **Failures**: a worker's error or panic (caught) fails its frame, which is
 //!   reported to whoever waits for it; the dispatcher never hangs on it. If the
 //!   dispatcher itself dies, every waiter is woken and sees an error.
@@ -76,7 +77,7 @@ pub(crate) struct RuntimeConfig {
     /// Benchmark only: every conv starts its own partition, on alternating
     /// units (same arithmetic, more hand-overs) — measures the switch cost.
     pub split_partitions: bool,
-    /// Exact temporal reuse of unchanged output bands (module docs).
+    /// Exact temporal reuse of unchanged output bands in streams (module docs).
     pub reuse: bool,
 }
 
@@ -308,7 +309,6 @@ impl Runtime {
             next_id: 0,
             outstanding: 0,
             graphs: HashMap::new(),
-            sync_cache: None,
             shutdown: false,
             busy_since: None,
         };
@@ -335,6 +335,30 @@ impl Runtime {
         })?;
         rx.recv()
             .map_err(|_| Error::Invalid("codec runtime stopped before the frame finished".into()))?
+    }
+
+    /// Runs several frames through the dispatcher at once (they overlap in
+    /// flight) and waits for all of them.
+    pub fn run_many(&self, inputs: Vec<Tensor>) -> Result<Vec<Upscaled>> {
+        let rxs = inputs
+            .into_iter()
+            .map(|input| {
+                let (reply, rx) = crossbeam_channel::bounded(1);
+                self.send(Ctl::Job {
+                    input,
+                    reply,
+                    submitted: Instant::now(),
+                })
+                .map(|_| rx)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rxs.into_iter()
+            .map(|rx| {
+                rx.recv().map_err(|_| {
+                    Error::Invalid("codec runtime stopped before the frame finished".into())
+                })?
+            })
+            .collect()
     }
 
     pub fn send(&self, m: Ctl) -> Result<()> {
@@ -543,8 +567,6 @@ struct Dispatcher {
     next_id: u64,
     outstanding: usize,
     graphs: HashMap<(usize, usize), Arc<TileGraph>>,
-    /// The synchronous jobs' last finished frame.
-    sync_cache: Option<ReuseCache>,
     shutdown: bool,
     busy_since: Option<Instant>,
 }
@@ -597,7 +619,6 @@ impl Dispatcher {
                         self.streams.push(Some(StreamState { link, in_flight: 0, next_emit: 0, reorder: BTreeMap::new(), cache: None }));
                     }
                     Ok(Ctl::ResetReuse) => {
-                        self.sync_cache = None;
                         for s in self.streams.iter_mut().flatten() {
                             s.cache = None;
                         }
@@ -613,7 +634,9 @@ impl Dispatcher {
         if let Some(g) = self.graphs.get(&(h, w)) {
             return Ok(g.clone());
         }
-        if self.graphs.len() >= 8 {
+        // Sizes seen: the frame's, and the sub-frames of 2D reuse (their
+        // sizes are multiples of the patch side, so few).
+        if self.graphs.len() >= 32 {
             self.graphs.clear();
         }
         let g = Arc::new(TileGraph::new(
@@ -693,7 +716,8 @@ impl Dispatcher {
         }
         match ft {
             Ok(mut ft) => {
-                let input = self.cfg.reuse.then(|| Arc::new(input));
+                let stream = matches!(origin, Origin::Stream { .. });
+                let input = (self.cfg.reuse && stream).then(|| Arc::new(input));
                 // A failed reuse (it cannot: same graph, same band count) is
                 // reported as the frame's error, never as a wrong frame.
                 let (reused, error) = match &input {
@@ -703,8 +727,11 @@ impl Dispatcher {
                     },
                     None => (0, None),
                 };
-                let bands = ft.tg.chunks[ft.tg.output];
-                self.shared.telemetry.reuse(reused, bands);
+                if input.is_some() {
+                    // Synchronous jobs are counted by `runtime::reuse`.
+                    let bands = ft.tg.chunks[ft.tg.output];
+                    self.shared.telemetry.reuse(reused, bands);
+                }
                 let init = if error.is_none() {
                     ft.initial()
                 } else {
@@ -741,7 +768,7 @@ impl Dispatcher {
     /// rows are unchanged; returns how many.
     fn reuse(&self, ft: &mut FrameTiles, origin: &Origin, input: &Tensor) -> Result<usize> {
         let cache = match origin {
-            Origin::Sync(_) => self.sync_cache.as_ref(),
+            Origin::Sync(_) => None,
             Origin::Stream { link, .. } => {
                 self.streams[*link].as_ref().and_then(|s| s.cache.as_ref())
             }
@@ -927,13 +954,10 @@ impl Dispatcher {
                 input,
                 out: out.clone(),
             });
-            match &fr.origin {
-                Origin::Sync(_) => self.sync_cache = cache,
-                Origin::Stream { link, .. } => {
-                    if let Some(s) = &mut self.streams[*link] {
-                        s.cache = cache;
-                    }
-                }
+            if let Origin::Stream { link, .. } = &fr.origin
+                && let Some(s) = &mut self.streams[*link]
+            {
+                s.cache = cache;
             }
         }
         if self.frames.is_empty()

@@ -5,6 +5,8 @@
 //! - [`dispatcher`]: the dispatcher thread and the INT8 / A16W8 unit workers;
 //!   patches are the bands of `engine::tiles`.
 //! - [`rqu`]: the Runtime Quantization Unit (DRE ranges, Eq. 1).
+//! - [`reuse`]: exact temporal reuse in 2D patches (NEMO; issue 18) for the
+//!   synchronous API; streams reuse row bands in the dispatcher.
 //! - [`telemetry`]: `Stats` and tracing spans.
 //! - [`color`], [`frame`]: pixel formats.
 //! - [`bicubic`]: fast fixed-point MATLAB-compatible bicubic (the `Bicubic` mode).
@@ -15,6 +17,7 @@ pub mod color;
 pub(crate) mod dispatcher;
 pub mod frame;
 pub mod quality;
+pub mod reuse;
 pub mod rqu;
 pub mod stream;
 pub mod telemetry;

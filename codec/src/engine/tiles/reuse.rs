@@ -22,9 +22,10 @@ use crate::engine::{Compiled, Engine, Tensor};
 use crate::error::{Error, Result};
 use crate::model::Op;
 
-/// LR rows above and below an output band that decide it, or None when the
-/// graph has a node that is not a band (frame-global op, whole-frame layer,
-/// DRE range barrier).
+/// LR pixels around an output pixel that decide it, in rows and in columns
+/// (the larger of the two: the band executor and `runtime::reuse`'s 2D
+/// patches use one halo), or None when the graph has a node that is not a
+/// band (frame-global op, whole-frame layer, DRE range barrier).
 pub(super) fn receptive_halo(e: &Engine, tg: &TileGraph) -> Option<usize> {
     if tg
         .nodes
@@ -34,7 +35,7 @@ pub(super) fn receptive_halo(e: &Engine, tg: &TileGraph) -> Option<usize> {
         return None;
     }
     let g = &e.graph;
-    // Per value: how many LR rows away from a row of it its inputs reach.
+    // Per value: how many LR pixels away from a pixel of it its inputs reach.
     let mut reach = vec![0usize; g.values.len()];
     for (l, layer) in g.layers.iter().enumerate() {
         let outputs = match &e.compiled[l] {
@@ -42,13 +43,16 @@ pub(super) fn receptive_halo(e: &Engine, tg: &TileGraph) -> Option<usize> {
             Compiled::Conv { out, .. } => vec![*out],
             Compiled::Other => layer.outputs.clone(),
         };
-        // Banded non-conv ops are row-local in LR rows (tiles::TileGraph::new);
-        // a conv reaches its larger pad, in rows of its input's resolution.
+        // Banded non-conv ops are pixel-local in LR pixels (element-wise,
+        // per-channel, depth-to-space: tiles::TileGraph::new); a conv reaches
+        // its larger pad on either axis, in pixels of its input's resolution.
         let halo = match &layer.op {
             Op::Conv(c) => {
                 let f = factor(e, layer.inputs[0])?;
-                let span = c.dilation * (c.kh - 1);
-                c.pads[0].max(span.saturating_sub(c.pads[0])).div_ceil(f)
+                let (sh, sw) = (c.dilation * (c.kh - 1), c.dilation * (c.kw - 1));
+                let rows = c.pads[0].max(sh.saturating_sub(c.pads[0]));
+                let cols = c.pads[1].max(sw.saturating_sub(c.pads[1]));
+                rows.max(cols).div_ceil(f)
             }
             _ => 0,
         };

@@ -1,0 +1,372 @@
+//! Exact temporal reuse in 2D patches (issue 18; NEMO, MobiCom'20, without its
+//! lossy anchor interpolation) for the synchronous API (`Codec::upscale_rgb`,
+//! hence the element).
+//!
+//! The LR frame is a grid of `tile`×`tile` patches. A patch is *dirty* when a
+//! pixel within the model's receptive halo of it differs (bitwise) from the
+//! previous frame; every other patch takes the previous output. Dirty patches
+//! are grouped into rectangles, and each rectangle runs as a small frame of
+//! its own, grown by the halo on every side that is not a frame edge; only
+//! its core is pasted back.
+//!
+//! Why it is exact: without a frame-global op or a DRE range (then there is
+//! no halo and only identical frames are reused), every output pixel of the
+//! network is a function of the LR pixels within the halo of it, computed
+//! element by element with static ⟨s, z⟩ (integer accumulation is exact, the
+//! epilogue is per element). A core pixel of a rectangle has its whole
+//! receptive field inside the grown rectangle, and a frame edge of the
+//! rectangle is a frame edge of the frame: same inputs, same padding, same
+//! operations, same bits. A clean patch's receptive field is unchanged, so its
+//! previous output is what recomputing would give.
+//!
+//! What it costs: the pixel comparison (one pass over the LR frame, early
+//! exit per row), and for each rectangle its halo ring recomputed. When the
+//! rectangles with their halos cover most of the frame, the frame runs whole
+//! (`WHOLE_ABOVE`), so a hand-held camera pays only the comparison.
+use image::RgbImage;
+
+/// Recompute the whole frame when the grown rectangles cover more than this
+/// share of it: their halos would cost more than the patches saved.
+pub const WHOLE_ABOVE: f64 = 0.6;
+
+/// The fixed cost of running a sub-frame, in patches of area (measured on
+/// container_qcif, whose scattered changes make many small rectangles).
+pub const SUBFRAME_PATCHES: usize = 4;
+
+/// An LR rectangle: columns `x0..x1`, rows `y0..y1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rect {
+    pub x0: usize,
+    pub y0: usize,
+    pub x1: usize,
+    pub y1: usize,
+}
+
+impl Rect {
+    pub fn area(&self) -> usize {
+        (self.x1 - self.x0) * (self.y1 - self.y0)
+    }
+
+    /// Grown by `h` on every side, clamped to a `w`×`hgt` frame.
+    pub fn grow(&self, h: usize, w: usize, hgt: usize) -> Rect {
+        Rect {
+            x0: self.x0.saturating_sub(h),
+            y0: self.y0.saturating_sub(h),
+            x1: (self.x1 + h).min(w),
+            y1: (self.y1 + h).min(hgt),
+        }
+    }
+
+    /// The frame region a core runs in: grown by the halo, then widened to
+    /// multiples of `q` (within the frame), so that sub-frames come in few
+    /// sizes and the runtime's task graphs (one per size) are reused. More
+    /// context than the halo changes nothing in the core.
+    pub fn region(&self, halo: usize, q: usize, w: usize, h: usize) -> Rect {
+        let g = self.grow(halo, w, h);
+        let widen = |a: usize, b: usize, n: usize| {
+            let len = (b - a).next_multiple_of(q.max(1)).min(n);
+            let b2 = (a + len).min(n);
+            (b2 - len, b2)
+        };
+        let (x0, x1) = widen(g.x0, g.x1, w);
+        let (y0, y1) = widen(g.y0, g.y1, h);
+        Rect { x0, y0, x1, y1 }
+    }
+
+    fn touches(&self, o: &Rect) -> bool {
+        self.x0 < o.x1 && o.x0 < self.x1 && self.y0 < o.y1 && o.y0 < self.y1
+    }
+
+    fn union(&self, o: &Rect) -> Rect {
+        Rect {
+            x0: self.x0.min(o.x0),
+            y0: self.y0.min(o.y0),
+            x1: self.x1.max(o.x1),
+            y1: self.y1.max(o.y1),
+        }
+    }
+}
+
+/// What a frame needs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Work {
+    /// Nothing changed: the previous output is this frame's.
+    Reuse,
+    /// Run the whole frame.
+    Whole,
+    /// Run these cores (each in its [`Rect::region`]); take the rest.
+    Cores(Vec<Rect>),
+}
+
+/// A frame's plan and its patch counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub work: Work,
+    /// Patches taken from the previous frame, of `patches`.
+    pub reused: usize,
+    pub patches: usize,
+}
+
+/// Plans `cur` against `prev` (same size) for patches of `tile` LR pixels and
+/// a receptive halo of `halo` LR pixels (None: the model has frame-global
+/// state, so only an identical frame is reused).
+pub fn plan(prev: &RgbImage, cur: &RgbImage, tile: usize, halo: Option<usize>) -> Plan {
+    let (w, h) = (cur.width() as usize, cur.height() as usize);
+    let tile = tile.max(1);
+    let (tx, ty) = (w.div_ceil(tile), h.div_ceil(tile));
+    let patches = tx * ty;
+    let whole = |reused| Plan {
+        work: Work::Whole,
+        reused,
+        patches,
+    };
+    if (prev.width(), prev.height()) != (cur.width(), cur.height()) {
+        return whole(0);
+    }
+    let row = w * 3;
+    let (a, b) = (prev.as_raw(), cur.as_raw());
+    // Per LR row: the first and last changed column (None: unchanged).
+    let spans: Vec<Option<(usize, usize)>> = (0..h)
+        .map(|y| {
+            let (ra, rb) = (&a[y * row..(y + 1) * row], &b[y * row..(y + 1) * row]);
+            let first = ra.iter().zip(rb).position(|(p, q)| p != q)?;
+            let last = row
+                - 1
+                - ra.iter()
+                    .rev()
+                    .zip(rb.iter().rev())
+                    .position(|(p, q)| p != q)?;
+            Some((first / 3, last / 3))
+        })
+        .collect();
+    if spans.iter().all(Option::is_none) {
+        return Plan {
+            work: Work::Reuse,
+            reused: patches,
+            patches,
+        };
+    }
+    let Some(halo) = halo else {
+        return whole(0);
+    };
+    // A moving camera changes most rows across most of their width: the
+    // rectangles would cover the frame, so skip the patch test (it is only
+    // worth its pass over the frame when it can save something).
+    let spanned: usize = spans.iter().flatten().map(|(f, l)| l + 1 - f).sum();
+    if spanned as f64 > WHOLE_ABOVE * (w * h) as f64 {
+        return whole(0);
+    }
+    // Changed pixels, summed over the rectangle above and left of each
+    // (a summed-area table): a patch is dirty when its halo-grown extent
+    // holds a changed pixel, an O(1) query per patch.
+    let mut sat = vec![0u32; (w + 1) * (h + 1)];
+    for y in 0..h {
+        let (ra, rb) = (&a[y * row..(y + 1) * row], &b[y * row..(y + 1) * row]);
+        let span = spans[y];
+        let mut run = 0u32;
+        for x in 0..w {
+            if span.is_some_and(|(f, l)| (f..=l).contains(&x))
+                && ra[x * 3..x * 3 + 3] != rb[x * 3..x * 3 + 3]
+            {
+                run += 1;
+            }
+            sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1] + run;
+        }
+    }
+    let changed_in = |r: Rect| {
+        let at = |x: usize, y: usize| sat[y * (w + 1) + x];
+        at(r.x1, r.y1) + at(r.x0, r.y0) - at(r.x0, r.y1) - at(r.x1, r.y0) > 0
+    };
+    let dirty: Vec<bool> = (0..patches)
+        .map(|i| {
+            let (px, py) = (i % tx, i / tx);
+            let core = Rect {
+                x0: px * tile,
+                y0: py * tile,
+                x1: ((px + 1) * tile).min(w),
+                y1: ((py + 1) * tile).min(h),
+            };
+            changed_in(core.grow(halo, w, h))
+        })
+        .collect();
+    let reused = dirty.iter().filter(|&&d| !d).count();
+    // Cores: per patch row, runs of dirty patches; then merge rectangles whose
+    // grown extents overlap (their halos would be computed twice).
+    let mut rects: Vec<Rect> = Vec::new();
+    for py in 0..ty {
+        let mut px = 0;
+        while px < tx {
+            if !dirty[py * tx + px] {
+                px += 1;
+                continue;
+            }
+            let start = px;
+            while px < tx && dirty[py * tx + px] {
+                px += 1;
+            }
+            rects.push(Rect {
+                x0: start * tile,
+                y0: py * tile,
+                x1: (px * tile).min(w),
+                y1: ((py + 1) * tile).min(h),
+            });
+        }
+    }
+    loop {
+        let mut merged = false;
+        'outer: for i in 0..rects.len() {
+            for j in i + 1..rects.len() {
+                let (gi, gj) = (
+                    rects[i].region(halo, tile, w, h),
+                    rects[j].region(halo, tile, w, h),
+                );
+                if gi.touches(&gj) {
+                    rects[i] = rects[i].union(&rects[j]);
+                    rects.swap_remove(j);
+                    merged = true;
+                    break 'outer;
+                }
+            }
+        }
+        if !merged {
+            break;
+        }
+    }
+    // Each sub-frame also pays a fixed dispatch and band overhead: count it
+    // as `SUBFRAME_PATCHES` patches of area.
+    let cost: usize = rects
+        .iter()
+        .map(|r| r.region(halo, tile, w, h).area() + SUBFRAME_PATCHES * tile * tile)
+        .sum();
+    if cost as f64 > WHOLE_ABOVE * (w * h) as f64 {
+        return whole(0);
+    }
+    Plan {
+        work: Work::Cores(rects),
+        reused,
+        patches,
+    }
+}
+
+/// The LR pixels of `r` as an image.
+pub fn crop(img: &RgbImage, r: &Rect) -> RgbImage {
+    image::imageops::crop_imm(
+        img,
+        r.x0 as u32,
+        r.y0 as u32,
+        (r.x1 - r.x0) as u32,
+        (r.y1 - r.y0) as u32,
+    )
+    .to_image()
+}
+
+/// Copies the output of `core` from `sub` (the output of the grown rectangle
+/// `grown`) into `out`, at scale `s`.
+pub fn paste(out: &mut RgbImage, sub: &RgbImage, core: &Rect, grown: &Rect, s: usize) {
+    let row = (core.x1 - core.x0) * s * 3;
+    let (ow, sw) = (out.width() as usize * 3, sub.width() as usize * 3);
+    let (dx, dy) = ((core.x0 - grown.x0) * s, (core.y0 - grown.y0) * s);
+    let (src, dst) = (sub.as_raw(), &mut **out);
+    for y in 0..(core.y1 - core.y0) * s {
+        let so = (dy + y) * sw + dx * 3;
+        let d = (core.y0 * s + y) * ow + core.x0 * s * 3;
+        dst[d..d + row].copy_from_slice(&src[so..so + row]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    fn img(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| Rgb([x as u8, y as u8, (x ^ y) as u8]))
+    }
+
+    #[test]
+    fn identical_frames_reuse_everything() {
+        let a = img(100, 70);
+        let p = plan(&a, &a, 32, Some(6));
+        assert_eq!(p.work, Work::Reuse);
+        assert_eq!((p.reused, p.patches), (12, 12));
+        assert_eq!(plan(&a, &a, 32, None).work, Work::Reuse);
+    }
+
+    #[test]
+    fn one_changed_pixel_dirties_the_patches_its_halo_reaches() {
+        let a = img(128, 128);
+        let mut b = a.clone();
+        b.put_pixel(40, 40, Rgb([0, 0, 0]));
+        // Halo 6 < 32: only patch (1, 1) is dirty; its core is that patch.
+        let p = plan(&a, &b, 32, Some(6));
+        assert_eq!(
+            p.work,
+            Work::Cores(vec![Rect {
+                x0: 32,
+                y0: 32,
+                x1: 64,
+                y1: 64
+            }])
+        );
+        assert_eq!((p.reused, p.patches), (15, 16));
+        // A halo of 40 reaches two patches around it: 4×4 minus nothing.
+        let p = plan(&a, &b, 32, Some(40));
+        assert_eq!(p.work, Work::Whole);
+        // Frame-global state: any change recomputes the frame.
+        assert_eq!(plan(&a, &b, 32, None).work, Work::Whole);
+    }
+
+    #[test]
+    fn far_apart_changes_make_separate_cores_near_ones_merge() {
+        let a = img(256, 128);
+        let mut b = a.clone();
+        b.put_pixel(5, 5, Rgb([0, 0, 0]));
+        b.put_pixel(250, 120, Rgb([0, 0, 0]));
+        let p = plan(&a, &b, 32, Some(6));
+        let Work::Cores(r) = &p.work else {
+            panic!("{p:?}")
+        };
+        assert_eq!(r.len(), 2);
+        let mut c = a.clone();
+        c.put_pixel(5, 5, Rgb([0, 0, 0]));
+        c.put_pixel(40, 5, Rgb([0, 0, 0]));
+        let p = plan(&a, &c, 32, Some(6));
+        assert_eq!(
+            p.work,
+            Work::Cores(vec![Rect {
+                x0: 0,
+                y0: 0,
+                x1: 64,
+                y1: 32
+            }])
+        );
+    }
+
+    #[test]
+    fn paste_puts_the_core_where_it_belongs() {
+        let core = Rect {
+            x0: 4,
+            y0: 2,
+            x1: 6,
+            y1: 3,
+        };
+        let grown = core.grow(1, 8, 4);
+        assert_eq!(
+            grown,
+            Rect {
+                x0: 3,
+                y0: 1,
+                x1: 7,
+                y1: 4
+            }
+        );
+        let sub = RgbImage::from_fn(8, 6, |x, y| Rgb([x as u8, y as u8, 9]));
+        let mut out = RgbImage::new(16, 8);
+        paste(&mut out, &sub, &core, &grown, 2);
+        // HR (8, 4) is sub's (2, 2).
+        assert_eq!(out.get_pixel(8, 4), &Rgb([2, 2, 9]));
+        assert_eq!(out.get_pixel(11, 5), &Rgb([5, 3, 9]));
+        assert_eq!(out.get_pixel(7, 4), &Rgb([0, 0, 0]));
+        assert_eq!(out.get_pixel(12, 4), &Rgb([0, 0, 0]));
+    }
+}
