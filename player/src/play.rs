@@ -624,10 +624,11 @@ impl Player {
 fn telemetry_line(s: &gst::StructureRef) -> String {
     let f = |k: &str| s.get::<f64>(k).unwrap_or(0.0);
     format!(
-        "{} {:5.1} fps  drops {}\nlatency p50 {:.1} ms p99 {:.1} ms  frames {}",
+        "{} {:5.1} fps  drops {}  reused {:.0} %\nlatency p50 {:.1} ms p99 {:.1} ms  frames {}",
         s.get::<&str>("mode").unwrap_or("?"),
         f("fps"),
         s.get::<u64>("drops").unwrap_or(0),
+        100.0 * f("reused"),
         f("latency-p50-ms"),
         f("latency-p99-ms"),
         s.get::<u64>("frames").unwrap_or(0),

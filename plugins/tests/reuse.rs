@@ -113,9 +113,13 @@ fn reuse_is_bit_exact_on_every_clip() {
             assert_eq!(a, b, "{name}: frame {i} differs with reuse on");
         }
         assert_eq!(none, 0.0, "{name}: reuse=off reused");
-        if name.starts_with("container") || name.starts_with("call") {
-            // Static cameras: a good share of patches never change.
-            assert!(reused > 0.05, "{name}: only {reused} reused");
-        }
+        // Static cameras: some patches never change; the call's background
+        // (skip blocks) most of them.
+        let least = match &*name {
+            n if n.starts_with("call") => 0.5,
+            n if n.starts_with("container") => 0.01,
+            _ => 0.0,
+        };
+        assert!(reused >= least, "{name}: only {reused} reused");
     }
 }

@@ -215,7 +215,7 @@ impl ObjectImpl for Nawqsr {
                     .nick("Stats interval")
                     .blurb(
                         "Post a 'nawqsr-stats' element message (frames, fps, latency-p50-ms, \
-                         latency-p99-ms, mode, drops, switches, plan, piqe, piqe-cost; with a \
+                         latency-p99-ms, mode, drops, switches, plan, reused, piqe, piqe-cost; with a \
                          latency front also plan-predicted-ms, plan-psnr, latency-target-ms) every \
                          this many output frames, 0 to 4294967295 (0 = off)",
                     )
