@@ -31,10 +31,12 @@ cat "$out/front-IMDN_RTC_x2.txt"
 python3 tools/plot_front.py "$out/front-IMDN_RTC_x2.json" docs/front-imdn-rtc.svg
 
 # 3. The element on a live 3 fps source with that target (below the A16W8 time).
+#    reuse=off: the ball pattern's background is static, and temporal reuse
+#    would take most patches from the previous frame (no deadline pressure).
 export GST_PLUGIN_PATH=$PWD/target/release
 timeout 60 gst-launch-1.0 -m videotestsrc is-live=true num-buffers=90 pattern=ball \
   ! video/x-raw,format=RGB,width=960,height=540,framerate=3/1 \
-  ! nawqsr model=$M/IMDN_RTC_x2.onnx schedule=schedules/fronts/IMDN_RTC_x2-front.json latency-target="$mid" stats-interval=10 \
+  ! nawqsr model=$M/IMDN_RTC_x2.onnx schedule=schedules/fronts/IMDN_RTC_x2-front.json latency-target="$mid" reuse=off stats-interval=10 \
   ! fakesink sync=true 2>&1 | grep -E "nawqsr-(stats|plan-switch)" | tee "$out/live-IMDN_RTC_x2.txt"
 
 # 4. The PIQE sampler's cost: the bundled x2 model on foreman (CIF -> 704x576),

@@ -18,7 +18,7 @@
 //!   minutes to climb back, while the estimate already says how far is safe.
 //! - The first frame on a point (after a switch, or the first one observed)
 //!   is not evidence: a point's codec starts its runtime and touches its
-//!   memory then (measured: +30–50 % on IMDN_RTC_x2 at 960×540).
+//!   memory then (measured: +20–37 % on IMDN_RTC_x2 at 960×540).
 //! - The band between `headroom` × target and the target is the hysteresis that
 //!   keeps a fixed load from oscillating; a point stepped up into and left again
 //!   within `up_after` frames doubles the frames needed to step up into it
