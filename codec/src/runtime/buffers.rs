@@ -39,15 +39,27 @@ pub struct Upscaled {
     pub(crate) chunks: Vec<Arc<Tensor>>,
     /// The same bands as RGB u8, converted by the workers.
     pub(crate) rgb: Vec<Arc<Vec<u8>>>,
+    pub(crate) width: usize,
+    pub(crate) height: usize,
 }
 
 impl Upscaled {
     pub fn width(&self) -> usize {
-        self.chunks[0].w
+        self.width
     }
 
     pub fn height(&self) -> usize {
-        self.chunks.iter().map(|t| t.h).sum()
+        self.height
+    }
+
+    /// The same frame without its f32 bands (what temporal reuse keeps).
+    pub(crate) fn rgb_only(&self) -> Upscaled {
+        Upscaled {
+            chunks: Vec::new(),
+            rgb: self.rgb.clone(),
+            width: self.width,
+            height: self.height,
+        }
     }
 
     /// The network's f32 output (unclipped), h×w×3.

@@ -135,7 +135,24 @@ struct Npu {
     /// (None: frame-global state, whole frames only), and the last frame's
     /// LR input and output.
     halo: Option<usize>,
-    last: Mutex<Option<(RgbImage, RgbImage)>>,
+    last: Mutex<Option<(RgbImage, LastOutput)>>,
+}
+
+/// The last output: a whole frame's RGB bands as the workers wrote them (kept
+/// without a copy, and without the f32 bands), or an image pasted together
+/// from reused and recomputed patches.
+enum LastOutput {
+    Bands(Upscaled),
+    Image(RgbImage),
+}
+
+impl LastOutput {
+    fn image(&self) -> RgbImage {
+        match self {
+            LastOutput::Bands(u) => u.to_rgb(),
+            LastOutput::Image(i) => i.clone(),
+        }
+    }
 }
 
 /// Side of the 2D patches of exact temporal reuse, in LR pixels. Measured on
@@ -155,9 +172,10 @@ impl Npu {
             Some((prev, _)) => plan(prev, lr, REUSE_PATCH, self.halo),
             None => plan(&RgbImage::new(0, 0), lr, REUSE_PATCH, self.halo),
         };
-        let out = match (&p.work, last.take()) {
-            (Work::Reuse, Some((_, sr))) => sr,
-            (Work::Cores(cores), Some((_, mut sr))) => {
+        let (out, keep) = match (&p.work, last.take()) {
+            (Work::Reuse, Some((prev, o))) => (o.image(), (prev, o)),
+            (Work::Cores(cores), Some((_, o))) => {
+                let mut sr = o.image();
                 let halo = self.halo.unwrap_or(0);
                 let grown: Vec<_> = cores
                     .iter()
@@ -171,12 +189,15 @@ impl Npu {
                 for ((c, g), o) in cores.iter().zip(&grown).zip(outs) {
                     paste(&mut sr, &o.to_rgb(), c, g, s);
                 }
-                sr
+                (sr.clone(), (lr.clone(), LastOutput::Image(sr)))
             }
-            _ => self.runtime.run(Tensor::from_rgb(lr))?.to_rgb(),
+            _ => {
+                let up = self.runtime.run(Tensor::from_rgb(lr))?;
+                (up.to_rgb(), (lr.clone(), LastOutput::Bands(up.rgb_only())))
+            }
         };
         self.runtime.shared.telemetry.reuse(p.reused, p.patches);
-        *last = Some((lr.clone(), out.clone()));
+        *last = Some(keep);
         Ok(out)
     }
 }

@@ -944,6 +944,8 @@ impl Dispatcher {
             Some(e) => Err(e),
             None => fr.ft.output_chunks().and_then(|chunks| {
                 Ok(Upscaled {
+                    width: chunks[0].w,
+                    height: chunks.iter().map(|t| t.h).sum(),
                     chunks,
                     rgb: fr.ft.output_rgb()?,
                 })

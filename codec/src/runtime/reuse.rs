@@ -3,8 +3,9 @@
 //! hence the element).
 //!
 //! The LR frame is a grid of `tile`×`tile` patches. A patch is *dirty* when a
-//! pixel within the model's receptive halo of it differs (bitwise) from the
-//! previous frame; every other patch takes the previous output. Dirty patches
+//! pixel within the model's receptive halo of it (rounded out to 8-pixel
+//! chunks of a row) differs bitwise from the previous frame; every other
+//! patch takes the previous output. Dirty patches
 //! are grouped into rectangles, and each rectangle runs as a small frame of
 //! its own, grown by the halo on every side that is not a frame edge; only
 //! its core is pasted back.
@@ -19,19 +20,24 @@
 //! operations, same bits. A clean patch's receptive field is unchanged, so its
 //! previous output is what recomputing would give.
 //!
-//! What it costs: the pixel comparison (one pass over the LR frame, early
-//! exit per row), and for each rectangle its halo ring recomputed. When the
+//! What it costs: the comparison (one pass over both LR frames in chunks of 8
+//! pixels), and for each rectangle its halo ring recomputed. When the
 //! rectangles with their halos cover most of the frame, the frame runs whole
 //! (`WHOLE_ABOVE`), so a hand-held camera pays only the comparison.
 use image::RgbImage;
 
 /// Recompute the whole frame when the grown rectangles cover more than this
 /// share of it: their halos would cost more than the patches saved.
-pub const WHOLE_ABOVE: f64 = 0.6;
+pub const WHOLE_ABOVE: f64 = 0.5;
 
-/// The fixed cost of running a sub-frame, in patches of area (measured on
-/// container_qcif, whose scattered changes make many small rectangles).
-pub const SUBFRAME_PATCHES: usize = 4;
+/// The fixed cost of running a sub-frame (dispatch, task-graph state, band
+/// halos), in patches of area: ~0.2 ms against ~0.022 ms per patch of
+/// nawq_x2 on container_qcif (BENCHMARKS "Temporal reuse"), whose scattered
+/// changes make many small rectangles.
+pub const SUBFRAME_PATCHES: usize = 10;
+
+/// Pixels per compared chunk of a row.
+const CHUNK: usize = 8;
 
 /// An LR rectangle: columns `x0..x1`, rows `y0..y1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,23 +129,26 @@ pub fn plan(prev: &RgbImage, cur: &RgbImage, tile: usize, halo: Option<usize>) -
     if (prev.width(), prev.height()) != (cur.width(), cur.height()) {
         return whole(0);
     }
+    // Per LR row, per chunk of CHUNK pixels: changed? (slice compares, which
+    // the standard library runs as memcmp: one cheap pass over both frames).
     let row = w * 3;
     let (a, b) = (prev.as_raw(), cur.as_raw());
-    // Per LR row: the first and last changed column (None: unchanged).
-    let spans: Vec<Option<(usize, usize)>> = (0..h)
-        .map(|y| {
-            let (ra, rb) = (&a[y * row..(y + 1) * row], &b[y * row..(y + 1) * row]);
-            let first = ra.iter().zip(rb).position(|(p, q)| p != q)?;
-            let last = row
-                - 1
-                - ra.iter()
-                    .rev()
-                    .zip(rb.iter().rev())
-                    .position(|(p, q)| p != q)?;
-            Some((first / 3, last / 3))
-        })
-        .collect();
-    if spans.iter().all(Option::is_none) {
+    let nc = w.div_ceil(CHUNK);
+    // Column-wise prefix counts: `pre[c * (h + 1) + y]` = changed chunks in
+    // column c above row y, so a patch's test is one subtraction per chunk.
+    let mut pre = vec![0u32; nc * (h + 1)];
+    let mut changed_chunks = 0usize;
+    for y in 0..h {
+        let (ra, rb) = (&a[y * row..(y + 1) * row], &b[y * row..(y + 1) * row]);
+        let same_row = ra == rb;
+        for c in 0..nc {
+            let r = c * CHUNK * 3..((c + 1) * CHUNK * 3).min(row);
+            let ch = !same_row && ra[r.clone()] != rb[r];
+            changed_chunks += ch as usize;
+            pre[c * (h + 1) + y + 1] = pre[c * (h + 1) + y] + ch as u32;
+        }
+    }
+    if changed_chunks == 0 {
         return Plan {
             work: Work::Reuse,
             reused: patches,
@@ -149,34 +158,13 @@ pub fn plan(prev: &RgbImage, cur: &RgbImage, tile: usize, halo: Option<usize>) -
     let Some(halo) = halo else {
         return whole(0);
     };
-    // A moving camera changes most rows across most of their width: the
-    // rectangles would cover the frame, so skip the patch test (it is only
-    // worth its pass over the frame when it can save something).
-    let spanned: usize = spans.iter().flatten().map(|(f, l)| l + 1 - f).sum();
-    if spanned as f64 > WHOLE_ABOVE * (w * h) as f64 {
+    // A moving camera changes most of the frame: the rectangles would cover
+    // it, so skip the patch test.
+    if (changed_chunks * CHUNK) as f64 > WHOLE_ABOVE * (w * h) as f64 {
         return whole(0);
     }
-    // Changed pixels, summed over the rectangle above and left of each
-    // (a summed-area table): a patch is dirty when its halo-grown extent
-    // holds a changed pixel, an O(1) query per patch.
-    let mut sat = vec![0u32; (w + 1) * (h + 1)];
-    for y in 0..h {
-        let (ra, rb) = (&a[y * row..(y + 1) * row], &b[y * row..(y + 1) * row]);
-        let span = spans[y];
-        let mut run = 0u32;
-        for x in 0..w {
-            if span.is_some_and(|(f, l)| (f..=l).contains(&x))
-                && ra[x * 3..x * 3 + 3] != rb[x * 3..x * 3 + 3]
-            {
-                run += 1;
-            }
-            sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1] + run;
-        }
-    }
-    let changed_in = |r: Rect| {
-        let at = |x: usize, y: usize| sat[y * (w + 1) + x];
-        at(r.x1, r.y1) + at(r.x0, r.y0) - at(r.x0, r.y1) - at(r.x1, r.y0) > 0
-    };
+    // Dirty: a changed chunk within `halo` of the patch (chunks make the
+    // test conservative by less than a chunk: more recomputation, never less).
     let dirty: Vec<bool> = (0..patches)
         .map(|i| {
             let (px, py) = (i % tx, i / tx);
@@ -186,7 +174,9 @@ pub fn plan(prev: &RgbImage, cur: &RgbImage, tile: usize, halo: Option<usize>) -
                 x1: ((px + 1) * tile).min(w),
                 y1: ((py + 1) * tile).min(h),
             };
-            changed_in(core.grow(halo, w, h))
+            let g = core.grow(halo, w, h);
+            (g.x0 / CHUNK..g.x1.div_ceil(CHUNK))
+                .any(|c| pre[c * (h + 1) + g.y1] > pre[c * (h + 1) + g.y0])
         })
         .collect();
     let reused = dirty.iter().filter(|&&d| !d).count();
@@ -294,7 +284,7 @@ mod tests {
 
     #[test]
     fn one_changed_pixel_dirties_the_patches_its_halo_reaches() {
-        let a = img(128, 128);
+        let a = img(256, 256);
         let mut b = a.clone();
         b.put_pixel(40, 40, Rgb([0, 0, 0]));
         // Halo 6 < 32: only patch (1, 1) is dirty; its core is that patch.
@@ -308,8 +298,8 @@ mod tests {
                 y1: 64
             }])
         );
-        assert_eq!((p.reused, p.patches), (15, 16));
-        // A halo of 40 reaches two patches around it: 4×4 minus nothing.
+        assert_eq!((p.reused, p.patches), (63, 64));
+        // A halo of 40 grows the rectangle past what the frame costs whole.
         let p = plan(&a, &b, 32, Some(40));
         assert_eq!(p.work, Work::Whole);
         // Frame-global state: any change recomputes the frame.
@@ -318,10 +308,10 @@ mod tests {
 
     #[test]
     fn far_apart_changes_make_separate_cores_near_ones_merge() {
-        let a = img(256, 128);
+        let a = img(512, 256);
         let mut b = a.clone();
         b.put_pixel(5, 5, Rgb([0, 0, 0]));
-        b.put_pixel(250, 120, Rgb([0, 0, 0]));
+        b.put_pixel(506, 250, Rgb([0, 0, 0]));
         let p = plan(&a, &b, 32, Some(6));
         let Work::Cores(r) = &p.work else {
             panic!("{p:?}")
