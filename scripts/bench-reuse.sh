@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 18's evidence (BENCHMARKS.md "Temporal reuse"): `nawqsr bench` in
-# hybrid mode with --reuse exact and --reuse off, interleaved, ROUNDS times
-# per clip; prints each run's fps and reused share, then per clip the median
-# fps of each setting and their ratio. Run on a quiet machine.
+# hybrid mode with --reuse exact, tolerant (threshold 4) and off, interleaved,
+# ROUNDS times per clip; per clip the median fps of each setting, the reused
+# share, tolerant's PSNR against recomputing, and the ratios to off. Run on a
+# quiet machine.
 #
 #   scripts/bench-reuse.sh [ROUNDS]      # default 5
 set -euo pipefail
@@ -20,21 +21,26 @@ for clip in "${clips[@]}"; do
   name=$(basename "$clip")
   : > "$out/$name.txt"
   for r in $(seq "$rounds"); do
-    for reuse in exact off; do
-      $B bench "$clip" --modes hybrid --reuse "$reuse" --json "$out/$name-$reuse-$r.json" 2> /dev/null
+    for reuse in exact tolerant off; do
+      $B bench "$clip" --modes hybrid --reuse "$reuse" --reuse-threshold 4 --json "$out/$name-$reuse-$r.json" 2> /dev/null
       python3 - "$out/$name-$reuse-$r.json" "$reuse" >> "$out/$name.txt" <<'EOF'
 import json, sys
 m = json.load(open(sys.argv[1]))["clips"][0]["modes"][0]
-print(sys.argv[2], round(m["fps"], 2), round(m["reused"], 4))
+print(sys.argv[2], round(m["fps"], 2), round(m["reused"], 4), m["reuse_psnr_db"] or "-")
 EOF
     done
   done
   python3 - "$out/$name.txt" "$name" <<'EOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-fps = {k: statistics.median(float(r[1]) for r in rows if r[0] == k) for k in ("exact", "off")}
-reused = statistics.median(float(r[2]) for r in rows if r[0] == "exact")
-print(f"{sys.argv[2]}: reuse exact {fps['exact']:.1f} fps ({100 * reused:.0f} % of patches reused), "
-      f"off {fps['off']:.1f} fps, ratio {fps['exact'] / fps['off']:.2f} (medians of {len(rows) // 2} interleaved runs)")
+ks = ("exact", "tolerant", "off")
+fps = {k: statistics.median(float(r[1]) for r in rows if r[0] == k) for k in ks}
+reused = {k: statistics.median(float(r[2]) for r in rows if r[0] == k) for k in ks}
+psnr = [float(r[3]) for r in rows if r[0] == "tolerant" and r[3] != "-"]
+psnr = f"{statistics.median(psnr):.1f} dB" if psnr else "identical"
+print(f"{sys.argv[2]}: exact {fps['exact']:.1f} fps ({100 * reused['exact']:.0f} % reused, "
+      f"x{fps['exact'] / fps['off']:.2f}); tolerant-4 {fps['tolerant']:.1f} fps "
+      f"({100 * reused['tolerant']:.0f} % reused, x{fps['tolerant'] / fps['off']:.2f}, {psnr} vs recomputing); "
+      f"off {fps['off']:.1f} fps (medians of {len(rows) // 3} interleaved runs)")
 EOF
 done

@@ -141,3 +141,52 @@ fn frame_global_models_reuse_only_whole_frames() {
         assert_eq!(reused, 60, "mode {}", mode.name());
     }
 }
+
+#[test]
+fn tolerant_reuse_skips_small_changes_and_stays_close() {
+    // The background flickers by ±1 (as a decoder's rounding can); the block
+    // moves as before.
+    let mut frames = clip(160, 96);
+    frames.truncate(6);
+    for (k, f) in frames.iter_mut().enumerate() {
+        for (i, p) in f.pixels_mut().enumerate() {
+            if (i + k) % 7 == 0 {
+                p[1] = p[1].saturating_add(1);
+            }
+        }
+    }
+    let exact = codec(None, Mode::Hybrid, true);
+    let off = codec(None, Mode::Hybrid, false);
+    let tolerant = Codec::new(&CodecConfig {
+        scale: Some(2),
+        mode: Mode::Hybrid,
+        threads: 2,
+        reuse: true,
+        reuse_threshold: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let (mut se, mut n) = (0.0f64, 0.0f64);
+    for f in &frames {
+        let full = off.upscale_rgb(f).unwrap();
+        assert!(
+            exact.upscale_rgb(f).unwrap() == full,
+            "exact reuse changed the output"
+        );
+        let t = tolerant.upscale_rgb(f).unwrap();
+        for (&a, &b) in t.as_raw().iter().zip(full.as_raw()) {
+            se += (f64::from(a) - f64::from(b)).powi(2);
+            n += 1.0;
+        }
+    }
+    let (e, t) = (exact.reuse_counts().0, tolerant.reuse_counts().0);
+    // The flicker leaves exact reuse nothing; tolerant reuse takes most
+    // patches of frames 1–5.
+    assert_eq!(e, 0, "exact reuse took flickering patches");
+    assert!(t >= 5 * 48, "tolerant reused only {t}");
+    let psnr = 10.0 * (255.0f64 * 255.0 * n / se.max(1e-9)).log10();
+    assert!(
+        psnr > 40.0,
+        "tolerant output is {psnr:.1} dB from recomputing"
+    );
+}

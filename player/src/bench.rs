@@ -57,10 +57,16 @@ pub struct Args {
     /// Frame rate of streams that carry no timing (H.264 elementary streams).
     #[arg(long, default_value_t = media::DEFAULT_FPS)]
     pub fps: u32,
-    /// Exact temporal reuse, `exact` or `off`: patches whose inputs equal the
-    /// previous frame's are taken from it (same output; `reused` in the report).
-    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse, action = clap::ArgAction::Set)]
-    pub reuse: bool,
+    /// Temporal reuse, `exact`, `tolerant` or `off`: patches whose inputs equal
+    /// the previous frame's (within --reuse-threshold when tolerant) are taken
+    /// from it (`reused` in the report; tolerant also reports `reuse_psnr_db`
+    /// against recomputing every frame).
+    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse)]
+    pub reuse: crate::media::Reuse,
+    /// With `--reuse tolerant`: a pixel counts as changed when a channel
+    /// moved by more than this (1 to 255).
+    #[arg(long, default_value = "2", value_parser = crate::media::parse_reuse_threshold)]
+    pub reuse_threshold: u8,
     /// Write every number as one JSON object to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -150,8 +156,11 @@ struct ModeReport {
     /// Worker time per unit and RQU (DRE) share, from `Codec::stats()`.
     unit_busy_ms_per_frame: Vec<(String, f64)>,
     dre_fraction: f64,
-    /// Fraction of output patches (row bands) reused from the previous frame.
+    /// Fraction of output patches reused from the previous frame.
     reused: f64,
+    /// Tolerant reuse: PSNR (RGB, over all frames) of the output against
+    /// recomputing every frame; None for exact reuse or identical outputs.
+    reuse_psnr_db: Option<f64>,
 }
 
 struct Clip {
@@ -270,6 +279,7 @@ fn parse_size(s: &str) -> Result<(u32, u32)> {
 
 fn run_mode(
     codec: &Codec,
+    reference: Option<&Codec>,
     lr: &[RgbImage],
     hr: Option<&[RgbImage]>,
     fps: f64,
@@ -285,6 +295,7 @@ fn run_mode(
     let mut outputs: Vec<(usize, RgbImage)> = Vec::new();
     let (mut misses, mut drops) = (0, 0);
     let mut piqe_sum = 0.0;
+    let (mut sq_err, mut samples) = (0.0f64, 0.0f64);
     let period = Duration::from_secs_f64(1.0 / fps);
     let t0 = Instant::now();
     for (i, f) in lr.iter().enumerate() {
@@ -308,6 +319,16 @@ fn run_mode(
         }
         if paced && t0.elapsed() > period * (i as u32 + 1) {
             misses += 1;
+        }
+        if let Some(r) = reference {
+            let full = r.upscale_rgb(f)?;
+            sq_err += sr
+                .as_raw()
+                .iter()
+                .zip(full.as_raw())
+                .map(|(&p, &q)| (f64::from(p) - f64::from(q)).powi(2))
+                .sum::<f64>();
+            samples += sr.as_raw().len() as f64;
         }
         if hr.is_some() {
             outputs.push((i, sr));
@@ -370,6 +391,9 @@ fn run_mode(
             .collect(),
         dre_fraction: stats.dre_fraction,
         reused: stats.reused_fraction(),
+        // RGB PSNR over all frames (one MSE), None when identical.
+        reuse_psnr_db: (reference.is_some() && sq_err > 0.0)
+            .then(|| 10.0 * (255.0f64 * 255.0 * samples / sq_err).log10()),
     })
 }
 
@@ -393,6 +417,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     // Codecs are built once and reused for every clip.
     let mut codecs: Vec<Codec> = Vec::new();
+    let mut references: Vec<Option<Codec>> = Vec::new();
     let mut skipped: Vec<Skipped> = Vec::new();
     let mut model_scale = None;
     for &mode in &modes {
@@ -418,8 +443,18 @@ pub fn run(a: Args) -> Result<()> {
             // Without --model: the bundled model for --scale (×2 by default).
             scale: if a.model.is_none() { a.scale } else { None },
             threads: a.threads,
-            reuse: a.reuse,
+            reuse: a.reuse.codec(a.reuse_threshold).0,
+            reuse_threshold: a.reuse.codec(a.reuse_threshold).1,
             ..CodecConfig::default()
+        };
+        // Tolerant reuse changes the output: measure it against recomputing.
+        let reference = match a.reuse {
+            crate::media::Reuse::Tolerant => Some(Codec::new(&CodecConfig {
+                reuse: false,
+                reuse_threshold: 0,
+                ..cfg.clone()
+            })),
+            _ => None,
         };
         let codec = match Codec::new(&cfg) {
             Ok(c) => c,
@@ -436,6 +471,7 @@ pub fn run(a: Args) -> Result<()> {
         };
         model_scale = Some(codec.scale());
         codecs.push(codec);
+        references.push(reference.transpose()?);
     }
     let scale = match (model_scale, a.scale) {
         (Some(m), Some(s)) if m != s => bail!("--scale: {s}, but the model upscales ×{m}"),
@@ -450,6 +486,7 @@ pub fn run(a: Args) -> Result<()> {
             ..CodecConfig::default()
         })?;
         codecs.insert(0, c);
+        references.insert(0, None);
     }
     if codecs.is_empty() {
         bail!("--modes: nothing to run");
@@ -493,9 +530,9 @@ pub fn run(a: Args) -> Result<()> {
         };
         let (iw, ih) = lr[0].dimensions();
         let mut modes_out = Vec::new();
-        for codec in &codecs {
+        for (codec, reference) in codecs.iter().zip(&references) {
             let t = Instant::now();
-            let r = run_mode(codec, &lr, hr, clip.fps, a.paced)
+            let r = run_mode(codec, reference.as_ref(), &lr, hr, clip.fps, a.paced)
                 .with_context(|| format!("{}: mode {}", path.display(), codec.mode().name()))?;
             tracing::info!("mode {} took {:.1} s", r.mode, t.elapsed().as_secs_f64());
             modes_out.push(r);

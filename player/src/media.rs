@@ -237,17 +237,57 @@ pub struct SrOptions {
     pub mode: nawqsr_codec::runtime::Mode,
     pub scale: Option<usize>,
     pub threads: usize,
-    /// Exact temporal reuse (the element's `reuse`).
-    pub reuse: bool,
+    /// Temporal reuse (the element's `reuse` and `reuse-threshold`).
+    pub reuse: Reuse,
+    pub reuse_threshold: u8,
 }
 
-/// `--reuse`: `exact` (default for clips: unchanged patches are taken from the
-/// previous frame, output identical) or `off`.
-pub fn parse_reuse(s: &str) -> std::result::Result<bool, String> {
+/// `--reuse`: temporal reuse of unchanged patches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reuse {
+    Off,
+    /// Bit-identical inputs only: the output equals recomputing.
+    #[default]
+    Exact,
+    /// Inputs within `--reuse-threshold`: the output changes slightly.
+    Tolerant,
+}
+
+impl Reuse {
+    pub fn nick(self) -> &'static str {
+        match self {
+            Reuse::Off => "off",
+            Reuse::Exact => "exact",
+            Reuse::Tolerant => "tolerant",
+        }
+    }
+
+    /// The codec's (reuse, reuse_threshold) for this setting.
+    pub fn codec(self, threshold: u8) -> (bool, u8) {
+        match self {
+            Reuse::Off => (false, 0),
+            Reuse::Exact => (true, 0),
+            Reuse::Tolerant => (true, threshold),
+        }
+    }
+}
+
+pub fn parse_reuse(s: &str) -> std::result::Result<Reuse, String> {
     match s {
-        "exact" => Ok(true),
-        "off" => Ok(false),
-        _ => Err(format!("invalid value '{s}' (expected exact or off)")),
+        "exact" => Ok(Reuse::Exact),
+        "off" => Ok(Reuse::Off),
+        "tolerant" => Ok(Reuse::Tolerant),
+        _ => Err(format!(
+            "invalid value '{s}' (expected exact, tolerant or off)"
+        )),
+    }
+}
+
+/// `--reuse-threshold`: 1 to 255.
+pub fn parse_reuse_threshold(s: &str) -> std::result::Result<u8, String> {
+    match s.parse::<u8>() {
+        Ok(t) if t >= 1 => Ok(t),
+        _ => Err(format!("invalid value '{s}' (expected 1 to 255)")),
     }
 }
 
@@ -291,7 +331,10 @@ impl SrOptions {
         }
         e.set_property("threads", self.threads as u32);
         e.set_property_from_str("mode", self.mode.name());
-        e.set_property_from_str("reuse", if self.reuse { "exact" } else { "off" });
+        e.set_property_from_str("reuse", self.reuse.nick());
+        if self.reuse == Reuse::Tolerant {
+            e.set_property("reuse-threshold", u32::from(self.reuse_threshold.max(1)));
+        }
         Ok(e)
     }
 }

@@ -58,10 +58,14 @@ pub struct Args {
     /// Codec worker threads (0 = all cores).
     #[arg(long, default_value_t = 0, value_parser = crate::media::parse_threads)]
     pub threads: usize,
-    /// Exact temporal reuse, `exact` or `off` (unchanged patches are not
-    /// recomputed; same output).
-    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse, action = clap::ArgAction::Set)]
-    pub reuse: bool,
+    /// Temporal reuse, `exact` (unchanged patches are not recomputed; same
+    /// output), `tolerant` (unchanged within --reuse-threshold) or `off`.
+    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse)]
+    pub reuse: crate::media::Reuse,
+    /// With `--reuse tolerant`: a pixel counts as changed when a channel
+    /// moved by more than this (1 to 255).
+    #[arg(long, default_value = "2", value_parser = crate::media::parse_reuse_threshold)]
+    pub reuse_threshold: u8,
     /// Run without a window even when a display is available.
     #[arg(long)]
     pub headless: bool,
@@ -134,6 +138,7 @@ pub fn run(a: Args) -> Result<()> {
         scale,
         threads: a.threads,
         reuse: a.reuse,
+        reuse_threshold: a.reuse_threshold,
     };
     sr_opts.check()?;
     let headless = a.headless || !media::have_display();

@@ -35,10 +35,15 @@ pub struct Args {
     /// Clips: frame rate given to streams that carry no timing (H.264 elementary streams).
     #[arg(long, default_value_t = crate::media::DEFAULT_FPS)]
     pub fps: u32,
-    /// Clips: exact temporal reuse, `exact` or `off` (patches whose inputs are
-    /// unchanged since the previous frame are not recomputed; same output).
-    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse, action = clap::ArgAction::Set)]
-    pub reuse: bool,
+    /// Clips: temporal reuse, `exact` (patches whose inputs are unchanged
+    /// since the previous frame are not recomputed; same output), `tolerant`
+    /// (unchanged within --reuse-threshold) or `off`.
+    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse)]
+    pub reuse: crate::media::Reuse,
+    /// With `--reuse tolerant`: a pixel counts as changed when a channel
+    /// moved by more than this (1 to 255).
+    #[arg(long, default_value = "2", value_parser = crate::media::parse_reuse_threshold)]
+    pub reuse_threshold: u8,
 }
 
 pub fn codec_config(
@@ -128,6 +133,7 @@ fn run_clip(a: Args, container: Container) -> Result<()> {
         scale: a.scale,
         threads: a.threads,
         reuse: a.reuse,
+        reuse_threshold: a.reuse_threshold,
     };
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let Some(s) = transcode::run(&a.input, &a.output, container, sr, a.fps, progress)? else {

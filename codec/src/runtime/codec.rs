@@ -109,6 +109,11 @@ pub struct CodecConfig {
     /// receptive LR rows are bit-identical to the previous frame's, so the
     /// output equals recomputing. For video; off by default (images, tests).
     pub reuse: bool,
+    /// Tolerant reuse (synchronous API): above 0, a pixel counts as changed
+    /// only when a channel moved by more than this (of 255); the output then
+    /// differs from recomputing by a measured amount (`bench --reuse
+    /// tolerant` reports the PSNR against it). 0: exact.
+    pub reuse_threshold: u8,
 }
 
 enum Backend {
@@ -165,16 +170,17 @@ impl Npu {
     /// Upscales `lr`, recomputing only the 2D patches whose receptive field
     /// changed since the last frame (`runtime::reuse` says why it is exact).
     fn upscale_reusing(&self, lr: &RgbImage, s: usize) -> Result<RgbImage> {
-        use super::reuse::{Work, crop, paste, plan};
+        use super::reuse::{Work, crop, next_reference, paste, plan};
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let (w, h) = (lr.width() as usize, lr.height() as usize);
+        let t = self.cfg.reuse_threshold;
         let p = match last.as_ref() {
-            Some((prev, _)) => plan(prev, lr, REUSE_PATCH, self.halo),
-            None => plan(&RgbImage::new(0, 0), lr, REUSE_PATCH, self.halo),
+            Some((prev, _)) => plan(prev, lr, REUSE_PATCH, self.halo, t),
+            None => plan(&RgbImage::new(0, 0), lr, REUSE_PATCH, self.halo, t),
         };
         let (out, keep) = match (&p.work, last.take()) {
             (Work::Reuse, Some((prev, o))) => (o.image(), (prev, o)),
-            (Work::Cores(cores), Some((_, o))) => {
+            (Work::Cores(cores), Some((mut reference, o))) => {
                 let mut sr = o.image();
                 let halo = self.halo.unwrap_or(0);
                 let grown: Vec<_> = cores
@@ -189,7 +195,8 @@ impl Npu {
                 for ((c, g), o) in cores.iter().zip(&grown).zip(outs) {
                     paste(&mut sr, &o.to_rgb(), c, g, s);
                 }
-                (sr.clone(), (lr.clone(), LastOutput::Image(sr)))
+                next_reference(&mut reference, lr, cores);
+                (sr.clone(), (reference, LastOutput::Image(sr)))
             }
             _ => {
                 let up = self.runtime.run(Tensor::from_rgb(lr))?;

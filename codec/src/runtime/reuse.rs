@@ -116,8 +116,16 @@ pub struct Plan {
 
 /// Plans `cur` against `prev` (same size) for patches of `tile` LR pixels and
 /// a receptive halo of `halo` LR pixels (None: the model has frame-global
-/// state, so only an identical frame is reused).
-pub fn plan(prev: &RgbImage, cur: &RgbImage, tile: usize, halo: Option<usize>) -> Plan {
+/// state, so only an identical frame is reused). `threshold` 0 is exact
+/// reuse; above 0 (tolerant reuse, issue 18 item 3) a pixel counts as changed
+/// only when a channel moved by more than `threshold` (of 255).
+pub fn plan(
+    prev: &RgbImage,
+    cur: &RgbImage,
+    tile: usize,
+    halo: Option<usize>,
+    threshold: u8,
+) -> Plan {
     let (w, h) = (cur.width() as usize, cur.height() as usize);
     let tile = tile.max(1);
     let (tx, ty) = (w.div_ceil(tile), h.div_ceil(tile));
@@ -144,7 +152,15 @@ pub fn plan(prev: &RgbImage, cur: &RgbImage, tile: usize, halo: Option<usize>) -
         let same_row = ra == rb;
         for c in 0..nc {
             let r = c * CHUNK * 3..((c + 1) * CHUNK * 3).min(row);
-            let ch = !same_row && ra[r.clone()] != rb[r];
+            let ch = !same_row
+                && if threshold == 0 {
+                    ra[r.clone()] != rb[r]
+                } else {
+                    ra[r.clone()]
+                        .iter()
+                        .zip(&rb[r])
+                        .any(|(&p, &q)| p.abs_diff(q) > threshold)
+                };
             changed_chunks += ch as usize;
             pre[c * (h + 1) + y + 1] = pre[c * (h + 1) + y] + ch as u32;
         }
@@ -239,6 +255,22 @@ pub fn plan(prev: &RgbImage, cur: &RgbImage, tile: usize, halo: Option<usize>) -
     }
 }
 
+/// The reference for the next frame: `prev` with `cur`'s pixels in the cores
+/// that were recomputed. Exact reuse: equal to `cur` (a clean patch's pixels
+/// did not change). Tolerant reuse: a reused patch keeps the pixels its
+/// output was computed from, so drift is measured against them and cannot
+/// accumulate past the threshold frame after frame.
+pub fn next_reference(prev: &mut RgbImage, cur: &RgbImage, cores: &[Rect]) {
+    let w3 = cur.width() as usize * 3;
+    let (src, dst) = (cur.as_raw(), &mut **prev);
+    for c in cores {
+        for y in c.y0..c.y1 {
+            let r = y * w3 + c.x0 * 3..y * w3 + c.x1 * 3;
+            dst[r.clone()].copy_from_slice(&src[r]);
+        }
+    }
+}
+
 /// The LR pixels of `r` as an image.
 pub fn crop(img: &RgbImage, r: &Rect) -> RgbImage {
     image::imageops::crop_imm(
@@ -277,10 +309,10 @@ mod tests {
     #[test]
     fn identical_frames_reuse_everything() {
         let a = img(100, 70);
-        let p = plan(&a, &a, 32, Some(6));
+        let p = plan(&a, &a, 32, Some(6), 0);
         assert_eq!(p.work, Work::Reuse);
         assert_eq!((p.reused, p.patches), (12, 12));
-        assert_eq!(plan(&a, &a, 32, None).work, Work::Reuse);
+        assert_eq!(plan(&a, &a, 32, None, 0).work, Work::Reuse);
     }
 
     #[test]
@@ -289,7 +321,7 @@ mod tests {
         let mut b = a.clone();
         b.put_pixel(40, 40, Rgb([0, 0, 0]));
         // Halo 6 < 32: only patch (1, 1) is dirty; its core is that patch.
-        let p = plan(&a, &b, 32, Some(6));
+        let p = plan(&a, &b, 32, Some(6), 0);
         assert_eq!(
             p.work,
             Work::Cores(vec![Rect {
@@ -301,7 +333,7 @@ mod tests {
         );
         assert_eq!((p.reused, p.patches), (63, 64));
         // A halo of 40 reaches the patches around it: 3×3 are dirty.
-        let p = plan(&a, &b, 32, Some(40));
+        let p = plan(&a, &b, 32, Some(40), 0);
         let core = Rect {
             x0: 0,
             y0: 0,
@@ -310,9 +342,9 @@ mod tests {
         };
         assert_eq!((p.work, p.reused), (Work::Cores(vec![core]), 55));
         // One of 100: the rectangle would cost more than the frame.
-        assert_eq!(plan(&a, &b, 32, Some(100)).work, Work::Whole);
+        assert_eq!(plan(&a, &b, 32, Some(100), 0).work, Work::Whole);
         // Frame-global state: any change recomputes the frame.
-        assert_eq!(plan(&a, &b, 32, None).work, Work::Whole);
+        assert_eq!(plan(&a, &b, 32, None, 0).work, Work::Whole);
     }
 
     #[test]
@@ -321,7 +353,7 @@ mod tests {
         let mut b = a.clone();
         b.put_pixel(5, 5, Rgb([0, 0, 0]));
         b.put_pixel(506, 250, Rgb([0, 0, 0]));
-        let p = plan(&a, &b, 32, Some(6));
+        let p = plan(&a, &b, 32, Some(6), 0);
         let Work::Cores(r) = &p.work else {
             panic!("{p:?}")
         };
@@ -329,7 +361,7 @@ mod tests {
         let mut c = a.clone();
         c.put_pixel(5, 5, Rgb([0, 0, 0]));
         c.put_pixel(40, 5, Rgb([0, 0, 0]));
-        let p = plan(&a, &c, 32, Some(6));
+        let p = plan(&a, &c, 32, Some(6), 0);
         assert_eq!(
             p.work,
             Work::Cores(vec![Rect {
@@ -339,6 +371,30 @@ mod tests {
                 y1: 32
             }])
         );
+    }
+
+    #[test]
+    fn tolerant_reuse_ignores_changes_up_to_the_threshold() {
+        let a = img(256, 256);
+        let mut b = a.clone();
+        let p = *a.get_pixel(40, 40);
+        b.put_pixel(40, 40, Rgb([p[0].wrapping_add(2), p[1], p[2]]));
+        assert_eq!(plan(&a, &b, 32, Some(6), 2).work, Work::Reuse);
+        assert!(matches!(plan(&a, &b, 32, Some(6), 1).work, Work::Cores(_)));
+        assert!(matches!(plan(&a, &b, 32, Some(6), 0).work, Work::Cores(_)));
+        // The reference keeps the old pixels outside recomputed cores.
+        let mut r = a.clone();
+        let mut c = b.clone();
+        c.put_pixel(200, 200, Rgb([1, 2, 3]));
+        let core = Rect {
+            x0: 192,
+            y0: 192,
+            x1: 224,
+            y1: 224,
+        };
+        next_reference(&mut r, &c, &[core]);
+        assert_eq!(r.get_pixel(200, 200), &Rgb([1, 2, 3]));
+        assert_eq!(r.get_pixel(40, 40), a.get_pixel(40, 40));
     }
 
     #[test]

@@ -126,7 +126,12 @@ impl Nawqsr {
             scale: None,
             threads: settings.threads as usize,
             patch_size: settings.patch_size as usize,
-            reuse: settings.reuse == super::NawqsrReuse::Exact,
+            reuse: settings.reuse != super::NawqsrReuse::Off,
+            reuse_threshold: if settings.reuse == super::NawqsrReuse::Tolerant {
+                settings.reuse_threshold as u8
+            } else {
+                0
+            },
         };
         let scale = match (mode, scale, &settings.model) {
             (_, Some(s), _) => Some(s),

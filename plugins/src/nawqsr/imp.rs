@@ -52,6 +52,9 @@ const DEFAULT_STATS_INTERVAL: u32 = 0;
 /// PIQE every 30 frames, within a 1 % time budget (`transform.rs`; measured in
 /// BENCHMARKS.md "PIQE sampler"): cheap enough to be on by default.
 const DEFAULT_PIQE_INTERVAL: u32 = 30;
+/// Tolerant reuse: by default a channel change of up to 2 of 255 counts as
+/// unchanged (its quality cost: BENCHMARKS.md "Temporal reuse").
+const DEFAULT_REUSE_THRESHOLD: u32 = 2;
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
@@ -67,6 +70,7 @@ pub(super) struct Settings {
     /// PIQE-sample every this many output frames (0 = off).
     pub(super) piqe_interval: u32,
     pub(super) reuse: NawqsrReuse,
+    pub(super) reuse_threshold: u32,
 }
 
 impl Default for Settings {
@@ -82,6 +86,7 @@ impl Default for Settings {
             latency_target: 0.0,
             piqe_interval: DEFAULT_PIQE_INTERVAL,
             reuse: NawqsrReuse::default(),
+            reuse_threshold: DEFAULT_REUSE_THRESHOLD,
         }
     }
 }
@@ -141,13 +146,14 @@ impl ObjectSubclass for Nawqsr {
 }
 
 /// Properties that configure the codec: changing them needs a new `start()`.
-const READY_ONLY: [&str; 6] = [
+const READY_ONLY: [&str; 7] = [
     "model",
     "schedule",
     "scale",
     "patch-size",
     "threads",
     "reuse",
+    "reuse-threshold",
 ];
 
 impl ObjectImpl for Nawqsr {
@@ -225,12 +231,25 @@ impl ObjectImpl for Nawqsr {
                 glib::ParamSpecEnum::builder_with_default("reuse", NawqsrReuse::default())
                     .nick("Temporal reuse")
                     .blurb(
-                        "Exact temporal reuse: a patch (row band) of the output whose receptive \
-                         low-resolution rows are bit-identical to the previous frame's is taken from that \
-                         frame instead of recomputed, so the output is unchanged (models with frame-global \
-                         ops or DRE layers reuse only whole unchanged frames). Reported as 'reused' in \
-                         'nawqsr-stats'; reset on flushes, discontinuities and caps changes",
+                        "Temporal reuse: a 16x16 low-resolution patch whose receptive field (the patch \
+                         and the model's halo) is unchanged since the previous frame is taken from that \
+                         frame instead of recomputed. exact: unchanged means bit-identical, so the output \
+                         equals recomputing; tolerant: within reuse-threshold. Models with frame-global \
+                         ops or DRE layers reuse only whole unchanged frames. Reported as 'reused' in \
+                         'nawqsr-stats'; reset on flushes, discontinuities, caps and mode changes",
                     )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("reuse-threshold")
+                    .nick("Reuse threshold")
+                    .blurb(
+                        "With reuse=tolerant: a low-resolution pixel counts as changed only when a colour \
+                         channel moved by more than this, 1 to 255 (of 255); patches within it are taken \
+                         from the previous frame (on a moving camera each frame still recomputes)",
+                    )
+                    .minimum(1)
+                    .maximum(255)
+                    .default_value(DEFAULT_REUSE_THRESHOLD)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("piqe-interval")
@@ -300,6 +319,9 @@ impl ObjectImpl for Nawqsr {
             }
             "piqe-interval" => settings.piqe_interval = value.get().expect("type checked upstream"),
             "reuse" => settings.reuse = value.get().expect("type checked upstream"),
+            "reuse-threshold" => {
+                settings.reuse_threshold = value.get().expect("type checked upstream")
+            }
             _ => unimplemented!(),
         }
         gst::info!(CAT, imp = self, "property {name} set: {settings:?}");
@@ -319,6 +341,7 @@ impl ObjectImpl for Nawqsr {
             "latency-target" => settings.latency_target.to_value(),
             "piqe-interval" => settings.piqe_interval.to_value(),
             "reuse" => settings.reuse.to_value(),
+            "reuse-threshold" => settings.reuse_threshold.to_value(),
             _ => unimplemented!(),
         }
     }

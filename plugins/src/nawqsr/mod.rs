@@ -73,6 +73,11 @@ pub enum NawqsrReuse {
         nick = "exact"
     )]
     Exact = 1,
+    #[enum_value(
+        name = "Tolerant: reuse patches whose inputs moved by at most reuse-threshold (output changes slightly)",
+        nick = "tolerant"
+    )]
+    Tolerant = 2,
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
