@@ -147,7 +147,13 @@ pub fn plan(
     // column c above row y, so a patch's test is one subtraction per chunk.
     let mut pre = vec![0u32; nc * (h + 1)];
     let mut changed_chunks = 0usize;
+    // A moving camera changes most of the frame: once the changed chunks alone
+    // would cover more than the rectangles may, stop looking.
+    let most = (WHOLE_ABOVE * (w * h) as f64 / CHUNK as f64) as usize;
     for y in 0..h {
+        if changed_chunks > most && halo.is_some() {
+            return whole(0);
+        }
         let (ra, rb) = (&a[y * row..(y + 1) * row], &b[y * row..(y + 1) * row]);
         let same_row = ra == rb;
         for c in 0..nc {
