@@ -132,7 +132,6 @@ pub fn run(ev: &mut Evaluator, out: &Outcome, a: &Args) -> Result<(Schedule, Val
     // The method against the baseline and the uniform modes at a few targets
     // between the INT8 and A16W8 times (and at the requested one).
     let base = front::pareto(f.baseline.clone());
-    let lra = front::pareto(f.method.clone());
     let uniform = |b: Bits| {
         f.baseline
             .iter()
@@ -146,16 +145,11 @@ pub fn run(ev: &mut Evaluator, out: &Outcome, a: &Args) -> Result<(Schedule, Val
     targets.extend(a.target_ms);
     let mut cmp = Vec::new();
     eprintln!(
-        "{:>10} {:>22} {:>22} {:>22} {:>22}",
-        "target ms",
-        "front (ms, dB)",
-        "LRA-greedy (ms, dB)",
-        "cost-greedy (ms, dB)",
-        "best uniform (ms, dB)"
+        "{:>10} {:>22} {:>22} {:>22}",
+        "target ms", "LRA-greedy (ms, dB)", "cost-greedy (ms, dB)", "best uniform (ms, dB)"
     );
     for &t in &targets {
         let m = front::choose(&f.points, t);
-        let l = front::choose(&lra, t);
         let b = front::choose(&base, t);
         let u = [Bits::B16, Bits::B8]
             .into_iter()
@@ -177,9 +171,8 @@ pub fn run(ev: &mut Evaluator, out: &Outcome, a: &Args) -> Result<(Schedule, Val
             _ => None,
         };
         eprintln!(
-            "{t:>10.2} {:>22} {:>22} {:>22} {:>22}{}",
+            "{t:>10.2} {:>22} {:>22} {:>22}{}",
             fmt(m),
-            fmt(l),
             fmt(b),
             fmt(u),
             measured.map_or(String::new(), |ms| format!(
@@ -191,7 +184,7 @@ pub fn run(ev: &mut Evaluator, out: &Outcome, a: &Args) -> Result<(Schedule, Val
             c.map(|c| json!({"predicted_ms": c.predicted_ms, "psnr": c.psnr, "bits": c.config.bits.iter().map(|b| b.bits()).collect::<Vec<_>>(), "dre": c.config.dre}))
         };
         cmp.push(
-            json!({"target_ms": t, "front": j(m), "lra_greedy": j(l), "cost_greedy": j(b), "best_uniform": j(u), "measured_ms": measured}),
+            json!({"target_ms": t, "lra_greedy": j(m), "cost_greedy": j(b), "best_uniform": j(u), "measured_ms": measured}),
         );
     }
     let mut sched = out.schedule.clone();
