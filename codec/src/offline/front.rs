@@ -22,8 +22,8 @@
 //!
 //! Why the front is not the union of both searches' candidates, though the
 //! baseline scored higher at two of three IMDN_RTC_x2 targets (by up to
-//! 0.09 dB): its plan at 187 ms (185.5 ms predicted) measured 212–215 ms in
-//! three `--verify` runs, while LRA-greedy's choices measured below their
+//! 0.09 dB): its plan at 187 ms (185.5 ms predicted) measured 200–268 ms in
+//! four `--verify` runs, while LRA-greedy's choices had measured below their
 //! targets (BENCHMARKS "Latency-targeted precision"). The baseline's plans
 //! interleave the units more, and the profile predicts them worse.
 use super::lra::LraEntry;
