@@ -192,9 +192,9 @@ pub struct TileGraph {
     pub quantized: Vec<Option<QParams>>,
     pub input: usize,
     pub output: usize,
-    /// LR rows above and below an output band that decide it (exact temporal
-    /// reuse, `reuse.rs`); None when a frame-global node makes every output
-    /// depend on the whole frame.
+    /// LR pixels around an output pixel that decide it, on either axis
+    /// (temporal reuse: `reuse.rs`, `runtime::reuse`); None when a
+    /// frame-global node makes every output depend on the whole frame.
     pub reuse_halo: Option<usize>,
 }
 

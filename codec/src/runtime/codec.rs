@@ -105,9 +105,10 @@ pub struct CodecConfig {
     /// LR patch height in rows: patches are full-width bands (0 = the measured
     /// default, [`DEFAULT_PATCH_ROWS`]; ≥ the frame height = whole frame).
     pub patch_size: usize,
-    /// Exact temporal reuse (issue 18): a frame takes every output band whose
-    /// receptive LR rows are bit-identical to the previous frame's, so the
-    /// output equals recomputing. For video; off by default (images, tests).
+    /// Temporal reuse (issue 18): a frame takes every output patch whose
+    /// receptive field is unchanged since the previous frame (bit-identical
+    /// unless `reuse_threshold`), so the output equals recomputing
+    /// (`runtime::reuse`). For video; off by default (images, tests).
     pub reuse: bool,
     /// Tolerant reuse (synchronous API): above 0, a pixel counts as changed
     /// only when a channel moved by more than this (of 255); the output then
@@ -414,8 +415,9 @@ impl Codec {
         })
     }
 
-    /// (reused output bands, output bands) over the frames so far (0, 0 for
-    /// the backends without bands): cheaper than [`Codec::stats`] per frame.
+    /// (reused output patches, output patches) over the frames so far (0, 0
+    /// for the backends without patches): cheaper than [`Codec::stats`] per
+    /// frame.
     pub fn reuse_counts(&self) -> (u64, u64) {
         match &self.backend {
             Backend::Npu(n) => n.runtime.shared.telemetry.reuse_counts(),

@@ -81,7 +81,7 @@ pub(crate) struct RuntimeConfig {
     pub reuse: bool,
 }
 
-/// An origin's last finished frame: what a later frame may take bands from.
+/// A stream's last finished frame: what a later frame may take bands from.
 struct ReuseCache {
     input: Arc<Tensor>,
     out: Upscaled,
@@ -716,19 +716,23 @@ impl Dispatcher {
         }
         match ft {
             Ok(mut ft) => {
-                let stream = matches!(origin, Origin::Stream { .. });
-                let input = (self.cfg.reuse && stream).then(|| Arc::new(input));
+                // Streams reuse row bands here; synchronous jobs reuse 2D
+                // patches in `Codec::upscale_rgb`.
+                let link = match origin {
+                    Origin::Stream { link, .. } if self.cfg.reuse => Some(link),
+                    _ => None,
+                };
+                let input = link.map(|_| Arc::new(input));
                 // A failed reuse (it cannot: same graph, same band count) is
                 // reported as the frame's error, never as a wrong frame.
-                let (reused, error) = match &input {
-                    Some(i) => match self.reuse(&mut ft, &origin, i) {
+                let (reused, error) = match (&input, link) {
+                    (Some(i), Some(link)) => match self.reuse(&mut ft, link, i) {
                         Ok(n) => (n, None),
                         Err(e) => (0, Some(e)),
                     },
-                    None => (0, None),
+                    _ => (0, None),
                 };
                 if input.is_some() {
-                    // Synchronous jobs are counted by `runtime::reuse`.
                     let bands = ft.tg.chunks[ft.tg.output];
                     self.shared.telemetry.reuse(reused, bands);
                 }
@@ -764,15 +768,10 @@ impl Dispatcher {
         self.shared.telemetry.queues([0, 0], self.frames.len());
     }
 
-    /// Takes from `origin`'s cached frame every output band whose receptive
-    /// rows are unchanged; returns how many.
-    fn reuse(&self, ft: &mut FrameTiles, origin: &Origin, input: &Tensor) -> Result<usize> {
-        let cache = match origin {
-            Origin::Sync(_) => None,
-            Origin::Stream { link, .. } => {
-                self.streams[*link].as_ref().and_then(|s| s.cache.as_ref())
-            }
-        };
+    /// Takes from stream `link`'s cached frame every output band whose
+    /// receptive rows are unchanged; returns how many.
+    fn reuse(&self, ft: &mut FrameTiles, link: usize, input: &Tensor) -> Result<usize> {
+        let cache = self.streams[link].as_ref().and_then(|s| s.cache.as_ref());
         let Some(c) = cache else { return Ok(0) };
         let (a, b) = (&c.input, input);
         if (a.h, a.w, a.c) != (b.h, b.w, b.c) || c.out.chunks.len() != ft.tg.chunks[ft.tg.output] {

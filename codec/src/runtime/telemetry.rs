@@ -100,19 +100,21 @@ pub struct Stats {
     /// (the RQU's range partials included): what `profiler` divides among the
     /// layers (FYE-SR's per-layer timing).
     pub layer_s: Vec<f64>,
-    /// Exact temporal reuse: output bands taken from an earlier frame, and
-    /// output bands of all frames started (reuse on or off).
-    pub reused_bands: u64,
-    pub bands: u64,
+    /// Temporal reuse: output patches taken from an earlier frame, and output
+    /// patches of all frames counted (2D patches of `REUSE_PATCH` through the
+    /// synchronous API, row bands through streams; frames run without reuse
+    /// are not counted).
+    pub reused_patches: u64,
+    pub patches: u64,
 }
 
 impl Stats {
-    /// Fraction of output bands reused (0 when none were started).
+    /// Fraction of output patches reused (0 when none were counted).
     pub fn reused_fraction(&self) -> f64 {
-        if self.bands == 0 {
+        if self.patches == 0 {
             0.0
         } else {
-            self.reused_bands as f64 / self.bands as f64
+            self.reused_patches as f64 / self.patches as f64
         }
     }
 }
@@ -149,8 +151,8 @@ struct Acc {
     macs: f64,
     busy_wall: f64,
     layer_s: Vec<f64>,
-    reused_bands: u64,
-    bands: u64,
+    reused_patches: u64,
+    patches: u64,
 }
 
 /// Latency window: percentiles over the most recent frames.
@@ -257,16 +259,17 @@ impl Telemetry {
         });
     }
 
-    pub fn reuse(&self, reused: usize, bands: usize) {
+    pub fn reuse(&self, reused: usize, patches: usize) {
         self.with(|a| {
-            a.reused_bands += reused as u64;
-            a.bands += bands as u64;
+            a.reused_patches += reused as u64;
+            a.patches += patches as u64;
         });
     }
 
-    /// (reused output bands, output bands) so far: cheap, for per-frame deltas.
+    /// (reused output patches, output patches) so far: cheap, for per-frame
+    /// deltas.
     pub fn reuse_counts(&self) -> (u64, u64) {
-        self.with(|a| (a.reused_bands, a.bands))
+        self.with(|a| (a.reused_patches, a.patches))
     }
 
     pub fn busy_wall(&self, secs: f64) {
@@ -348,8 +351,8 @@ impl Telemetry {
                     0.0
                 },
                 layer_s: a.layer_s.clone(),
-                reused_bands: a.reused_bands,
-                bands: a.bands,
+                reused_patches: a.reused_patches,
+                patches: a.patches,
             }
         })
     }

@@ -29,9 +29,10 @@ pub(super) struct Timing {
     pub(super) piqe: Option<f64>,
     pub(super) piqe_time: Duration,
     pub(super) frame_time: Duration,
-    /// Output bands reused and computed-or-reused since the last stats message.
+    /// Output patches reused, and all output patches, since the last stats
+    /// message.
     pub(super) window_reused: u64,
-    pub(super) window_bands: u64,
+    pub(super) window_patches: u64,
 }
 
 impl Timing {
@@ -105,8 +106,8 @@ pub(super) fn stats_structure(
         0.0
     };
     timing.window_start = Some(Instant::now());
-    let (reused, bands) = (timing.window_reused, timing.window_bands);
-    (timing.window_reused, timing.window_bands) = (0, 0);
+    let (reused, patches) = (timing.window_reused, timing.window_patches);
+    (timing.window_reused, timing.window_patches) = (0, 0);
     let b = gst::Structure::builder("nawqsr-stats");
     // On the front: which point (-1: none), its profiled ms and PSNR, the target.
     let b = match plan {
@@ -124,18 +125,18 @@ pub(super) fn stats_structure(
         .field("mode", mode.name())
         .field("drops", timing.drops)
         .field("switches", timing.switches)
-        // PIQE of the latest sampled output (−1: none yet or sampling off) and
-        // the sampler's time as a fraction of the frames' processing time.
-        // Exact temporal reuse: the fraction of output patches taken from the
+        // Temporal reuse: the fraction of output patches taken from the
         // previous frame in this window.
         .field(
             "reused",
-            if bands == 0 {
+            if patches == 0 {
                 0.0
             } else {
-                reused as f64 / bands as f64
+                reused as f64 / patches as f64
             },
         )
+        // PIQE of the latest sampled output (−1: none yet or sampling off) and
+        // the sampler's time as a fraction of the frames' processing time.
         .field("piqe", timing.piqe.unwrap_or(-1.0))
         .field(
             "piqe-cost",

@@ -224,7 +224,7 @@ impl Nawqsr {
             }
             timing.record(dt);
             timing.window_reused += reuse_after.0.saturating_sub(reuse_before.0);
-            timing.window_bands += reuse_after.1.saturating_sub(reuse_before.1);
+            timing.window_patches += reuse_after.1.saturating_sub(reuse_before.1);
             if let Some((score, cost)) = piqe {
                 timing.piqe_time += cost;
                 if score.is_some() {
