@@ -175,6 +175,30 @@ pub struct Pareto {
     pub points: Vec<FrontPoint>,
 }
 
+/// Difficulty routing's calibration (issue 18 item 4, MobiSR; written by
+/// `nawqsr calibrate-routing`, read by `runtime::routing` through the codec).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    /// The difficulty score: [`ROUTING_SCORE`].
+    pub score: String,
+    /// Patch side in LR pixels (the runtime checks it is its own).
+    pub patch: usize,
+    /// Patches scoring below this take the cheap path (bicubic).
+    pub threshold: f64,
+    /// The PSNR budget (dB) it was calibrated for: mean drop over the
+    /// calibration images against the network everywhere.
+    pub budget_db: f64,
+    /// What the calibration measured at `threshold`: the mean PSNR drop (dB)
+    /// and the share of patches routed.
+    pub calibration_drop_db: f64,
+    pub calibration_routed: f64,
+    pub calibration: CalibrationId,
+}
+
+/// The only score this build computes (`runtime::routing::scores`).
+pub const ROUTING_SCORE: &str = "luma-gradient-energy";
+
 /// A schedule file.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Schedule {
@@ -192,6 +216,8 @@ pub struct Schedule {
     pub partitions: Vec<Partition>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pareto: Option<Pareto>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<Routing>,
 }
 
 fn ordered_map<S: Serializer>(
@@ -353,7 +379,7 @@ impl Schedule {
                 ));
             }
         }
-        const FIELDS: [&str; 10] = [
+        const FIELDS: [&str; 11] = [
             "version",
             "model",
             "energy_threshold",
@@ -364,6 +390,7 @@ impl Schedule {
             "layers",
             "partitions",
             "pareto",
+            "routing",
         ];
         if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(fail(
@@ -497,6 +524,27 @@ impl Schedule {
         if let Some(pf) = &pareto {
             check_pareto(pf, names.len()).map_err(|(f, m)| fail(&f, m))?;
         }
+        let routing: Option<Routing> = match obj.get("routing") {
+            None => None,
+            Some(_) => Some(field(&obj, "routing", path)?),
+        };
+        if let Some(r) = &routing {
+            if r.score != ROUTING_SCORE {
+                return Err(fail(
+                    "routing.score",
+                    format!("is \"{}\" (expected \"{ROUTING_SCORE}\")", r.score),
+                ));
+            }
+            if r.patch == 0 {
+                return Err(fail("routing.patch", "is 0 (expected a side ≥ 1)".into()));
+            }
+            if !(r.threshold.is_finite() && r.threshold >= 0.0) {
+                return Err(fail(
+                    "routing.threshold",
+                    format!("is {} (expected a finite number ≥ 0)", r.threshold),
+                ));
+            }
+        }
         Ok(Schedule {
             version: VERSION,
             model,
@@ -508,6 +556,7 @@ impl Schedule {
             layers,
             partitions,
             pareto,
+            routing,
         })
     }
 

@@ -56,7 +56,8 @@ fn compare(on: &Codec, off: &Codec, frames: &[RgbImage], stream_reuses: bool) ->
         let b = off.upscale_rgb(f).unwrap();
         assert!(a == b, "frame {i}: reuse changed the output");
     }
-    let sync = on.reuse_counts();
+    let c = on.patch_counts();
+    let sync = (c.reused, c.patches);
     // The stream path keeps its own cache (frames overlap in flight).
     let s = on.stream(StreamConfig::default()).unwrap();
     let mut outs = Vec::new();
@@ -78,7 +79,8 @@ fn compare(on: &Codec, off: &Codec, frames: &[RgbImage], stream_reuses: bool) ->
             "stream frame {i}: reuse changed the output"
         );
     }
-    let all = on.reuse_counts();
+    let c = on.patch_counts();
+    let all = (c.reused, c.patches);
     assert!(
         all.0 > sync.0 || !stream_reuses,
         "the stream reused nothing: {sync:?} then {all:?}"
@@ -101,7 +103,7 @@ fn plain_chain_reuses_unchanged_bands_exactly() {
             "mode {}: {reused} of {bands} reused",
             mode.name()
         );
-        assert_eq!(off.reuse_counts().0, 0, "reuse off reused");
+        assert_eq!(off.patch_counts().reused, 0, "reuse off reused");
     }
 }
 
@@ -111,16 +113,12 @@ fn reset_forgets_the_previous_frame() {
     let on = codec(None, Mode::Hybrid, true);
     on.upscale_rgb(&frames[0]).unwrap();
     on.reset_reuse();
-    let before = on.reuse_counts();
+    let before = on.patch_counts().reused;
     on.upscale_rgb(&frames[0]).unwrap();
-    assert_eq!(on.reuse_counts().0, before.0, "reused after a reset");
+    assert_eq!(on.patch_counts().reused, before, "reused after a reset");
     on.upscale_rgb(&frames[0]).unwrap();
-    let after = on.reuse_counts();
-    assert_eq!(
-        after.0 - before.0,
-        12,
-        "an identical frame reuses every patch"
-    );
+    let after = on.patch_counts().reused;
+    assert_eq!(after - before, 12, "an identical frame reuses every patch");
 }
 
 #[test]
@@ -179,7 +177,7 @@ fn tolerant_reuse_skips_small_changes_and_stays_close() {
             n += 1.0;
         }
     }
-    let (e, t) = (exact.reuse_counts().0, tolerant.reuse_counts().0);
+    let (e, t) = (exact.patch_counts().reused, tolerant.patch_counts().reused);
     // The flicker leaves exact reuse nothing; tolerant reuse takes most
     // patches of frames 1–5.
     assert_eq!(e, 0, "exact reuse took flickering patches");

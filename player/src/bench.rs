@@ -67,6 +67,11 @@ pub struct Args {
     /// moved by more than this (1 to 255).
     #[arg(long, default_value = "2", value_parser = crate::media::parse_reuse_threshold)]
     pub reuse_threshold: u8,
+    /// Difficulty routing, `on` or `off`: patches under the schedule's
+    /// calibrated gradient-energy threshold take bicubic instead of the
+    /// network (`routed` in the report; `nawqsr calibrate-routing` sets it).
+    #[arg(long, default_value = "off", value_parser = crate::media::parse_routing, action = clap::ArgAction::Set)]
+    pub routing: bool,
     /// Write every number as one JSON object to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -158,6 +163,8 @@ struct ModeReport {
     dre_fraction: f64,
     /// Fraction of output patches reused from the previous frame.
     reused: f64,
+    /// Fraction of output patches that took difficulty routing's cheap path.
+    routed: f64,
     /// Tolerant reuse: PSNR (RGB, over all frames) of the output against
     /// recomputing every frame; None for exact reuse or identical outputs.
     reuse_psnr_db: Option<f64>,
@@ -398,6 +405,7 @@ fn run_mode(
             .collect(),
         dre_fraction: stats.dre_fraction,
         reused: stats.reused_fraction(),
+        routed: stats.routed_fraction(),
         // RGB PSNR over all frames (one MSE), None when identical.
         reuse_psnr_db: (reference.is_some() && sq_err > 0.0)
             .then(|| 10.0 * (255.0f64 * 255.0 * samples / sq_err).log10()),
@@ -452,6 +460,7 @@ pub fn run(a: Args) -> Result<()> {
             threads: a.threads,
             reuse: a.reuse.codec(a.reuse_threshold).0,
             reuse_threshold: a.reuse.codec(a.reuse_threshold).1,
+            routing: a.routing,
             ..CodecConfig::default()
         };
         // Tolerant reuse changes the output: measure it against recomputing.
@@ -620,7 +629,7 @@ fn print_table(c: &ClipReport, paced: bool) {
     if !paced {
         head.push_str(" PIQE |");
     }
-    head.push_str(" reused |");
+    head.push_str(" reused | routed |");
     head.push_str(" per-partition ms/frame |");
     eprintln!("{head}");
     eprintln!(
@@ -644,7 +653,11 @@ fn print_table(c: &ClipReport, paced: bool) {
         if let Some(p) = m.mean_piqe {
             row.push_str(&format!(" {p:.2} |"));
         }
-        row.push_str(&format!(" {:.0} % |", 100.0 * m.reused));
+        row.push_str(&format!(
+            " {:.0} % | {:.0} % |",
+            100.0 * m.reused,
+            100.0 * m.routed
+        ));
         let parts: Vec<String> = m
             .partitions
             .iter()

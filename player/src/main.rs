@@ -5,6 +5,7 @@ mod bench;
 mod bench_kernels;
 mod bench_model;
 mod calibrate;
+mod calibrate_routing;
 mod efficiency;
 mod eval;
 mod keys;
@@ -34,6 +35,8 @@ enum Cmd {
     Eval(eval::Args),
     /// Offline flow: choose per-layer wordlengths and DRE layers, write a schedule.
     Calibrate(calibrate::Args),
+    /// Difficulty routing: calibrate a schedule's threshold for a PSNR budget.
+    CalibrateRouting(calibrate_routing::Args),
     /// Peak MAC/s per CPU level and every IMDN conv shape as % of it.
     BenchKernels(bench_kernels::Args),
     /// Median ms/frame of one model on a synthetic frame.
@@ -99,6 +102,7 @@ fn main() {
     let res = match cli.cmd {
         Cmd::Eval(a) => eval::run(a),
         Cmd::Calibrate(a) => calibrate::run(a),
+        Cmd::CalibrateRouting(a) => calibrate_routing::run(a),
         Cmd::Upscale(a) => upscale::run(a),
         Cmd::Play(a) => play::run(a),
         Cmd::Bench(a) => bench::run(a),

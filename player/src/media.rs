@@ -240,6 +240,8 @@ pub struct SrOptions {
     /// Temporal reuse (the element's `reuse` and `reuse-threshold`).
     pub reuse: Reuse,
     pub reuse_threshold: u8,
+    /// Difficulty routing (the element's `routing`).
+    pub routing: bool,
 }
 
 /// `--reuse`: temporal reuse of unchanged patches.
@@ -280,6 +282,15 @@ pub fn parse_reuse(s: &str) -> std::result::Result<Reuse, String> {
         _ => Err(format!(
             "invalid value '{s}' (expected exact, tolerant or off)"
         )),
+    }
+}
+
+/// `--routing`: on or off.
+pub fn parse_routing(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("invalid value '{s}' (expected on or off)")),
     }
 }
 
@@ -335,6 +346,7 @@ impl SrOptions {
         if self.reuse == Reuse::Tolerant {
             e.set_property("reuse-threshold", u32::from(self.reuse_threshold.max(1)));
         }
+        e.set_property_from_str("routing", if self.routing { "on" } else { "off" });
         Ok(e)
     }
 }

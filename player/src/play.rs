@@ -66,6 +66,11 @@ pub struct Args {
     /// moved by more than this (1 to 255).
     #[arg(long, default_value = "2", value_parser = crate::media::parse_reuse_threshold)]
     pub reuse_threshold: u8,
+    /// Difficulty routing, `on` or `off`: patches under the schedule's
+    /// calibrated gradient-energy threshold take bicubic instead of the
+    /// network (`routed` in the report; `nawqsr calibrate-routing` sets it).
+    #[arg(long, default_value = "off", value_parser = crate::media::parse_routing, action = clap::ArgAction::Set)]
+    pub routing: bool,
     /// Run without a window even when a display is available.
     #[arg(long)]
     pub headless: bool,
@@ -139,6 +144,7 @@ pub fn run(a: Args) -> Result<()> {
         threads: a.threads,
         reuse: a.reuse,
         reuse_threshold: a.reuse_threshold,
+        routing: a.routing,
     };
     sr_opts.check()?;
     let headless = a.headless || !media::have_display();
@@ -629,11 +635,12 @@ impl Player {
 fn telemetry_line(s: &gst::StructureRef) -> String {
     let f = |k: &str| s.get::<f64>(k).unwrap_or(0.0);
     format!(
-        "{} {:5.1} fps  drops {}  reused {:.0} %\nlatency p50 {:.1} ms p99 {:.1} ms  frames {}",
+        "{} {:5.1} fps  drops {}  reused {:.0} %  routed {:.0} %\nlatency p50 {:.1} ms p99 {:.1} ms  frames {}",
         s.get::<&str>("mode").unwrap_or("?"),
         f("fps"),
         s.get::<u64>("drops").unwrap_or(0),
         100.0 * f("reused"),
+        100.0 * f("routed"),
         f("latency-p50-ms"),
         f("latency-p99-ms"),
         s.get::<u64>("frames").unwrap_or(0),

@@ -44,6 +44,11 @@ pub struct Args {
     /// moved by more than this (1 to 255).
     #[arg(long, default_value = "2", value_parser = crate::media::parse_reuse_threshold)]
     pub reuse_threshold: u8,
+    /// Difficulty routing, `on` or `off`: patches under the schedule's
+    /// calibrated gradient-energy threshold take bicubic instead of the
+    /// network (`routed` in the report; `nawqsr calibrate-routing` sets it).
+    #[arg(long, default_value = "off", value_parser = crate::media::parse_routing, action = clap::ArgAction::Set)]
+    pub routing: bool,
 }
 
 pub fn codec_config(
@@ -87,13 +92,14 @@ pub fn run(a: Args) -> Result<()> {
         return run_clip(a, container);
     }
     let fmt = image_format(&a.output)?;
-    let cfg = codec_config(
+    let mut cfg = codec_config(
         a.model.as_ref(),
         a.schedule.as_ref(),
         &a.mode,
         a.scale,
         a.threads,
     )?;
+    cfg.routing = a.routing;
     let codec = Codec::new(&cfg)?;
     let lr = load_rgb(&a.input)?;
     let t = std::time::Instant::now();
@@ -134,6 +140,7 @@ fn run_clip(a: Args, container: Container) -> Result<()> {
         threads: a.threads,
         reuse: a.reuse,
         reuse_threshold: a.reuse_threshold,
+        routing: a.routing,
     };
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let Some(s) = transcode::run(&a.input, &a.output, container, sr, a.fps, progress)? else {

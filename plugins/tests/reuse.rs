@@ -1,5 +1,7 @@
 //! Exact temporal reuse through the element (issue 18): on real decoded clips,
 //! every output frame with `reuse=exact` is bit-identical to `reuse=off`.
+//! Difficulty routing through the element: flat patches are routed and
+//! reported, and reuse stays exact with it.
 use std::collections::hash_map::DefaultHasher;
 use std::hash::Hasher;
 use std::sync::{Arc, Mutex, Once};
@@ -21,6 +23,12 @@ fn init() {
 /// Per output frame: a hash of its bytes; and the mean `reused` of the stats
 /// messages.
 fn run(desc: &str) -> (Vec<u64>, f64) {
+    let (h, reused, _) = run_stats(desc);
+    (h, reused)
+}
+
+/// [`run`], also with the mean `routed`.
+fn run_stats(desc: &str) -> (Vec<u64>, f64, f64) {
     init();
     let pipeline = gst::parse::launch(desc)
         .unwrap()
@@ -47,7 +55,7 @@ fn run(desc: &str) -> (Vec<u64>, f64) {
     );
     pipeline.set_state(gst::State::Playing).unwrap();
     let bus = pipeline.bus().unwrap();
-    let mut reused = Vec::new();
+    let (mut reused, mut routed) = (Vec::new(), Vec::new());
     loop {
         let msg = bus
             .timed_pop(gst::ClockTime::from_seconds(300))
@@ -58,6 +66,7 @@ fn run(desc: &str) -> (Vec<u64>, f64) {
             gst::MessageView::Element(e) => {
                 if let Some(s) = e.structure().filter(|s| s.name() == "nawqsr-stats") {
                     reused.push(s.get::<f64>("reused").unwrap());
+                    routed.push(s.get::<f64>("routed").unwrap());
                 }
             }
             _ => {}
@@ -65,8 +74,29 @@ fn run(desc: &str) -> (Vec<u64>, f64) {
     }
     pipeline.set_state(gst::State::Null).unwrap();
     let hashes = hashes.lock().unwrap().clone();
-    let mean = reused.iter().sum::<f64>() / reused.len().max(1) as f64;
-    (hashes, mean)
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    (hashes, mean(&reused), mean(&routed))
+}
+
+#[test]
+fn routing_routes_flat_patches_and_reuse_stays_exact_with_it() {
+    // The ball pattern: a flat background, one moving ball.
+    let line = |routing: &str, reuse: &str| {
+        format!(
+            "videotestsrc num-buffers=8 pattern=ball ! video/x-raw,format=I420,width=320,height=192 \
+             ! nawqsr routing={routing} reuse={reuse} stats-interval=4 ! appsink name=sink sync=false"
+        )
+    };
+    let (alone, _, routed) = run_stats(&line("on", "off"));
+    let (both, reused, routed_too) = run_stats(&line("on", "exact"));
+    let (off, _, none) = run_stats(&line("off", "off"));
+    assert_eq!(alone.len(), 8);
+    assert_eq!(alone, both, "reuse changed the routed frames");
+    assert!(routed > 0.5, "routed {routed}");
+    assert!(reused > 0.3, "reused {reused}");
+    assert!(routed_too <= routed, "{routed_too} {routed}");
+    assert_eq!(none, 0.0);
+    assert_ne!(alone, off, "routing changed nothing");
 }
 
 #[test]

@@ -82,6 +82,7 @@ impl Schedule {
             layers,
             partitions,
             pareto: None,
+            routing: None,
         }
     }
 }

@@ -17,7 +17,7 @@ use super::buffers::Upscaled;
 use super::dispatcher::{Fault, Runtime, RuntimeConfig};
 use super::frame::{FrameMut, FrameRef};
 use super::stream::{Stream, StreamConfig};
-use super::telemetry::Stats;
+use super::telemetry::{PatchCounts, Stats};
 use crate::engine::{Engine, Plan, Tensor, resolve_threads};
 use crate::error::{Error, Result};
 use crate::kernels::CpuLevel;
@@ -115,6 +115,11 @@ pub struct CodecConfig {
     /// differs from recomputing by a measured amount (`bench --reuse
     /// tolerant` reports the PSNR against it). 0: exact.
     pub reuse_threshold: u8,
+    /// Difficulty routing (issue 18 item 4, MobiSR; synchronous API): patches
+    /// scoring under the schedule's calibrated threshold take bicubic
+    /// (`runtime::routing`). Needs a schedule with a `routing` field
+    /// (`nawqsr calibrate-routing`). Off by default.
+    pub routing: bool,
 }
 
 enum Backend {
@@ -137,10 +142,12 @@ struct Npu {
     /// latency front.
     schedule: Option<Arc<Schedule>>,
     cfg: CodecConfig,
-    /// Exact temporal reuse (`cfg.reuse`): the receptive halo in LR pixels
-    /// (None: frame-global state, whole frames only), and the last frame's
-    /// LR input and output.
+    /// Temporal reuse and routing: the network's receptive halo in LR pixels
+    /// (None: frame-global state, whole frames only); reuse: the last frame's
+    /// LR input (its reference) and output.
     halo: Option<usize>,
+    /// Difficulty routing (`cfg.routing`): the schedule's threshold.
+    routing: Option<f64>,
     last: Mutex<Option<(RgbImage, LastOutput)>>,
 }
 
@@ -150,15 +157,37 @@ struct Npu {
 enum LastOutput {
     Bands(Upscaled),
     Image(RgbImage),
+    /// A frame difficulty routing composed (`Npu::upscale_routed`): only a
+    /// routed frame may reuse it.
+    Routed(RgbImage),
 }
 
 impl LastOutput {
     fn image(&self) -> RgbImage {
         match self {
             LastOutput::Bands(u) => u.to_rgb(),
-            LastOutput::Image(i) => i.clone(),
+            LastOutput::Image(i) | LastOutput::Routed(i) => i.clone(),
         }
     }
+}
+
+/// Routing runs the hard patches in sub-frames unless those (with halos,
+/// fades and a fixed cost each) would cover more than this share of the
+/// frame. Higher than reuse's `WHOLE_ABOVE`: routing's hard regions are
+/// large and few (BENCHMARKS.md "Difficulty routing").
+const ROUTED_WHOLE_ABOVE: f64 = 0.85;
+
+/// Does hard patch `i` border (8-neighbourhood) a changed easy patch?
+fn easy_dirty_neighbour(g: &super::routing::Grid, hard: &[bool], dirty: &[bool], i: usize) -> bool {
+    let (cols, rows) = (g.cols() as i64, g.rows() as i64);
+    let (px, py) = ((i % g.cols()) as i64, (i / g.cols()) as i64);
+    (-1..=1).any(|dy| {
+        (-1..=1).any(|dx| {
+            let (x, y) = (px + dx, py + dy);
+            let j = (y * cols + x) as usize;
+            (dx, dy) != (0, 0) && x >= 0 && y >= 0 && x < cols && y < rows && !hard[j] && dirty[j]
+        })
+    })
 }
 
 /// Side of the 2D patches of exact temporal reuse, in LR pixels. Measured on
@@ -168,11 +197,210 @@ impl LastOutput {
 pub const REUSE_PATCH: usize = 16;
 
 impl Npu {
+    /// Upscales `lr` with difficulty routing (`runtime::routing`), and
+    /// temporal reuse when on: easy patches take bicubic, hard ones the
+    /// network in sub-frames of needed patches (`reuse::cores`), each hard
+    /// patch fading to bicubic towards easy neighbours. The frame equals
+    /// `routing::compose` of a whole-frame run, whatever the sub-frames.
+    fn upscale_routed(&self, lr: &RgbImage, s: usize, threshold: f64) -> Result<RgbImage> {
+        use super::reuse::{Change, changed, cores, crop, next_reference};
+        use super::routing::{self, Grid};
+        let (w, h) = (lr.width() as usize, lr.height() as usize);
+        let g = Grid {
+            w,
+            h,
+            tile: REUSE_PATCH,
+            s,
+        };
+        let n = g.cols() * g.rows();
+        let tel = &self.runtime.shared.telemetry;
+        let hard = routing::hard(&routing::scores(lr, REUSE_PATCH), threshold);
+        // Sub-frames grow by the fade's width beyond the halo, so the
+        // network's output under every fade is exact.
+        let reach = self.halo.map(|hl| hl + routing::BLEND);
+        // Route only when it pays: the hard patches' sub-frames must cost
+        // less than the whole frame. Otherwise the network runs everywhere
+        // (better quality at the same cost). A function of this frame alone,
+        // so temporal reuse stays exact (a routed frame never reuses a
+        // network-everywhere one, nor the reverse: `LastOutput::Routed`).
+        let cover = match reach {
+            Some(r) if hard.iter().any(|&x| !x) => {
+                cores(&hard, REUSE_PATCH, r, w, h, ROUTED_WHOLE_ABOVE)
+            }
+            _ => None,
+        };
+        let Some(cover) = cover else {
+            return if self.cfg.reuse {
+                self.upscale_reusing(lr, s)
+            } else {
+                tel.reuse(0, n);
+                Ok(self.runtime.run(Tensor::from_rgb(lr))?.to_rgb())
+            };
+        };
+        let mut last = self
+            .cfg
+            .reuse
+            .then(|| self.last.lock().unwrap_or_else(|p| p.into_inner()));
+        let prev = match last.as_mut().and_then(|l| l.take()) {
+            Some((r, LastOutput::Routed(o))) => Some((r, o)),
+            _ => None,
+        };
+        let change = match &prev {
+            Some((reference, _)) => changed(
+                reference,
+                lr,
+                REUSE_PATCH,
+                self.halo.map(|hl| routing::reuse_halo(hl, REUSE_PATCH)),
+                self.cfg.reuse_threshold,
+            ),
+            None => Change::Everywhere,
+        };
+        if let (Change::Identical, Some((reference, o))) = (&change, &prev) {
+            tel.reuse(n, n);
+            if let Some(l) = last.as_mut() {
+                **l = Some((reference.clone(), LastOutput::Routed(o.clone())));
+            }
+            return Ok(o.clone());
+        }
+        let dirty = match &change {
+            Change::Patches(d) => d.clone(),
+            _ => vec![true; n],
+        };
+        // The network runs on the hard patches that changed, and on those
+        // next to a changed easy patch (its fade reads their output).
+        let need: Vec<bool> = (0..n)
+            .map(|i| hard[i] && (dirty[i] || easy_dirty_neighbour(&g, &hard, &dirty, i)))
+            .collect();
+        let any_easy = hard.iter().any(|&h| !h);
+        // Bicubic of the whole frame (a fraction of a millisecond against the
+        // network's tens): the easy patches and the fades read it.
+        let bic = if any_easy {
+            let useful = (w * h * s * s).div_ceil(BICUBIC_PIXELS_PER_THREAD).max(1);
+            super::bicubic::upscale_rgb(lr, s, self.workers.min(useful))
+        } else {
+            RgbImage::new(0, 0)
+        };
+        let (mut out, reference) = match (&change, prev) {
+            (Change::Patches(_), Some((reference, mut out))) => {
+                for i in (0..n).filter(|&i| dirty[i] && !hard[i]) {
+                    routing::paste_easy(&mut out, &bic, &g, i);
+                }
+                (out, Some(reference))
+            }
+            _ if any_easy => (bic.clone(), None),
+            _ => (RgbImage::new((w * s) as u32, (h * s) as u32), None),
+        };
+        let rects = if need == hard {
+            Some(cover)
+        } else if need.iter().any(|&x| x) {
+            reach.and_then(|r| cores(&need, REUSE_PATCH, r, w, h, ROUTED_WHOLE_ABOVE))
+        } else {
+            Some(Vec::new())
+        };
+        tracing::trace!(
+            "routing: hard map\n{}",
+            hard.chunks(g.cols())
+                .map(|r| r
+                    .iter()
+                    .map(|&x| if x { '#' } else { '.' })
+                    .collect::<String>())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tracing::debug!(
+            "routing: {} of {n} patches hard, {} need the network, sub-frames {:?}",
+            hard.iter().filter(|&&x| x).count(),
+            need.iter().filter(|&&x| x).count(),
+            rects.as_ref().map(|r| r
+                .iter()
+                .map(|c| c.region(reach.unwrap_or(0), REUSE_PATCH, w, h))
+                .collect::<Vec<_>>())
+        );
+        // The network's outputs, and which one covers each needed patch.
+        let mut which = vec![usize::MAX; n];
+        let (outs, regions): (Vec<RgbImage>, Vec<super::reuse::Rect>) = match &rects {
+            Some(rects) => {
+                let r = reach.unwrap_or(0);
+                let grown: Vec<_> = rects
+                    .iter()
+                    .map(|c| c.region(r, REUSE_PATCH, w, h))
+                    .collect();
+                for (k, c) in rects.iter().enumerate() {
+                    for py in c.y0 / REUSE_PATCH..c.y1.div_ceil(REUSE_PATCH) {
+                        for px in c.x0 / REUSE_PATCH..c.x1.div_ceil(REUSE_PATCH) {
+                            which[py * g.cols() + px] = k;
+                        }
+                    }
+                }
+                let inputs = grown
+                    .iter()
+                    .map(|r| Tensor::from_rgb(&crop(lr, r)))
+                    .collect();
+                let outs = self.runtime.run_many(inputs)?;
+                (outs.iter().map(|o| o.to_rgb()).collect(), grown)
+            }
+            None => {
+                which.fill(0);
+                let full = super::reuse::Rect {
+                    x0: 0,
+                    y0: 0,
+                    x1: w,
+                    y1: h,
+                };
+                (
+                    vec![self.runtime.run(Tensor::from_rgb(lr))?.to_rgb()],
+                    vec![full],
+                )
+            }
+        };
+        let src = |i: usize| routing::Source {
+            img: &outs[which[i]],
+            x0: regions[which[i]].x0,
+            y0: regions[which[i]].y0,
+        };
+        for i in 0..n {
+            if hard[i] && dirty[i] {
+                routing::paste_hard(&mut out, src(i), &g, i);
+            } else if !hard[i] && dirty[i] {
+                routing::fade_easy(&mut out, &bic, &g, &hard, i, src);
+            }
+        }
+        let recomputed = dirty.iter().filter(|&&d| d).count();
+        tel.reuse(n - recomputed, n);
+        tel.routed((0..n).filter(|&i| dirty[i] && !hard[i]).count());
+        if let Some(l) = last.as_mut() {
+            // Tolerant reuse: recomputed patches take their new pixels.
+            let reference = match reference {
+                Some(mut r) => {
+                    let t = REUSE_PATCH;
+                    let rects: Vec<_> = (0..n)
+                        .filter(|&i| dirty[i])
+                        .map(|i| super::reuse::Rect {
+                            x0: (i % g.cols()) * t,
+                            y0: (i / g.cols()) * t,
+                            x1: ((i % g.cols() + 1) * t).min(w),
+                            y1: ((i / g.cols() + 1) * t).min(h),
+                        })
+                        .collect();
+                    next_reference(&mut r, lr, &rects);
+                    r
+                }
+                None => lr.clone(),
+            };
+            **l = Some((reference, LastOutput::Routed(out.clone())));
+        }
+        Ok(out)
+    }
+
     /// Upscales `lr`, recomputing only the 2D patches whose receptive field
     /// changed since the last frame (`runtime::reuse` says why it is exact).
     fn upscale_reusing(&self, lr: &RgbImage, s: usize) -> Result<RgbImage> {
         use super::reuse::{Work, crop, next_reference, paste, plan};
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        // A routed frame is not the network's everywhere: recompute.
+        if matches!(last.as_ref(), Some((_, LastOutput::Routed(_)))) {
+            *last = None;
+        }
         let (w, h) = (lr.width() as usize, lr.height() as usize);
         let t = self.cfg.reuse_threshold;
         let p = match last.as_ref() {
@@ -255,6 +483,12 @@ impl Codec {
                     },
                 )
             }
+            Mode::Fp32 if cfg.routing => {
+                return Err(Error::Invalid(
+                    "routing is for the integer modes (expected mode hybrid, int8 or a16w8, not fp32)"
+                        .into(),
+                ));
+            }
             Mode::Fp32 => {
                 let r = Fp32Reference::from_bytes(&cfg.model_bytes()?)?;
                 (r.scale(), Backend::Fp32(r))
@@ -308,6 +542,9 @@ impl Codec {
                     self.scale,
                     (*threads).min(useful),
                 ))
+            }
+            Backend::Npu(n) if n.routing.is_some() => {
+                n.upscale_routed(lr, self.scale, n.routing.unwrap_or(0.0))
             }
             Backend::Npu(n) if n.cfg.reuse => n.upscale_reusing(lr, self.scale),
             Backend::Npu(n) => Ok(n.runtime.run(Tensor::from_rgb(lr))?.to_rgb()),
@@ -408,6 +645,7 @@ impl Codec {
             RuntimeOptions::default(),
         )?;
         npu.schedule = n.schedule.clone();
+        npu.routing = n.routing;
         Ok(Codec {
             scale: self.scale,
             mode: Mode::Hybrid,
@@ -415,13 +653,21 @@ impl Codec {
         })
     }
 
-    /// (reused output patches, output patches) over the frames so far (0, 0
+    /// Reused, routed and all output patches over the frames so far (zeros
     /// for the backends without patches): cheaper than [`Codec::stats`] per
     /// frame.
-    pub fn reuse_counts(&self) -> (u64, u64) {
+    pub fn patch_counts(&self) -> PatchCounts {
         match &self.backend {
-            Backend::Npu(n) => n.runtime.shared.telemetry.reuse_counts(),
-            _ => (0, 0),
+            Backend::Npu(n) => n.runtime.shared.telemetry.patch_counts(),
+            _ => PatchCounts::default(),
+        }
+    }
+
+    /// The routing threshold in use (`CodecConfig::routing`).
+    pub fn routing_threshold(&self) -> Option<f64> {
+        match &self.backend {
+            Backend::Npu(n) => n.routing,
+            _ => None,
         }
     }
 
@@ -479,6 +725,31 @@ impl Codec {
         let out = self.upscale_rgb(&rgb)?;
         super::color::rgb_to_frame(&out, dst)
     }
+}
+
+/// The routing threshold of the schedule an integer mode loaded, or one line
+/// saying why there is none.
+fn routing_threshold(loaded: Option<&Schedule>, source: Option<&ScheduleSource>) -> Result<f64> {
+    let Some(s) = loaded else {
+        return Err(Error::Invalid(
+            "routing needs a schedule with a calibrated threshold (none found for this model; run nawqsr calibrate, then nawqsr calibrate-routing)".into(),
+        ));
+    };
+    let label = source
+        .map(|x| x.label().display().to_string())
+        .unwrap_or_default();
+    let r = s.routing.as_ref().ok_or_else(|| {
+        Error::Invalid(format!(
+            "routing: schedule {label} has no `routing` field (expected one; run nawqsr calibrate-routing --schedule {label})"
+        ))
+    })?;
+    if r.patch != REUSE_PATCH {
+        return Err(Error::Invalid(format!(
+            "routing: schedule {label} field `routing.patch` is {} (expected {REUSE_PATCH}, this build's patch side)",
+            r.patch
+        )));
+    }
+    Ok(r.threshold)
 }
 
 /// Runtime knobs beyond [`CodecConfig`] (benchmarks and tests).
@@ -558,6 +829,9 @@ impl Npu {
         };
         let engine = Arc::new(Engine::with_granularity(graph, CpuLevel::detect(), 1, gran));
         let mut npu = Npu::start(cfg, engine, Arc::new(plan), opts)?;
+        if cfg.routing {
+            npu.routing = Some(routing_threshold(loaded.as_deref(), schedule.as_ref())?);
+        }
         npu.schedule = loaded;
         Ok(npu)
     }
@@ -587,7 +861,7 @@ impl Npu {
             reuse: cfg.reuse,
         };
         let runtime = Runtime::start(engine.clone(), plan.clone(), rc)?;
-        let halo = if cfg.reuse {
+        let halo = if cfg.reuse || cfg.routing {
             crate::engine::tiles::reuse_halo(&engine, &plan)?
         } else {
             None
@@ -601,6 +875,7 @@ impl Npu {
             schedule: None,
             cfg: cfg.clone(),
             halo,
+            routing: None,
             last: Mutex::new(None),
         })
     }

@@ -7,6 +7,8 @@
 //! - [`rqu`]: the Runtime Quantization Unit (DRE ranges, Eq. 1).
 //! - [`reuse`]: exact temporal reuse in 2D patches (NEMO; issue 18) for the
 //!   synchronous API; streams reuse row bands in the dispatcher.
+//! - [`routing`]: difficulty routing of easy patches to bicubic (MobiSR;
+//!   issue 18), on reuse's patch grid.
 //! - [`telemetry`]: `Stats` and tracing spans.
 //! - [`color`], [`frame`]: pixel formats.
 //! - [`bicubic`]: fast fixed-point MATLAB-compatible bicubic (the `Bicubic` mode).
@@ -18,6 +20,7 @@ pub(crate) mod dispatcher;
 pub mod frame;
 pub mod quality;
 pub mod reuse;
+pub mod routing;
 pub mod rqu;
 pub mod stream;
 pub mod telemetry;
@@ -27,4 +30,4 @@ pub use codec::{Codec, CodecConfig, DEFAULT_PATCH_ROWS, MAX_THREADS, Mode, Runti
 pub use color::MAX_DIM;
 pub use frame::{FrameMut, FrameRef, PixelFormat};
 pub use stream::{Stream, StreamConfig, StreamFrame};
-pub use telemetry::{Stats, Unit};
+pub use telemetry::{PatchCounts, Stats, Unit};

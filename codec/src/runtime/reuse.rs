@@ -114,29 +114,36 @@ pub struct Plan {
     pub patches: usize,
 }
 
-/// Plans `cur` against `prev` (same size) for patches of `tile` LR pixels and
-/// a receptive halo of `halo` LR pixels (None: the model has frame-global
+/// Which patches a frame must recompute, against the previous frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// No pixel changed (beyond the threshold).
+    Identical,
+    /// Too much changed to look at patches (or the frame size changed, or
+    /// the model has frame-global state): recompute all.
+    Everywhere,
+    /// Dirty patches, row-major over the patch grid.
+    Patches(Vec<bool>),
+}
+
+/// Compares `cur` against `prev` (same size) for patches of `tile` LR pixels
+/// and a receptive halo of `halo` LR pixels (None: the model has frame-global
 /// state, so only an identical frame is reused). `threshold` 0 is exact
 /// reuse; above 0 (tolerant reuse, issue 18 item 3) a pixel counts as changed
 /// only when a channel moved by more than `threshold` (of 255).
-pub fn plan(
+pub fn changed(
     prev: &RgbImage,
     cur: &RgbImage,
     tile: usize,
     halo: Option<usize>,
     threshold: u8,
-) -> Plan {
+) -> Change {
     let (w, h) = (cur.width() as usize, cur.height() as usize);
     let tile = tile.max(1);
     let (tx, ty) = (w.div_ceil(tile), h.div_ceil(tile));
     let patches = tx * ty;
-    let whole = |reused| Plan {
-        work: Work::Whole,
-        reused,
-        patches,
-    };
     if (prev.width(), prev.height()) != (cur.width(), cur.height()) {
-        return whole(0);
+        return Change::Everywhere;
     }
     // Per LR row, per chunk of CHUNK pixels: changed? (slice compares, which
     // the standard library runs as memcmp: one cheap pass over both frames).
@@ -152,7 +159,7 @@ pub fn plan(
     let most = (WHOLE_ABOVE * (w * h) as f64 / CHUNK as f64) as usize;
     for y in 0..h {
         if changed_chunks > most && halo.is_some() {
-            return whole(0);
+            return Change::Everywhere;
         }
         let (ra, rb) = (&a[y * row..(y + 1) * row], &b[y * row..(y + 1) * row]);
         let same_row = ra == rb;
@@ -172,49 +179,59 @@ pub fn plan(
         }
     }
     if changed_chunks == 0 {
-        return Plan {
-            work: Work::Reuse,
-            reused: patches,
-            patches,
-        };
+        return Change::Identical;
     }
     let Some(halo) = halo else {
-        return whole(0);
+        return Change::Everywhere;
     };
-    // A moving camera changes most of the frame: the rectangles would cover
-    // it, so skip the patch test.
-    if (changed_chunks * CHUNK) as f64 > WHOLE_ABOVE * (w * h) as f64 {
-        return whole(0);
-    }
     // Dirty: a changed chunk within `halo` of the patch (chunks make the
     // test conservative by less than a chunk: more recomputation, never less).
-    let dirty: Vec<bool> = (0..patches)
-        .map(|i| {
-            let (px, py) = (i % tx, i / tx);
-            let core = Rect {
-                x0: px * tile,
-                y0: py * tile,
-                x1: ((px + 1) * tile).min(w),
-                y1: ((py + 1) * tile).min(h),
-            };
-            let g = core.grow(halo, w, h);
-            (g.x0 / CHUNK..g.x1.div_ceil(CHUNK))
-                .any(|c| pre[c * (h + 1) + g.y1] > pre[c * (h + 1) + g.y0])
-        })
-        .collect();
-    let reused = dirty.iter().filter(|&&d| !d).count();
-    // Cores: per patch row, runs of dirty patches; then merge rectangles whose
-    // grown extents overlap (their halos would be computed twice).
+    Change::Patches(
+        (0..patches)
+            .map(|i| {
+                let (px, py) = (i % tx, i / tx);
+                let core = Rect {
+                    x0: px * tile,
+                    y0: py * tile,
+                    x1: ((px + 1) * tile).min(w),
+                    y1: ((py + 1) * tile).min(h),
+                };
+                let g = core.grow(halo, w, h);
+                (g.x0 / CHUNK..g.x1.div_ceil(CHUNK))
+                    .any(|c| pre[c * (h + 1) + g.y1] > pre[c * (h + 1) + g.y0])
+            })
+            .collect(),
+    )
+}
+
+/// The sub-frames that recompute the patches of `need` (row-major over the
+/// patch grid of a `w`×`h` frame) with a network of receptive halo `halo`:
+/// rectangles of needed patches, or None when running the whole frame costs
+/// less (the regions, each with a fixed cost, cover more than `whole_above`
+/// of the frame). Rectangles may also cover patches not needed (their output is the
+/// same either way); their regions never overlap.
+pub fn cores(
+    need: &[bool],
+    tile: usize,
+    halo: usize,
+    w: usize,
+    h: usize,
+    whole_above: f64,
+) -> Option<Vec<Rect>> {
+    let tile = tile.max(1);
+    let (tx, ty) = (w.div_ceil(tile), h.div_ceil(tile));
+    // Cores: per patch row, runs of needed patches; then merge rectangles
+    // whose grown extents overlap (their halos would be computed twice).
     let mut rects: Vec<Rect> = Vec::new();
     for py in 0..ty {
         let mut px = 0;
         while px < tx {
-            if !dirty[py * tx + px] {
+            if !need[py * tx + px] {
                 px += 1;
                 continue;
             }
             let start = px;
-            while px < tx && dirty[py * tx + px] {
+            while px < tx && need[py * tx + px] {
                 px += 1;
             }
             rects.push(Rect {
@@ -225,25 +242,48 @@ pub fn plan(
             });
         }
     }
+    // Needed area alone over the limit: no merging can help.
+    let area: usize = rects.iter().map(Rect::area).sum();
+    if area as f64 > whole_above * (w * h) as f64 {
+        return None;
+    }
+    // Rounds of union-find over rectangles whose regions touch, each group
+    // becoming its bounding box, until no two regions touch (quadratic in
+    // the rectangles per round, not cubic as pair-at-a-time merging is).
     loop {
-        let mut merged = false;
-        'outer: for i in 0..rects.len() {
-            for j in i + 1..rects.len() {
-                let (gi, gj) = (
-                    rects[i].region(halo, tile, w, h),
-                    rects[j].region(halo, tile, w, h),
-                );
-                if gi.touches(&gj) {
-                    rects[i] = rects[i].union(&rects[j]);
-                    rects.swap_remove(j);
-                    merged = true;
-                    break 'outer;
+        let m = rects.len();
+        let regions: Vec<Rect> = rects.iter().map(|r| r.region(halo, tile, w, h)).collect();
+        let mut parent: Vec<usize> = (0..m).collect();
+        fn root(p: &mut [usize], mut i: usize) -> usize {
+            while p[i] != i {
+                p[i] = p[p[i]];
+                i = p[i];
+            }
+            i
+        }
+        for i in 0..m {
+            for j in i + 1..m {
+                if regions[i].touches(&regions[j]) {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    if a != b {
+                        parent[b] = a;
+                    }
                 }
             }
         }
-        if !merged {
+        let mut groups: Vec<Option<Rect>> = vec![None; m];
+        for (i, rect) in rects.iter().enumerate() {
+            let r = root(&mut parent, i);
+            groups[r] = Some(match groups[r] {
+                Some(g) => g.union(rect),
+                None => *rect,
+            });
+        }
+        let merged: Vec<Rect> = groups.into_iter().flatten().collect();
+        if merged.len() == m {
             break;
         }
+        rects = merged;
     }
     // Each sub-frame also pays a fixed dispatch and band overhead: count it
     // as `SUBFRAME_PATCHES` patches of area.
@@ -251,13 +291,47 @@ pub fn plan(
         .iter()
         .map(|r| r.region(halo, tile, w, h).area() + SUBFRAME_PATCHES * tile * tile)
         .sum();
-    if cost as f64 > WHOLE_ABOVE * (w * h) as f64 {
-        return whole(0);
-    }
-    Plan {
-        work: Work::Cores(rects),
-        reused,
+    (cost as f64 <= whole_above * (w * h) as f64).then_some(rects)
+}
+
+/// Plans `cur` against `prev` ([`changed`], then [`cores`] of the dirty
+/// patches): temporal reuse without routing.
+pub fn plan(
+    prev: &RgbImage,
+    cur: &RgbImage,
+    tile: usize,
+    halo: Option<usize>,
+    threshold: u8,
+) -> Plan {
+    let (w, h) = (cur.width() as usize, cur.height() as usize);
+    let patches = w.div_ceil(tile.max(1)) * h.div_ceil(tile.max(1));
+    let whole = Plan {
+        work: Work::Whole,
+        reused: 0,
         patches,
+    };
+    match changed(prev, cur, tile, halo, threshold) {
+        Change::Identical => Plan {
+            work: Work::Reuse,
+            reused: patches,
+            patches,
+        },
+        Change::Everywhere => whole,
+        Change::Patches(dirty) => {
+            // Too much changed for the rectangles to pay: skip merging.
+            let n = dirty.iter().filter(|&&d| d).count();
+            if (n * tile * tile) as f64 > WHOLE_ABOVE * (w * h) as f64 {
+                return whole;
+            }
+            match cores(&dirty, tile, halo.unwrap_or(0), w, h, WHOLE_ABOVE) {
+                Some(rects) => Plan {
+                    work: Work::Cores(rects),
+                    reused: patches - n,
+                    patches,
+                },
+                None => whole,
+            }
+        }
     }
 }
 

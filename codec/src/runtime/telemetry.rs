@@ -105,10 +105,43 @@ pub struct Stats {
     /// synchronous API, row bands through streams; frames run without reuse
     /// are not counted).
     pub reused_patches: u64,
+    /// Difficulty routing: output patches that took the cheap path (of
+    /// `patches`; reused patches are neither).
+    pub routed_patches: u64,
     pub patches: u64,
 }
 
+/// Running patch counts of the synchronous API (and streams' bands), for
+/// per-frame deltas: see [`Stats::reused_patches`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PatchCounts {
+    pub reused: u64,
+    pub routed: u64,
+    pub patches: u64,
+}
+
+impl PatchCounts {
+    /// Counts since `earlier`.
+    pub fn since(&self, earlier: &PatchCounts) -> PatchCounts {
+        PatchCounts {
+            reused: self.reused.saturating_sub(earlier.reused),
+            routed: self.routed.saturating_sub(earlier.routed),
+            patches: self.patches.saturating_sub(earlier.patches),
+        }
+    }
+}
+
 impl Stats {
+    /// Fraction of output patches routed to the cheap path (0 when none were
+    /// counted).
+    pub fn routed_fraction(&self) -> f64 {
+        if self.patches == 0 {
+            0.0
+        } else {
+            self.routed_patches as f64 / self.patches as f64
+        }
+    }
+
     /// Fraction of output patches reused (0 when none were counted).
     pub fn reused_fraction(&self) -> f64 {
         if self.patches == 0 {
@@ -152,6 +185,7 @@ struct Acc {
     busy_wall: f64,
     layer_s: Vec<f64>,
     reused_patches: u64,
+    routed_patches: u64,
     patches: u64,
 }
 
@@ -266,10 +300,19 @@ impl Telemetry {
         });
     }
 
-    /// (reused output patches, output patches) so far: cheap, for per-frame
-    /// deltas.
-    pub fn reuse_counts(&self) -> (u64, u64) {
-        self.with(|a| (a.reused_patches, a.patches))
+    /// Patches routed to the cheap path (counted with their frame's
+    /// [`Telemetry::reuse`]).
+    pub fn routed(&self, routed: usize) {
+        self.with(|a| a.routed_patches += routed as u64);
+    }
+
+    /// Patch counts so far: cheap, for per-frame deltas.
+    pub fn patch_counts(&self) -> PatchCounts {
+        self.with(|a| PatchCounts {
+            reused: a.reused_patches,
+            routed: a.routed_patches,
+            patches: a.patches,
+        })
     }
 
     pub fn busy_wall(&self, secs: f64) {
@@ -352,6 +395,7 @@ impl Telemetry {
                 },
                 layer_s: a.layer_s.clone(),
                 reused_patches: a.reused_patches,
+                routed_patches: a.routed_patches,
                 patches: a.patches,
             }
         })

@@ -132,6 +132,7 @@ impl Nawqsr {
             } else {
                 0
             },
+            routing: settings.routing == super::NawqsrRouting::On,
         };
         let scale = match (mode, scale, &settings.model) {
             (_, Some(s), _) => Some(s),

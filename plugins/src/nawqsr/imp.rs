@@ -34,7 +34,7 @@ use super::caps::{self, FORMATS};
 use super::controller::State;
 use super::qos::{Ladder, LadderConfig};
 use super::telemetry::{self, Timing};
-use super::{NawqsrMode, NawqsrReuse};
+use super::{NawqsrMode, NawqsrReuse, NawqsrRouting};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -71,6 +71,7 @@ pub(super) struct Settings {
     pub(super) piqe_interval: u32,
     pub(super) reuse: NawqsrReuse,
     pub(super) reuse_threshold: u32,
+    pub(super) routing: NawqsrRouting,
 }
 
 impl Default for Settings {
@@ -87,6 +88,7 @@ impl Default for Settings {
             piqe_interval: DEFAULT_PIQE_INTERVAL,
             reuse: NawqsrReuse::default(),
             reuse_threshold: DEFAULT_REUSE_THRESHOLD,
+            routing: NawqsrRouting::default(),
         }
     }
 }
@@ -146,7 +148,7 @@ impl ObjectSubclass for Nawqsr {
 }
 
 /// Properties that configure the codec: changing them needs a new `start()`.
-const READY_ONLY: [&str; 7] = [
+const READY_ONLY: [&str; 8] = [
     "model",
     "schedule",
     "scale",
@@ -154,6 +156,7 @@ const READY_ONLY: [&str; 7] = [
     "threads",
     "reuse",
     "reuse-threshold",
+    "routing",
 ];
 
 impl ObjectImpl for Nawqsr {
@@ -221,7 +224,7 @@ impl ObjectImpl for Nawqsr {
                     .nick("Stats interval")
                     .blurb(
                         "Post a 'nawqsr-stats' element message (frames, fps, latency-p50-ms, \
-                         latency-p99-ms, mode, drops, switches, plan, reused, piqe, piqe-cost; with a \
+                         latency-p99-ms, mode, drops, switches, plan, reused, routed, piqe, piqe-cost; with a \
                          latency front also plan-predicted-ms, plan-psnr, latency-target-ms) every \
                          this many output frames, 0 to 4294967295 (0 = off)",
                     )
@@ -250,6 +253,17 @@ impl ObjectImpl for Nawqsr {
                     .minimum(1)
                     .maximum(255)
                     .default_value(DEFAULT_REUSE_THRESHOLD)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("routing", NawqsrRouting::default())
+                    .nick("Difficulty routing")
+                    .blurb(
+                        "Difficulty routing (MobiSR): a 16x16 low-resolution patch whose luma gradient \
+                         energy is under the schedule's calibrated threshold takes bicubic instead of \
+                         the network, fading into network patches with no seam. The threshold is set \
+                         offline for a PSNR budget (nawqsr calibrate-routing); a schedule without one \
+                         is an error. Integer modes only. Reported as 'routed' in 'nawqsr-stats'",
+                    )
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("piqe-interval")
@@ -322,6 +336,7 @@ impl ObjectImpl for Nawqsr {
             "reuse-threshold" => {
                 settings.reuse_threshold = value.get().expect("type checked upstream")
             }
+            "routing" => settings.routing = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
         gst::info!(CAT, imp = self, "property {name} set: {settings:?}");
@@ -342,6 +357,7 @@ impl ObjectImpl for Nawqsr {
             "piqe-interval" => settings.piqe_interval.to_value(),
             "reuse" => settings.reuse.to_value(),
             "reuse-threshold" => settings.reuse_threshold.to_value(),
+            "routing" => settings.routing.to_value(),
             _ => unimplemented!(),
         }
     }

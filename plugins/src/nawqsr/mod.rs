@@ -58,18 +58,19 @@ impl From<NawqsrMode> for Mode {
     }
 }
 
-/// The `reuse` property: exact temporal reuse (issue 18, NEMO without its lossy
-/// anchors). An output band whose receptive low-resolution rows are
-/// bit-identical to the previous frame's is taken from that frame.
+/// The `reuse` property: temporal reuse (issue 18, NEMO without its lossy
+/// anchors). An output patch whose receptive low-resolution pixels are
+/// bit-identical (exact) or within `reuse-threshold` (tolerant) to the
+/// previous frame's is taken from that frame.
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
 #[repr(u32)]
 #[enum_type(name = "GstNawqsrReuse")]
 pub enum NawqsrReuse {
-    #[enum_value(name = "Off: compute every band of every frame", nick = "off")]
+    #[enum_value(name = "Off: compute every patch of every frame", nick = "off")]
     Off = 0,
     #[default]
     #[enum_value(
-        name = "Exact: reuse bands whose inputs are bit-identical (output unchanged)",
+        name = "Exact: reuse patches whose inputs are bit-identical (output unchanged)",
         nick = "exact"
     )]
     Exact = 1,
@@ -78,6 +79,21 @@ pub enum NawqsrReuse {
         nick = "tolerant"
     )]
     Tolerant = 2,
+}
+
+/// The `routing` property: difficulty routing (issue 18 item 4, MobiSR).
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstNawqsrRouting")]
+pub enum NawqsrRouting {
+    #[default]
+    #[enum_value(name = "Off: every patch through the network", nick = "off")]
+    Off = 0,
+    #[enum_value(
+        name = "On: easy patches (under the schedule's calibrated threshold) take bicubic",
+        nick = "on"
+    )]
+    On = 1,
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

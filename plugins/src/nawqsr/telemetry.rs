@@ -32,6 +32,8 @@ pub(super) struct Timing {
     /// Output patches reused, and all output patches, since the last stats
     /// message.
     pub(super) window_reused: u64,
+    /// ... and taken by difficulty routing's cheap path.
+    pub(super) window_routed: u64,
     pub(super) window_patches: u64,
 }
 
@@ -106,8 +108,23 @@ pub(super) fn stats_structure(
         0.0
     };
     timing.window_start = Some(Instant::now());
-    let (reused, patches) = (timing.window_reused, timing.window_patches);
-    (timing.window_reused, timing.window_patches) = (0, 0);
+    let (reused, routed, patches) = (
+        timing.window_reused,
+        timing.window_routed,
+        timing.window_patches,
+    );
+    (
+        timing.window_reused,
+        timing.window_routed,
+        timing.window_patches,
+    ) = (0, 0, 0);
+    let share = |n: u64| {
+        if patches == 0 {
+            0.0
+        } else {
+            n as f64 / patches as f64
+        }
+    };
     let b = gst::Structure::builder("nawqsr-stats");
     // On the front: which point (-1: none), its profiled ms and PSNR, the target.
     let b = match plan {
@@ -127,14 +144,9 @@ pub(super) fn stats_structure(
         .field("switches", timing.switches)
         // Temporal reuse: the fraction of output patches taken from the
         // previous frame in this window.
-        .field(
-            "reused",
-            if patches == 0 {
-                0.0
-            } else {
-                reused as f64 / patches as f64
-            },
-        )
+        .field("reused", share(reused))
+        // Difficulty routing: the fraction that took the cheap path.
+        .field("routed", share(routed))
         // PIQE of the latest sampled output (−1: none yet or sampling off) and
         // the sampler's time as a fraction of the frames' processing time.
         .field("piqe", timing.piqe.unwrap_or(-1.0))

@@ -128,10 +128,10 @@ impl Nawqsr {
         }
         let codec = state.codec();
         // The codec must not take the streaming thread down with it.
-        let reuse_before = codec.reuse_counts();
+        let counts_before = codec.patch_counts();
         let result = catch_unwind(AssertUnwindSafe(|| codec.upscale(&src, &mut dst)));
         let dt = t0.elapsed();
-        let reuse_after = codec.reuse_counts();
+        let counts = codec.patch_counts().since(&counts_before);
         let mode = state.active;
         drop(guard);
         // FYE-SR's perceptual score, sampled on the output we just wrote.
@@ -223,8 +223,9 @@ impl Nawqsr {
                 timing.window_start = Some(t0);
             }
             timing.record(dt);
-            timing.window_reused += reuse_after.0.saturating_sub(reuse_before.0);
-            timing.window_patches += reuse_after.1.saturating_sub(reuse_before.1);
+            timing.window_reused += counts.reused;
+            timing.window_routed += counts.routed;
+            timing.window_patches += counts.patches;
             if let Some((score, cost)) = piqe {
                 timing.piqe_time += cost;
                 if score.is_some() {
