@@ -407,10 +407,16 @@ impl Npu {
             Some((prev, _)) => plan(prev, lr, REUSE_PATCH, self.halo, t),
             None => plan(&RgbImage::new(0, 0), lr, REUSE_PATCH, self.halo, t),
         };
+        tracing::debug!("reuse: {} of {} patches, {:?}", p.reused, p.patches, p.work);
         let (out, keep) = match (&p.work, last.take()) {
             (Work::Reuse, Some((prev, o))) => (o.image(), (prev, o)),
             (Work::Cores(cores), Some((mut reference, o))) => {
-                let mut sr = o.image();
+                // Paste into the kept image itself: one frame copy (the
+                // returned frame), not two.
+                let mut sr = match o {
+                    LastOutput::Image(i) | LastOutput::Routed(i) => i,
+                    b @ LastOutput::Bands(_) => b.image(),
+                };
                 let halo = self.halo.unwrap_or(0);
                 let grown: Vec<_> = cores
                     .iter()

@@ -37,8 +37,29 @@ pub const WHOLE_ABOVE: f64 = 0.6;
 /// the host's noise of reuse off at each.
 pub const SUBFRAME_PATCHES: usize = 4;
 
+/// Up to this many rectangles, [`cores`] merges greedily by cost; above, by
+/// union-find (cheaper per frame, coarser).
+const GREEDY_UP_TO: usize = 48;
+
 /// Pixels per compared chunk of a row.
 const CHUNK: usize = 8;
+
+/// Whether two equal-length byte runs differ: XOR of 8-byte words, no
+/// early exit, so a chunk costs a few instructions rather than a `memcmp`
+/// call (a chunk is 24 bytes).
+fn differs(a: &[u8], b: &[u8]) -> bool {
+    let mut acc = 0u64;
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ta, tb) = (wa.remainder(), wb.remainder());
+    for (x, y) in wa.zip(wb) {
+        acc |= u64::from_ne_bytes(x.try_into().expect("8 bytes"))
+            ^ u64::from_ne_bytes(y.try_into().expect("8 bytes"));
+    }
+    for (x, y) in ta.iter().zip(tb) {
+        acc |= u64::from(x ^ y);
+    }
+    acc != 0
+}
 
 /// An LR rectangle: columns `x0..x1`, rows `y0..y1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,8 +166,8 @@ pub fn changed(
     if (prev.width(), prev.height()) != (cur.width(), cur.height()) {
         return Change::Everywhere;
     }
-    // Per LR row, per chunk of CHUNK pixels: changed? (slice compares, which
-    // the standard library runs as memcmp: one cheap pass over both frames).
+    // Per LR row, per chunk of CHUNK pixels: changed? (one cheap pass over
+    // both frames: a row compare, then word XORs per chunk).
     let row = w * 3;
     let (a, b) = (prev.as_raw(), cur.as_raw());
     let nc = w.div_ceil(CHUNK);
@@ -167,7 +188,7 @@ pub fn changed(
             let r = c * CHUNK * 3..((c + 1) * CHUNK * 3).min(row);
             let ch = !same_row
                 && if threshold == 0 {
-                    ra[r.clone()] != rb[r]
+                    differs(&ra[r.clone()], &rb[r])
                 } else {
                     ra[r.clone()]
                         .iter()
@@ -208,8 +229,9 @@ pub fn changed(
 /// patch grid of a `w`×`h` frame) with a network of receptive halo `halo`:
 /// rectangles of needed patches, or None when running the whole frame costs
 /// less (the regions, each with a fixed cost, cover more than `whole_above`
-/// of the frame). Rectangles may also cover patches not needed (their output is the
-/// same either way); their regions never overlap.
+/// of the frame). Rectangles may also cover patches not needed, and two
+/// rectangles' cores may overlap: every core pixel is exact, so either
+/// output serves.
 pub fn cores(
     need: &[bool],
     tile: usize,
@@ -247,51 +269,81 @@ pub fn cores(
     if area as f64 > whole_above * (w * h) as f64 {
         return None;
     }
-    // Rounds of union-find over rectangles whose regions touch, each group
-    // becoming its bounding box, until no two regions touch (quadratic in
-    // the rectangles per round, not cubic as pair-at-a-time merging is).
-    loop {
-        let m = rects.len();
-        let regions: Vec<Rect> = rects.iter().map(|r| r.region(halo, tile, w, h)).collect();
-        let mut parent: Vec<usize> = (0..m).collect();
-        fn root(p: &mut [usize], mut i: usize) -> usize {
-            while p[i] != i {
-                p[i] = p[p[i]];
-                i = p[i];
-            }
-            i
-        }
-        for i in 0..m {
-            for j in i + 1..m {
-                if regions[i].touches(&regions[j]) {
-                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
-                    if a != b {
-                        parent[b] = a;
+    let fixed = SUBFRAME_PATCHES * tile * tile;
+    let cost = |r: &Rect| r.region(halo, tile, w, h).area() + fixed;
+    if rects.len() <= GREEDY_UP_TO {
+        // Merge the touching pair that saves the most (their regions'
+        // overlap is computed twice apart; their bounding box may cover
+        // patches neither needs), while a merge saves anything: an L-shaped
+        // change stays two rectangles when its bounding box costs more.
+        loop {
+            let mut best: Option<(usize, usize, isize)> = None;
+            for i in 0..rects.len() {
+                for j in i + 1..rects.len() {
+                    let (ri, rj) = (rects[i].region(halo, tile, w, h), rects[j].region(halo, tile, w, h));
+                    if !ri.touches(&rj) {
+                        continue;
+                    }
+                    let u = rects[i].union(&rects[j]);
+                    let saving = (cost(&rects[i]) + cost(&rects[j])) as isize - cost(&u) as isize;
+                    if best.is_none_or(|(_, _, s)| saving > s) {
+                        best = Some((i, j, saving));
                     }
                 }
             }
+            match best {
+                Some((i, j, s)) if s >= 0 => {
+                    rects[i] = rects[i].union(&rects[j]);
+                    rects.swap_remove(j);
+                }
+                _ => break,
+            }
         }
-        let mut groups: Vec<Option<Rect>> = vec![None; m];
-        for (i, rect) in rects.iter().enumerate() {
-            let r = root(&mut parent, i);
-            groups[r] = Some(match groups[r] {
-                Some(g) => g.union(rect),
-                None => *rect,
-            });
+    } else {
+        // Many rectangles (routing's scattered hard patches): rounds of
+        // union-find over rectangles whose regions touch, each group becoming
+        // its bounding box, until no two regions touch (quadratic per round,
+        // where the greedy merge is cubic).
+        loop {
+            let m = rects.len();
+            let regions: Vec<Rect> = rects.iter().map(|r| r.region(halo, tile, w, h)).collect();
+            let mut parent: Vec<usize> = (0..m).collect();
+            fn root(p: &mut [usize], mut i: usize) -> usize {
+                while p[i] != i {
+                    p[i] = p[p[i]];
+                    i = p[i];
+                }
+                i
+            }
+            for i in 0..m {
+                for j in i + 1..m {
+                    if regions[i].touches(&regions[j]) {
+                        let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                        if a != b {
+                            parent[b] = a;
+                        }
+                    }
+                }
+            }
+            let mut groups: Vec<Option<Rect>> = vec![None; m];
+            for (i, rect) in rects.iter().enumerate() {
+                let r = root(&mut parent, i);
+                groups[r] = Some(match groups[r] {
+                    Some(g) => g.union(rect),
+                    None => *rect,
+                });
+            }
+            let merged: Vec<Rect> = groups.into_iter().flatten().collect();
+            if merged.len() == m {
+                break;
+            }
+            rects = merged;
         }
-        let merged: Vec<Rect> = groups.into_iter().flatten().collect();
-        if merged.len() == m {
-            break;
-        }
-        rects = merged;
     }
     // Each sub-frame also pays a fixed dispatch and band overhead: count it
     // as `SUBFRAME_PATCHES` patches of area.
-    let cost: usize = rects
-        .iter()
-        .map(|r| r.region(halo, tile, w, h).area() + SUBFRAME_PATCHES * tile * tile)
-        .sum();
-    (cost as f64 <= whole_above * (w * h) as f64).then_some(rects)
+    let total: usize = rects.iter().map(cost).sum();
+    (total as f64 <= whole_above * (w * h) as f64).then_some(rects)
 }
 
 /// Plans `cur` against `prev` ([`changed`], then [`cores`] of the dirty
