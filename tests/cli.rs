@@ -917,3 +917,70 @@ fn bench_kernels_json_reports_pct_of_peak() {
     let o = nawqsr(&["bench-kernels", "--only", "nawq_x9"]);
     assert_error(&o, &["--only nawq_x9"]);
 }
+
+/// Issue 18 item 4: `calibrate-routing` writes a threshold within the budget
+/// into a schedule, `upscale --routing on` runs with it, and bad values name
+/// their flag or file.
+#[test]
+fn calibrate_routing_writes_a_threshold_that_upscale_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let calib = calib_dir(dir.path());
+    let sched = dir.path().join("s.json");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../schedules/nawq_x2.json"),
+        &sched,
+    )
+    .unwrap();
+    let json = dir.path().join("r.json");
+    let (s, j) = (sched.to_str().unwrap(), json.to_str().unwrap());
+    let o = nawqsr(&[
+        "calibrate-routing",
+        "--schedule",
+        s,
+        "--calib",
+        calib.to_str().unwrap(),
+        "--calib-images",
+        "3",
+        "--budget",
+        "0.05",
+        "--json",
+        j,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(r["calibration_drop_db"].as_f64().unwrap() <= 0.05, "{r}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&sched).unwrap()).unwrap();
+    assert_eq!(v["routing"]["threshold"], r["threshold"]);
+    assert_eq!(
+        v["routing"]["calibration"]["images"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let img = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/sample_lr.png");
+    let out = dir.path().join("o.png");
+    let o = nawqsr(&[
+        "upscale",
+        img,
+        out.to_str().unwrap(),
+        "--schedule",
+        s,
+        "--routing",
+        "on",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.exists());
+    let o = nawqsr(&["upscale", img, out.to_str().unwrap(), "--routing", "maybe"]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("--routing") && e.contains("on or off"), "{e}");
+    assert_error(
+        &nawqsr(&["calibrate-routing", "--schedule", "/nx/s.json"]),
+        &["--schedule", "/nx/s.json"],
+    );
+    assert_error(
+        &nawqsr(&["calibrate-routing", "--schedule", s, "--budget", "0"]),
+        &["--budget"],
+    );
+}

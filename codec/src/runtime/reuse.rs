@@ -280,7 +280,10 @@ pub fn cores(
             let mut best: Option<(usize, usize, isize)> = None;
             for i in 0..rects.len() {
                 for j in i + 1..rects.len() {
-                    let (ri, rj) = (rects[i].region(halo, tile, w, h), rects[j].region(halo, tile, w, h));
+                    let (ri, rj) = (
+                        rects[i].region(halo, tile, w, h),
+                        rects[j].region(halo, tile, w, h),
+                    );
                     if !ri.touches(&rj) {
                         continue;
                     }
