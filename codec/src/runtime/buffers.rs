@@ -80,7 +80,8 @@ impl Upscaled {
 
     /// Writes the frame into `dst` (any supported format, same size).
     pub fn write_to(&self, dst: &mut FrameMut) -> Result<()> {
-        super::color::rgb_to_frame(&self.to_rgb(), dst)
+        let slabs: Vec<&[u8]> = self.rgb.iter().map(|b| b.as_slice()).collect();
+        super::color::rgb_slabs_to_frame(&slabs, self.width, dst)
     }
 }
 

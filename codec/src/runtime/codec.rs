@@ -190,6 +190,22 @@ fn easy_dirty_neighbour(g: &super::routing::Grid, hard: &[bool], dirty: &[bool],
     })
 }
 
+/// A frame as the synchronous path produced it: the workers' bands (written
+/// to a video frame band by band, with no stitching copy) or an image.
+enum Out {
+    Bands(Upscaled),
+    Image(RgbImage),
+}
+
+impl Out {
+    fn into_rgb(self) -> RgbImage {
+        match self {
+            Out::Bands(u) => u.to_rgb(),
+            Out::Image(i) => i,
+        }
+    }
+}
+
 /// Side of the 2D patches of exact temporal reuse, in LR pixels. Measured on
 /// the call clip and container (BENCHMARKS "Temporal reuse"): 16 reuses 75 %
 /// of the call's patches against 61 % at 32 and 22 % at 48 (halo 6), and
@@ -231,7 +247,7 @@ impl Npu {
         };
         let Some(cover) = cover else {
             return if self.cfg.reuse {
-                self.upscale_reusing(lr, s)
+                self.upscale_reusing(lr, s).map(Out::into_rgb)
             } else {
                 tel.reuse(0, n);
                 Ok(self.runtime.run(Tensor::from_rgb(lr))?.to_rgb())
@@ -394,7 +410,7 @@ impl Npu {
 
     /// Upscales `lr`, recomputing only the 2D patches whose receptive field
     /// changed since the last frame (`runtime::reuse` says why it is exact).
-    fn upscale_reusing(&self, lr: &RgbImage, s: usize) -> Result<RgbImage> {
+    fn upscale_reusing(&self, lr: &RgbImage, s: usize) -> Result<Out> {
         use super::reuse::{Work, crop, next_reference, paste, plan};
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         // A routed frame is not the network's everywhere: recompute.
@@ -409,7 +425,7 @@ impl Npu {
         };
         tracing::debug!("reuse: {} of {} patches, {:?}", p.reused, p.patches, p.work);
         let (out, keep) = match (&p.work, last.take()) {
-            (Work::Reuse, Some((prev, o))) => (o.image(), (prev, o)),
+            (Work::Reuse, Some((prev, o))) => (Out::Image(o.image()), (prev, o)),
             (Work::Cores(cores), Some((mut reference, o))) => {
                 // Paste into the kept image itself: one frame copy (the
                 // returned frame), not two.
@@ -431,11 +447,12 @@ impl Npu {
                     paste(&mut sr, &o.to_rgb(), c, g, s);
                 }
                 next_reference(&mut reference, lr, cores);
-                (sr.clone(), (reference, LastOutput::Image(sr)))
+                (Out::Image(sr.clone()), (reference, LastOutput::Image(sr)))
             }
             _ => {
                 let up = self.runtime.run(Tensor::from_rgb(lr))?;
-                (up.to_rgb(), (lr.clone(), LastOutput::Bands(up.rgb_only())))
+                let keep = LastOutput::Bands(up.rgb_only());
+                (Out::Bands(up), (lr.clone(), keep))
             }
         };
         self.runtime.shared.telemetry.reuse(p.reused, p.patches);
@@ -531,8 +548,12 @@ impl Codec {
 
     /// Upscale one RGB image.
     pub fn upscale_rgb(&self, lr: &RgbImage) -> Result<RgbImage> {
+        self.upscale_out(lr).map(Out::into_rgb)
+    }
+
+    fn upscale_out(&self, lr: &RgbImage) -> Result<Out> {
         match &self.backend {
-            Backend::Fp32(r) => r.upscale(lr),
+            Backend::Fp32(r) => r.upscale(lr).map(Out::Image),
             // Fixed point, equal to `metrics::imresize::upscale_bicubic` (the
             // MATLAB reference) for ×2 and ×4, within ±1 for ×3.
             Backend::Bicubic { threads } => {
@@ -543,17 +564,17 @@ impl Codec {
                 // thread, 1.39 ms on two).
                 let out_px = lr.width() as usize * lr.height() as usize * self.scale * self.scale;
                 let useful = out_px.div_ceil(BICUBIC_PIXELS_PER_THREAD).max(1);
-                Ok(super::bicubic::upscale_rgb(
+                Ok(Out::Image(super::bicubic::upscale_rgb(
                     lr,
                     self.scale,
                     (*threads).min(useful),
-                ))
+                )))
             }
-            Backend::Npu(n) if n.routing.is_some() => {
-                n.upscale_routed(lr, self.scale, n.routing.unwrap_or(0.0))
-            }
+            Backend::Npu(n) if n.routing.is_some() => n
+                .upscale_routed(lr, self.scale, n.routing.unwrap_or(0.0))
+                .map(Out::Image),
             Backend::Npu(n) if n.cfg.reuse => n.upscale_reusing(lr, self.scale),
-            Backend::Npu(n) => Ok(n.runtime.run(Tensor::from_rgb(lr))?.to_rgb()),
+            Backend::Npu(n) => Ok(Out::Bands(n.runtime.run(Tensor::from_rgb(lr))?)),
         }
     }
 
@@ -728,8 +749,10 @@ impl Codec {
             )));
         }
         let rgb = super::color::frame_to_rgb(src)?;
-        let out = self.upscale_rgb(&rgb)?;
-        super::color::rgb_to_frame(&out, dst)
+        match self.upscale_out(&rgb)? {
+            Out::Bands(u) => u.write_to(dst),
+            Out::Image(i) => super::color::rgb_to_frame(&i, dst),
+        }
     }
 }
 

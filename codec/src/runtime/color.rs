@@ -186,17 +186,7 @@ pub fn rgb_to_frame(src: &RgbImage, dst: &mut FrameMut) -> Result<()> {
             let (off, bpp) = packed_layout(packed).expect("packed format");
             let stride = dst.strides[0];
             for (y, s) in rgb.chunks_exact(3 * w).enumerate() {
-                let row = &mut dst.planes[0][y * stride..][..bpp * w];
-                if bpp == 4 {
-                    for (d, s) in row.chunks_exact_mut(4).zip(s.chunks_exact(3)) {
-                        d[off[0]] = s[0];
-                        d[off[1]] = s[1];
-                        d[off[2]] = s[2];
-                        d[3] = 255;
-                    }
-                } else {
-                    row.copy_from_slice(s);
-                }
+                write_packed_row(s, &mut dst.planes[0][y * stride..][..bpp * w], off, bpp);
             }
         }
     }
@@ -224,44 +214,123 @@ fn slab_rows(w: usize, h: usize) -> usize {
 /// slab is a frame of its own whose chroma rows are exactly the frame's.
 fn rgb_to_yuv420_slabs(rgb: &[u8], w: usize, h: usize, dst: &mut FrameMut) {
     let rows = slab_rows(w, h);
-    if rows >= h {
-        return rgb_to_yuv420(rgb, w, h, dst);
-    }
-    let (format, strides) = (dst.format, dst.strides);
+    let slabs: Vec<&[u8]> = rgb.chunks(3 * w * rows).collect();
+    yuv420_from_slabs(&slabs, w, slabs.len(), dst);
+}
+
+/// Writes consecutive RGB row slabs (top to bottom, covering the frame, all
+/// but the last of even height) into a 4:2:0 frame, `threads` groups of
+/// consecutive slabs in parallel. Each slab converts as a frame of its own.
+fn yuv420_from_slabs(slabs: &[&[u8]], w: usize, threads: usize, dst: &mut FrameMut) {
+    let (format, strides, h) = (dst.format, dst.strides, dst.height);
     let [p0, p1, p2] = &mut dst.planes;
     let mut rest: [&mut [u8]; 3] = [&mut **p0, &mut **p1, &mut **p2];
-    std::thread::scope(|s| {
-        for y0 in (0..h).step_by(rows) {
-            let y1 = (y0 + rows).min(h);
-            let last = y1 == h;
-            let mut take = |i: usize, n_rows: usize| {
-                let plane = std::mem::take(&mut rest[i]);
-                let n = if last {
-                    plane.len()
-                } else {
-                    (n_rows * strides[i]).min(plane.len())
-                };
-                let (a, b) = plane.split_at_mut(n);
-                rest[i] = b;
-                a
+    let mut jobs: Vec<(&[u8], FrameMut)> = Vec::with_capacity(slabs.len());
+    let mut y0 = 0;
+    for slab in slabs {
+        let hh = slab.len() / (3 * w);
+        let last = y0 + hh == h;
+        let mut take = |i: usize, n_rows: usize| {
+            let plane = std::mem::take(&mut rest[i]);
+            let n = if last {
+                plane.len()
+            } else {
+                (n_rows * strides[i]).min(plane.len())
             };
-            let hh = y1 - y0;
-            let planes = [take(0, hh), take(1, hh / 2), take(2, hh / 2)];
-            let mut sub = FrameMut {
+            let (a, b) = plane.split_at_mut(n);
+            rest[i] = b;
+            a
+        };
+        let planes = [take(0, hh), take(1, hh / 2), take(2, hh / 2)];
+        jobs.push((
+            slab,
+            FrameMut {
                 format,
                 width: w,
                 height: hh,
                 planes,
                 strides,
+            },
+        ));
+        y0 += hh;
+    }
+    let per = jobs.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let mut groups = jobs.chunks_mut(per).peekable();
+        while let Some(g) = groups.next() {
+            let mut run = move || {
+                for (slab, f) in g.iter_mut() {
+                    let hh = f.height;
+                    rgb_to_yuv420(slab, w, hh, f);
+                }
             };
-            let slab = &rgb[3 * w * y0..3 * w * y1];
-            if last {
-                rgb_to_yuv420(slab, w, hh, &mut sub);
+            if groups.peek().is_none() {
+                run();
             } else {
-                s.spawn(move || rgb_to_yuv420(slab, w, hh, &mut sub));
+                s.spawn(run);
             }
         }
     });
+}
+
+/// Writes consecutive RGB row slabs (top to bottom, covering `dst`; the
+/// network's output bands) into `dst` without joining them first. 4:2:0
+/// formats need every slab but the last of even height; otherwise the slabs
+/// are joined and converted as one image.
+pub fn rgb_slabs_to_frame(slabs: &[&[u8]], w: usize, dst: &mut FrameMut) -> Result<()> {
+    let h: usize = slabs.iter().map(|s| s.len() / (3 * w).max(1)).sum();
+    if slabs.iter().any(|s| s.len() % (3 * w).max(1) != 0) || h != dst.height || w != dst.width {
+        return Err(Error::Invalid(format!(
+            "{:?} output frame is {}x{}, expected the slabs' size {w}x{h}",
+            dst.format, dst.width, dst.height
+        )));
+    }
+    let lens = [
+        dst.planes[0].len(),
+        dst.planes[1].len(),
+        dst.planes[2].len(),
+    ];
+    check_planes(dst.format, w, h, lens, dst.strides)?;
+    let odd = slabs
+        .iter()
+        .rev()
+        .skip(1)
+        .any(|s| (s.len() / (3 * w)) % 2 == 1);
+    match dst.format {
+        PixelFormat::I420 | PixelFormat::Nv12 if !odd => {
+            let threads = h.div_ceil(slab_rows(w, h));
+            yuv420_from_slabs(slabs, w, threads, dst);
+            Ok(())
+        }
+        PixelFormat::I420 | PixelFormat::Nv12 => {
+            let img = RgbImage::from_raw(dim_u32(w)?, dim_u32(h)?, slabs.concat())
+                .expect("slabs are 3·w·h bytes");
+            rgb_to_frame(&img, dst)
+        }
+        packed => {
+            let (off, bpp) = packed_layout(packed).expect("packed format");
+            let stride = dst.strides[0];
+            let rows = slabs.iter().flat_map(|s| s.chunks_exact(3 * w));
+            for (y, s) in rows.enumerate() {
+                write_packed_row(s, &mut dst.planes[0][y * stride..][..bpp * w], off, bpp);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One RGB row into a packed row of `bpp` bytes per pixel (x = 255).
+fn write_packed_row(s: &[u8], row: &mut [u8], off: [usize; 3], bpp: usize) {
+    if bpp == 4 {
+        for (d, s) in row.chunks_exact_mut(4).zip(s.chunks_exact(3)) {
+            d[off[0]] = s[0];
+            d[off[1]] = s[1];
+            d[off[2]] = s[2];
+            d[3] = 255;
+        }
+    } else {
+        row.copy_from_slice(s);
+    }
 }
 
 fn dim_u32(v: usize) -> Result<u32> {
@@ -840,6 +909,43 @@ mod tests {
             rgb_to_frame(&rgb, &mut a.as_mut()).unwrap();
             rgb_to_yuv420_body(rgb.as_raw(), w, h, &mut b.as_mut());
             assert!(a.planes == b.planes, "{format:?} from RGB");
+        }
+    }
+
+    /// The network's output bands convert straight into the frame: the same
+    /// bytes as joining them first, for every format, with an odd band
+    /// (joined, then converted) and a small frame (one thread) too.
+    #[test]
+    fn slabs_to_frame_equals_the_joined_image() {
+        for (w, heights) in [
+            (700usize, vec![32usize, 32, 64, 300, 3]),
+            (20, vec![4, 6, 2]),
+            (30, vec![4, 5, 6]),
+        ] {
+            let h: usize = heights.iter().sum();
+            let img = RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                image::Rgb([(x * 3 + y) as u8, (x ^ y) as u8, (y * 5) as u8])
+            });
+            let mut slabs = Vec::new();
+            let mut at = 0;
+            for r in &heights {
+                slabs.push(&img.as_raw()[3 * w * at..3 * w * (at + r)]);
+                at += r;
+            }
+            for format in [
+                PixelFormat::I420,
+                PixelFormat::Nv12,
+                PixelFormat::Rgb,
+                PixelFormat::Rgbx,
+                PixelFormat::Bgrx,
+            ] {
+                let (mut a, mut b) = (Owned::new(format, w, h, 3), Owned::new(format, w, h, 3));
+                rgb_slabs_to_frame(&slabs, w, &mut a.as_mut()).unwrap();
+                rgb_to_frame(&img, &mut b.as_mut()).unwrap();
+                assert!(a.planes == b.planes, "{format:?} {w}x{h} {heights:?}");
+            }
+            let mut small = Owned::new(PixelFormat::I420, w, h - 1, 3);
+            assert!(rgb_slabs_to_frame(&slabs, w, &mut small.as_mut()).is_err());
         }
     }
 }
