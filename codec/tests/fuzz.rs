@@ -854,6 +854,7 @@ fn run_case(
         height: c.h,
         planes: data,
         strides,
+        colorimetry: Default::default(),
     };
     let mut bufs: Vec<Vec<u8>> = c.out_lens.iter().map(|&n| vec![0u8; n]).collect();
     let [a, b, d] = &mut bufs[..] else {
@@ -865,6 +866,7 @@ fn run_case(
         height: c.out_h,
         planes: [a, b, d],
         strides: c.out_strides,
+        colorimetry: Default::default(),
     };
     codec.upscale(&src, &mut dst)?;
     Ok(planes(c.format, c.out_w, c.out_h)

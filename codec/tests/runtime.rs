@@ -288,6 +288,7 @@ fn codec_modes_and_formats() {
             height: h,
             planes: [&src, &[], &[]],
             strides: [stride, 0, 0],
+            colorimetry: Default::default(),
         };
         let (ow, oh) = (2 * w, 2 * h);
         let mut out = vec![0u8; 3 * ow * oh];
@@ -297,6 +298,7 @@ fn codec_modes_and_formats() {
             height: oh,
             planes: [&mut out, &mut [], &mut []],
             strides: [3 * ow, 0, 0],
+            colorimetry: Default::default(),
         };
         codec.upscale(&f, &mut dst).unwrap();
         assert_eq!(
@@ -365,6 +367,7 @@ fn stream_thousand_frames_slow_consumer() {
                         &buf[y_len + cs * ch..],
                     ],
                     strides: [stride, cs, cs],
+                    colorimetry: Default::default(),
                 };
                 stream
                     .submit(&f, Timestamp::new(1000 + i * 40, 40))

@@ -92,6 +92,7 @@ fn make_buffer(
             height: h,
             planes: [p0, p1, p2],
             strides,
+            colorimetry: Default::default(),
         };
         rgb_to_frame(img, &mut dst).unwrap();
     }
@@ -117,6 +118,7 @@ fn read_rgb(buf: &gst::Buffer, caps: &gst::Caps) -> RgbImage {
         height: info.height() as usize,
         planes,
         strides: strides(&frame),
+        colorimetry: Default::default(),
     };
     frame_to_rgb(&src).unwrap()
 }

@@ -2,9 +2,12 @@
 //! networks see (the "input frame buffer" and "playback buffer" edges of Fig. 3).
 //!
 //! - Packed RGB, RGBx and BGRx are copied (x is ignored on input, 255 on output).
-//! - I420 and NV12 are BT.601 **limited range** (Y in 16..=235, Cb/Cr in 16..=240),
-//!   which is what decoders output for SD content; the matrix is the one MATLAB's
-//!   `rgb2ycbcr`/`ycbcr2rgb` use (../shared/README.md protocol).
+//! - I420 and NV12 use the frame's [`Colorimetry`] (from the caps): BT.601,
+//!   BT.709 or BT.2020, limited (Y 16..=235, Cb/Cr 16..=240) or full range.
+//!   The default, BT.601 limited, is what decoders output for SD content and
+//!   the matrix MATLAB's `rgb2ycbcr`/`ycbcr2rgb` use (../shared/README.md
+//!   protocol); the fixed-point coefficients are derived from Kr, Kb and the
+//!   range ([`ToRgb`], [`ToYuv`]) and equal MATLAB's for that default.
 //! - Chroma is 4:2:0 and **centre-sited** (JPEG/MPEG-1 siting: each chroma sample sits
 //!   in the middle of its 2×2 luma block).
 //!   - Down (RGB → YUV): the 2×2 box average of the block's RGB, then the matrix
@@ -23,33 +26,93 @@
 use image::RgbImage;
 
 use super::bicubic::Level;
-use super::frame::{FrameMut, FrameRef, PixelFormat};
+use super::frame::{Colorimetry, FrameMut, FrameRef, Matrix, PixelFormat, Range};
 use crate::error::{Error, Result};
 
-/// YUV → RGB, BT.601 limited range, coefficients × 2^14.
-/// R = 1.164383·(Y−16) + 1.596027·(Cr−128)
-/// G = 1.164383·(Y−16) − 0.391762·(Cb−128) − 0.812968·(Cr−128)
-/// B = 1.164383·(Y−16) + 2.017232·(Cb−128)
+/// YUV → RGB coefficients × 2^14, RGB → YUV × 2^16.
 const YUV_SHIFT: u32 = 14;
-const K_Y: i32 = 19077;
-const K_RV: i32 = 26149;
-const K_GU: i32 = 6419;
-const K_GV: i32 = 13320;
-const K_BU: i32 = 33050;
-
-/// RGB → YUV, BT.601 limited range, coefficients × 2^16 (MATLAB `rgb2ycbcr`:
-/// Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255, …). The Cb and Cr rows sum to
-/// exactly 0 so that every grey maps to Cb = Cr = 128.
 const RGB_SHIFT: u32 = 16;
-const Y_R: i32 = 16829;
-const Y_G: i32 = 33039;
-const Y_B: i32 = 6416;
-const U_R: i32 = -9714;
-const U_G: i32 = -19070;
-const U_B: i32 = 28784;
-const V_R: i32 = 28784;
-const V_G: i32 = -24103;
-const V_B: i32 = -4681;
+
+/// Kr, Kb of a matrix (Kg = 1 − Kr − Kb).
+fn kr_kb(m: Matrix) -> (f64, f64) {
+    match m {
+        Matrix::Bt601 => (0.299, 0.114),
+        Matrix::Bt709 => (0.2126, 0.0722),
+        Matrix::Bt2020 => (0.2627, 0.0593),
+    }
+}
+
+/// Luma and chroma scales (of 255) and the luma offset of a range.
+fn range_scales(r: Range) -> (f64, f64, i32) {
+    match r {
+        Range::Limited => (219.0 / 255.0, 224.0 / 255.0, 16),
+        Range::Full => (1.0, 1.0, 0),
+    }
+}
+
+/// YUV → RGB in fixed point for one colorimetry:
+/// R = ys·(Y − y0) + 2(1 − Kr)/cs·(Cr − 128),
+/// G = ys·(Y − y0) − 2(1 − Kb)Kb/(Kg·cs)·(Cb − 128) − 2(1 − Kr)Kr/(Kg·cs)·(Cr − 128),
+/// B = ys·(Y − y0) + 2(1 − Kb)/cs·(Cb − 128), with ys = 1/(luma scale). For
+/// BT.601 limited range these are MATLAB's `ycbcr2rgb` (1.164383, 1.596027,
+/// 0.391762, 0.812968, 2.017232).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ToRgb {
+    y: i32,
+    y0: i32,
+    rv: i32,
+    gu: i32,
+    gv: i32,
+    bu: i32,
+}
+
+impl ToRgb {
+    fn of(c: Colorimetry) -> ToRgb {
+        let (kr, kb) = kr_kb(c.matrix);
+        let kg = 1.0 - kr - kb;
+        let (ls, cs, y0) = range_scales(c.range);
+        let q = |x: f64| (x * f64::from(1u32 << YUV_SHIFT)).round() as i32;
+        ToRgb {
+            y: q(1.0 / ls),
+            y0,
+            rv: q(2.0 * (1.0 - kr) / cs),
+            gu: q(2.0 * (1.0 - kb) * kb / (kg * cs)),
+            gv: q(2.0 * (1.0 - kr) * kr / (kg * cs)),
+            bu: q(2.0 * (1.0 - kb) / cs),
+        }
+    }
+}
+
+/// RGB → YUV in fixed point for one colorimetry: Y = y0 + ls·(Kr R + Kg G +
+/// Kb B), Cb = 128 + cs·(B − Y′)/(2(1 − Kb)), Cr = 128 + cs·(R − Y′)/(2(1 − Kr))
+/// (Y′ the unscaled luma). The Cb and Cr rows sum to exactly 0 (G takes the
+/// rounding), so every grey maps to Cb = Cr = 128. For BT.601 limited range
+/// these are MATLAB's `rgb2ycbcr` (Y = 16 + (65.481 R + 128.553 G +
+/// 24.966 B)/255, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ToYuv {
+    y: [i32; 3],
+    u: [i32; 3],
+    v: [i32; 3],
+    y0: i32,
+}
+
+impl ToYuv {
+    fn of(c: Colorimetry) -> ToYuv {
+        let (kr, kb) = kr_kb(c.matrix);
+        let kg = 1.0 - kr - kb;
+        let (ls, cs, y0) = range_scales(c.range);
+        let q = |x: f64| (x * f64::from(1u32 << RGB_SHIFT)).round() as i32;
+        let (ur, ub) = (q(-cs * kr / (2.0 * (1.0 - kb))), q(cs * 0.5));
+        let (vr, vb) = (q(cs * 0.5), q(-cs * kb / (2.0 * (1.0 - kr))));
+        ToYuv {
+            y: [q(ls * kr), q(ls * kg), q(ls * kb)],
+            u: [ur, -(ur + ub), ub],
+            v: [vr, -(vr + vb), vb],
+            y0,
+        }
+    }
+}
 
 /// Byte offsets of R, G, B and the pixel size of a packed format.
 fn packed_layout(format: PixelFormat) -> Option<([usize; 3], usize)> {
@@ -222,7 +285,7 @@ fn rgb_to_yuv420_slabs(rgb: &[u8], w: usize, h: usize, dst: &mut FrameMut) {
 /// but the last of even height) into a 4:2:0 frame, `threads` groups of
 /// consecutive slabs in parallel. Each slab converts as a frame of its own.
 fn yuv420_from_slabs(slabs: &[&[u8]], w: usize, threads: usize, dst: &mut FrameMut) {
-    let (format, strides, h) = (dst.format, dst.strides, dst.height);
+    let (format, strides, h, colorimetry) = (dst.format, dst.strides, dst.height, dst.colorimetry);
     let [p0, p1, p2] = &mut dst.planes;
     let mut rest: [&mut [u8]; 3] = [&mut **p0, &mut **p1, &mut **p2];
     let mut jobs: Vec<(&[u8], FrameMut)> = Vec::with_capacity(slabs.len());
@@ -250,6 +313,7 @@ fn yuv420_from_slabs(slabs: &[&[u8]], w: usize, threads: usize, dst: &mut FrameM
                 height: hh,
                 planes,
                 strides,
+                colorimetry,
             },
         ));
         y0 += hh;
@@ -425,6 +489,7 @@ fn yuv420_to_rgb_body(
 ) {
     let (w, h) = (src.width, src.height);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let k = ToRgb::of(src.colorimetry);
     // Two chroma rows (nearest, second nearest) with one replicated sample each side.
     let (mut u0, mut v0) = (vec![0i32; cw + 2], vec![0i32; cw + 2]);
     let (mut u1, mut v1) = (vec![0i32; cw + 2], vec![0i32; cw + 2]);
@@ -460,22 +525,22 @@ fn yuv420_to_rgb_body(
         }
         let yrow = &src.planes[0][y * src.strides[0]..][..w];
         let dst = &mut out[3 * w * (y - rows.start)..][..3 * w];
-        yuv_row_to_rgb(yrow, &urow[..w], &vrow[..w], dst);
+        yuv_row_to_rgb(&k, yrow, &urow[..w], &vrow[..w], dst);
     }
 }
 
 /// One row: `u16x`, `v16x` are chroma × 16 (the upsampling filter's gain).
 #[inline]
-fn yuv_row_to_rgb(yrow: &[u8], u16x: &[i32], v16x: &[i32], dst: &mut [u8]) {
+fn yuv_row_to_rgb(k: &ToRgb, yrow: &[u8], u16x: &[i32], v16x: &[i32], dst: &mut [u8]) {
     const ROUND: i32 = 1 << (YUV_SHIFT - 1);
     for (d, ((&y, &u), &v)) in dst.chunks_exact_mut(3).zip(yrow.iter().zip(u16x).zip(v16x)) {
         // (c16 + 8) >> 4 rounds the filtered chroma back to 8 bits.
         let u = ((u + 8) >> 4) - 128;
         let v = ((v + 8) >> 4) - 128;
-        let yy = K_Y * (i32::from(y) - 16) + ROUND;
-        d[0] = ((yy + K_RV * v) >> YUV_SHIFT).clamp(0, 255) as u8;
-        d[1] = ((yy - K_GU * u - K_GV * v) >> YUV_SHIFT).clamp(0, 255) as u8;
-        d[2] = ((yy + K_BU * u) >> YUV_SHIFT).clamp(0, 255) as u8;
+        let yy = k.y * (i32::from(y) - k.y0) + ROUND;
+        d[0] = ((yy + k.rv * v) >> YUV_SHIFT).clamp(0, 255) as u8;
+        d[1] = ((yy - k.gu * u - k.gv * v) >> YUV_SHIFT).clamp(0, 255) as u8;
+        d[2] = ((yy + k.bu * u) >> YUV_SHIFT).clamp(0, 255) as u8;
     }
 }
 
@@ -499,7 +564,11 @@ unsafe fn rgb_to_yuv420_avx2(rgb: &[u8], w: usize, h: usize, dst: &mut FrameMut)
 
 #[inline(always)]
 fn rgb_to_yuv420_body(rgb: &[u8], w: usize, h: usize, dst: &mut FrameMut) {
-    const Y_ROUND: i32 = (16 << RGB_SHIFT) + (1 << (RGB_SHIFT - 1));
+    let k = ToYuv::of(dst.colorimetry);
+    let [y_r, y_g, y_b] = k.y;
+    let [u_r, u_g, u_b] = k.u;
+    let [v_r, v_g, v_b] = k.v;
+    let y_round: i32 = (k.y0 << RGB_SHIFT) + (1 << (RGB_SHIFT - 1));
     // Chroma of a sum of 4 pixels: 2 more bits of shift.
     const C_SHIFT: u32 = RGB_SHIFT + 2;
     const C_ROUND: i32 = (128 << C_SHIFT) + (1 << (C_SHIFT - 1));
@@ -509,7 +578,7 @@ fn rgb_to_yuv420_body(rgb: &[u8], w: usize, h: usize, dst: &mut FrameMut) {
     for (y, s) in rgb.chunks_exact(3 * w).enumerate() {
         let row = &mut dst.planes[0][y * ystride..][..w];
         for (d, p) in row.iter_mut().zip(s.chunks_exact(3)) {
-            let v = Y_R * i32::from(p[0]) + Y_G * i32::from(p[1]) + Y_B * i32::from(p[2]) + Y_ROUND;
+            let v = y_r * i32::from(p[0]) + y_g * i32::from(p[1]) + y_b * i32::from(p[2]) + y_round;
             *d = (v >> RGB_SHIFT).clamp(0, 255) as u8;
         }
     }
@@ -539,8 +608,8 @@ fn rgb_to_yuv420_body(rgb: &[u8], w: usize, h: usize, dst: &mut FrameMut) {
         }
         let sums = sr.iter().zip(&sg).zip(&sb);
         for ((u, v), ((&r, &g), &b)) in urow.iter_mut().zip(&mut vrow).zip(sums) {
-            *u = ((U_R * r + U_G * g + U_B * b + C_ROUND) >> C_SHIFT).clamp(0, 255) as u8;
-            *v = ((V_R * r + V_G * g + V_B * b + C_ROUND) >> C_SHIFT).clamp(0, 255) as u8;
+            *u = ((u_r * r + u_g * g + u_b * b + C_ROUND) >> C_SHIFT).clamp(0, 255) as u8;
+            *v = ((v_r * r + v_g * g + v_b * b + C_ROUND) >> C_SHIFT).clamp(0, 255) as u8;
         }
         match dst.format {
             PixelFormat::I420 => {
@@ -598,6 +667,7 @@ mod tests {
                 height: self.height,
                 planes: [&self.planes[0], &self.planes[1], &self.planes[2]],
                 strides: self.strides,
+                colorimetry: Colorimetry::default(),
             }
         }
 
@@ -609,6 +679,7 @@ mod tests {
                 height: self.height,
                 planes: [p0, p1, p2],
                 strides: self.strides,
+                colorimetry: Colorimetry::default(),
             }
         }
     }
@@ -946,6 +1017,127 @@ mod tests {
             }
             let mut small = Owned::new(PixelFormat::I420, w, h - 1, 3);
             assert!(rgb_slabs_to_frame(&slabs, w, &mut small.as_mut()).is_err());
+        }
+    }
+
+    #[test]
+    fn bt601_limited_coefficients_are_matlabs() {
+        let c = Colorimetry::default();
+        assert_eq!(
+            ToRgb::of(c),
+            ToRgb {
+                y: 19077,
+                y0: 16,
+                rv: 26149,
+                gu: 6419,
+                gv: 13320,
+                bu: 33050
+            }
+        );
+        assert_eq!(
+            ToYuv::of(c),
+            ToYuv {
+                y: [16829, 33039, 6416],
+                u: [-9714, -19070, 28784],
+                v: [28784, -24103, -4681],
+                y0: 16
+            }
+        );
+    }
+
+    /// 75 % colour bars, 16 pixels wide each, coded with each colorimetry's
+    /// definition (float, rounded): decoded with the frame's colorimetry
+    /// every bar's interior is its RGB within 1; decoded as BT.601 limited
+    /// (the old fixed assumption) some bar is far off; encoding back gives
+    /// the coded bytes within 1.
+    #[test]
+    fn colour_bars_decode_with_the_frames_matrix() {
+        // 75 % bars (full-scale bars saturate, so a wrong range hides there).
+        let bars: [[u8; 3]; 8] = [
+            [191, 191, 191],
+            [191, 191, 0],
+            [0, 191, 191],
+            [0, 191, 0],
+            [191, 0, 191],
+            [191, 0, 0],
+            [0, 0, 191],
+            [0, 0, 0],
+        ];
+        for (matrix, range) in [
+            (Matrix::Bt709, Range::Limited),
+            (Matrix::Bt709, Range::Full),
+            (Matrix::Bt2020, Range::Limited),
+            (Matrix::Bt601, Range::Full),
+        ] {
+            let (kr, kb) = kr_kb(matrix);
+            let (ls, cs, y0) = range_scales(range);
+            let ycc = |p: [u8; 3]| {
+                let [r, g, b] = p.map(|v| f64::from(v) / 255.0);
+                let y = kr * r + (1.0 - kr - kb) * g + kb * b;
+                let cb = (b - y) / (2.0 * (1.0 - kb));
+                let cr = (r - y) / (2.0 * (1.0 - kr));
+                [
+                    (f64::from(y0) + 255.0 * ls * y).round() as u8,
+                    (128.0 + 255.0 * cs * cb).round().clamp(0.0, 255.0) as u8,
+                    (128.0 + 255.0 * cs * cr).round().clamp(0.0, 255.0) as u8,
+                ]
+            };
+            let (w, h) = (16 * bars.len(), 4);
+            let mut f = Owned::new(PixelFormat::I420, w, h, 0);
+            for x in 0..w {
+                let [y, u, v] = ycc(bars[x / 16]);
+                for r in 0..h {
+                    f.planes[0][r * w + x] = y;
+                }
+                for r in 0..h / 2 {
+                    f.planes[1][r * (w / 2) + x / 2] = u;
+                    f.planes[2][r * (w / 2) + x / 2] = v;
+                }
+            }
+            let c = Colorimetry { matrix, range };
+            let decode = |c: Colorimetry| {
+                let mut r = f.as_ref();
+                r.colorimetry = c;
+                frame_to_rgb(&r).unwrap()
+            };
+            let rgb = decode(c);
+            for (i, bar) in bars.iter().enumerate() {
+                let p = rgb.get_pixel(16 * i as u32 + 8, 1).0;
+                for ch in 0..3 {
+                    assert!(
+                        p[ch].abs_diff(bar[ch]) <= 1,
+                        "{c:?} bar {i}: {p:?} for {bar:?}"
+                    );
+                }
+            }
+            // The same bytes read with BT.601 limited are other colours.
+            let wrong = decode(Colorimetry::default());
+            let off = (0..8)
+                .map(|i| {
+                    let p = wrong.get_pixel(16 * i + 8, 1).0;
+                    (0..3)
+                        .map(|ch| p[ch].abs_diff(bars[i as usize][ch]))
+                        .max()
+                        .unwrap()
+                })
+                .max()
+                .unwrap();
+            assert!(off > 10, "{c:?}: BT.601 limited decodes within {off}");
+            // And back: encoding with the same colorimetry gives the bytes.
+            let mut back = Owned::new(PixelFormat::I420, w, h, 0);
+            let mut m = back.as_mut();
+            m.colorimetry = c;
+            rgb_to_frame(&rgb, &mut m).unwrap();
+            for x in (8..w).step_by(16) {
+                for p in 0..3 {
+                    let (a, b) = if p == 0 {
+                        (back.planes[0][w + x], f.planes[0][w + x])
+                    } else {
+                        (back.planes[p][x / 2], f.planes[p][x / 2])
+                    };
+                    assert!(a.abs_diff(b) <= 1, "{c:?} plane {p} x {x}: {a} vs {b}");
+                }
+            }
         }
     }
 }

@@ -10,9 +10,10 @@ pub enum PixelFormat {
     Rgbx,
     /// Packed B, G, R, x.
     Bgrx,
-    /// Planar Y, U, V; chroma subsampled 2×2 (BT.601 limited range).
+    /// Planar Y, U, V; chroma subsampled 2×2 (matrix and range: the frame's
+    /// [`Colorimetry`]).
     I420,
-    /// Y plane plus interleaved UV plane, chroma subsampled 2×2 (BT.601 limited range).
+    /// Y plane plus interleaved UV plane, chroma subsampled 2×2.
     Nv12,
 }
 
@@ -26,6 +27,35 @@ impl PixelFormat {
     }
 }
 
+/// The YUV ↔ RGB matrix of a frame (`GstVideoColorMatrix`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Matrix {
+    /// BT.601 (SD; also what an unspecified matrix means here).
+    #[default]
+    Bt601,
+    /// BT.709 (HD).
+    Bt709,
+    /// BT.2020 non-constant luminance (UHD).
+    Bt2020,
+}
+
+/// The value range of a YUV frame (`GstVideoColorRange`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Range {
+    /// Y in 16..=235, Cb/Cr in 16..=240 (what decoders output).
+    #[default]
+    Limited,
+    /// 0..=255 for all three.
+    Full,
+}
+
+/// How a YUV frame's values map to RGB (ignored by the packed RGB formats).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Colorimetry {
+    pub matrix: Matrix,
+    pub range: Range,
+}
+
 /// A read-only frame. `planes[i]` starts at the first visible byte of plane `i`;
 /// rows are `strides[i]` bytes apart. Unused planes are empty slices.
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +65,8 @@ pub struct FrameRef<'a> {
     pub height: usize,
     pub planes: [&'a [u8]; 3],
     pub strides: [usize; 3],
+    /// YUV formats: the matrix and range of the values.
+    pub colorimetry: Colorimetry,
 }
 
 /// A writable frame, same conventions as [`FrameRef`].
@@ -45,4 +77,6 @@ pub struct FrameMut<'a> {
     pub height: usize,
     pub planes: [&'a mut [u8]; 3],
     pub strides: [usize; 3],
+    /// YUV formats: the matrix and range to write.
+    pub colorimetry: Colorimetry,
 }

@@ -57,6 +57,7 @@ mod tests {
             height: h,
             planes: [data, &[], &[]],
             strides: [w * 3, 0, 0],
+            colorimetry: Default::default(),
         }
     }
 

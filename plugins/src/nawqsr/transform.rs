@@ -10,6 +10,7 @@ use std::time::Instant;
 use gst::subclass::prelude::*;
 use gst_video::prelude::*;
 
+use nawqsr_codec::runtime::frame::{Colorimetry, Matrix, Range};
 use nawqsr_codec::runtime::quality::{SAMPLE_SIDE, piqe_sample};
 use nawqsr_codec::runtime::{FrameMut, FrameRef, Mode, PixelFormat};
 
@@ -38,7 +39,26 @@ pub(super) fn frame_ref<'a>(
         height: frame.height() as usize,
         planes,
         strides,
+        colorimetry: colorimetry(frame.info()),
     })
+}
+
+/// The matrix and range of a YUV frame, from its caps (GStreamer fills an
+/// unspecified colorimetry by size: BT.601 for SD, BT.709 for HD). Matrices
+/// the codec does not have (FCC, SMPTE 240M, RGB) read as BT.601, as before.
+pub(super) fn colorimetry(info: &gst_video::VideoInfo) -> Colorimetry {
+    let c = info.colorimetry();
+    Colorimetry {
+        matrix: match c.matrix() {
+            gst_video::VideoColorMatrix::Bt709 => Matrix::Bt709,
+            gst_video::VideoColorMatrix::Bt2020 => Matrix::Bt2020,
+            _ => Matrix::Bt601,
+        },
+        range: match c.range() {
+            gst_video::VideoColorRange::Range0_255 => Range::Full,
+            _ => Range::Limited,
+        },
+    }
 }
 
 pub(super) fn frame_mut<'a>(
@@ -55,6 +75,7 @@ pub(super) fn frame_mut<'a>(
         *s = usize::try_from(frame.plane_stride()[i])
             .map_err(|_| format!("output plane {i}: negative stride"))?;
     }
+    let colorimetry = colorimetry(frame.info());
     let [p0, p1, p2, _] = frame.planes_data_mut();
     Ok(FrameMut {
         format,
@@ -62,6 +83,7 @@ pub(super) fn frame_mut<'a>(
         height,
         planes: [p0, p1, p2],
         strides,
+        colorimetry,
     })
 }
 
@@ -157,6 +179,7 @@ impl Nawqsr {
                 height: dst.height,
                 planes: [&*dst.planes[0], &*dst.planes[1], &*dst.planes[2]],
                 strides: dst.strides,
+                colorimetry: dst.colorimetry,
             };
             (piqe_sample(&view, SAMPLE_SIDE), t.elapsed())
         });
@@ -263,5 +286,48 @@ impl Nawqsr {
             .static_pad("sink")
             .is_some_and(|p| p.peer_query(&mut q))
             && q.result().0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    /// The caps' colorimetry reaches the codec: BT.709 and BT.2020 as
+    /// themselves, full range as full, and an SD frame without one as GStreamer
+    /// defaults it (BT.601 limited).
+    #[test]
+    fn colorimetry_comes_from_the_caps() {
+        gst::init().unwrap();
+        let info = |c: Option<&str>, w: u32, h: u32| {
+            let mut b = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h);
+            let cm;
+            if let Some(c) = c {
+                cm = gst_video::VideoColorimetry::from_str(c).unwrap();
+                b = b.colorimetry(&cm);
+            }
+            b.build().unwrap()
+        };
+        let c = |m, r| Colorimetry {
+            matrix: m,
+            range: r,
+        };
+        assert_eq!(
+            colorimetry(&info(Some("bt709"), 64, 32)),
+            c(Matrix::Bt709, Range::Limited)
+        );
+        assert_eq!(
+            colorimetry(&info(Some("bt2020"), 64, 32)),
+            c(Matrix::Bt2020, Range::Limited)
+        );
+        assert_eq!(
+            colorimetry(&info(Some("1:3:5:1"), 64, 32)),
+            c(Matrix::Bt709, Range::Full)
+        );
+        assert_eq!(
+            colorimetry(&info(None, 640, 480)),
+            c(Matrix::Bt601, Range::Limited)
+        );
     }
 }
