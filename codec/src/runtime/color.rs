@@ -8,8 +8,10 @@
 //!   the matrix MATLAB's `rgb2ycbcr`/`ycbcr2rgb` use (../shared/README.md
 //!   protocol); the fixed-point coefficients are derived from Kr, Kb and the
 //!   range ([`ToRgb`], [`ToYuv`]) and equal MATLAB's for that default.
-//! - Chroma is 4:2:0 and **centre-sited** (JPEG/MPEG-1 siting: each chroma sample sits
-//!   in the middle of its 2×2 luma block).
+//! - Chroma is 4:2:0, **centre-sited** (JPEG/MPEG-1: each chroma sample sits in
+//!   the middle of its 2×2 luma block) unless the frame's [`Siting`] says left
+//!   (MPEG-2/H.264: on the even luma column, vertically centred); then the
+//!   horizontal filters are [1, 2, 1]/4 down and "co-sited, then halfway" up.
 //!   - Down (RGB → YUV): the 2×2 box average of the block's RGB, then the matrix
 //!     (the matrix is linear, so this equals averaging per-pixel chroma).
 //!   - Up (YUV → RGB): the separable triangle filter that centre siting implies
@@ -26,7 +28,7 @@
 use image::RgbImage;
 
 use super::bicubic::Level;
-use super::frame::{Colorimetry, FrameMut, FrameRef, Matrix, PixelFormat, Range};
+use super::frame::{Colorimetry, FrameMut, FrameRef, Matrix, PixelFormat, Range, Siting};
 use crate::error::{Error, Result};
 
 /// YUV → RGB coefficients × 2^14, RGB → YUV × 2^16.
@@ -515,13 +517,29 @@ fn yuv420_to_rgb_body(
         }
         // Horizontally: even x = 2i takes chroma i (3/4) and i − 1 (1/4); odd x = 2i + 1
         // takes i (3/4) and i + 1 (1/4). Padded index = chroma index + 1.
-        for (d, t) in urow.chunks_exact_mut(2).zip(uvert.windows(3)) {
-            d[0] = 3 * t[1] + t[0];
-            d[1] = 3 * t[1] + t[2];
-        }
-        for (d, t) in vrow.chunks_exact_mut(2).zip(vvert.windows(3)) {
-            d[0] = 3 * t[1] + t[0];
-            d[1] = 3 * t[1] + t[2];
+        match src.colorimetry.siting {
+            Siting::Centre => {
+                for (d, t) in urow.chunks_exact_mut(2).zip(uvert.windows(3)) {
+                    d[0] = 3 * t[1] + t[0];
+                    d[1] = 3 * t[1] + t[2];
+                }
+                for (d, t) in vrow.chunks_exact_mut(2).zip(vvert.windows(3)) {
+                    d[0] = 3 * t[1] + t[0];
+                    d[1] = 3 * t[1] + t[2];
+                }
+            }
+            // Left siting: even x = 2i is chroma i itself, odd x = 2i + 1
+            // halfway to chroma i + 1 (same ×4 gain).
+            Siting::Left => {
+                for (d, t) in urow.chunks_exact_mut(2).zip(uvert.windows(3)) {
+                    d[0] = 4 * t[1];
+                    d[1] = 2 * t[1] + 2 * t[2];
+                }
+                for (d, t) in vrow.chunks_exact_mut(2).zip(vvert.windows(3)) {
+                    d[0] = 4 * t[1];
+                    d[1] = 2 * t[1] + 2 * t[2];
+                }
+            }
         }
         let yrow = &src.planes[0][y * src.strides[0]..][..w];
         let dst = &mut out[3 * w * (y - rows.start)..][..3 * w];
@@ -592,7 +610,22 @@ fn rgb_to_yuv420_body(rgb: &[u8], w: usize, h: usize, dst: &mut FrameMut) {
         sg.fill(0);
         sb.fill(0);
         for y in [2 * cy, (2 * cy + 1).min(h - 1)] {
-            let pairs = rgb[3 * w * y..][..3 * w].chunks_exact(6);
+            let row = &rgb[3 * w * y..][..3 * w];
+            if dst.colorimetry.siting == Siting::Left {
+                // Left siting: columns 2i − 1, 2i, 2i + 1 weighted 1, 2, 1
+                // (edges replicated): the same total weight 8 over two rows
+                // as the box's 4, counted by `shift` below.
+                for (i, ((r, g), b)) in sr.iter_mut().zip(&mut sg).zip(&mut sb).enumerate() {
+                    let x = 2 * i;
+                    let (l, rr) = (x.saturating_sub(1), (x + 1).min(w - 1));
+                    let px = |c: usize, k: usize| i32::from(row[3 * c + k]);
+                    *r += px(l, 0) + 2 * px(x, 0) + px(rr, 0);
+                    *g += px(l, 1) + 2 * px(x, 1) + px(rr, 1);
+                    *b += px(l, 2) + 2 * px(x, 2) + px(rr, 2);
+                }
+                continue;
+            }
+            let pairs = row.chunks_exact(6);
             let tail = pairs.remainder();
             for (((r, g), b), p) in sr.iter_mut().zip(&mut sg).zip(&mut sb).zip(pairs) {
                 *r += i32::from(p[0]) + i32::from(p[3]);
@@ -607,9 +640,14 @@ fn rgb_to_yuv420_body(rgb: &[u8], w: usize, h: usize, dst: &mut FrameMut) {
             }
         }
         let sums = sr.iter().zip(&sg).zip(&sb);
+        let (shift, round) = if dst.colorimetry.siting == Siting::Left {
+            (C_SHIFT + 1, (128 << (C_SHIFT + 1)) + (1 << C_SHIFT))
+        } else {
+            (C_SHIFT, C_ROUND)
+        };
         for ((u, v), ((&r, &g), &b)) in urow.iter_mut().zip(&mut vrow).zip(sums) {
-            *u = ((u_r * r + u_g * g + u_b * b + C_ROUND) >> C_SHIFT).clamp(0, 255) as u8;
-            *v = ((v_r * r + v_g * g + v_b * b + C_ROUND) >> C_SHIFT).clamp(0, 255) as u8;
+            *u = ((u_r * r + u_g * g + u_b * b + round) >> shift).clamp(0, 255) as u8;
+            *v = ((v_r * r + v_g * g + v_b * b + round) >> shift).clamp(0, 255) as u8;
         }
         match dst.format {
             PixelFormat::I420 => {
@@ -1094,7 +1132,11 @@ mod tests {
                     f.planes[2][r * (w / 2) + x / 2] = v;
                 }
             }
-            let c = Colorimetry { matrix, range };
+            let c = Colorimetry {
+                matrix,
+                range,
+                ..Default::default()
+            };
             let decode = |c: Colorimetry| {
                 let mut r = f.as_ref();
                 r.colorimetry = c;
@@ -1138,6 +1180,66 @@ mod tests {
                     assert!(a.abs_diff(b) <= 1, "{c:?} plane {p} x {x}: {a} vs {b}");
                 }
             }
+        }
+    }
+
+    /// Left (MPEG-2/H.264) siting: an even column takes its chroma sample
+    /// itself, an odd one the mean of its two neighbours; encoding that image
+    /// with left siting gives the samples back.
+    #[test]
+    fn left_siting_puts_chroma_on_even_columns() {
+        let (w, h) = (16, 4);
+        let left = Colorimetry {
+            siting: Siting::Left,
+            ..Default::default()
+        };
+        let chroma = |i: usize| (100 + 8 * i) as u8;
+        let frame = |u: &dyn Fn(usize) -> u8| {
+            let mut f = Owned::new(PixelFormat::I420, w, h, 0);
+            f.planes[0].fill(120);
+            f.planes[2].fill(128);
+            for r in 0..h / 2 {
+                for i in 0..w / 2 {
+                    f.planes[1][r * (w / 2) + i] = u(i);
+                }
+            }
+            f
+        };
+        let ramp = frame(&chroma);
+        let mut r = ramp.as_ref();
+        r.colorimetry = left;
+        let rgb = frame_to_rgb(&r).unwrap();
+        // What a flat frame of chroma c decodes to.
+        let flat = |c: u8| {
+            *frame_to_rgb(&frame(&|_| c).as_ref())
+                .unwrap()
+                .get_pixel(5, 1)
+        };
+        for i in 0..w / 2 - 1 {
+            assert_eq!(
+                *rgb.get_pixel(2 * i as u32, 1),
+                flat(chroma(i)),
+                "x = {}",
+                2 * i
+            );
+            let mid = ((chroma(i) as u16 + chroma(i + 1) as u16) / 2) as u8;
+            assert_eq!(
+                *rgb.get_pixel(2 * i as u32 + 1, 1),
+                flat(mid),
+                "x = {}",
+                2 * i + 1
+            );
+        }
+        let mut back = Owned::new(PixelFormat::I420, w, h, 0);
+        let mut m = back.as_mut();
+        m.colorimetry = left;
+        rgb_to_frame(&rgb, &mut m).unwrap();
+        for i in 1..w / 2 - 1 {
+            assert!(
+                back.planes[1][i].abs_diff(chroma(i)) <= 1,
+                "chroma {i}: {}",
+                back.planes[1][i]
+            );
         }
     }
 }

@@ -49,11 +49,24 @@ pub enum Range {
     Full,
 }
 
+/// Where a 4:2:0 chroma sample sits relative to its 2×2 luma block
+/// (`GstVideoChromaSite`); vertically always between the two rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Siting {
+    /// Centred horizontally too (JPEG, MPEG-1; `chroma-site=jpeg`).
+    #[default]
+    Centre,
+    /// On the left (even) luma column (MPEG-2, H.264, HEVC;
+    /// `chroma-site=mpeg2`).
+    Left,
+}
+
 /// How a YUV frame's values map to RGB (ignored by the packed RGB formats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Colorimetry {
     pub matrix: Matrix,
     pub range: Range,
+    pub siting: Siting,
 }
 
 /// A read-only frame. `planes[i]` starts at the first visible byte of plane `i`;

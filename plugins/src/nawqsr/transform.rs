@@ -10,7 +10,7 @@ use std::time::Instant;
 use gst::subclass::prelude::*;
 use gst_video::prelude::*;
 
-use nawqsr_codec::runtime::frame::{Colorimetry, Matrix, Range};
+use nawqsr_codec::runtime::frame::{Colorimetry, Matrix, Range, Siting};
 use nawqsr_codec::runtime::quality::{SAMPLE_SIDE, piqe_sample};
 use nawqsr_codec::runtime::{FrameMut, FrameRef, Mode, PixelFormat};
 
@@ -43,7 +43,7 @@ pub(super) fn frame_ref<'a>(
     })
 }
 
-/// The matrix and range of a YUV frame, from its caps (GStreamer fills an
+/// The matrix, range and chroma siting of a YUV frame, from its caps (GStreamer fills an
 /// unspecified colorimetry by size: BT.601 for SD, BT.709 for HD). Matrices
 /// the codec does not have (FCC, SMPTE 240M, RGB) read as BT.601, as before.
 pub(super) fn colorimetry(info: &gst_video::VideoInfo) -> Colorimetry {
@@ -57,6 +57,14 @@ pub(super) fn colorimetry(info: &gst_video::VideoInfo) -> Colorimetry {
         range: match c.range() {
             gst_video::VideoColorRange::Range0_255 => Range::Full,
             _ => Range::Limited,
+        },
+        siting: if info
+            .chroma_site()
+            .contains(gst_video::VideoChromaSite::H_COSITED)
+        {
+            Siting::Left
+        } else {
+            Siting::Centre
         },
     }
 }
@@ -312,6 +320,7 @@ mod tests {
         let c = |m, r| Colorimetry {
             matrix: m,
             range: r,
+            siting: Siting::Centre,
         };
         assert_eq!(
             colorimetry(&info(Some("bt709"), 64, 32)),
@@ -329,5 +338,11 @@ mod tests {
             colorimetry(&info(None, 640, 480)),
             c(Matrix::Bt601, Range::Limited)
         );
+        // H.264's siting: on the even luma column.
+        let mpeg2 = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 64, 32)
+            .chroma_site(gst_video::VideoChromaSite::MPEG2)
+            .build()
+            .unwrap();
+        assert_eq!(colorimetry(&mpeg2).siting, Siting::Left);
     }
 }
