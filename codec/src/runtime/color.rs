@@ -562,6 +562,43 @@ fn yuv_row_to_rgb(k: &ToRgb, yrow: &[u8], u16x: &[i32], v16x: &[i32], dst: &mut 
     }
 }
 
+/// Left-sited chroma sums of one RGB row added into `sums` (R, G, B):
+/// sums[i] += p[2i − 1] + 2·p[2i] + p[2i + 1], columns outside the row
+/// replicated from its edge. `eo` is scratch of 6·ceil(w/2).
+#[inline(always)]
+fn left_row_sums(row: &[u8], w: usize, eo: &mut [i32], sums: [&mut Vec<i32>; 3]) {
+    let cw = w.div_ceil(2);
+    let (e, o) = eo.split_at_mut(3 * cw);
+    let pairs = row.chunks_exact(6);
+    let tail = pairs.remainder();
+    for (i, p) in pairs.enumerate() {
+        for c in 0..3 {
+            e[c * cw + i] = i32::from(p[c]);
+            o[c * cw + i] = i32::from(p[3 + c]);
+        }
+    }
+    if let [r, g, b] = *tail {
+        // Odd width: column w (right of the last even one) is column w − 1.
+        for (c, v) in [r, g, b].into_iter().enumerate() {
+            e[c * cw + cw - 1] = i32::from(v);
+            o[c * cw + cw - 1] = i32::from(v);
+        }
+    }
+    for (c, s) in sums.into_iter().enumerate() {
+        let (e, o) = (&e[c * cw..(c + 1) * cw], &o[c * cw..(c + 1) * cw]);
+        // Column −1 is column 0.
+        s[0] += 3 * e[0] + o[0];
+        for (((d, &op), &ec), &oc) in s[1..]
+            .iter_mut()
+            .zip(&o[..cw - 1])
+            .zip(&e[1..])
+            .zip(&o[1..])
+        {
+            *d += op + 2 * ec + oc;
+        }
+    }
+}
+
 /// RGB rows into a 4:2:0 frame of the same size, at the best level this CPU
 /// runs ([`Level`]).
 fn rgb_to_yuv420(rgb: &[u8], w: usize, h: usize, dst: &mut FrameMut) {
@@ -605,6 +642,7 @@ fn rgb_to_yuv420_body(rgb: &[u8], w: usize, h: usize, dst: &mut FrameMut) {
     // second is the first again on the last row of an odd height), then the matrix.
     let (mut sr, mut sg, mut sb) = (vec![0i32; cw], vec![0i32; cw], vec![0i32; cw]);
     let (mut urow, mut vrow) = (vec![0u8; cw], vec![0u8; cw]);
+    let mut eo = vec![0i32; 6 * cw];
     for cy in 0..ch {
         sr.fill(0);
         sg.fill(0);
@@ -614,15 +652,9 @@ fn rgb_to_yuv420_body(rgb: &[u8], w: usize, h: usize, dst: &mut FrameMut) {
             if dst.colorimetry.siting == Siting::Left {
                 // Left siting: columns 2i − 1, 2i, 2i + 1 weighted 1, 2, 1
                 // (edges replicated): the same total weight 8 over two rows
-                // as the box's 4, counted by `shift` below.
-                for (i, ((r, g), b)) in sr.iter_mut().zip(&mut sg).zip(&mut sb).enumerate() {
-                    let x = 2 * i;
-                    let (l, rr) = (x.saturating_sub(1), (x + 1).min(w - 1));
-                    let px = |c: usize, k: usize| i32::from(row[3 * c + k]);
-                    *r += px(l, 0) + 2 * px(x, 0) + px(rr, 0);
-                    *g += px(l, 1) + 2 * px(x, 1) + px(rr, 1);
-                    *b += px(l, 2) + 2 * px(x, 2) + px(rr, 2);
-                }
+                // as the box's 4, counted by `shift` below. Even and odd
+                // columns apart first, so both loops vectorise.
+                left_row_sums(row, w, &mut eo, [&mut sr, &mut sg, &mut sb]);
                 continue;
             }
             let pairs = row.chunks_exact(6);
@@ -1240,6 +1272,28 @@ mod tests {
                 "chroma {i}: {}",
                 back.planes[1][i]
             );
+        }
+    }
+
+    /// The vectorised left-sited sums equal the definition, odd width too.
+    #[test]
+    fn left_row_sums_equal_the_definition() {
+        for w in [1usize, 2, 7, 16, 33] {
+            let row: Vec<u8> = (0..3 * w).map(|i| (i * 37 % 251) as u8).collect();
+            let cw = w.div_ceil(2);
+            let mut eo = vec![0i32; 6 * cw];
+            let (mut a, mut b, mut c) = (vec![1i32; cw], vec![2i32; cw], vec![3i32; cw]);
+            left_row_sums(&row, w, &mut eo, [&mut a, &mut b, &mut c]);
+            for i in 0..cw {
+                let px = |x: usize, k: usize| i32::from(row[3 * x.min(w - 1) + k]);
+                let x = 2 * i;
+                let want = |k: usize| px(x.saturating_sub(1), k) + 2 * px(x, k) + px(x + 1, k);
+                assert_eq!(
+                    [a[i] - 1, b[i] - 2, c[i] - 3],
+                    [want(0), want(1), want(2)],
+                    "w {w} i {i}"
+                );
+            }
         }
     }
 }
