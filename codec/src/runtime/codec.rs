@@ -128,8 +128,9 @@ enum Backend {
     Bicubic {
         threads: usize,
     },
-    /// The integer engine behind the dispatcher.
-    Npu(Npu),
+    /// The integer engine behind the dispatcher (boxed: it is far larger
+    /// than the other variants).
+    Npu(Box<Npu>),
 }
 
 struct Npu {
@@ -518,7 +519,7 @@ impl Codec {
             }
             m => {
                 let npu = Npu::new(cfg, m, RuntimeOptions::default())?;
-                (npu.engine.graph.scale, Backend::Npu(npu))
+                (npu.engine.graph.scale, Backend::Npu(Box::new(npu)))
             }
         };
         if !(2..=4).contains(&scale) {
@@ -676,7 +677,7 @@ impl Codec {
         Ok(Codec {
             scale: self.scale,
             mode: Mode::Hybrid,
-            backend: Backend::Npu(npu),
+            backend: Backend::Npu(Box::new(npu)),
         })
     }
 
@@ -729,7 +730,7 @@ impl Codec {
         Ok(Codec {
             scale: npu.engine.graph.scale,
             mode: cfg.mode,
-            backend: Backend::Npu(npu),
+            backend: Backend::Npu(Box::new(npu)),
         })
     }
 
