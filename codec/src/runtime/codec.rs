@@ -215,10 +215,11 @@ pub const REUSE_PATCH: usize = 16;
 
 impl Npu {
     /// Upscales `lr` with difficulty routing (`runtime::routing`), and
-    /// temporal reuse when on: easy patches take bicubic, hard ones the
-    /// network in sub-frames of needed patches (`reuse::cores`), each hard
-    /// patch fading to bicubic towards easy neighbours. The frame equals
-    /// `routing::compose` of a whole-frame run, whatever the sub-frames.
+    /// temporal reuse when on: easy patches take bicubic and fade into the
+    /// network's output of hard neighbours; hard ones take the network, run
+    /// in sub-frames of needed patches (`reuse::cores`). The frame equals
+    /// `routing::compose` of a whole-frame run, whatever the sub-frames;
+    /// where the sub-frames would not pay, the network runs everywhere.
     fn upscale_routed(&self, lr: &RgbImage, s: usize, threshold: f64) -> Result<RgbImage> {
         use super::reuse::{Change, changed, cores, crop, next_reference};
         use super::routing::{self, Grid};
