@@ -57,21 +57,8 @@ pub struct Args {
     /// Frame rate of streams that carry no timing (H.264 elementary streams).
     #[arg(long, default_value_t = media::DEFAULT_FPS)]
     pub fps: u32,
-    /// Temporal reuse, `exact`, `tolerant` or `off`: patches whose inputs equal
-    /// the previous frame's (within --reuse-threshold when tolerant) are taken
-    /// from it (`reused` in the report; tolerant also reports `reuse_psnr_db`
-    /// against recomputing every frame).
-    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse)]
-    pub reuse: crate::media::Reuse,
-    /// With `--reuse tolerant`: a pixel counts as changed when a channel
-    /// moved by more than this (1 to 255).
-    #[arg(long, default_value = "2", value_parser = crate::media::parse_reuse_threshold)]
-    pub reuse_threshold: u8,
-    /// Difficulty routing, `on` or `off`: patches under the schedule's
-    /// calibrated gradient-energy threshold take bicubic instead of the
-    /// network (`routed` in the report; `nawqsr calibrate-routing` sets it).
-    #[arg(long, default_value = "off", value_parser = crate::media::parse_routing, action = clap::ArgAction::Set)]
-    pub routing: bool,
+    #[command(flatten)]
+    pub skip: crate::media::SkipArgs,
     /// Write every number as one JSON object to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -451,6 +438,7 @@ pub fn run(a: Args) -> Result<()> {
         if mode == Mode::Bicubic {
             continue; // built below, once the scale is known
         }
+        let (reuse, reuse_threshold) = a.skip.reuse.codec(a.skip.reuse_threshold);
         let cfg = CodecConfig {
             model: a.model.clone(),
             schedule: a.schedule.clone(),
@@ -458,13 +446,13 @@ pub fn run(a: Args) -> Result<()> {
             // Without --model: the bundled model for --scale (×2 by default).
             scale: if a.model.is_none() { a.scale } else { None },
             threads: a.threads,
-            reuse: a.reuse.codec(a.reuse_threshold).0,
-            reuse_threshold: a.reuse.codec(a.reuse_threshold).1,
-            routing: a.routing,
+            reuse,
+            reuse_threshold,
+            routing: a.skip.routing,
             ..CodecConfig::default()
         };
         // Tolerant reuse changes the output: measure it against recomputing.
-        let reference = match a.reuse {
+        let reference = match a.skip.reuse {
             crate::media::Reuse::Tolerant => Some(Codec::new(&CodecConfig {
                 reuse: false,
                 reuse_threshold: 0,

@@ -205,8 +205,8 @@ fn check(a: &Args, dir: &PathBuf, schedule: &PathBuf, scale: usize) -> Result<se
         let ours = on.upscale_rgb(&s.lr)?;
         let bic = bicubic::upscale_rgb(&s.lr, scale, 1);
         let img = CalibImage::new(&s.hr, &s.lr, full.clone(), bic, REUSE_PATCH, scale);
-        let g = img.grid;
-        let want = routing::compose(&full, &img.bic, &g, &routing::hard(&img.scores, threshold));
+        let hard = routing::hard(&img.scores, threshold);
+        let want = routing::compose(&full, &img.bic, &img.grid, &hard);
         // Routed as calibrated, or (where routing would not pay) the network
         // everywhere.
         if ours != want && ours != full {
@@ -228,11 +228,7 @@ fn check(a: &Args, dir: &PathBuf, schedule: &PathBuf, scale: usize) -> Result<se
         let (q_off, _) = metrics::sr_quality(&full, &s.hr, scale)?;
         let (q_on, _) = metrics::sr_quality(&ours, &s.hr, scale)?;
         let r = if ours == want && ours != full {
-            routing::hard(&img.scores, threshold)
-                .iter()
-                .filter(|&&h| !h)
-                .count() as f64
-                / img.scores.len() as f64
+            hard.iter().filter(|&&h| !h).count() as f64 / hard.len() as f64
         } else {
             0.0
         };

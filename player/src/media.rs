@@ -237,11 +237,40 @@ pub struct SrOptions {
     pub mode: nawqsr_codec::runtime::Mode,
     pub scale: Option<usize>,
     pub threads: usize,
-    /// Temporal reuse (the element's `reuse` and `reuse-threshold`).
+    /// Temporal reuse and routing (the element's `reuse`, `reuse-threshold`
+    /// and `routing`).
+    pub skip: SkipArgs,
+}
+
+/// `--reuse`, `--reuse-threshold` and `--routing`: the work the codec may
+/// skip, the same flags on `upscale`, `play` and `bench`.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct SkipArgs {
+    /// Temporal reuse, `exact` (patches whose inputs are unchanged since the
+    /// previous frame are not recomputed; same output), `tolerant` (unchanged
+    /// within --reuse-threshold; `bench` reports `reuse_psnr_db` against
+    /// recomputing) or `off`. Clips only.
+    #[arg(long, default_value = "exact", value_parser = parse_reuse)]
     pub reuse: Reuse,
+    /// With `--reuse tolerant`: a pixel counts as changed when a channel
+    /// moved by more than this (1 to 255).
+    #[arg(long, default_value = "2", value_parser = parse_reuse_threshold)]
     pub reuse_threshold: u8,
-    /// Difficulty routing (the element's `routing`).
+    /// Difficulty routing, `on` or `off`: patches under the schedule's
+    /// calibrated gradient-energy threshold take bicubic instead of the
+    /// network (`routed` in reports; `nawqsr calibrate-routing` sets it).
+    #[arg(long, default_value = "off", value_parser = parse_routing, action = clap::ArgAction::Set)]
     pub routing: bool,
+}
+
+impl Default for SkipArgs {
+    fn default() -> Self {
+        SkipArgs {
+            reuse: Reuse::Exact,
+            reuse_threshold: 2,
+            routing: false,
+        }
+    }
 }
 
 /// `--reuse`: temporal reuse of unchanged patches.
@@ -342,11 +371,12 @@ impl SrOptions {
         }
         e.set_property("threads", self.threads as u32);
         e.set_property_from_str("mode", self.mode.name());
-        e.set_property_from_str("reuse", self.reuse.nick());
-        if self.reuse == Reuse::Tolerant {
-            e.set_property("reuse-threshold", u32::from(self.reuse_threshold.max(1)));
+        let k = &self.skip;
+        e.set_property_from_str("reuse", k.reuse.nick());
+        if k.reuse == Reuse::Tolerant {
+            e.set_property("reuse-threshold", u32::from(k.reuse_threshold.max(1)));
         }
-        e.set_property_from_str("routing", if self.routing { "on" } else { "off" });
+        e.set_property_from_str("routing", if k.routing { "on" } else { "off" });
         Ok(e)
     }
 }

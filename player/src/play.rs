@@ -58,19 +58,8 @@ pub struct Args {
     /// Codec worker threads (0 = all cores).
     #[arg(long, default_value_t = 0, value_parser = crate::media::parse_threads)]
     pub threads: usize,
-    /// Temporal reuse, `exact` (unchanged patches are not recomputed; same
-    /// output), `tolerant` (unchanged within --reuse-threshold) or `off`.
-    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse)]
-    pub reuse: crate::media::Reuse,
-    /// With `--reuse tolerant`: a pixel counts as changed when a channel
-    /// moved by more than this (1 to 255).
-    #[arg(long, default_value = "2", value_parser = crate::media::parse_reuse_threshold)]
-    pub reuse_threshold: u8,
-    /// Difficulty routing, `on` or `off`: patches under the schedule's
-    /// calibrated gradient-energy threshold take bicubic instead of the
-    /// network (`routed` in the report; `nawqsr calibrate-routing` sets it).
-    #[arg(long, default_value = "off", value_parser = crate::media::parse_routing, action = clap::ArgAction::Set)]
-    pub routing: bool,
+    #[command(flatten)]
+    pub skip: crate::media::SkipArgs,
     /// Run without a window even when a display is available.
     #[arg(long)]
     pub headless: bool,
@@ -142,9 +131,7 @@ pub fn run(a: Args) -> Result<()> {
         mode,
         scale,
         threads: a.threads,
-        reuse: a.reuse,
-        reuse_threshold: a.reuse_threshold,
-        routing: a.routing,
+        skip: a.skip,
     };
     sr_opts.check()?;
     let headless = a.headless || !media::have_display();

@@ -35,20 +35,8 @@ pub struct Args {
     /// Clips: frame rate given to streams that carry no timing (H.264 elementary streams).
     #[arg(long, default_value_t = crate::media::DEFAULT_FPS)]
     pub fps: u32,
-    /// Clips: temporal reuse, `exact` (patches whose inputs are unchanged
-    /// since the previous frame are not recomputed; same output), `tolerant`
-    /// (unchanged within --reuse-threshold) or `off`.
-    #[arg(long, default_value = "exact", value_parser = crate::media::parse_reuse)]
-    pub reuse: crate::media::Reuse,
-    /// With `--reuse tolerant`: a pixel counts as changed when a channel
-    /// moved by more than this (1 to 255).
-    #[arg(long, default_value = "2", value_parser = crate::media::parse_reuse_threshold)]
-    pub reuse_threshold: u8,
-    /// Difficulty routing, `on` or `off`: patches under the schedule's
-    /// calibrated gradient-energy threshold take bicubic instead of the
-    /// network (`routed` in the report; `nawqsr calibrate-routing` sets it).
-    #[arg(long, default_value = "off", value_parser = crate::media::parse_routing, action = clap::ArgAction::Set)]
-    pub routing: bool,
+    #[command(flatten)]
+    pub skip: crate::media::SkipArgs,
 }
 
 pub fn codec_config(
@@ -99,7 +87,7 @@ pub fn run(a: Args) -> Result<()> {
         a.scale,
         a.threads,
     )?;
-    cfg.routing = a.routing;
+    cfg.routing = a.skip.routing;
     let codec = Codec::new(&cfg)?;
     let lr = load_rgb(&a.input)?;
     let t = std::time::Instant::now();
@@ -138,9 +126,7 @@ fn run_clip(a: Args, container: Container) -> Result<()> {
         mode,
         scale: a.scale,
         threads: a.threads,
-        reuse: a.reuse,
-        reuse_threshold: a.reuse_threshold,
-        routing: a.routing,
+        skip: a.skip,
     };
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let Some(s) = transcode::run(&a.input, &a.output, container, sr, a.fps, progress)? else {

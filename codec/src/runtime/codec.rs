@@ -178,19 +178,6 @@ impl LastOutput {
 /// large and few (BENCHMARKS.md "Difficulty routing").
 const ROUTED_WHOLE_ABOVE: f64 = 0.85;
 
-/// Does hard patch `i` border (8-neighbourhood) a changed easy patch?
-fn easy_dirty_neighbour(g: &super::routing::Grid, hard: &[bool], dirty: &[bool], i: usize) -> bool {
-    let (cols, rows) = (g.cols() as i64, g.rows() as i64);
-    let (px, py) = ((i % g.cols()) as i64, (i / g.cols()) as i64);
-    (-1..=1).any(|dy| {
-        (-1..=1).any(|dx| {
-            let (x, y) = (px + dx, py + dy);
-            let j = (y * cols + x) as usize;
-            (dx, dy) != (0, 0) && x >= 0 && y >= 0 && x < cols && y < rows && !hard[j] && dirty[j]
-        })
-    })
-}
-
 /// A frame as the synchronous path produced it: the workers' bands (written
 /// to a video frame band by band, with no stitching copy) or an image.
 enum Out {
@@ -287,7 +274,11 @@ impl Npu {
         // The network runs on the hard patches that changed, and on those
         // next to a changed easy patch (its fade reads their output).
         let need: Vec<bool> = (0..n)
-            .map(|i| hard[i] && (dirty[i] || easy_dirty_neighbour(&g, &hard, &dirty, i)))
+            .map(|i| {
+                hard[i]
+                    && (dirty[i]
+                        || routing::neighbours(&g, i).any(|(j, _, _)| !hard[j] && dirty[j]))
+            })
             .collect();
         let any_easy = hard.iter().any(|&h| !h);
         // Bicubic of the whole frame (a fraction of a millisecond against the

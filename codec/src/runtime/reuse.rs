@@ -373,11 +373,7 @@ pub fn plan(
         },
         Change::Everywhere => whole,
         Change::Patches(dirty) => {
-            // Too much changed for the rectangles to pay: skip merging.
             let n = dirty.iter().filter(|&&d| d).count();
-            if (n * tile * tile) as f64 > WHOLE_ABOVE * (w * h) as f64 {
-                return whole;
-            }
             match cores(&dirty, tile, halo.unwrap_or(0), w, h, WHOLE_ABOVE) {
                 Some(rects) => Plan {
                     work: Work::Cores(rects),

@@ -191,12 +191,8 @@ pub fn paste_hard(out: &mut RgbImage, src: Source, g: &Grid, i: usize) {
     copy_rows(out, src.img, (src.x0 * g.s, src.y0 * g.s), g.hr_box(i));
 }
 
-/// The hard 8-neighbours of patch `i`: (index, dx, dy).
-pub fn hard_neighbours(
-    g: &Grid,
-    hard: &[bool],
-    i: usize,
-) -> impl Iterator<Item = (usize, i32, i32)> {
+/// The 8-neighbours of patch `i` inside the grid: (index, dx, dy).
+pub fn neighbours(g: &Grid, i: usize) -> impl Iterator<Item = (usize, i32, i32)> {
     let (cols, rows) = (g.cols() as i32, g.rows() as i32);
     let (px, py) = ((i % g.cols()) as i32, (i / g.cols()) as i32);
     (-1..=1)
@@ -206,7 +202,15 @@ pub fn hard_neighbours(
             (dx, dy) != (0, 0) && x >= 0 && y >= 0 && x < cols && y < rows
         })
         .map(move |(dx, dy)| (((py + dy) * cols + px + dx) as usize, dx, dy))
-        .filter(move |&(n, _, _)| hard[n])
+}
+
+/// The hard 8-neighbours of patch `i`: (index, dx, dy).
+pub fn hard_neighbours(
+    g: &Grid,
+    hard: &[bool],
+    i: usize,
+) -> impl Iterator<Item = (usize, i32, i32)> {
+    neighbours(g, i).filter(move |&(n, _, _)| hard[n])
 }
 
 /// Fades easy patch `i` (already bicubic in `out`) into the network's output
