@@ -246,7 +246,7 @@ impl Npu {
             .cfg
             .reuse
             .then(|| self.last.lock().unwrap_or_else(|p| p.into_inner()));
-        let prev = match last.as_mut().and_then(|l| l.take()) {
+        let mut prev = match last.as_mut().and_then(|l| l.take()) {
             Some((r, LastOutput::Routed(o))) => Some((r, o)),
             _ => None,
         };
@@ -260,12 +260,13 @@ impl Npu {
             ),
             None => Change::Everywhere,
         };
-        if let (Change::Identical, Some((reference, o))) = (&change, &prev) {
+        if change == Change::Identical
+            && let (Some(l), Some((reference, o))) = (last.as_mut(), prev.take())
+        {
             tel.reuse(n, n);
-            if let Some(l) = last.as_mut() {
-                **l = Some((reference.clone(), LastOutput::Routed(o.clone())));
-            }
-            return Ok(o.clone());
+            let out = o.clone();
+            **l = Some((reference, LastOutput::Routed(o)));
+            return Ok(out);
         }
         let dirty = match &change {
             Change::Patches(d) => d.clone(),
@@ -280,15 +281,11 @@ impl Npu {
                         || routing::neighbours(&g, i).any(|(j, _, _)| !hard[j] && dirty[j]))
             })
             .collect();
-        let any_easy = hard.iter().any(|&h| !h);
         // Bicubic of the whole frame (a fraction of a millisecond against the
-        // network's tens): the easy patches and the fades read it.
-        let bic = if any_easy {
-            let useful = (w * h * s * s).div_ceil(BICUBIC_PIXELS_PER_THREAD).max(1);
-            super::bicubic::upscale_rgb(lr, s, self.workers.min(useful))
-        } else {
-            RgbImage::new(0, 0)
-        };
+        // network's tens): the easy patches (there are some: `cover`) and the
+        // fades read it.
+        let useful = (w * h * s * s).div_ceil(BICUBIC_PIXELS_PER_THREAD).max(1);
+        let bic = super::bicubic::upscale_rgb(lr, s, self.workers.min(useful));
         let (mut out, reference) = match (&change, prev) {
             (Change::Patches(_), Some((reference, mut out))) => {
                 for i in (0..n).filter(|&i| dirty[i] && !hard[i]) {
@@ -296,8 +293,7 @@ impl Npu {
                 }
                 (out, Some(reference))
             }
-            _ if any_easy => (bic.clone(), None),
-            _ => (RgbImage::new((w * s) as u32, (h * s) as u32), None),
+            _ => (bic.clone(), None),
         };
         let rects = if need == hard {
             Some(cover)
@@ -381,15 +377,9 @@ impl Npu {
             // Tolerant reuse: recomputed patches take their new pixels.
             let reference = match reference {
                 Some(mut r) => {
-                    let t = REUSE_PATCH;
                     let rects: Vec<_> = (0..n)
                         .filter(|&i| dirty[i])
-                        .map(|i| super::reuse::Rect {
-                            x0: (i % g.cols()) * t,
-                            y0: (i / g.cols()) * t,
-                            x1: ((i % g.cols() + 1) * t).min(w),
-                            y1: ((i / g.cols() + 1) * t).min(h),
-                        })
+                        .map(|i| super::reuse::Rect::patch(i, REUSE_PATCH, w, h))
                         .collect();
                     next_reference(&mut r, lr, &rects);
                     r

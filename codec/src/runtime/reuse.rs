@@ -71,6 +71,18 @@ pub struct Rect {
 }
 
 impl Rect {
+    /// Patch `i` (row-major) of the `tile` grid of a `w`×`h` frame.
+    pub fn patch(i: usize, tile: usize, w: usize, h: usize) -> Rect {
+        let tx = w.div_ceil(tile);
+        let (px, py) = (i % tx, i / tx);
+        Rect {
+            x0: px * tile,
+            y0: py * tile,
+            x1: ((px + 1) * tile).min(w),
+            y1: ((py + 1) * tile).min(h),
+        }
+    }
+
     pub fn area(&self) -> usize {
         (self.x1 - self.x0) * (self.y1 - self.y0)
     }
@@ -210,14 +222,7 @@ pub fn changed(
     Change::Patches(
         (0..patches)
             .map(|i| {
-                let (px, py) = (i % tx, i / tx);
-                let core = Rect {
-                    x0: px * tile,
-                    y0: py * tile,
-                    x1: ((px + 1) * tile).min(w),
-                    y1: ((py + 1) * tile).min(h),
-                };
-                let g = core.grow(halo, w, h);
+                let g = Rect::patch(i, tile, w, h).grow(halo, w, h);
                 (g.x0 / CHUNK..g.x1.div_ceil(CHUNK))
                     .any(|c| pre[c * (h + 1) + g.y1] > pre[c * (h + 1) + g.y0])
             })
