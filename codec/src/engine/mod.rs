@@ -95,7 +95,7 @@ impl Engine {
                 Some(Activation::Relu) => kernels::Activation::Relu,
                 Some(Activation::Leaky(a)) => kernels::Activation::Leaky(*a),
                 Some(Activation::PRelu(s)) => kernels::Activation::PRelu(s.clone()),
-                Some(Activation::Sigmoid) => unreachable!("sigmoid is never fused"),
+                Some(_) => unreachable!("only Relu, Leaky and PRelu are fused"),
             };
             compiled[i] = Compiled::Conv {
                 q: QConv::for_level(c, gran, level),
@@ -148,12 +148,14 @@ impl Engine {
         observe: &mut dyn FnMut(Event),
     ) -> Result<Tensor> {
         let g = &self.graph;
-        if input.c != 3 {
+        let in_c = g.values[g.input].channels;
+        if input.c != in_c {
             return Err(Error::Invalid(format!(
-                "engine input has {} channels (expected 3)",
+                "engine input has {} channels (expected {in_c})",
                 input.c
             )));
         }
+        g.check_size(input.h, input.w).map_err(Error::Invalid)?;
         if plan.convs.len() != g.layers.len() {
             return Err(Error::Invalid(format!(
                 "plan has {} layers, graph has {}",
@@ -192,7 +194,11 @@ impl Engine {
                     Op::GlobalStd => vec![ops::global_std(x(0))],
                     op => {
                         let xs: Vec<&Tensor> = (0..l.inputs.len()).map(x).collect();
-                        ops::row_local(op, &xs).expect("every other op is row-local")
+                        let (oh, ow) = g.values[l.outputs[0]].hw(input.h, input.w);
+                        match ops::whole(op, &xs, oh, ow, self.threads) {
+                            Some(t) => vec![t],
+                            None => ops::row_local(op, &xs).expect("every other op is row-local"),
+                        }
                     }
                 }
             };
@@ -219,30 +225,40 @@ impl Engine {
             .ok_or_else(|| Error::Invalid("graph output was not produced".into()))
     }
 
-    /// Conv layer `layer` on the whole tensor `x` under `plan`: float (FP32 or
-    /// FP32W8) or on its integer unit, with the RQU's range for DRE layers.
-    pub(crate) fn run_conv(&self, layer: usize, plan: &Plan, x: &Tensor, threads: usize) -> Tensor {
+    /// The float conv of layer `layer` under `plan` (FP32 or FP32W8 weights),
+    /// with its fused activation.
+    pub(crate) fn float_conv(
+        &self,
+        layer: usize,
+        plan: &Plan,
+    ) -> (&FloatConv, Option<&Activation>) {
         let (
             Op::Conv(c),
             Compiled::Conv {
-                q,
-                fp32,
-                w8,
-                act,
-                kact,
-                ..
+                q, fp32, w8, act, ..
             },
         ) = (&self.graph.layers[layer].op, &self.compiled[layer])
         else {
             unreachable!("layer {layer} is a compiled conv")
         };
+        let f = if plan.weights_8bit {
+            w8.get_or_init(|| FloatConv::new(c, &q.weights.dequantized()))
+        } else {
+            fp32.get_or_init(|| FloatConv::new(c, &c.weights))
+        };
+        (f, act.as_ref())
+    }
+
+    /// Conv layer `layer` on the whole tensor `x` under `plan`: float (FP32 or
+    /// FP32W8) or on its integer unit, with the RQU's range for DRE layers.
+    pub(crate) fn run_conv(&self, layer: usize, plan: &Plan, x: &Tensor, threads: usize) -> Tensor {
+        let Compiled::Conv { q, kact, .. } = &self.compiled[layer] else {
+            unreachable!("layer {layer} is a compiled conv")
+        };
         match plan.convs[layer] {
-            ConvPlan::Float if plan.weights_8bit => w8
-                .get_or_init(|| FloatConv::new(c, &q.weights.dequantized()))
-                .run(x, act.as_ref(), threads),
             ConvPlan::Float => {
-                fp32.get_or_init(|| FloatConv::new(c, &c.weights))
-                    .run(x, act.as_ref(), threads)
+                let (f, act) = self.float_conv(layer, plan);
+                f.run(x, act, threads)
             }
             ConvPlan::Quant { q: qp, dre } => {
                 // §4.2: DRE layers derive s, z from this input's actual range

@@ -45,28 +45,69 @@ impl FloatConv {
         }
     }
 
+    /// The conv on the whole map `x`, any stride and padding.
     pub fn run(&self, x: &Tensor, act: Option<&Activation>, threads: usize) -> Tensor {
         let c = &self.conv;
-        let (h, w) = (x.h, x.w);
-        let mut out = Tensor::zeros(h, w, c.out_c);
+        // ONNX's ⌊(n + pads − dilation·(k − 1) − 1) / stride⌋ + 1.
+        let out_len = |n: usize, p0: usize, p1: usize, k: usize| {
+            let (span, win) = (n + p0 + p1, c.dilation * (k - 1) + 1);
+            if span < win {
+                0
+            } else {
+                (span - win) / c.stride + 1
+            }
+        };
+        let oh = out_len(x.h, c.pads[0], c.pads[2], c.kh);
+        self.run_rows(x, 0, x.h, 0..oh, act, threads)
+    }
+
+    /// Output rows `out_rows` of the conv on a map of `frame_h` rows, of
+    /// which `x` holds rows `x_row0..x_row0 + x.h` (all the rows those
+    /// outputs read). Each output element takes the same operations in the
+    /// same order whatever rows `x` holds, so bands of a float conv equal
+    /// the whole-frame conv bit for bit (the band executor's float path).
+    pub fn run_rows(
+        &self,
+        x: &Tensor,
+        x_row0: usize,
+        frame_h: usize,
+        out_rows: std::ops::Range<usize>,
+        act: Option<&Activation>,
+        threads: usize,
+    ) -> Tensor {
+        let c = &self.conv;
+        let w = x.w;
+        let ow = {
+            let (span, win) = (w + c.pads[1] + c.pads[3], c.dilation * (c.kw - 1) + 1);
+            if span < win {
+                0
+            } else {
+                (span - win) / c.stride + 1
+            }
+        };
+        let oh = out_rows.len();
+        let mut out = Tensor::zeros(oh, ow, c.out_c);
         let (g, icg, ocg) = (c.groups, c.in_c / c.groups, c.out_c / c.groups);
-        let row_len = w * c.out_c;
-        par_rows(&mut out.data, h, row_len, threads, |rows, chunk| {
+        let row_len = ow * c.out_c;
+        par_rows(&mut out.data, oh, row_len, threads, |rows, chunk| {
             for (ry, y) in rows.enumerate() {
-                for xo in 0..w {
-                    let acc = &mut chunk[(ry * w + xo) * c.out_c..][..c.out_c];
+                let y = y + out_rows.start;
+                for xo in 0..ow {
+                    let acc = &mut chunk[(ry * ow + xo) * c.out_c..][..c.out_c];
                     acc.copy_from_slice(&c.bias);
                     for ky in 0..c.kh {
-                        let iy = (y + ky * c.dilation) as isize - c.pads[0] as isize;
-                        if iy < 0 || iy >= h as isize {
+                        let iy = (y * c.stride + ky * c.dilation) as isize - c.pads[0] as isize;
+                        if iy < 0 || iy >= frame_h as isize {
                             continue;
                         }
+                        let ly = iy as usize - x_row0;
                         for kx in 0..c.kw {
-                            let ix = (xo + kx * c.dilation) as isize - c.pads[1] as isize;
+                            let ix =
+                                (xo * c.stride + kx * c.dilation) as isize - c.pads[1] as isize;
                             if ix < 0 || ix >= w as isize {
                                 continue;
                             }
-                            let px = &x.data[(iy as usize * w + ix as usize) * x.c..][..x.c];
+                            let px = &x.data[(ly * w + ix as usize) * x.c..][..x.c];
                             for gi in 0..g {
                                 let wbase = ((gi * c.kh + ky) * c.kw + kx) * icg * ocg;
                                 let acc_g = &mut acc[gi * ocg..][..ocg];
@@ -116,7 +157,32 @@ pub fn activate(a: &Activation, v: f32, ch: usize) -> f32 {
             }
         }
         Activation::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+        Activation::Tanh => v.tanh(),
+        Activation::Clip(lo, hi) => v.max(*lo).min(*hi),
+        Activation::HardSigmoid(a, b) => (a * v + b).clamp(0.0, 1.0),
+        Activation::HardSwish => v * (v / 6.0 + 0.5).clamp(0.0, 1.0),
+        Activation::Gelu => {
+            (0.5 * v as f64 * (1.0 + erf(v as f64 / std::f64::consts::SQRT_2))) as f32
+        }
+        Activation::Erf => erf(v as f64) as f32,
     }
+}
+
+/// erf(x) from Numerical Recipes' Chebyshev fit of erfc (fractional error
+/// below 1.2e-7 everywhere), in f64: Rust's std has no erf.
+pub fn erf(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    if x >= 0.0 { 1.0 - erfc } else { erfc - 1.0 }
 }
 
 pub fn act(x: &Tensor, a: &Activation) -> Tensor {
@@ -249,6 +315,348 @@ pub fn depth_to_space(x: &Tensor, block: usize, crd: bool) -> Tensor {
     out
 }
 
+/// `a ∘ b` with broadcasting: an operand of height and width 1 (a
+/// per-channel vector) repeats over pixels, one of 1 channel over channels.
+pub fn binary(a: &Tensor, b: &Tensor, op: crate::model::BinOp) -> Tensor {
+    let (h, w, c) = (a.h.max(b.h), a.w.max(b.w), a.c.max(b.c));
+    if (a.h, a.w, a.c) == (b.h, b.w, b.c) {
+        let mut out = a.clone();
+        for (o, &v) in out.data.iter_mut().zip(&b.data) {
+            *o = op.apply(*o, v);
+        }
+        return out;
+    }
+    let mut out = Tensor::zeros(h, w, c);
+    fn at(t: &Tensor, y: usize, x: usize) -> &[f32] {
+        let (y, x) = (if t.h == 1 { 0 } else { y }, if t.w == 1 { 0 } else { x });
+        &t.data[(y * t.w + x) * t.c..][..t.c]
+    }
+    for y in 0..h {
+        for x in 0..w {
+            let (pa, pb) = (at(a, y, x), at(b, y, x));
+            let o = &mut out.data[(y * w + x) * c..][..c];
+            for (ch, v) in o.iter_mut().enumerate() {
+                let va = pa[if a.c == 1 { 0 } else { ch }];
+                let vb = pb[if b.c == 1 { 0 } else { ch }];
+                *v = op.apply(va, vb);
+            }
+        }
+    }
+    out
+}
+
+/// `x ∘ k[c]` (or `k[c] ∘ x`), `k` per channel or a scalar.
+pub fn with_const(x: &Tensor, op: crate::model::BinOp, k: &[f32], const_first: bool) -> Tensor {
+    let mut out = x.clone();
+    for px in out.data.chunks_exact_mut(x.c) {
+        for (ch, v) in px.iter_mut().enumerate() {
+            let kc = k[if k.len() == 1 { 0 } else { ch }];
+            *v = if const_first {
+                op.apply(kc, *v)
+            } else {
+                op.apply(*v, kc)
+            };
+        }
+    }
+    out
+}
+
+pub fn slice_channels(x: &Tensor, start: usize, len: usize) -> Tensor {
+    let mut t = Tensor::zeros(x.h, x.w, len);
+    for (o, px) in t
+        .data
+        .chunks_exact_mut(len.max(1))
+        .zip(x.data.chunks_exact(x.c))
+    {
+        o.copy_from_slice(&px[start..start + len]);
+    }
+    t
+}
+
+/// Source taps and weights of one output coordinate of a resize along one axis.
+fn resize_taps(
+    o: usize,
+    n_in: usize,
+    n_out: usize,
+    interp: crate::model::Interp,
+    coord: crate::model::CoordMode,
+) -> Vec<(usize, f32)> {
+    use crate::model::{CoordMode, Interp, NearestMode};
+    // ONNX Resize (opset 13+), computed in f32 as ONNX Runtime does.
+    let scale = n_out as f32 / n_in as f32;
+    let x = match coord {
+        CoordMode::HalfPixel => (o as f32 + 0.5) / scale - 0.5,
+        CoordMode::PytorchHalfPixel if n_out > 1 => (o as f32 + 0.5) / scale - 0.5,
+        CoordMode::PytorchHalfPixel => 0.0,
+        CoordMode::AlignCorners if n_out > 1 => o as f32 * (n_in - 1) as f32 / (n_out - 1) as f32,
+        CoordMode::AlignCorners => 0.0,
+        CoordMode::Asymmetric => o as f32 / scale,
+    };
+    let last = n_in as isize - 1;
+    let clampi = |i: isize| i.clamp(0, last) as usize;
+    match interp {
+        Interp::Nearest(m) => {
+            let i = match m {
+                NearestMode::RoundPreferFloor if x == x.floor() + 0.5 => x.floor(),
+                NearestMode::RoundPreferCeil if x == x.floor() + 0.5 => x.ceil(),
+                NearestMode::RoundPreferFloor | NearestMode::RoundPreferCeil => x.round(),
+                NearestMode::Floor => x.floor(),
+                NearestMode::Ceil => x.ceil(),
+            };
+            vec![(clampi(i as isize), 1.0)]
+        }
+        Interp::Linear => {
+            let x = x.clamp(0.0, last as f32);
+            let x0 = x.floor();
+            let t = x - x0;
+            vec![(clampi(x0 as isize), 1.0 - t), (clampi(x0 as isize + 1), t)]
+        }
+        Interp::Cubic(a) => {
+            let x0 = x.floor();
+            let t = x - x0;
+            let k = |s: f32| {
+                let s = s.abs();
+                if s <= 1.0 {
+                    ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0
+                } else if s < 2.0 {
+                    ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a
+                } else {
+                    0.0
+                }
+            };
+            (-1..=2)
+                .map(|d| (clampi(x0 as isize + d), k(t - d as f32)))
+                .collect()
+        }
+    }
+}
+
+/// Resize to `oh`×`ow`: separable, columns first.
+pub fn resize(
+    x: &Tensor,
+    oh: usize,
+    ow: usize,
+    interp: crate::model::Interp,
+    coord: crate::model::CoordMode,
+) -> Tensor {
+    let c = x.c;
+    let cols: Vec<_> = (0..ow)
+        .map(|o| resize_taps(o, x.w, ow, interp, coord))
+        .collect();
+    let mut mid = Tensor::zeros(x.h, ow, c);
+    for y in 0..x.h {
+        let src = &x.data[y * x.w * c..(y + 1) * x.w * c];
+        for (ox, taps) in cols.iter().enumerate() {
+            let o = &mut mid.data[(y * ow + ox) * c..][..c];
+            for &(i, wt) in taps {
+                for (v, &s) in o.iter_mut().zip(&src[i * c..(i + 1) * c]) {
+                    *v += wt * s;
+                }
+            }
+        }
+    }
+    let mut out = Tensor::zeros(oh, ow, c);
+    let row = ow * c;
+    for oy in 0..oh {
+        let o = &mut out.data[oy * row..(oy + 1) * row];
+        for (i, wt) in resize_taps(oy, x.h, oh, interp, coord) {
+            for (v, &s) in o.iter_mut().zip(&mid.data[i * row..(i + 1) * row]) {
+                *v += wt * s;
+            }
+        }
+    }
+    out
+}
+
+/// ONNX ConvTranspose (weights [in_c][out_c / g][kh][kw]), as a gather per
+/// output pixel: output row oy takes input row iy where oy = iy·s + ky·d − pad.
+pub fn conv_transpose(
+    x: &Tensor,
+    c: &crate::model::Conv,
+    out_pad: [usize; 2],
+    threads: usize,
+) -> Tensor {
+    let s = c.stride;
+    let out_len = |n: usize, p0: usize, p1: usize, k: usize, op: usize| {
+        ((n - 1) * s + c.dilation * (k - 1) + 1 + op).saturating_sub(p0 + p1)
+    };
+    let oh = out_len(x.h, c.pads[0], c.pads[2], c.kh, out_pad[0]);
+    let ow = out_len(x.w, c.pads[1], c.pads[3], c.kw, out_pad[1]);
+    let (g, icg, ocg) = (c.groups, c.in_c / c.groups, c.out_c / c.groups);
+    let mut out = Tensor::zeros(oh, ow, c.out_c);
+    // Input index along an axis for output o and tap k, when the tap lands.
+    let src = |o: usize, k: usize, pad: usize, n: usize| {
+        let t = o as isize + pad as isize - (k * c.dilation) as isize;
+        (t >= 0 && t % s as isize == 0 && ((t / s as isize) as usize) < n).then(|| t as usize / s)
+    };
+    par_rows(&mut out.data, oh, ow * c.out_c, threads, |rows, chunk| {
+        for (ry, oy) in rows.enumerate() {
+            for ox in 0..ow {
+                let acc = &mut chunk[(ry * ow + ox) * c.out_c..][..c.out_c];
+                acc.copy_from_slice(&c.bias);
+                for ky in 0..c.kh {
+                    let Some(iy) = src(oy, ky, c.pads[0], x.h) else {
+                        continue;
+                    };
+                    for kx in 0..c.kw {
+                        let Some(ix) = src(ox, kx, c.pads[1], x.w) else {
+                            continue;
+                        };
+                        let px = &x.data[(iy * x.w + ix) * x.c..][..x.c];
+                        for gi in 0..g {
+                            for i in 0..icg {
+                                let v = px[gi * icg + i];
+                                let ic = gi * icg + i;
+                                for o in 0..ocg {
+                                    let wv = c.weights[((ic * ocg + o) * c.kh + ky) * c.kw + kx];
+                                    acc[gi * ocg + o] += v * wv;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// Max or average pooling; pads top, left, bottom, right.
+pub fn pool(
+    x: &Tensor,
+    max: bool,
+    k: [usize; 2],
+    stride: [usize; 2],
+    pads: [usize; 4],
+    count_include_pad: bool,
+) -> Tensor {
+    let out_len = |n: usize, p: usize, k: usize, s: usize| {
+        if n + p < k { 0 } else { (n + p - k) / s + 1 }
+    };
+    let oh = out_len(x.h, pads[0] + pads[2], k[0], stride[0]);
+    let ow = out_len(x.w, pads[1] + pads[3], k[1], stride[1]);
+    let c = x.c;
+    let mut out = Tensor::zeros(oh, ow, c);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let o = &mut out.data[(oy * ow + ox) * c..][..c];
+            if max {
+                o.fill(f32::NEG_INFINITY);
+            }
+            let mut n = 0usize;
+            for ky in 0..k[0] {
+                let iy = (oy * stride[0] + ky) as isize - pads[0] as isize;
+                if iy < 0 || iy >= x.h as isize {
+                    continue;
+                }
+                for kx in 0..k[1] {
+                    let ix = (ox * stride[1] + kx) as isize - pads[1] as isize;
+                    if ix < 0 || ix >= x.w as isize {
+                        continue;
+                    }
+                    n += 1;
+                    let px = &x.data[(iy as usize * x.w + ix as usize) * c..][..c];
+                    for (v, &p) in o.iter_mut().zip(px) {
+                        *v = if max { v.max(p) } else { *v + p };
+                    }
+                }
+            }
+            if !max {
+                // ONNX count_include_pad: the window clipped to the padded frame.
+                let d = if count_include_pad {
+                    let span = |o: usize, s: usize, k: usize, n: usize, p0: usize, p1: usize| {
+                        let a = o * s;
+                        (a + k).min(n + p0 + p1) - a
+                    };
+                    span(oy, stride[0], k[0], x.h, pads[0], pads[2])
+                        * span(ox, stride[1], k[1], x.w, pads[1], pads[3])
+                } else {
+                    n
+                };
+                for v in o.iter_mut() {
+                    *v /= d as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Spatial padding; pads top, left, bottom, right.
+pub fn pad(x: &Tensor, pads: [usize; 4], mode: crate::model::PadMode) -> Tensor {
+    use crate::model::PadMode;
+    let (oh, ow, c) = (x.h + pads[0] + pads[2], x.w + pads[1] + pads[3], x.c);
+    let fill = match mode {
+        PadMode::Constant(v) => v,
+        _ => 0.0,
+    };
+    let mut out = Tensor {
+        h: oh,
+        w: ow,
+        c,
+        data: vec![fill; oh * ow * c],
+    };
+    // Source index along an axis, None for a constant-filled position.
+    let src = |o: usize, p: usize, n: usize| -> Option<usize> {
+        let i = o as isize - p as isize;
+        let last = n as isize - 1;
+        match mode {
+            PadMode::Constant(_) => (0..n as isize).contains(&i).then_some(i as usize),
+            PadMode::Edge => Some(i.clamp(0, last) as usize),
+            // Mirror without repeating the edge (numpy "reflect"), folded until inside.
+            PadMode::Reflect => {
+                let mut i = i;
+                while i < 0 || i > last {
+                    i = if i < 0 { -i } else { 2 * last - i };
+                    if last == 0 {
+                        i = 0;
+                    }
+                }
+                Some(i as usize)
+            }
+        }
+    };
+    for oy in 0..oh {
+        let Some(iy) = src(oy, pads[0], x.h) else {
+            continue;
+        };
+        for ox in 0..ow {
+            let Some(ix) = src(ox, pads[1], x.w) else {
+                continue;
+            };
+            out.data[(oy * ow + ox) * c..][..c]
+                .copy_from_slice(&x.data[(iy * x.w + ix) * c..][..c]);
+        }
+    }
+    out
+}
+
+/// The ops that need the whole frame of their input but no frame-global
+/// reduction (resampling, pooling, padding, transposed convs), producing a
+/// map of `oh`×`ow`. None for the ops it does not cover.
+pub fn whole(
+    op: &crate::model::Op,
+    xs: &[&Tensor],
+    oh: usize,
+    ow: usize,
+    threads: usize,
+) -> Option<Tensor> {
+    use crate::model::Op;
+    Some(match op {
+        Op::Resize { interp, coord } => resize(xs[0], oh, ow, *interp, *coord),
+        Op::ConvTranspose { conv, out_pad } => conv_transpose(xs[0], conv, *out_pad, threads),
+        Op::Pool {
+            max,
+            k,
+            stride,
+            pads,
+            count_include_pad,
+        } => pool(xs[0], *max, *k, *stride, *pads, *count_include_pad),
+        Op::Pad { pads, mode } => pad(xs[0], *pads, *mode),
+        _ => return None,
+    })
+}
+
 /// The row-local float ops (everything but convs and frame-global reductions)
 /// on their inputs, in layer order: one dispatch for the whole-frame engine and
 /// both band paths. None for the ops it does not cover.
@@ -262,7 +670,16 @@ pub fn row_local(op: &crate::model::Op, xs: &[&Tensor]) -> Option<Vec<Tensor>> {
         Op::Split(sizes) => split(xs[0], sizes),
         Op::DepthToSpace { block, crd } => vec![depth_to_space(xs[0], *block, *crd)],
         Op::ShuffleAnchor { block } => vec![shuffle_anchor(xs[0], xs[1], *block)],
-        Op::Conv(_) | Op::GlobalAvgPool | Op::GlobalStd => return None,
+        Op::Binary(b) => vec![binary(xs[0], xs[1], *b)],
+        Op::Const { op, c, const_first } => vec![with_const(xs[0], *op, c, *const_first)],
+        Op::SliceChannels { start, len } => vec![slice_channels(xs[0], *start, *len)],
+        Op::Conv(_)
+        | Op::GlobalAvgPool
+        | Op::GlobalStd
+        | Op::Resize { .. }
+        | Op::ConvTranspose { .. }
+        | Op::Pool { .. }
+        | Op::Pad { .. } => return None,
     })
 }
 

@@ -74,7 +74,9 @@ impl Plan {
             .iter()
             .enumerate()
             .map(|(i, l)| match (&l.op, choice(i)) {
-                (Op::Conv(_), Some((bits, dre))) => {
+                // Convs that change the map's size stay in float: the
+                // integer units and bands run "same" convs only.
+                (Op::Conv(c), Some((bits, dre))) if c.is_same() => {
                     let (lo, hi) = ranges.0[i].unwrap_or((0.0, 1.0));
                     ConvPlan::Quant {
                         q: QParams::from_range(lo, hi, bits),

@@ -191,6 +191,8 @@ pub struct TileGraph {
     /// Per value: stored quantized with these ⟨b, s, z⟩ (see [`Chunk`]).
     pub quantized: Vec<Option<QParams>>,
     pub input: usize,
+    /// Channels of the input: 3 (RGB) or 1 (a luma model).
+    pub in_c: usize,
     pub output: usize,
     /// LR pixels around an output pixel that decide it, on either axis
     /// (temporal reuse: `reuse.rs`, `runtime::reuse`); None when a
@@ -202,23 +204,18 @@ pub struct TileGraph {
 fn factor(e: &Engine, v: usize) -> Option<usize> {
     match e.graph.values[v].spatial {
         Spatial::Image { factor } => Some(factor),
-        Spatial::Pooled => None,
+        Spatial::Pooled | Spatial::Reduced(_) => None,
     }
 }
 
 /// A conv whose output has its input's size (stride 1, "same" padding) can be
-/// computed band by band from its input rows ± halo.
-fn conv_is_bandable(e: &Engine, layer: usize, plan: &Plan) -> bool {
+/// computed band by band from its input rows ± halo, on its integer unit or
+/// in float (a float partition, or the FP32 modes).
+fn conv_is_bandable(e: &Engine, layer: usize, _plan: &Plan) -> bool {
     let Op::Conv(c) = &e.graph.layers[layer].op else {
         return false;
     };
-    let span_h = c.dilation * (c.kh - 1);
-    let span_w = c.dilation * (c.kw - 1);
-    matches!(plan.convs[layer], ConvPlan::Quant { .. })
-        && c.stride == 1
-        && c.pads[0] + c.pads[2] == span_h
-        && c.pads[1] + c.pads[3] == span_w
-        && factor(e, e.graph.layers[layer].inputs[0]).is_some()
+    c.is_same() && factor(e, e.graph.layers[layer].inputs[0]).is_some()
 }
 
 /// ⟨b, s, z⟩ to store value `v` with, when its producer is a banded integer
@@ -271,6 +268,7 @@ impl TileGraph {
                 g.layers.len()
             )));
         }
+        g.check_size(h, w).map_err(Error::Invalid)?;
         let bands = Bands::new(h, rows);
         let nb = bands.count();
         let nv = g.values.len();
@@ -290,6 +288,7 @@ impl TileGraph {
             range_node: vec![None; nv],
             quantized: vec![None; nv],
             input: g.input,
+            in_c: g.values[g.input].channels,
             output: g.output,
             reuse_halo: None,
         };
@@ -302,7 +301,7 @@ impl TileGraph {
             let out_image = outputs.iter().all(|&v| factor(e, v).is_some());
             let banded = match &layer.op {
                 Op::Conv(_) => conv_is_bandable(e, l, plan),
-                op => out_image && !op.is_global(),
+                op => out_image && op.is_row_local(),
             };
             let dre = plan.is_dre(l) && banded;
             let band_list: Vec<Option<usize>> = if banded {
@@ -485,10 +484,10 @@ pub struct FrameTiles {
 impl FrameTiles {
     /// Splits `input` (h×w×3) into band chunks.
     pub fn new(tg: Arc<TileGraph>, input: &Tensor) -> Result<FrameTiles> {
-        if (input.h, input.w, input.c) != (tg.h, tg.w, 3) {
+        if (input.h, input.w, input.c) != (tg.h, tg.w, tg.in_c) {
             return Err(Error::Invalid(format!(
-                "input is {}x{}x{}, task graph is for {}x{}x3",
-                input.w, input.h, input.c, tg.w, tg.h
+                "input is {}x{}x{}, task graph is for {}x{}x{}",
+                input.w, input.h, input.c, tg.w, tg.h, tg.in_c
             )));
         }
         let mut chunks: Vec<Vec<Option<Chunk>>> =
@@ -500,7 +499,7 @@ impl FrameTiles {
             let t = Tensor {
                 h: r.len(),
                 w: input.w,
-                c: 3,
+                c: input.c,
                 data: input.data[r.start * row..r.end * row].to_vec(),
             };
             *slot = Some(Chunk::F32(Arc::new(t)));
@@ -743,6 +742,11 @@ impl<'a> Rows<'a> {
         }
     }
 
+    /// Frame row of the first row held.
+    fn first(&self) -> usize {
+        self.starts[0]
+    }
+
     fn single(&self) -> &'a Tensor {
         debug_assert_eq!(self.chunks.len(), 1);
         self.chunks[0].f32()
@@ -837,7 +841,7 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
             .map(|(ts, need)| {
                 let first = match e.graph.values[need.value].spatial {
                     Spatial::Image { factor } => factor * tg.bands.range(need.chunks.start).start,
-                    Spatial::Pooled => 0,
+                    Spatial::Pooled | Spatial::Reduced(_) => 0,
                 };
                 Rows::new(ts.iter().collect(), first)
             })
@@ -901,14 +905,24 @@ fn run_node(
         NodeKind::Band { band, .. } => Ok(match (&l.op, &e.compiled[layer]) {
             (Op::Conv(c), Compiled::Conv { q, kact, .. }) => {
                 let ConvPlan::Quant { q: qs, .. } = plan.convs[layer] else {
-                    return Err(Error::Invalid(format!(
-                        "layer {layer}: float conv in a band"
-                    )));
+                    // A float conv: the rows its band reads, from the frame's.
+                    let f = match e.graph.values[l.inputs[0]].spatial {
+                        Spatial::Image { factor } => factor,
+                        _ => unreachable!("banded convs read images"),
+                    };
+                    let r = tg.bands.range(band);
+                    let x = ins[0].gather();
+                    let (fc, act) = e.float_conv(layer, plan);
+                    let out =
+                        fc.run_rows(&x, ins[0].first(), f * tg.h, f * r.start..f * r.end, act, 1);
+                    return Ok(vec![vec![Chunk::F32(Arc::new(out))]]);
                 };
                 let qp = qp.unwrap_or(qs);
                 let f = match e.graph.values[l.inputs[0]].spatial {
                     Spatial::Image { factor } => factor,
-                    Spatial::Pooled => unreachable!("banded convs read images"),
+                    Spatial::Pooled | Spatial::Reduced(_) => {
+                        unreachable!("banded convs read images")
+                    }
                 };
                 let r = tg.bands.range(band);
                 vec![vec![conv_band(
@@ -946,7 +960,11 @@ fn run_node(
                 (op, _) => {
                     let xs: Vec<Tensor> = ins.iter().map(Rows::gather).collect();
                     let xs: Vec<&Tensor> = xs.iter().collect();
-                    ops::row_local(op, &xs).expect("every other op is row-local")
+                    let (oh, ow) = e.graph.values[l.outputs[0]].hw(tg.h, tg.w);
+                    match ops::whole(op, &xs, oh, ow, 1) {
+                        Some(t) => vec![t],
+                        None => ops::row_local(op, &xs).expect("every other op is row-local"),
+                    }
                 }
             };
             // Image outputs are stored per band like every other image value.

@@ -13,7 +13,10 @@ pub mod import;
 pub mod reference;
 pub mod validate;
 
-pub use graph::{Activation, Conv, Graph, Layer, Op, Spatial, ValueId, ValueShape};
+pub use graph::{
+    Activation, BinOp, Conv, CoordMode, Graph, Interp, Layer, NearestMode, Op, PadMode, Spatial,
+    ValueId, ValueShape,
+};
 pub use import::{import, import_bytes};
 
 use std::borrow::Cow;

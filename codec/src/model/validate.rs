@@ -124,7 +124,7 @@ fn check_io(graph: &GraphProto) -> std::result::Result<(), String> {
         .collect();
     if inputs.len() != 1 {
         return Err(format!(
-            "has {} image inputs (expected exactly one, NCHW RGB)",
+            "has {} image inputs (expected exactly one, NCHW RGB or luma)",
             inputs.len()
         ));
     }
@@ -148,12 +148,25 @@ fn check_io(graph: &GraphProto) -> std::result::Result<(), String> {
                     dims.len()
                 ));
             }
+            // RGB, or luma (FSRCNN, ESPCN); the output has the input's channels.
+            let input_c = dims_of(inputs[0]).and_then(|d| d.get(1).copied().flatten());
+            let expected = match (what, input_c) {
+                ("output", Some(ic @ (1 | 3))) => vec![ic],
+                _ => vec![3, 1],
+            };
             if let Some(c) = dims[1]
-                && c != 3
+                && !expected.contains(&c)
             {
                 return Err(format!(
-                    "{what} '{}' has {c} channels (expected 3: RGB)",
-                    v.name
+                    "{what} '{}' has {c} channels (expected {})",
+                    v.name,
+                    if expected == [1] {
+                        "1, like the input: luma"
+                    } else if expected == [3] {
+                        "3, like the input: RGB"
+                    } else {
+                        "3: RGB, or 1: luma"
+                    }
                 ));
             }
         }
@@ -169,7 +182,7 @@ fn check_io(graph: &GraphProto) -> std::result::Result<(), String> {
 }
 
 /// The static dims of a value (None: unknown), or None when the file gives no shape.
-fn dims_of(v: &ValueInfoProto) -> Option<Vec<Option<i64>>> {
+pub(crate) fn dims_of(v: &ValueInfoProto) -> Option<Vec<Option<i64>>> {
     use tract_onnx::pb::tensor_shape_proto::dimension::Value;
     use tract_onnx::pb::type_proto::Value as Tv;
     let Some(Tv::TensorType(t)) = v.r#type.as_ref()?.value.as_ref() else {

@@ -13,16 +13,23 @@
 //! ReduceSum → ReduceSum → Shape/Gather/Mul/Cast → Div (→ Sub → Pow(2) → … → Pow(0.5));
 //! those chains are tracked symbolically ([`Lv`]) and become one `GlobalAvgPool`
 //! or `GlobalStd` layer.
+mod fold;
+mod layers;
+
 use std::collections::HashMap;
 use std::path::Path;
 
 use tract_onnx::pb::{AttributeProto, NodeProto, TensorProto};
 
-use super::graph::{Activation, Conv, Graph, Layer, Op, Spatial, ValueId, ValueShape};
+use super::graph::{Activation, BinOp, Conv, Graph, Layer, Op, Spatial, ValueId, ValueShape};
 use crate::error::{Error, Result};
 
-const SUPPORTED: &str = "Conv, Relu, LeakyRelu, PRelu, Sigmoid, Add, Mul (channel broadcast), Split, Concat, \
-GlobalAveragePool, ReduceSum/Shape/Gather/Cast/Div/Sub/Pow (mean/std patterns), DepthToSpace, Constant, Identity";
+const SUPPORTED: &str = "Conv (any groups, dilation, stride), ConvTranspose, Pad, Relu, LeakyRelu, PRelu, \
+Sigmoid, Tanh, Clip, HardSigmoid, HardSwish, Gelu, Erf, Add, Sub, Mul, Div (maps, per-channel vectors, \
+constants), Split, Slice (channels), Concat, DepthToSpace, Resize/Upsample (nearest, linear, cubic), \
+MaxPool, AveragePool, GlobalAveragePool, ReduceMean (H, W), ReduceSum/Pow (mean/std patterns), shape \
+subgraphs (Shape, Gather, Unsqueeze, Squeeze, Concat, Cast, Reshape, Transpose, Slice, ConstantOfShape), \
+Constant, Identity";
 
 /// A constant tensor folded at import.
 #[derive(Clone, Debug)]
@@ -36,8 +43,8 @@ struct Const {
 enum Lv {
     Tensor(ValueId),
     Const(Const),
-    /// Shape(v)
-    ShapeOf(ValueId),
+    /// A 1-D shape vector (Shape(v), sliced or concatenated): see `fold`.
+    Dims(Vec<fold::Dim>),
     /// Gather(Shape(v), axis)
     Dim(ValueId, usize),
     /// H·W of v (Mul of its two spatial dims, possibly Cast)
@@ -112,10 +119,15 @@ fn lower(path: &Path, proto: &tract_onnx::pb::ModelProto) -> Result<Graph> {
             ),
         ));
     }
+    // RGB, or luma for a model declaring one input channel (FSRCNN, ESPCN).
+    let in_c = match super::validate::dims_of(inputs[0]).and_then(|d| d.get(1).copied().flatten()) {
+        Some(1) => 1,
+        _ => 3,
+    };
     let input = lw.new_value(
         &inputs[0].name,
         ValueShape {
-            channels: 3,
+            channels: in_c,
             spatial: Spatial::Image { factor: 1 },
         },
     );
@@ -144,13 +156,19 @@ fn lower(path: &Path, proto: &tract_onnx::pb::ModelProto) -> Result<Graph> {
     };
     let oshape = lw.values[output];
     let scale = match oshape.spatial {
-        Spatial::Image { factor } if oshape.channels == 3 => factor,
+        Spatial::Image { factor } if oshape.channels == in_c => factor,
         _ => {
             return Err(Error::model(
                 path,
                 format!(
-                    "output has {} channels, {:?} (expected an RGB image ×2, ×3 or ×4)",
-                    oshape.channels, oshape.spatial
+                    "output has {} channels, {:?} (expected {} ×2, ×3 or ×4 like the input)",
+                    oshape.channels,
+                    oshape.spatial,
+                    if in_c == 1 {
+                        "a luma image"
+                    } else {
+                        "an RGB image"
+                    }
                 ),
             ));
         }
@@ -303,7 +321,7 @@ impl Lowering<'_> {
                 Err(self.unsupported(node, "intermediate of a mean/std pattern used as a tensor"))
             }
             Lv::Const(_) => Err(self.unsupported(node, "constant used as an image tensor")),
-            Lv::ShapeOf(_) | Lv::Dim(..) | Lv::HwCount(_) => {
+            Lv::Dims(_) | Lv::Dim(..) | Lv::HwCount(_) => {
                 Err(self.unsupported(node, "shape value used as a tensor"))
             }
         }
@@ -365,6 +383,9 @@ impl Lowering<'_> {
     }
 
     fn node(&mut self, node: &NodeProto) -> Result<()> {
+        if self.fold(node)? {
+            return Ok(());
+        }
         match node.op_type.as_str() {
             "Constant" => {
                 let t = attr(node, "value")
@@ -407,7 +428,7 @@ impl Lowering<'_> {
             "Split" => {
                 let x = self.tensor(node, 0)?;
                 let axis = attr(node, "axis").map(|a| a.i).unwrap_or(0);
-                if axis != 1 {
+                if axis != 1 && axis != -3 {
                     return Err(self.unsupported(node, "split along an axis other than channels"));
                 }
                 let c = self.values[x].channels;
@@ -449,7 +470,7 @@ impl Lowering<'_> {
             }
             "Concat" => {
                 let axis = attr(node, "axis").map(|a| a.i).unwrap_or(0);
-                if axis != 1 {
+                if axis != 1 && axis != -3 {
                     return Err(self.unsupported(node, "concat along an axis other than channels"));
                 }
                 let ins: Vec<ValueId> = (0..node.input.len())
@@ -475,41 +496,16 @@ impl Lowering<'_> {
                 let out = self.global(node, Op::GlobalAvgPool, x);
                 self.set(node, Lv::Tensor(out));
             }
-            "Shape" => {
-                let x = self.tensor(node, 0)?;
-                self.set(node, Lv::ShapeOf(x));
-            }
-            "Gather" => {
-                let (Lv::ShapeOf(v), Lv::Const(idx)) = (self.get(node, 0)?, self.get(node, 1)?)
-                else {
-                    return Err(
-                        self.unsupported(node, "only Gather of a shape element is supported")
-                    );
-                };
-                let axis = idx.data.first().copied().unwrap_or(-1.0) as i64;
-                if !(axis == 2 || axis == 3 || axis == -1 || axis == -2) {
-                    return Err(self.unsupported(node, "gather of a non-spatial dimension"));
-                }
-                self.set(
-                    node,
-                    Lv::Dim(
-                        v,
-                        if axis < 0 {
-                            (4 + axis) as usize
-                        } else {
-                            axis as usize
-                        },
-                    ),
-                );
-            }
-            "Cast" => {
-                let lv = self.get(node, 0)?;
-                match lv {
-                    Lv::Dim(..) | Lv::HwCount(_) | Lv::Const(_) => self.set(node, lv),
-                    _ => return Err(self.unsupported(node, "cast of an image tensor")),
-                }
-            }
             "ReduceSum" => self.reduce_sum(node)?,
+            "ReduceMean" => self.reduce_mean(node)?,
+            "Tanh" | "Erf" | "HardSwish" | "HardSigmoid" | "Gelu" | "Clip" => {
+                self.activation(node)?
+            }
+            "Slice" => self.slice(node)?,
+            "Resize" | "Upsample" => self.resize(node)?,
+            "ConvTranspose" => self.conv_transpose(node)?,
+            "MaxPool" | "AveragePool" => self.pool(node)?,
+            "Pad" => self.pad(node)?,
             "Mul" => self.mul(node)?,
             "Div" => {
                 let (a, b) = (self.get(node, 0)?, self.get(node, 1)?);
@@ -522,15 +518,7 @@ impl Lowering<'_> {
                                 .unsupported(node, "division of a sum by another tensor's size"));
                         }
                     },
-                    (Lv::Const(a), Lv::Const(b)) if b.data.len() == 1 => Lv::Const(Const {
-                        dims: a.dims,
-                        data: a.data.iter().map(|x| x / b.data[0]).collect(),
-                    }),
-                    _ => {
-                        return Err(
-                            self.unsupported(node, "only mean/variance divisions are supported")
-                        );
-                    }
+                    (a, b) => return self.eltwise(node, BinOp::Div, a, b),
                 };
                 self.set(node, out);
             }
@@ -538,7 +526,7 @@ impl Lowering<'_> {
                 let (a, b) = (self.get(node, 0)?, self.get(node, 1)?);
                 match (a, b) {
                     (Lv::Tensor(x), Lv::Mean(m)) if x == m => self.set(node, Lv::Centered(x)),
-                    _ => return Err(self.unsupported(node, "only x − mean(x) is supported")),
+                    (a, b) => self.eltwise(node, BinOp::Sub, a, b)?,
                 }
             }
             "Pow" => {
@@ -559,19 +547,8 @@ impl Lowering<'_> {
                 }
             }
             "Add" => {
-                let a = self.tensor(node, 0)?;
-                let b = self.tensor(node, 1)?;
-                if self.values[a] != self.values[b] {
-                    return Err(self.unsupported(
-                        node,
-                        &format!(
-                            "add of differently shaped tensors {:?} and {:?}",
-                            self.values[a], self.values[b]
-                        ),
-                    ));
-                }
-                let shape = self.values[a];
-                self.emit(node, Op::Add, vec![a, b], vec![shape])?;
+                let (a, b) = (self.get(node, 0)?, self.get(node, 1)?);
+                self.eltwise(node, BinOp::Add, a, b)?;
             }
             "DepthToSpace" => {
                 let x = self.tensor(node, 0)?;
@@ -648,13 +625,11 @@ impl Lowering<'_> {
         };
         let strides = attr_ints(node, "strides").unwrap_or_else(|| vec![1, 1]);
         let dil = attr_ints(node, "dilations").unwrap_or_else(|| vec![1, 1]);
-        if strides.iter().any(|&s| s != 1) {
-            return Err(self.unsupported(
-                node,
-                "strided convolution (SR feature maps keep the LR size)",
-            ));
+        if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
+            return Err(self.unsupported(node, "anisotropic strides"));
         }
-        if dil.len() != 2 || dil[0] != dil[1] {
+        let stride = strides[0] as usize;
+        if dil.len() != 2 || dil[0] != dil[1] || dil[0] < 1 {
             return Err(self.unsupported(node, "anisotropic dilation"));
         }
         let pads = match (
@@ -664,7 +639,7 @@ impl Lowering<'_> {
             (Some(p), _) if p.len() == 4 => {
                 [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]
             }
-            (_, Some(ap)) if ap == b"SAME_UPPER" || ap == b"SAME_LOWER" => {
+            (_, Some(ap)) if (ap == b"SAME_UPPER" || ap == b"SAME_LOWER") && stride == 1 => {
                 let d = dil[0] as usize;
                 let (th, tw) = (d * (kh - 1), d * (kw - 1));
                 let lo = |t: usize| {
@@ -679,18 +654,30 @@ impl Lowering<'_> {
             _ => [0; 4],
         };
         let d = dil[0] as usize;
-        // "Same" size is required: every SR layer maps an H×W map to H×W.
-        let same = pads[0] + pads[2] == d * (kh - 1) && pads[1] + pads[3] == d * (kw - 1);
-        let pooled_1x1 = self.values[x].spatial == Spatial::Pooled && kh == 1 && kw == 1;
-        if !(same || pooled_1x1) {
-            return Err(self.unsupported(node, "convolution that changes the spatial size"));
-        }
+        // A conv that changes the map's size (RFDN's strided conv, one after an
+        // explicit Pad) gives a reduced map, run whole-frame and in float.
+        let sp = self.values[x].spatial;
+        let pooled_1x1 =
+            sp == Spatial::Pooled && kh == 1 && kw == 1 && stride == 1 && pads == [0; 4];
+        let out_sp = if pooled_1x1 {
+            Spatial::Pooled
+        } else {
+            sp.window(
+                [kh, kw],
+                [stride; 2],
+                [d; 2],
+                [pads[0] + pads[2], pads[1] + pads[3]],
+            )
+            .ok_or_else(|| {
+                self.unsupported(node, "convolution of a per-channel vector wider than 1x1")
+            })?
+        };
         let conv = Conv {
             in_c,
             out_c,
             kh,
             kw,
-            stride: 1,
+            stride,
             dilation: d,
             pads,
             groups,
@@ -703,14 +690,13 @@ impl Lowering<'_> {
                 format!("{} biases for {out_c} output channels", conv.bias.len()),
             ));
         }
-        let sp = self.values[x].spatial;
         self.emit(
             node,
             Op::Conv(conv),
             vec![x],
             vec![ValueShape {
                 channels: out_c,
-                spatial: sp,
+                spatial: out_sp,
             }],
         )
     }
@@ -762,33 +748,7 @@ impl Lowering<'_> {
                 self.set(node, Lv::HwCount(v));
                 Ok(())
             }
-            (Lv::Const(a), Lv::Const(b)) if b.data.len() == 1 => {
-                self.set(
-                    node,
-                    Lv::Const(Const {
-                        dims: a.dims,
-                        data: a.data.iter().map(|x| x * b.data[0]).collect(),
-                    }),
-                );
-                Ok(())
-            }
-            (a, b) => {
-                let x = self.materialize(node, a)?;
-                let g = self.materialize(node, b)?;
-                let (sx, sg) = (self.values[x], self.values[g]);
-                // Feature map × per-channel gate (IMDN's attention), either operand order.
-                let (x, g, sx, sg) =
-                    if sx.spatial == Spatial::Pooled && sg.spatial != Spatial::Pooled {
-                        (g, x, sg, sx)
-                    } else {
-                        (x, g, sx, sg)
-                    };
-                if sg.spatial != Spatial::Pooled || sx.channels != sg.channels {
-                    return Err(self
-                        .unsupported(node, "only feature map × per-channel vector is supported"));
-                }
-                self.emit(node, Op::MulChannel, vec![x, g], vec![sx])
-            }
+            (a, b) => self.eltwise(node, BinOp::Mul, a, b),
         }
     }
 }

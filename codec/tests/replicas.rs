@@ -1,0 +1,129 @@
+//! Issue 16: published SR architectures brought as ONNX. The replicas in
+//! `assets/test-models` (made by `tools/replicas/replicas.py`: random weights,
+//! exported as the authors' code exports) each ship one ONNX Runtime output.
+//! For each: the FP32 engine equals ONNX Runtime within 1e-4, every mode
+//! runs, and the band executor equals the whole frame bit for bit.
+use std::path::{Path, PathBuf};
+
+use nawqsr_codec::engine::tiles::run_tiled;
+use nawqsr_codec::engine::{Engine, Plan, Tensor};
+use nawqsr_codec::kernels::CpuLevel;
+use nawqsr_codec::model::import;
+use nawqsr_codec::quant::Bits;
+
+pub const REPLICAS: [&str; 8] = [
+    "carn_m", "pan", "rfdn", "fsrcnn", "xlsr", "espcn", "ecbsr", "opzoo",
+];
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/test-models")
+}
+
+/// One NCHW tensor of an `.io.bin` file, as HWC.
+fn read_tensor(b: &[u8], at: &mut usize) -> Tensor {
+    let u = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap()) as usize;
+    let (c, h, w) = (u(*at), u(*at + 4), u(*at + 8));
+    *at += 12;
+    let f: Vec<f32> = b[*at..*at + 4 * c * h * w]
+        .chunks_exact(4)
+        .map(|x| f32::from_le_bytes(x.try_into().unwrap()))
+        .collect();
+    *at += 4 * c * h * w;
+    let mut data = vec![0f32; c * h * w];
+    for ch in 0..c {
+        for p in 0..h * w {
+            data[p * c + ch] = f[ch * h * w + p];
+        }
+    }
+    Tensor { h, w, c, data }
+}
+
+fn io(name: &str) -> (Tensor, Tensor) {
+    let b = std::fs::read(dir().join(format!("{name}.io.bin"))).expect("io.bin shipped");
+    let mut at = 0;
+    let x = read_tensor(&b, &mut at);
+    let y = read_tensor(&b, &mut at);
+    (x, y)
+}
+
+fn engine(name: &str) -> Engine {
+    let g = import(&dir().join(format!("{name}.onnx")))
+        .unwrap_or_else(|e| panic!("{name}: import failed: {e}"));
+    Engine::new(g, CpuLevel::detect(), 2)
+}
+
+#[test]
+fn fp32_equals_onnx_runtime() {
+    for name in REPLICAS {
+        let e = engine(name);
+        let (x, want) = io(name);
+        let got = e.run(&Plan::fp32(&e.graph), &x).unwrap();
+        assert_eq!(
+            (got.h, got.w, got.c),
+            (want.h, want.w, want.c),
+            "{name}: shape"
+        );
+        let worst = got
+            .data
+            .iter()
+            .zip(&want.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("{name}: max |nawqsr fp32 − ORT| = {worst:.2e}");
+        assert!(worst < 1e-4, "{name}: max abs difference {worst}");
+    }
+}
+
+#[test]
+fn every_mode_runs_and_bands_equal_the_whole_frame() {
+    for name in REPLICAS {
+        let e = engine(name);
+        let (x, want) = io(name);
+        let ranges = e.calibrate(std::slice::from_ref(&x)).unwrap();
+        let int8 = Plan::uniform(&e.graph, &ranges, Bits::B8);
+        let plans = [
+            ("fp32", Plan::fp32(&e.graph)),
+            ("fp32w8", Plan::fp32w8(&e.graph)),
+            ("a16w8", int8.with_bits(Bits::B16)),
+            ("dre", Plan::all_dre(&e.graph, Bits::B8)),
+            ("int8", int8),
+        ];
+        for (mode, plan) in plans {
+            let whole = e.run(&plan, &x).unwrap();
+            assert_eq!((whole.h, whole.w, whole.c), (want.h, want.w, want.c));
+            assert!(whole.data.iter().all(|v| v.is_finite()), "{name} {mode}");
+            // Integer modes stay near the float output (random weights: a loose
+            // bound that still catches a wrong layout or a wrong op).
+            let err = whole
+                .data
+                .iter()
+                .zip(&want.data)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            let span = want.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(
+                err <= 0.25 * span.max(0.1),
+                "{name} {mode}: max error {err} (span {span})"
+            );
+            for rows in [1, 5, 8] {
+                let banded = run_tiled(&e, &plan, &x, rows).unwrap();
+                assert!(
+                    banded
+                        .data
+                        .iter()
+                        .zip(&whole.data)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{name} {mode}: bands of {rows} rows differ from the whole frame"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_frame_smaller_than_the_pooling_windows_is_an_error() {
+    let e = engine("rfdn");
+    let x = Tensor::zeros(8, 8, 3);
+    let err = e.run(&Plan::fp32(&e.graph), &x).unwrap_err().to_string();
+    assert!(err.contains("too small"), "{err}");
+}
