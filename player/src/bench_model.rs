@@ -23,7 +23,8 @@ pub struct Args {
     /// LR frame size, WxH.
     #[arg(long, default_value = "320x180")]
     input_size: String,
-    /// int8, a16w8, hybrid (--schedule, or the one found for the model), fp32w8 or fp32 (tract).
+    /// int8, a16w8, hybrid (--schedule, or the one found for the model), fp32w8, fp32
+    /// (the engine's own float convs), or tract (the FP32 test reference, one thread).
     #[arg(long, default_value = "int8")]
     mode: String,
     #[arg(long)]
@@ -80,7 +81,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut times = vec![];
     let threads;
     let work;
-    if a.mode == "fp32" {
+    if a.mode == "tract" {
         let r = Fp32Reference::load(&a.model)?;
         threads = 1;
         // MACs only: tract runs it, no integer unit (and models tract takes but the
@@ -110,7 +111,19 @@ pub fn run(a: Args) -> Result<()> {
         let graph = model::import(&a.model)?;
         let e = Engine::new(graph, level, a.threads);
         threads = e.threads;
+        // A luma model (FSRCNN, ESPCN) takes the frame's first channel.
+        let frame = if e.graph.values[e.graph.input].channels == 1 {
+            nawqsr_codec::engine::Tensor {
+                h: frame.h,
+                w: frame.w,
+                c: 1,
+                data: frame.data.iter().step_by(3).copied().collect(),
+            }
+        } else {
+            frame
+        };
         let plan = match a.mode.as_str() {
+            "fp32" => Plan::fp32(&e.graph),
             "fp32w8" => Plan::fp32w8(&e.graph),
             "int8" | "a16w8" => {
                 let ranges = e.calibrate(std::slice::from_ref(&frame))?;
@@ -129,7 +142,7 @@ pub fn run(a: Args) -> Result<()> {
                 let s = schedule_path(a.schedule.as_ref(), &sha, &a.model, &a.mode)?;
                 s.load(&e.graph, &sha)?.plan(&e.graph)
             }
-            m => bail!("--mode {m}: invalid (expected int8, a16w8, hybrid, fp32w8 or fp32)"),
+            m => bail!("--mode {m}: invalid (expected int8, a16w8, hybrid, fp32w8, fp32 or tract)"),
         };
         work = Some(Work::of(&e.graph, Some(&plan), h, w));
         if a.path == "codec" {

@@ -6,6 +6,7 @@
 //! Conv layers run on the integer units (`crate::units`) or in float; all other
 //! ops run in float (see `ops` for why). An activation that is a conv's only
 //! consumer is fused into that conv's epilogue.
+mod fconv;
 pub mod ops;
 pub mod plan;
 pub mod tiles;

@@ -10,54 +10,33 @@
 use crate::model::{Activation, Conv};
 use crate::tensor::{Tensor, par_rows};
 
-/// A float conv with weights re-laid out as [group][kh][kw][ic/g][oc/g] so the
-/// inner loop is an axpy over output channels (vectorised by the compiler).
+/// A float conv: [`super::fconv`]'s packed weights and register-blocked kernel.
 #[derive(Clone, Debug)]
 pub struct FloatConv {
-    pub conv: Conv,
-    w_t: Vec<f32>,
+    packed: super::fconv::Packed,
 }
 
 impl FloatConv {
     pub fn new(conv: &Conv, weights: &[f32]) -> FloatConv {
-        let (g, kh, kw) = (conv.groups, conv.kh, conv.kw);
-        let (icg, ocg) = (conv.in_c / g, conv.out_c / g);
-        let mut w_t = vec![0f32; weights.len()];
-        for gi in 0..g {
-            for o in 0..ocg {
-                for i in 0..icg {
-                    for y in 0..kh {
-                        for x in 0..kw {
-                            let src = (((gi * ocg + o) * icg + i) * kh + y) * kw + x;
-                            let dst = ((((gi * kh + y) * kw + x) * icg + i) * ocg) + o;
-                            w_t[dst] = weights[src];
-                        }
-                    }
-                }
-            }
-        }
         FloatConv {
-            conv: Conv {
-                weights: weights.to_vec(),
-                ..conv.clone()
-            },
-            w_t,
+            packed: super::fconv::Packed::new(conv, weights),
         }
+    }
+
+    pub fn conv(&self) -> &Conv {
+        &self.packed.conv
     }
 
     /// The conv on the whole map `x`, any stride and padding.
     pub fn run(&self, x: &Tensor, act: Option<&Activation>, threads: usize) -> Tensor {
-        let c = &self.conv;
+        let c = &self.packed.conv;
         // ONNX's ⌊(n + pads − dilation·(k − 1) − 1) / stride⌋ + 1.
-        let out_len = |n: usize, p0: usize, p1: usize, k: usize| {
-            let (span, win) = (n + p0 + p1, c.dilation * (k - 1) + 1);
-            if span < win {
-                0
-            } else {
-                (span - win) / c.stride + 1
-            }
+        let (span, win) = (x.h + c.pads[0] + c.pads[2], c.dilation * (c.kh - 1) + 1);
+        let oh = if span < win {
+            0
+        } else {
+            (span - win) / c.stride + 1
         };
-        let oh = out_len(x.h, c.pads[0], c.pads[2], c.kh);
         self.run_rows(x, 0, x.h, 0..oh, act, threads)
     }
 
@@ -75,60 +54,8 @@ impl FloatConv {
         act: Option<&Activation>,
         threads: usize,
     ) -> Tensor {
-        let c = &self.conv;
-        let w = x.w;
-        let ow = {
-            let (span, win) = (w + c.pads[1] + c.pads[3], c.dilation * (c.kw - 1) + 1);
-            if span < win {
-                0
-            } else {
-                (span - win) / c.stride + 1
-            }
-        };
-        let oh = out_rows.len();
-        let mut out = Tensor::zeros(oh, ow, c.out_c);
-        let (g, icg, ocg) = (c.groups, c.in_c / c.groups, c.out_c / c.groups);
-        let row_len = ow * c.out_c;
-        par_rows(&mut out.data, oh, row_len, threads, |rows, chunk| {
-            for (ry, y) in rows.enumerate() {
-                let y = y + out_rows.start;
-                for xo in 0..ow {
-                    let acc = &mut chunk[(ry * ow + xo) * c.out_c..][..c.out_c];
-                    acc.copy_from_slice(&c.bias);
-                    for ky in 0..c.kh {
-                        let iy = (y * c.stride + ky * c.dilation) as isize - c.pads[0] as isize;
-                        if iy < 0 || iy >= frame_h as isize {
-                            continue;
-                        }
-                        let ly = iy as usize - x_row0;
-                        for kx in 0..c.kw {
-                            let ix =
-                                (xo * c.stride + kx * c.dilation) as isize - c.pads[1] as isize;
-                            if ix < 0 || ix >= w as isize {
-                                continue;
-                            }
-                            let px = &x.data[(ly * w + ix as usize) * x.c..][..x.c];
-                            for gi in 0..g {
-                                let wbase = ((gi * c.kh + ky) * c.kw + kx) * icg * ocg;
-                                let acc_g = &mut acc[gi * ocg..][..ocg];
-                                for (i, &v) in px[gi * icg..][..icg].iter().enumerate() {
-                                    let wr = &self.w_t[wbase + i * ocg..][..ocg];
-                                    for (a, &wv) in acc_g.iter_mut().zip(wr) {
-                                        *a += v * wv;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    if let Some(a) = act {
-                        for (o, v) in acc.iter_mut().enumerate() {
-                            *v = activate(a, *v, o);
-                        }
-                    }
-                }
-            }
-        });
-        out
+        self.packed
+            .run_rows(x, x_row0, frame_h, out_rows, act, threads)
     }
 }
 

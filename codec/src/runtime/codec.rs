@@ -22,7 +22,6 @@ use crate::engine::{Engine, Plan, Tensor, resolve_threads};
 use crate::error::{Error, Result};
 use crate::kernels::CpuLevel;
 use crate::model::bundled;
-use crate::model::reference::Fp32Reference;
 use crate::quant::{Bits, WeightGranularity};
 use crate::schedule::{Pareto, Schedule, ScheduleSource};
 
@@ -47,7 +46,7 @@ pub enum Mode {
     Int8,
     /// Every layer on the A16W8 unit.
     A16w8,
-    /// The FP32 reference (tract).
+    /// The original FP32 model, on the engine's own float convs in bands.
     Fp32,
     /// No network: MATLAB-compatible bicubic upscaling.
     Bicubic,
@@ -123,11 +122,8 @@ pub struct CodecConfig {
 }
 
 enum Backend {
-    Fp32(Fp32Reference),
     /// `runtime::bicubic` over this many bands of output rows.
-    Bicubic {
-        threads: usize,
-    },
+    Bicubic { threads: usize },
     /// The integer engine behind the dispatcher (boxed: it is far larger
     /// than the other variants).
     Npu(Box<Npu>),
@@ -495,10 +491,6 @@ impl Codec {
                         .into(),
                 ));
             }
-            Mode::Fp32 => {
-                let r = Fp32Reference::from_bytes(&cfg.model_bytes()?)?;
-                (r.scale(), Backend::Fp32(r))
-            }
             m => {
                 let npu = Npu::new(cfg, m, RuntimeOptions::default())?;
                 (npu.engine.graph.scale, Backend::Npu(Box::new(npu)))
@@ -536,7 +528,6 @@ impl Codec {
 
     fn upscale_out(&self, lr: &RgbImage) -> Result<Out> {
         match &self.backend {
-            Backend::Fp32(r) => r.upscale(lr).map(Out::Image),
             // Fixed point, equal to `metrics::imresize::upscale_bicubic` (the
             // MATLAB reference) for ×2 and ×4, within ±1 for ×3.
             Backend::Bicubic { threads } => {
@@ -811,6 +802,9 @@ impl Npu {
         }
         let mut loaded = None;
         let (plan, gran) = match &schedule {
+            // The original weights in float, on the project's own f32 convs in
+            // bands (issue 16 item 4; tract stays the test reference).
+            _ if mode == Mode::Fp32 => (Plan::fp32(&graph), WeightGranularity::PerChannel),
             Some(s) => {
                 let sched = s.load(&graph, &sha)?;
                 let plan = match mode {
