@@ -127,3 +127,51 @@ fn a_frame_smaller_than_the_pooling_windows_is_an_error() {
     let err = e.run(&Plan::fp32(&e.graph), &x).unwrap_err().to_string();
     assert!(err.contains("too small"), "{err}");
 }
+
+/// A luma model (ECBSR: its residual keeps Y in range) in the codec: the output's Y is the network's
+/// output on the input's Y, and its chroma is the input's, bicubic-upscaled.
+#[test]
+fn luma_models_upscale_y_and_take_bicubic_chroma() {
+    use nawqsr_codec::metrics::imresize::imresize_plane;
+    use nawqsr_codec::runtime::{Codec, CodecConfig, Mode, luma};
+    let (w, h) = (37u32, 29u32);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 7 % 256) as u8, (y * 9 % 256) as u8, ((x + y) * 5 % 256) as u8])
+    });
+    for mode in [Mode::Fp32, Mode::Int8] {
+        let codec = Codec::new(&CodecConfig {
+            model: Some(dir().join("ecbsr.onnx")),
+            mode,
+            threads: 2,
+            patch_size: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        let out = codec.upscale_rgb(&img).unwrap();
+        assert_eq!(out.dimensions(), (2 * w, 2 * h));
+        let lr = Tensor::from_rgb(&img);
+        let ysr = codec.upscale_tensor(&luma::y_of(&lr)).unwrap();
+        let (ow, oh) = (2 * w as usize, 2 * h as usize);
+        let cb_lr: Vec<f32> = lr
+            .data
+            .chunks_exact(3)
+            .map(|p| (128.0 - 37.797 * p[0] - 74.203 * p[1] + 112.0 * p[2]) / 255.0)
+            .collect();
+        let cb_up = imresize_plane(&cb_lr, w as usize, h as usize, ow, oh);
+        let (mut worst_y, mut worst_cb, mut n) = (0f32, 0f32, 0usize);
+        for (i, p) in out.pixels().enumerate() {
+            let [r, g, b] = p.0.map(|v| v as f32 / 255.0);
+            let y = 16.0 + 65.481 * r + 128.553 * g + 24.966 * b;
+            let cb = 128.0 - 37.797 * r - 74.203 * g + 112.0 * b;
+            // Pixels whose RGB clipped to 0 or 255 cannot carry their Y and Cb.
+            if p.0.iter().any(|&v| v == 0 || v == 255) {
+                continue;
+            }
+            n += 1;
+            worst_y = worst_y.max((y - ysr.data[i] * 255.0).abs());
+            worst_cb = worst_cb.max((cb - cb_up[i] * 255.0).abs());
+        }
+        assert!(n > ow * oh / 4, "{mode:?}: only {n} unclipped pixels");
+        assert!(worst_y < 1.0 && worst_cb < 1.5, "{mode:?}: Y off by {worst_y}, Cb by {worst_cb}");
+    }
+}

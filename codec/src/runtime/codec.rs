@@ -834,7 +834,19 @@ impl Npu {
             }
         };
         let engine = Arc::new(Engine::with_granularity(graph, CpuLevel::detect(), 1, gran));
+        let luma = engine.graph.values[engine.graph.input].channels == 1;
+        if luma && cfg.routing {
+            return Err(Error::Invalid(
+                "routing is for RGB models (this model upscales luma only; expected routing off)".into(),
+            ));
+        }
         let mut npu = Npu::start(cfg, engine, Arc::new(plan), opts)?;
+        if luma && npu.cfg.reuse {
+            // Reuse caches network outputs; a luma model's frame is merged
+            // with its chroma after the network (`luma`), so it recomputes.
+            tracing::warn!("temporal reuse is off for luma models");
+            npu.cfg.reuse = false;
+        }
         if cfg.routing {
             npu.routing = Some(routing_threshold(loaded.as_deref(), schedule.as_ref())?);
         }

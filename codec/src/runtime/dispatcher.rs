@@ -526,6 +526,8 @@ enum Origin {
 
 struct Frame {
     ft: FrameTiles,
+    /// A luma model's frame: the chroma to merge with its output (`luma`).
+    chroma: Option<super::luma::Chroma>,
     /// The input, kept for the reuse cache (reuse on).
     input: Option<Arc<Tensor>>,
     origin: Origin,
@@ -708,9 +710,16 @@ impl Dispatcher {
         let id = self.next_id;
         self.next_id += 1;
         let macs = self.ctx.engine.graph.total_macs(input.h, input.w);
-        let ft = self
-            .tile_graph(input.h, input.w)
-            .and_then(|tg| FrameTiles::new(tg, &input));
+        // A luma model runs on Y; the chroma waits for its output (`luma`).
+        let luma = self.ctx.engine.graph.values[self.ctx.engine.graph.input].channels == 1 && input.c == 3;
+        let chroma = luma.then(|| super::luma::Chroma::of(&input));
+        let ft = self.tile_graph(input.h, input.w).and_then(|tg| {
+            if luma {
+                FrameTiles::new(tg, &super::luma::y_of(&input))
+            } else {
+                FrameTiles::new(tg, &input)
+            }
+        });
         if self.busy_since.is_none() {
             self.busy_since = Some(Instant::now());
         }
@@ -718,8 +727,9 @@ impl Dispatcher {
             Ok(mut ft) => {
                 // Streams reuse row bands here; synchronous jobs reuse 2D
                 // patches in `Codec::upscale_rgb`.
+                // (Not for luma models: the reuse cache holds network outputs.)
                 let link = match origin {
-                    Origin::Stream { link, .. } if self.cfg.reuse => Some(link),
+                    Origin::Stream { link, .. } if self.cfg.reuse && !luma => Some(link),
                     _ => None,
                 };
                 let input = link.map(|_| Arc::new(input));
@@ -746,6 +756,7 @@ impl Dispatcher {
                     id,
                     Frame {
                         ft,
+                        chroma,
                         input,
                         origin,
                         submitted,
@@ -942,11 +953,15 @@ impl Dispatcher {
         let result = match fr.error.take() {
             Some(e) => Err(e),
             None => fr.ft.output_chunks().and_then(|chunks| {
+                let (chunks, rgb) = match &fr.chroma {
+                    Some(c) => c.merge(&chunks, self.ctx.engine.graph.scale),
+                    None => (chunks, fr.ft.output_rgb()?),
+                };
                 Ok(Upscaled {
                     width: chunks[0].w,
                     height: chunks.iter().map(|t| t.h).sum(),
                     chunks,
-                    rgb: fr.ft.output_rgb()?,
+                    rgb,
                 })
             }),
         };

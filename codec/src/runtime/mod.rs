@@ -18,6 +18,7 @@ pub mod codec;
 pub mod color;
 pub(crate) mod dispatcher;
 pub mod frame;
+pub mod luma;
 pub mod quality;
 pub mod reuse;
 pub mod routing;
