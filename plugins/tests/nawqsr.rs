@@ -1044,3 +1044,40 @@ fn default_deadline_on_live_streams() {
     let t = last.get::<f64>("latency-target-ms").unwrap();
     assert!((t - 34.0).abs() < 1e-9, "{t}");
 }
+
+/// Issue 16: the replicas of published architectures (`assets/test-models`,
+/// RGB and luma) run in the element, in float and integer modes.
+#[test]
+fn replica_models_run_in_the_element() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/test-models");
+    for (name, s) in [
+        ("carn_m", 2),
+        ("pan", 2),
+        ("rfdn", 2),
+        ("fsrcnn", 2),
+        ("xlsr", 3),
+        ("espcn", 3),
+        ("ecbsr", 2),
+        ("opzoo", 2),
+    ] {
+        let model = dir.join(format!("{name}.onnx"));
+        for mode in ["fp32", "int8"] {
+            let (mut h, bus) = harness(&[("mode", mode), ("model", model.to_str().unwrap())]);
+            let info = video_info(gst_video::VideoFormat::I420, 24, 16);
+            h.set_src_caps(info.to_caps().unwrap());
+            let out = h
+                .push_and_pull(make_buffer(&info, &flat(24, 16, [90, 140, 60]), 0, false))
+                .unwrap_or_else(|e| panic!("{name} {mode}: {e:?} {:?}", drain(&bus)));
+            assert_eq!(
+                out.size(),
+                video_info(gst_video::VideoFormat::I420, 24 * s, 16 * s).size(),
+                "{name} {mode}"
+            );
+            let errors: Vec<_> = drain(&bus)
+                .into_iter()
+                .filter(|m| m.type_() == gst::MessageType::Error)
+                .collect();
+            assert!(errors.is_empty(), "{name} {mode}: {errors:?}");
+        }
+    }
+}
