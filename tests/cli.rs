@@ -984,3 +984,54 @@ fn calibrate_routing_writes_a_threshold_that_upscale_uses() {
         &["--budget"],
     );
 }
+
+/// Issue 16: `calibrate` produces a schedule for each replica of a published
+/// architecture (RGB and luma, float partitions included: RFDN's strided
+/// conv stays in float), and `upscale` runs it in hybrid mode.
+#[test]
+fn calibrate_and_hybrid_upscale_every_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let calib = calib_dir(dir.path());
+    let img = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/sample_lr.png");
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/test-models");
+    for (m, s) in [("rfdn", "2"), ("fsrcnn", "2"), ("pan", "2"), ("espcn", "3")] {
+        let model = models.join(format!("{m}.onnx"));
+        let sched = dir.path().join(format!("{m}.json"));
+        let o = nawqsr(&[
+            "calibrate",
+            "--model",
+            model.to_str().unwrap(),
+            "--scale",
+            s,
+            "--calib",
+            calib.to_str().unwrap(),
+            "--calib-images",
+            "3",
+            "--max-side",
+            "64",
+            "--out",
+            sched.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{m}: {}", stderr(&o));
+        let out = dir.path().join(format!("{m}.png"));
+        let o = nawqsr(&[
+            "upscale",
+            img,
+            out.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--schedule",
+            sched.to_str().unwrap(),
+            "--mode",
+            "hybrid",
+        ]);
+        assert!(o.status.success(), "{m}: {}", stderr(&o));
+        let (lw, lh) = image::image_dimensions(img).unwrap();
+        let k: u32 = s.parse().unwrap();
+        assert_eq!(
+            image::image_dimensions(&out).unwrap(),
+            (k * lw, k * lh),
+            "{m}"
+        );
+    }
+}

@@ -279,7 +279,10 @@ impl Schedule {
             self.layers.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let mut plan = Plan::fp32w8(graph);
         for (p, i) in graph.conv_layers().into_iter().enumerate() {
-            if let Some(l) = by_name.get(graph.layers[i].name.as_str()) {
+            // A conv that changes the map's size stays in float (a float
+            // partition: the integer units run "same" convs only).
+            let same = matches!(&graph.layers[i].op, crate::model::Op::Conv(c) if c.is_same());
+            if let Some(l) = by_name.get(graph.layers[i].name.as_str()).filter(|_| same) {
                 let bits = if l.bits == 8 { Bits::B8 } else { Bits::B16 };
                 plan.convs[i] = ConvPlan::Quant {
                     q: QParams {

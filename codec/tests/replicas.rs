@@ -136,7 +136,11 @@ fn luma_models_upscale_y_and_take_bicubic_chroma() {
     use nawqsr_codec::runtime::{Codec, CodecConfig, Mode, luma};
     let (w, h) = (37u32, 29u32);
     let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x * 7 % 256) as u8, (y * 9 % 256) as u8, ((x + y) * 5 % 256) as u8])
+        image::Rgb([
+            (x * 7 % 256) as u8,
+            (y * 9 % 256) as u8,
+            ((x + y) * 5 % 256) as u8,
+        ])
     });
     for mode in [Mode::Fp32, Mode::Int8] {
         let codec = Codec::new(&CodecConfig {
@@ -172,6 +176,9 @@ fn luma_models_upscale_y_and_take_bicubic_chroma() {
             worst_cb = worst_cb.max((cb - cb_up[i] * 255.0).abs());
         }
         assert!(n > ow * oh / 4, "{mode:?}: only {n} unclipped pixels");
-        assert!(worst_y < 1.0 && worst_cb < 1.5, "{mode:?}: Y off by {worst_y}, Cb by {worst_cb}");
+        assert!(
+            worst_y < 1.0 && worst_cb < 1.5,
+            "{mode:?}: Y off by {worst_y}, Cb by {worst_cb}"
+        );
     }
 }

@@ -112,6 +112,7 @@ pub fn run(a: Args) -> Result<()> {
         let e = Engine::new(graph, level, a.threads);
         threads = e.threads;
         // A luma model (FSRCNN, ESPCN) takes the frame's first channel.
+        let rgb = frame.to_rgb();
         let frame = if e.graph.values[e.graph.input].channels == 1 {
             nawqsr_codec::engine::Tensor {
                 h: frame.h,
@@ -159,7 +160,6 @@ pub fn run(a: Args) -> Result<()> {
                 plan,
                 RuntimeOptions::default(),
             )?;
-            let rgb = frame.to_rgb();
             for i in 0..a.runs + 2 {
                 let t = Instant::now();
                 match a.io.as_str() {

@@ -47,7 +47,11 @@ pub fn reuse_halo(e: &Engine, plan: &Plan) -> Result<Option<usize>> {
     // A map of another size than the frame's (strided convs, pooling: RFDN's
     // ESA) runs whole-frame, so every output depends on the whole frame; and
     // the 8×8 probe below may be smaller than such a model's windows.
-    if e.graph.values.iter().any(|v| matches!(v.spatial, Spatial::Reduced(_))) {
+    if e.graph
+        .values
+        .iter()
+        .any(|v| matches!(v.spatial, Spatial::Reduced(_)))
+    {
         return Ok(None);
     }
     Ok(TileGraph::new(e, plan, 8, 8, 8)?.reuse_halo)

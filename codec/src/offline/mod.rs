@@ -29,7 +29,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use image::RgbImage;
 use rand::SeedableRng;
 use rand::seq::index::sample;
 
@@ -98,7 +97,19 @@ impl<'a> Evaluator<'a> {
             ));
         }
         let scale = engine.graph.scale;
-        let lrs: Vec<Tensor> = samples.iter().map(|s| Tensor::from_rgb(&s.lr)).collect();
+        // A luma model (FSRCNN, ESPCN) sees the Y of rgb2ycbcr, as in training.
+        let luma = engine.graph.values[engine.graph.input].channels == 1;
+        let lrs: Vec<Tensor> = samples
+            .iter()
+            .map(|s| {
+                let t = Tensor::from_rgb(&s.lr);
+                if luma {
+                    crate::runtime::luma::y_of(&t)
+                } else {
+                    t
+                }
+            })
+            .collect();
         for s in samples {
             let (w, h) = s.hr.dimensions();
             if w as usize <= 2 * scale || h as usize <= 2 * scale {
@@ -210,7 +221,7 @@ impl<'a> Evaluator<'a> {
                             } else {
                                 this.engine.run(plan, &this.lrs[i])?
                             };
-                            psnrs.push((i, this.psnr(i, &y.to_rgb())?));
+                            psnrs.push((i, this.psnr(i, &y)?));
                         }
                         Ok((psnrs, ranges))
                     })
@@ -239,15 +250,24 @@ impl<'a> Evaluator<'a> {
         Ok((mean, observe.then_some(ranges)))
     }
 
-    fn psnr(&self, i: usize, sr: &RgbImage) -> Result<f64> {
+    /// Y PSNR of the network output `sr` (RGB, or a luma model's Y) against HR.
+    fn psnr(&self, i: usize, sr: &Tensor) -> Result<f64> {
         let (w, h) = self.hr_dims[i];
-        if sr.dimensions() != (w, h) {
+        if (sr.w, sr.h) != (w as usize, h as usize) {
             return Err(Error::Invalid(format!(
-                "calibration image {i}: output {:?}, HR {w}x{h} (expected equal sizes)",
-                sr.dimensions()
+                "calibration image {i}: output {}x{}, HR {w}x{h} (expected equal sizes)",
+                sr.w, sr.h
             )));
         }
-        let y = metrics::rgb_to_y(sr);
+        let y = if sr.c == 1 {
+            // The 8-bit Y plane a luma model's output becomes.
+            sr.data
+                .iter()
+                .map(|&v| f64::from(crate::tensor::to_u8_pixel(v)))
+                .collect()
+        } else {
+            metrics::rgb_to_y(&sr.to_rgb())
+        };
         Ok(metrics::psnr(
             &y,
             &self.hr_y[i],

@@ -837,7 +837,8 @@ impl Npu {
         let luma = engine.graph.values[engine.graph.input].channels == 1;
         if luma && cfg.routing {
             return Err(Error::Invalid(
-                "routing is for RGB models (this model upscales luma only; expected routing off)".into(),
+                "routing is for RGB models (this model upscales luma only; expected routing off)"
+                    .into(),
             ));
         }
         let mut npu = Npu::start(cfg, engine, Arc::new(plan), opts)?;

@@ -711,7 +711,8 @@ impl Dispatcher {
         self.next_id += 1;
         let macs = self.ctx.engine.graph.total_macs(input.h, input.w);
         // A luma model runs on Y; the chroma waits for its output (`luma`).
-        let luma = self.ctx.engine.graph.values[self.ctx.engine.graph.input].channels == 1 && input.c == 3;
+        let luma =
+            self.ctx.engine.graph.values[self.ctx.engine.graph.input].channels == 1 && input.c == 3;
         let chroma = luma.then(|| super::luma::Chroma::of(&input));
         let ft = self.tile_graph(input.h, input.w).and_then(|tg| {
             if luma {

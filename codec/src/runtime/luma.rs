@@ -28,9 +28,21 @@ fn t_inv() -> [[f64; 3]; 3] {
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
     let c = |a: usize, b: usize, x: usize, y: usize| m[a][b] * m[x][y] - m[a][y] * m[x][b];
     [
-        [c(1, 1, 2, 2) / det, -c(0, 1, 2, 2) / det, c(0, 1, 1, 2) / det],
-        [-c(1, 0, 2, 2) / det, c(0, 0, 2, 2) / det, -c(0, 0, 1, 2) / det],
-        [c(1, 0, 2, 1) / det, -c(0, 0, 2, 1) / det, c(0, 0, 1, 1) / det],
+        [
+            c(1, 1, 2, 2) / det,
+            -c(0, 1, 2, 2) / det,
+            c(0, 1, 1, 2) / det,
+        ],
+        [
+            -c(1, 0, 2, 2) / det,
+            c(0, 0, 2, 2) / det,
+            -c(0, 0, 1, 2) / det,
+        ],
+        [
+            c(1, 0, 2, 1) / det,
+            -c(0, 0, 2, 1) / det,
+            c(0, 0, 1, 1) / det,
+        ],
     ]
 }
 
@@ -40,11 +52,7 @@ pub fn y_of(rgb: &Tensor) -> Tensor {
         h: rgb.h,
         w: rgb.w,
         c: 1,
-        data: rgb
-            .data
-            .chunks_exact(3)
-            .map(|p| ycc(p, 0) as f32)
-            .collect(),
+        data: rgb.data.chunks_exact(3).map(|p| ycc(p, 0) as f32).collect(),
     }
 }
 
@@ -63,7 +71,12 @@ pub struct Chroma {
 
 impl Chroma {
     pub fn of(rgb: &Tensor) -> Chroma {
-        let plane = |row| rgb.data.chunks_exact(3).map(|p| ycc(p, row) as f32).collect();
+        let plane = |row| {
+            rgb.data
+                .chunks_exact(3)
+                .map(|p| ycc(p, row) as f32)
+                .collect()
+        };
         Chroma {
             w: rgb.w,
             h: rgb.h,
@@ -126,7 +139,16 @@ mod tests {
             data: (0..18).map(|i| ((i * 37) % 17) as f32 / 16.0).collect(),
         };
         let y = y_of(&rgb);
-        assert!((y.data[0] - (16.0 / 255.0 + (65.481 * rgb.data[0] as f64 + 128.553 * rgb.data[1] as f64 + 24.966 * rgb.data[2] as f64) as f32 / 255.0)).abs() < 1e-6);
+        assert!(
+            (y.data[0]
+                - (16.0 / 255.0
+                    + (65.481 * rgb.data[0] as f64
+                        + 128.553 * rgb.data[1] as f64
+                        + 24.966 * rgb.data[2] as f64) as f32
+                        / 255.0))
+                .abs()
+                < 1e-6
+        );
         let (out, u8s) = Chroma::of(&rgb).merge(&[Arc::new(y)], 1);
         for (a, b) in out[0].data.iter().zip(&rgb.data) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
