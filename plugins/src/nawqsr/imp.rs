@@ -166,8 +166,9 @@ impl ObjectImpl for Nawqsr {
                 glib::ParamSpecString::builder("model")
                     .nick("Model")
                     .blurb(
-                        "File path of the ONNX super-resolution model (one float32 1×3×H×W RGB input in [0, 1], \
-                         one 1×3×sH×sW output, s = 2, 3 or 4; finite weights; at most 1024 channels and \
+                        "File path of the ONNX super-resolution model (one float32 1×3×H×W RGB input in [0, 1] \
+                         and one 1×3×sH×sW output, or 1×1 luma in and out: FSRCNN-style models upscale Y and \
+                         the chroma takes bicubic; s = 2, 3 or 4; finite weights; at most 1024 channels and \
                          15×15 kernels per conv); its upscaling factor sets the output size. Empty: the \
                          bundled model for the negotiated scale (nawq_x2/x3/x4, compiled into the plugin; \
                          NAWQSR_MODELS, a directory list, overrides)",

@@ -37,7 +37,7 @@ pub enum NawqsrMode {
     Int8 = 1,
     #[enum_value(name = "A16w8: every layer on the A16W8 unit", nick = "a16w8")]
     A16w8 = 2,
-    #[enum_value(name = "Fp32: the FP32 reference (slow)", nick = "fp32")]
+    #[enum_value(name = "Fp32: the original float model (slow)", nick = "fp32")]
     Fp32 = 3,
     #[enum_value(
         name = "Bicubic: no network, MATLAB-compatible bicubic",
