@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use nawqsr_codec::kernels::bench::{bench_conv, measure_peak};
+use nawqsr_codec::kernels::bench::{bench_conv, bench_float_conv, measure_f32_peak, measure_peak};
 use nawqsr_codec::kernels::{ConvGeom, CpuLevel};
 use nawqsr_codec::model::{self, Op};
 use serde_json::json;
@@ -141,8 +141,35 @@ pub fn run(a: Args) -> Result<()> {
             "peak_int16_gmacs": peak.int16_macs_per_s / 1e9, "convs": rows}),
         );
     }
+    // The float conv kernel (FP32 mode, float partitions) against the f32
+    // FMA peak, on the 3×3 shapes (issue 16 item 4's target: ≥ 50 %).
+    let (flevel, fpeak) = measure_f32_peak();
+    eprintln!(
+        "float ({flevel}): peak {:.1} GMAC/s (1 thread)",
+        fpeak / 1e9
+    );
+    eprintln!(
+        "  {:<12} {:<22} {:>9} {:>7}",
+        "model", "conv", "FP32", "%peak"
+    );
+    let mut frows = vec![];
+    for (m, g) in cases.iter().filter(|(_, g)| g.kh == 3) {
+        let (_, gmacs) = bench_float_conv(g, a.min_time);
+        let pct = 100.0 * gmacs * 1e9 / fpeak;
+        let name = format!(
+            "{}x{} {}→{} {}x{}",
+            g.kh, g.kw, g.in_c, g.out_c, g.in_w, g.in_h
+        );
+        eprintln!("  {m:<12} {name:<22} {gmacs:>9.1} {pct:>6.0}%");
+        frows.push(json!({"model": m, "kh": g.kh, "in_c": g.in_c, "out_c": g.out_c, "w": g.in_w, "h": g.in_h,
+            "fp32_gmacs": gmacs, "pct_of_peak": pct}));
+    }
     if a.json {
-        println!("{}", json!({ "threads": 1, "levels": out }));
+        println!(
+            "{}",
+            json!({ "threads": 1, "levels": out,
+                "float": {"level": flevel, "peak_gmacs": fpeak / 1e9, "convs": frows} })
+        );
     }
     Ok(())
 }

@@ -308,3 +308,149 @@ pub fn bench_conv(level: CpuLevel, g: &ConvGeom, u16_input: bool, min_time_s: f6
         runs: times.len(),
     }
 }
+
+/// Peak f32 multiply-accumulates per second of the host's widest fused
+/// multiply-add (`vfmadd231ps` on zmm with AVX-512F, on ymm with AVX2+FMA,
+/// else scalar `mul_add`), in a register-only loop on one thread: the
+/// denominator of the float conv kernel's % of peak (issue 16 item 4).
+pub fn measure_f32_peak() -> (&'static str, f64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F was just detected.
+            return ("avx512f", rate(|n| unsafe { fma_peak_avx512(n) }));
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: AVX2 and FMA were just detected.
+            return ("avx2+fma", rate(|n| unsafe { fma_peak_avx2(n) }));
+        }
+    }
+    ("scalar", rate(fma_peak_scalar))
+}
+
+fn fma_peak_scalar(iters: u64) -> u64 {
+    let mut acc = [0f32; 8];
+    let (x, w) = (black_box(1.0001f32), black_box(0.9999f32));
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = x.mul_add(w, *a);
+        }
+    }
+    black_box(acc);
+    iters * 8
+}
+
+/// 16 independent `vfmadd231ps` zmm chains: 256 f32 MACs per iteration.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_peak_avx512(iters: u64) -> u64 {
+    // SAFETY: register-only loop, touches no memory; every register it writes is declared.
+    unsafe {
+        std::arch::asm!(
+            "2:",
+            "vfmadd231ps zmm0, zmm16, zmm17",
+            "vfmadd231ps zmm1, zmm16, zmm17",
+            "vfmadd231ps zmm2, zmm16, zmm17",
+            "vfmadd231ps zmm3, zmm16, zmm17",
+            "vfmadd231ps zmm4, zmm16, zmm17",
+            "vfmadd231ps zmm5, zmm16, zmm17",
+            "vfmadd231ps zmm6, zmm16, zmm17",
+            "vfmadd231ps zmm7, zmm16, zmm17",
+            "vfmadd231ps zmm8, zmm16, zmm17",
+            "vfmadd231ps zmm9, zmm16, zmm17",
+            "vfmadd231ps zmm10, zmm16, zmm17",
+            "vfmadd231ps zmm11, zmm16, zmm17",
+            "vfmadd231ps zmm12, zmm16, zmm17",
+            "vfmadd231ps zmm13, zmm16, zmm17",
+            "vfmadd231ps zmm14, zmm16, zmm17",
+            "vfmadd231ps zmm15, zmm16, zmm17",
+            "dec {n}",
+            "jnz 2b",
+            n = inout(reg) iters.max(1) => _,
+            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+            out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
+            out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
+            out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _,
+            out("zmm16") _, out("zmm17") _,
+            options(nomem, nostack),
+        );
+    }
+    iters.max(1) * 256
+}
+
+/// 12 independent `vfmadd231ps` ymm chains: 96 f32 MACs per iteration.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_peak_avx2(iters: u64) -> u64 {
+    // SAFETY: register-only loop, touches no memory; every register it writes is declared.
+    unsafe {
+        std::arch::asm!(
+            "2:",
+            "vfmadd231ps ymm0, ymm14, ymm15",
+            "vfmadd231ps ymm1, ymm14, ymm15",
+            "vfmadd231ps ymm2, ymm14, ymm15",
+            "vfmadd231ps ymm3, ymm14, ymm15",
+            "vfmadd231ps ymm4, ymm14, ymm15",
+            "vfmadd231ps ymm5, ymm14, ymm15",
+            "vfmadd231ps ymm6, ymm14, ymm15",
+            "vfmadd231ps ymm7, ymm14, ymm15",
+            "vfmadd231ps ymm8, ymm14, ymm15",
+            "vfmadd231ps ymm9, ymm14, ymm15",
+            "vfmadd231ps ymm10, ymm14, ymm15",
+            "vfmadd231ps ymm11, ymm14, ymm15",
+            "dec {n}",
+            "jnz 2b",
+            n = inout(reg) iters.max(1) => _,
+            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _,
+            out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _,
+            out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+            out("ymm14") _, out("ymm15") _,
+            options(nomem, nostack),
+        );
+    }
+    iters.max(1) * 96
+}
+
+/// Median seconds (thread CPU time) of the float conv kernel on `g` (same
+/// padding, random data, one thread, no activation), repeated for at least
+/// `min_time_s` and 3 runs; and the GMAC/s at that median.
+pub fn bench_float_conv(g: &ConvGeom, min_time_s: f64) -> (f64, f64) {
+    use crate::engine::ops::FloatConv;
+    use crate::model::Conv;
+    let (k, ic, oc) = (g.kh, g.in_c, g.out_c);
+    let conv = Conv {
+        in_c: ic,
+        out_c: oc,
+        kh: k,
+        kw: g.kw,
+        stride: 1,
+        dilation: 1,
+        pads: [k / 2, g.kw / 2, k - 1 - k / 2, g.kw - 1 - g.kw / 2],
+        groups: 1,
+        weights: (0..oc * ic * k * g.kw)
+            .map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5)
+            .collect(),
+        bias: vec![0.01; oc],
+    };
+    let f = FloatConv::new(&conv, &conv.weights);
+    let x = crate::tensor::Tensor {
+        h: g.in_h,
+        w: g.in_w,
+        c: ic,
+        data: (0..g.in_h * g.in_w * ic)
+            .map(|i| ((i * 31) % 53) as f32 / 53.0)
+            .collect(),
+    };
+    let macs = (g.in_h * g.in_w * oc * ic * k * g.kw) as f64;
+    let mut times = vec![];
+    let start = thread_seconds();
+    while times.len() < 3 || thread_seconds() - start < min_time_s {
+        let t = thread_seconds();
+        black_box(f.run(&x, None, 1));
+        times.push(thread_seconds() - t);
+    }
+    times.sort_by(f64::total_cmp);
+    let med = times[times.len() / 2];
+    (med, macs / med / 1e9)
+}

@@ -378,6 +378,35 @@ impl Lowering<'_> {
             weights: w.data.iter().map(|&v| v as f32).collect(),
             bias,
         };
+        if let Some(sub) = subpixel(&conv) {
+            // The same sums as a "same" conv with s² phases per output channel
+            // then depth-to-space: runs in bands, on the units or the float kernel.
+            let mid = self.new_value(
+                &format!("{}:subpixel", super::node_name(node)),
+                ValueShape {
+                    channels: sub.out_c,
+                    spatial: Spatial::Image { factor },
+                },
+            );
+            self.layers.push(crate::model::Layer {
+                name: format!("{}/subpixel", super::node_name(node)),
+                op: Op::Conv(sub),
+                inputs: vec![x],
+                outputs: vec![mid],
+            });
+            return self.emit(
+                node,
+                Op::DepthToSpace {
+                    block: s,
+                    crd: true,
+                },
+                vec![mid],
+                vec![ValueShape {
+                    channels: out_c,
+                    spatial: Spatial::Image { factor: factor * s },
+                }],
+            );
+        }
         self.emit(
             node,
             Op::ConvTranspose {
@@ -518,5 +547,139 @@ impl Lowering<'_> {
         let out = self.global(node, Op::GlobalAvgPool, x);
         self.set(node, Lv::Tensor(out));
         Ok(())
+    }
+}
+
+/// A transposed conv whose output is exactly `stride`× its input, as the
+/// sub-pixel conv it equals (Shi et al., ESPCN): output row s·Y + r takes
+/// taps ky ≡ r + pad (mod s) from input rows Y + (r + pad − ky)/s. Gathering
+/// every phase's taps into one window gives a "same" conv with s² output
+/// channels per channel in CRD order (channel·s² + r_y·s + r_x), followed
+/// by depth-to-space. None when the window would not be "same" (groups,
+/// dilation, or pads that put the phases' taps off-centre).
+fn subpixel(c: &Conv) -> Option<Conv> {
+    if c.groups != 1 || c.dilation != 1 {
+        return None;
+    }
+    let s = c.stride as isize;
+    // Per axis: for each phase r, its (tap, input offset) pairs.
+    let phases = |k: usize, pad: usize| -> Vec<Vec<(usize, isize)>> {
+        (0..s)
+            .map(|r| {
+                (0..k)
+                    .filter(|&t| (r + pad as isize - t as isize).rem_euclid(s) == 0)
+                    .map(|t| (t, (r + pad as isize - t as isize) / s))
+                    .collect()
+            })
+            .collect()
+    };
+    let (py, px) = (phases(c.kh, c.pads[0]), phases(c.kw, c.pads[1]));
+    let span = |p: &Vec<Vec<(usize, isize)>>| {
+        let offs = p.iter().flatten().map(|&(_, o)| o);
+        (offs.clone().min().unwrap_or(0), offs.max().unwrap_or(0))
+    };
+    let ((ylo, yhi), (xlo, xhi)) = (span(&py), span(&px));
+    // "Same": the window spans lo..=hi around 0 with pads −lo and hi.
+    if ylo > 0 || yhi < 0 || xlo > 0 || xhi < 0 {
+        return None;
+    }
+    let (kh, kw) = ((yhi - ylo + 1) as usize, (xhi - xlo + 1) as usize);
+    let (ic, oc, ss) = (c.in_c, c.out_c, (s * s) as usize);
+    let mut w = vec![0f32; oc * ss * ic * kh * kw];
+    let mut bias = vec![0f32; oc * ss];
+    for o in 0..oc {
+        for ry in 0..s as usize {
+            for rx in 0..s as usize {
+                let oo = o * ss + ry * s as usize + rx;
+                bias[oo] = c.bias[o];
+                for &(ty, offy) in &py[ry] {
+                    for &(tx, offx) in &px[rx] {
+                        let (a, b) = ((offy - ylo) as usize, (offx - xlo) as usize);
+                        for i in 0..ic {
+                            // ONNX ConvTranspose weights: [in_c][out_c][kh][kw].
+                            w[((oo * ic + i) * kh + a) * kw + b] =
+                                c.weights[((i * oc + o) * c.kh + ty) * c.kw + tx];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Some(Conv {
+        in_c: ic,
+        out_c: oc * ss,
+        kh,
+        kw,
+        stride: 1,
+        dilation: 1,
+        pads: [(-ylo) as usize, (-xlo) as usize, yhi as usize, xhi as usize],
+        groups: 1,
+        weights: w,
+        bias,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ops::{FloatConv, conv_transpose, depth_to_space};
+    use crate::tensor::Tensor;
+
+    /// The sub-pixel conv + depth-to-space equals the transposed conv it was
+    /// lowered from (FSRCNN's 9×9 ×2 and ×3, ×4 with 8×8, odd pads).
+    #[test]
+    fn subpixel_lowering_equals_conv_transpose() {
+        for &(k, s, p) in &[
+            (9usize, 2usize, 4usize),
+            (9, 3, 3),
+            (8, 4, 2),
+            (3, 2, 1),
+            (4, 2, 1),
+        ] {
+            let (ic, oc) = (3, 2);
+            let op = s + 2 * p - k; // output exactly s× the input
+            let c = Conv {
+                in_c: ic,
+                out_c: oc,
+                kh: k,
+                kw: k,
+                stride: s,
+                dilation: 1,
+                pads: [p; 4],
+                groups: 1,
+                weights: (0..ic * oc * k * k)
+                    .map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5)
+                    .collect(),
+                bias: vec![0.1, -0.2],
+            };
+            let x = Tensor {
+                h: 5,
+                w: 7,
+                c: ic,
+                data: (0..5 * 7 * ic)
+                    .map(|i| ((i * 31) % 53) as f32 / 53.0)
+                    .collect(),
+            };
+            let want = conv_transpose(&x, &c, [op, op], 1);
+            let sub = subpixel(&c).expect("lowerable");
+            assert!(sub.is_same(), "k{k} s{s} p{p}");
+            let got = depth_to_space(
+                &FloatConv::new(&sub, &sub.weights).run(&x, None, 1),
+                s,
+                true,
+            );
+            assert_eq!(
+                (got.h, got.w, got.c),
+                (want.h, want.w, want.c),
+                "k{k} s{s} p{p}"
+            );
+            let err = got
+                .data
+                .iter()
+                .zip(&want.data)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(err < 1e-5, "k{k} s{s} p{p}: {err}");
+        }
     }
 }
