@@ -204,7 +204,13 @@ fn body<const L: u8>(
                 let nv = ((ocp - ob) / LANES).min(VECS);
                 let mut xo = 0;
                 while xo < g.ow {
-                    let np = if g.ow - xo >= PIX { PIX } else { 1 };
+                    // Narrow outputs (≤ 32 channels) take 8 pixels a block, so
+                    // enough independent accumulators hide the FMA latency.
+                    let np = match g.ow - xo {
+                        r if nv <= 2 && r >= 2 * PIX => 2 * PIX,
+                        r if r >= PIX => PIX,
+                        _ => 1,
+                    };
                     let b = Block {
                         gi,
                         ob,
@@ -213,6 +219,8 @@ fn body<const L: u8>(
                     };
                     // Constant block sizes, so the accumulators stay in registers.
                     match (np, nv) {
+                        (8, 2) => block::<L, 8, 2>(p, g, &b, orow, act),
+                        (8, _) => block::<L, 8, 1>(p, g, &b, orow, act),
                         (PIX, 4) => block::<L, PIX, 4>(p, g, &b, orow, act),
                         (PIX, 3) => block::<L, PIX, 3>(p, g, &b, orow, act),
                         (PIX, 2) => block::<L, PIX, 2>(p, g, &b, orow, act),

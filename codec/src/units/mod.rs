@@ -13,6 +13,23 @@ use crate::kernels::{self, ConvGeom, CpuLevel, PackedConv};
 use crate::model::Conv;
 use crate::quant::{Bits, QParams, QuantWeights, WeightGranularity};
 
+/// Grouped convs up to this many input channels are packed dense (`QConv::build`).
+const DENSE_GROUPED_MAX_CHANNELS: usize = 128;
+
+/// Grouped weights [out_c][in_c/g][kh][kw] as dense [out_c][in_c][kh][kw],
+/// zero outside each output channel's group.
+fn block_diagonal(q: &[i8], c: &Conv) -> Vec<i8> {
+    let (icg, ocg, k) = (c.in_c / c.groups, c.out_c / c.groups, c.kh * c.kw);
+    let mut d = vec![0i8; c.out_c * c.in_c * k];
+    for o in 0..c.out_c {
+        let g = o / ocg;
+        for i in 0..icg {
+            d[(o * c.in_c + g * icg + i) * k..][..k].copy_from_slice(&q[(o * icg + i) * k..][..k]);
+        }
+    }
+    d
+}
+
 /// A conv layer prepared for the integer units.
 #[derive(Debug)]
 pub struct QConv {
@@ -25,6 +42,7 @@ pub struct QConv {
     pub kw: usize,
     pub dilation: usize,
     pub pads: [usize; 4],
+    /// Groups of the packed kernel: 1 when a grouped conv was packed dense.
     pub groups: usize,
 }
 
@@ -40,14 +58,35 @@ impl QConv {
     }
 
     fn build(conv: &Conv, gran: WeightGranularity, only: Option<CpuLevel>) -> QConv {
+        Self::build_with(conv, gran, only, conv.in_c <= DENSE_GROUPED_MAX_CHANNELS)
+    }
+
+    fn build_with(
+        conv: &Conv,
+        gran: WeightGranularity,
+        only: Option<CpuLevel>,
+        densify: bool,
+    ) -> QConv {
         let weights = QuantWeights::quantize(&conv.weights, conv.out_c, gran);
+        // Grouped convs of few channels (CARN-M, XLSR) are packed as dense
+        // block-diagonal convs, so they take the SIMD kernels instead of the
+        // scalar grouped body: the added weights are 0, integer accumulation
+        // is exact, and Σw per output channel is unchanged, so the output is
+        // the same bit for bit; the cost is groups× the MACs.
+        let dense = conv.groups > 1 && densify;
+        let groups = if dense { 1 } else { conv.groups };
+        let q = if dense {
+            block_diagonal(&weights.q, conv)
+        } else {
+            weights.q.clone()
+        };
         let packed = PackedConv::new_for(
-            &weights.q,
+            &q,
             conv.out_c,
-            conv.in_c / conv.groups,
+            conv.in_c / groups,
             conv.kh,
             conv.kw,
-            conv.groups,
+            groups,
             only,
         );
         QConv {
@@ -60,7 +99,7 @@ impl QConv {
             kw: conv.kw,
             dilation: conv.dilation,
             pads: conv.pads,
-            groups: conv.groups,
+            groups,
         }
     }
 
@@ -162,4 +201,65 @@ fn run_on<T: Copy + Default + Send + Sync>(
         },
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grouped conv packed dense (block-diagonal) gives the grouped
+    /// scalar body's output bit for bit, on both units and every level.
+    #[test]
+    fn dense_packed_grouped_conv_equals_the_grouped_body() {
+        for &(ic, oc, g, k) in &[
+            (16usize, 16usize, 4usize, 3usize),
+            (8, 8, 8, 3),
+            (12, 24, 3, 1),
+        ] {
+            let n = oc * (ic / g) * k * k;
+            let conv = Conv {
+                in_c: ic,
+                out_c: oc,
+                kh: k,
+                kw: k,
+                stride: 1,
+                dilation: 1,
+                pads: [k / 2; 4],
+                groups: g,
+                weights: (0..n)
+                    .map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5)
+                    .collect(),
+                bias: (0..oc).map(|i| i as f32 * 0.01).collect(),
+            };
+            let grouped = QConv::build_with(&conv, WeightGranularity::PerChannel, None, false);
+            let dense = QConv::build_with(&conv, WeightGranularity::PerChannel, None, true);
+            assert_eq!((grouped.groups, dense.groups), (g, 1));
+            let x = crate::tensor::Tensor {
+                h: 6,
+                w: 9,
+                c: ic,
+                data: (0..6 * 9 * ic)
+                    .map(|i| ((i * 31) % 53) as f32 / 53.0 - 0.2)
+                    .collect(),
+            };
+            for bits in [Bits::B8, Bits::B16] {
+                let q = QParams::from_range(-0.2, 0.8, bits);
+                let want = grouped.run(CpuLevel::Scalar, &x, &q, &kernels::Activation::Relu, 1);
+                for level in CpuLevel::supported() {
+                    if level == CpuLevel::Amx {
+                        continue;
+                    }
+                    let got = dense.run(level, &x, &q, &kernels::Activation::Relu, 1);
+                    assert!(
+                        got.data
+                            .iter()
+                            .zip(&want.data)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{ic}->{oc} g{g} k{k} {bits:?} {}",
+                        level.name()
+                    );
+                }
+            }
+        }
+    }
 }
