@@ -22,6 +22,8 @@ const LANES: usize = 16;
 const PIX: usize = 4;
 /// Output-channel vectors per register block (64 channels).
 const VECS: usize = 4;
+/// Most taps (kh·kw) a kernel may have: the importer's 15×15 limit.
+const MAX_TAPS: usize = 225;
 
 /// Weights re-laid out as [group][ky][kx][i][oc padded to 16], bias padded.
 #[derive(Clone, Debug)]
@@ -202,6 +204,21 @@ fn body<const L: u8>(
         for gi in 0..groups {
             for ob in (0..ocp).step_by(LANES * VECS) {
                 let nv = ((ocp - ob) / LANES).min(VECS);
+                // Per tap (ky, kx): where its input channels start for output
+                // pixel 0 in the padded rows, and where its weights start.
+                let icg = c.in_c / groups;
+                let row = g.wp * g.in_c;
+                let tap_offs: Vec<(usize, usize)> = taps
+                    .iter()
+                    .flat_map(|&(ky, ly)| {
+                        (0..c.kw).map(move |kx| {
+                            (
+                                ly * row + kx * c.dilation * g.in_c + gi * icg,
+                                ((gi * c.kh + ky) * c.kw + kx) * icg * ocp + ob,
+                            )
+                        })
+                    })
+                    .collect();
                 let mut xo = 0;
                 while xo < g.ow {
                     // Narrow outputs (≤ 32 channels) take 8 pixels a block, so
@@ -215,22 +232,30 @@ fn body<const L: u8>(
                         gi,
                         ob,
                         xo,
-                        taps: &taps,
+                        taps: &tap_offs,
                     };
                     // Constant block sizes, so the accumulators stay in registers.
                     match (np, nv) {
-                        (8, 2) => block::<L, 8, 2>(p, g, &b, orow, act),
-                        (8, _) => block::<L, 8, 1>(p, g, &b, orow, act),
-                        (PIX, 4) => block::<L, PIX, 4>(p, g, &b, orow, act),
-                        (PIX, 3) => block::<L, PIX, 3>(p, g, &b, orow, act),
-                        (PIX, 2) => block::<L, PIX, 2>(p, g, &b, orow, act),
-                        (PIX, _) => block::<L, PIX, 1>(p, g, &b, orow, act),
-                        (_, 4) => block::<L, 1, 4>(p, g, &b, orow, act),
-                        (_, 3) => block::<L, 1, 3>(p, g, &b, orow, act),
-                        (_, 2) => block::<L, 1, 2>(p, g, &b, orow, act),
-                        _ => block::<L, 1, 1>(p, g, &b, orow, act),
+                        (8, 2) => block::<L, 8, 2>(p, g, &b, orow),
+                        (8, _) => block::<L, 8, 1>(p, g, &b, orow),
+                        (PIX, 4) => block::<L, PIX, 4>(p, g, &b, orow),
+                        (PIX, 3) => block::<L, PIX, 3>(p, g, &b, orow),
+                        (PIX, 2) => block::<L, PIX, 2>(p, g, &b, orow),
+                        (PIX, _) => block::<L, PIX, 1>(p, g, &b, orow),
+                        (_, 4) => block::<L, 1, 4>(p, g, &b, orow),
+                        (_, 3) => block::<L, 1, 3>(p, g, &b, orow),
+                        (_, 2) => block::<L, 1, 2>(p, g, &b, orow),
+                        _ => block::<L, 1, 1>(p, g, &b, orow),
                     }
                     xo += np;
+                }
+            }
+        }
+        // The fused activation, once over the finished row (vectorises).
+        if let Some(a) = act {
+            for px in orow.chunks_exact_mut(c.out_c) {
+                for (o, v) in px.iter_mut().enumerate() {
+                    *v = super::ops::activate(a, *v, o);
                 }
             }
         }
@@ -242,6 +267,7 @@ struct Block<'a> {
     gi: usize,
     ob: usize,
     xo: usize,
+    /// Per tap: input offset for pixel 0, weight offset.
     taps: &'a [(usize, usize)],
 }
 
@@ -251,7 +277,6 @@ fn block<const L: u8, const P: usize, const V: usize>(
     g: &Geo,
     b: &Block,
     orow: &mut [f32],
-    act: Option<&Activation>,
 ) {
     let c = &p.conv;
     let (icg, ocg, ocp) = (c.in_c / c.groups, c.out_c / c.groups, p.ocp);
@@ -261,31 +286,37 @@ fn block<const L: u8, const P: usize, const V: usize>(
             av.copy_from_slice(&p.bias[b.gi * ocp + b.ob + v * LANES..][..LANES]);
         }
     }
-    let row = g.wp * g.in_c;
-    for &(ky, ly) in b.taps {
-        let xrow = &g.xp[ly * row..(ly + 1) * row];
-        for kx in 0..c.kw {
-            let wbase = ((b.gi * c.kh + ky) * c.kw + kx) * icg * ocp + b.ob;
-            let col0 = (b.xo * c.stride + kx * c.dilation) * g.in_c + b.gi * icg;
-            let cstep = c.stride * g.in_c;
-            // Every index the loops below read, checked once here.
-            let xs = &xrow[col0..col0 + (P - 1) * cstep + icg];
-            let ws = &p.w[wbase..wbase + (icg - 1) * ocp + V * LANES];
-            #[cfg(target_arch = "x86_64")]
-            if L == Level::Avx512 as u8 {
-                // SAFETY: this build runs only where AVX-512F and FMA were detected
-                // (`run`); the reads stay inside `xs` and `ws` (bounds above).
-                unsafe { fma_avx512::<P, V>(&mut acc, xs, ws, icg, cstep, ocp) };
-                continue;
-            } else if L == Level::Avx2 as u8 {
-                // SAFETY: as above, for AVX2 and FMA.
-                unsafe { fma_avx2::<P, V>(&mut acc, xs, ws, icg, cstep, ocp) };
-                continue;
-            }
+    let cstep = c.stride * g.in_c;
+    // Shift the taps to this block's first pixel; check every read once here.
+    let x0 = b.xo * cstep;
+    let mut taps = [(0usize, 0usize); MAX_TAPS];
+    let n_taps = b.taps.len();
+    assert!(n_taps <= MAX_TAPS, "kernel of more than {MAX_TAPS} taps");
+    for (t, &(xo, wo)) in taps.iter_mut().zip(b.taps) {
+        let xo = xo + x0;
+        assert!(
+            xo + (P - 1) * cstep + icg <= g.xp.len()
+                && wo + (icg - 1) * ocp + V * LANES <= p.w.len(),
+            "tap reads outside the padded rows or the weights"
+        );
+        *t = (xo, wo);
+    }
+    let taps = &taps[..n_taps];
+    #[cfg(target_arch = "x86_64")]
+    if L == Level::Avx512 as u8 {
+        // SAFETY: this build runs only where AVX-512F and FMA were detected
+        // (`run`); every tap's reads were bounds-checked above.
+        unsafe { fma_avx512::<P, V>(&mut acc, g.xp, &p.w, taps, icg, cstep, ocp) };
+    } else if L == Level::Avx2 as u8 {
+        // SAFETY: as above, for AVX2 and FMA.
+        unsafe { fma_avx2::<P, V>(&mut acc, g.xp, &p.w, taps, icg, cstep, ocp) };
+    }
+    if L == Level::Scalar as u8 {
+        for &(xo, wo) in taps {
             for i in 0..icg {
-                let wrow = &ws[i * ocp..][..V * LANES];
+                let wrow = &p.w[wo + i * ocp..][..V * LANES];
                 for (pi, a) in acc.iter_mut().enumerate() {
-                    let xv = xs[pi * cstep + i];
+                    let xv = g.xp[xo + pi * cstep + i];
                     for (v, av) in a.iter_mut().enumerate() {
                         for l in 0..LANES {
                             av[l] = xv.mul_add(wrow[v * LANES + l], av[l]);
@@ -303,32 +334,29 @@ fn block<const L: u8, const P: usize, const V: usize>(
                 break;
             }
             let n = (ocg - o0).min(LANES);
-            for l in 0..n {
-                px[o0 + l] = match act {
-                    Some(a) => super::ops::activate(a, av[l], b.gi * ocg + o0 + l),
-                    None => av[l],
-                };
-            }
+            px[o0..o0 + n].copy_from_slice(&av[..n]);
         }
     }
 }
 
-/// `acc[p][v] += xs[p·cstep + i] · ws[i·ocp + v·16 ..]` over i, fused, in
-/// zmm registers. The same per-element sequence as the scalar loop.
+/// `acc[p][v] += x[xo + p·cstep + i] · w[wo + i·ocp + v·16 ..]` over every
+/// tap (xo, wo) and input channel i, fused, with the accumulators in zmm
+/// registers for the whole window. The same per-element sequence as the
+/// scalar loop.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 #[inline]
 unsafe fn fma_avx512<const P: usize, const V: usize>(
     acc: &mut [[[f32; LANES]; V]; P],
-    xs: &[f32],
-    ws: &[f32],
+    x: &[f32],
+    w: &[f32],
+    taps: &[(usize, usize)],
     icg: usize,
     cstep: usize,
     ocp: usize,
 ) {
     use std::arch::x86_64::*;
-    // SAFETY (whole body): loads of 16 lanes at ws[i·ocp + v·16] and of one
-    // value at xs[p·cstep + i], all inside the slices (bounds in `block`).
+    // SAFETY (whole body): `block` checked every tap's reads against `x` and `w`.
     unsafe {
         let mut r = [[_mm512_setzero_ps(); V]; P];
         for (rp, ap) in r.iter_mut().zip(acc.iter()) {
@@ -336,16 +364,19 @@ unsafe fn fma_avx512<const P: usize, const V: usize>(
                 *rv = _mm512_loadu_ps(av.as_ptr());
             }
         }
-        for i in 0..icg {
-            let w = ws.as_ptr().add(i * ocp);
-            let mut wv = [_mm512_setzero_ps(); V];
-            for (v, x) in wv.iter_mut().enumerate() {
-                *x = _mm512_loadu_ps(w.add(v * LANES));
-            }
-            for (pi, rp) in r.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*xs.as_ptr().add(pi * cstep + i));
-                for (rv, &w) in rp.iter_mut().zip(wv.iter()) {
-                    *rv = _mm512_fmadd_ps(x, w, *rv);
+        for &(xo, wo) in taps {
+            let (xs, ws) = (x.as_ptr().add(xo), w.as_ptr().add(wo));
+            for i in 0..icg {
+                let wp = ws.add(i * ocp);
+                let mut wv = [_mm512_setzero_ps(); V];
+                for (v, q) in wv.iter_mut().enumerate() {
+                    *q = _mm512_loadu_ps(wp.add(v * LANES));
+                }
+                for (pi, rp) in r.iter_mut().enumerate() {
+                    let xv = _mm512_set1_ps(*xs.add(pi * cstep + i));
+                    for (rv, &q) in rp.iter_mut().zip(wv.iter()) {
+                        *rv = _mm512_fmadd_ps(xv, q, *rv);
+                    }
                 }
             }
         }
@@ -363,8 +394,9 @@ unsafe fn fma_avx512<const P: usize, const V: usize>(
 #[inline]
 unsafe fn fma_avx2<const P: usize, const V: usize>(
     acc: &mut [[[f32; LANES]; V]; P],
-    xs: &[f32],
-    ws: &[f32],
+    x: &[f32],
+    w: &[f32],
+    taps: &[(usize, usize)],
     icg: usize,
     cstep: usize,
     ocp: usize,
@@ -379,16 +411,19 @@ unsafe fn fma_avx2<const P: usize, const V: usize>(
                     *rv = _mm256_loadu_ps(av.as_ptr().add(h * 8));
                 }
             }
-            for i in 0..icg {
-                let w = ws.as_ptr().add(i * ocp + h * 8);
-                let mut wv = [_mm256_setzero_ps(); V];
-                for (v, x) in wv.iter_mut().enumerate() {
-                    *x = _mm256_loadu_ps(w.add(v * LANES));
-                }
-                for (pi, rp) in r.iter_mut().enumerate() {
-                    let x = _mm256_set1_ps(*xs.as_ptr().add(pi * cstep + i));
-                    for (rv, &w) in rp.iter_mut().zip(wv.iter()) {
-                        *rv = _mm256_fmadd_ps(x, w, *rv);
+            for &(xo, wo) in taps {
+                let (xs, ws) = (x.as_ptr().add(xo), w.as_ptr().add(wo + h * 8));
+                for i in 0..icg {
+                    let wp = ws.add(i * ocp);
+                    let mut wv = [_mm256_setzero_ps(); V];
+                    for (v, q) in wv.iter_mut().enumerate() {
+                        *q = _mm256_loadu_ps(wp.add(v * LANES));
+                    }
+                    for (pi, rp) in r.iter_mut().enumerate() {
+                        let xv = _mm256_set1_ps(*xs.add(pi * cstep + i));
+                        for (rv, &q) in rp.iter_mut().zip(wv.iter()) {
+                            *rv = _mm256_fmadd_ps(xv, q, *rv);
+                        }
                     }
                 }
             }
