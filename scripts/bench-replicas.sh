@@ -14,7 +14,7 @@ cargo build --release --workspace -q
 out=target/replicas
 mkdir -p "$out"
 printf '| model | scale | fp32 | fp32w8 | int8 | a16w8 | hybrid | tract (1 thread) |\n|---|---|---|---|---|---|---|---|\n'
-for m in carn_m pan rfdn fsrcnn xlsr espcn ecbsr opzoo; do
+for m in carn_m pan rfdn fsrcnn xlsr espcn ecbsr opzoo shuffle_rt; do
   model=assets/test-models/$m.onnx
   s=2; case $m in xlsr|espcn) s=3;; esac
   if [ -d ../shared/datasets/train ] && [ ! -f "$out/$m.json" ]; then

@@ -11,8 +11,16 @@ use nawqsr_codec::kernels::CpuLevel;
 use nawqsr_codec::model::import;
 use nawqsr_codec::quant::Bits;
 
-pub const REPLICAS: [&str; 8] = [
-    "carn_m", "pan", "rfdn", "fsrcnn", "xlsr", "espcn", "ecbsr", "opzoo",
+pub const REPLICAS: [&str; 9] = [
+    "carn_m",
+    "pan",
+    "rfdn",
+    "fsrcnn",
+    "xlsr",
+    "espcn",
+    "ecbsr",
+    "opzoo",
+    "shuffle_rt",
 ];
 
 fn dir() -> PathBuf {

@@ -1059,6 +1059,7 @@ fn replica_models_run_in_the_element() {
         ("espcn", 3),
         ("ecbsr", 2),
         ("opzoo", 2),
+        ("shuffle_rt", 2),
     ] {
         let model = dir.join(format!("{name}.onnx"));
         for mode in ["fp32", "int8"] {

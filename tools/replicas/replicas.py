@@ -18,6 +18,7 @@ lower) at a few channels, so the files stay small enough to ship:
 - espcn    ESPCN: Y only, Tanh, PixelShuffle, x3
 - ecbsr    ECBSR (deploy form: its re-parameterised 3x3 convs), Y only,
            PReLU, PixelShuffle, x2
+- shuffle_rt  pixel shuffle as Reshape -> Transpose -> Reshape (CRD and DCR), x2
 - opzoo    not an architecture: one each of the remaining ops issue 16 lists
            (Tanh, Clip, HardSigmoid, HardSwish, GELU, Div, AveragePool,
            ReduceMean, reflect Pad, Resize cubic/bilinear), x2
@@ -258,6 +259,26 @@ class EcbsrDeploy(nn.Module):
         return self.ps(self.body(x) + x)
 
 
+class ShuffleRt(nn.Module):
+    """Pixel shuffle written as view -> permute -> reshape (CRD), and its DCR
+    twin, as code that predates nn.PixelShuffle (or TF exports) writes it."""
+
+    def __init__(self, c=8, s=2):
+        super().__init__()
+        self.s = s
+        self.a = nn.Conv2d(3, c, 3, 1, 1)
+        self.b = nn.Conv2d(c, 3 * s * s, 3, 1, 1)
+        self.d = nn.Conv2d(c, 3 * s * s, 3, 1, 1)
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        s = self.s
+        f = F.relu(self.a(x))
+        y = self.b(f).view(n, 3, s, s, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, 3, h * s, w * s)
+        z = self.d(f).view(n, s, s, 3, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, 3, h * s, w * s)
+        return y + z
+
+
 class OpZoo(nn.Module):
     def __init__(self, c=8):
         super().__init__()
@@ -284,6 +305,7 @@ class OpZoo(nn.Module):
 MODELS = {
     "carn_m": (CarnM, 3), "pan": (Pan, 3), "rfdn": (Rfdn, 3), "fsrcnn": (Fsrcnn, 1),
     "xlsr": (Xlsr, 3), "espcn": (Espcn, 1), "ecbsr": (EcbsrDeploy, 1), "opzoo": (OpZoo, 3),
+    "shuffle_rt": (ShuffleRt, 3),
 }
 
 

@@ -21,6 +21,9 @@ pub(super) enum Dim {
     Known(i64),
     H(ValueId),
     W(ValueId),
+    /// k·H or k·W of a value (the output size of a hand-written pixel shuffle).
+    HMul(ValueId, usize),
+    WMul(ValueId, usize),
 }
 
 /// A 1-D shape vector as a list of [`Dim`]s; all-known vectors become constants.
@@ -148,6 +151,12 @@ impl Lowering<'_> {
                     // A scalar dimension made a 1-element vector (or back).
                     Lv::Dim(v, 2) if node.op_type == "Unsqueeze" => Lv::Dims(vec![Dim::H(v)]),
                     Lv::Dim(v, 3) if node.op_type == "Unsqueeze" => Lv::Dims(vec![Dim::W(v)]),
+                    Lv::DimMul(v, 2, k) if node.op_type == "Unsqueeze" => {
+                        Lv::Dims(vec![Dim::HMul(v, k)])
+                    }
+                    Lv::DimMul(v, 3, k) if node.op_type == "Unsqueeze" => {
+                        Lv::Dims(vec![Dim::WMul(v, k)])
+                    }
                     Lv::Dims(d) if node.op_type == "Squeeze" && d.len() == 1 => match d[0] {
                         Dim::H(v) => Lv::Dim(v, 2),
                         Dim::W(v) => Lv::Dim(v, 3),
@@ -155,6 +164,8 @@ impl Lowering<'_> {
                             dims: vec![],
                             data: vec![k as f64],
                         }),
+                        Dim::HMul(v, k) => Lv::DimMul(v, 2, k),
+                        Dim::WMul(v, k) => Lv::DimMul(v, 3, k),
                     },
                     _ => return Ok(false),
                 }
@@ -189,6 +200,8 @@ impl Lowering<'_> {
                             })?),
                             Lv::Dim(v, 2) => d.push(Dim::H(v)),
                             Lv::Dim(v, 3) => d.push(Dim::W(v)),
+                            Lv::DimMul(v, 2, k) => d.push(Dim::HMul(v, k)),
+                            Lv::DimMul(v, 3, k) => d.push(Dim::WMul(v, k)),
                             _ => return Err(self.unsupported(node, "concat of a shape value")),
                         }
                     }
@@ -204,6 +217,8 @@ impl Lowering<'_> {
                         match picked[0] {
                             Dim::H(v) => Lv::Dim(v, 2),
                             Dim::W(v) => Lv::Dim(v, 3),
+                            Dim::HMul(v, k) => Lv::DimMul(v, 2, k),
+                            Dim::WMul(v, k) => Lv::DimMul(v, 3, k),
                             Dim::Known(k) => Lv::Const(Const {
                                 dims: vec![],
                                 data: vec![k as f64],
@@ -225,7 +240,7 @@ impl Lowering<'_> {
                 }
             },
             "Cast" => match self.get(node, 0)? {
-                lv @ (Lv::Dim(..) | Lv::HwCount(_) | Lv::Dims(_)) => lv,
+                lv @ (Lv::Dim(..) | Lv::DimMul(..) | Lv::HwCount(_) | Lv::Dims(_)) => lv,
                 Lv::Const(mut c) => {
                     // ONNX Cast to an integer type truncates toward zero.
                     let to = attr(node, "to").map(|a| a.i).unwrap_or(1);

@@ -588,12 +588,12 @@ fn subpixel(c: &Conv) -> Option<Conv> {
     let mut w = vec![0f32; oc * ss * ic * kh * kw];
     let mut bias = vec![0f32; oc * ss];
     for o in 0..oc {
-        for ry in 0..s as usize {
-            for rx in 0..s as usize {
+        for (ry, ptaps_y) in py.iter().enumerate() {
+            for (rx, ptaps_x) in px.iter().enumerate() {
                 let oo = o * ss + ry * s as usize + rx;
                 bias[oo] = c.bias[o];
-                for &(ty, offy) in &py[ry] {
-                    for &(tx, offx) in &px[rx] {
+                for &(ty, offy) in ptaps_y {
+                    for &(tx, offx) in ptaps_x {
                         let (a, b) = ((offy - ylo) as usize, (offx - xlo) as usize);
                         for i in 0..ic {
                             // ONNX ConvTranspose weights: [in_c][out_c][kh][kw].

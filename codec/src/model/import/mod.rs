@@ -15,6 +15,7 @@
 //! or `GlobalStd` layer.
 mod fold;
 mod layers;
+mod shuffle;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,7 +27,7 @@ use crate::error::{Error, Result};
 
 const SUPPORTED: &str = "Conv (any groups, dilation, stride), ConvTranspose, Pad, Relu, LeakyRelu, PRelu, \
 Sigmoid, Tanh, Clip, HardSigmoid, HardSwish, Gelu, Erf, Add, Sub, Mul, Div (maps, per-channel vectors, \
-constants), Split, Slice (channels), Concat, DepthToSpace, Resize/Upsample (nearest, linear, cubic), \
+constants), Split, Slice (channels), Concat, DepthToSpace (or Reshape-Transpose-Reshape), Resize/Upsample (nearest, linear, cubic), \
 MaxPool, AveragePool, GlobalAveragePool, ReduceMean (H, W), ReduceSum/Pow (mean/std patterns), shape \
 subgraphs (Shape, Gather, Unsqueeze, Squeeze, Concat, Cast, Reshape, Transpose, Slice, ConstantOfShape), \
 Constant, Identity";
@@ -45,6 +46,17 @@ enum Lv {
     Const(Const),
     /// A 1-D shape vector (Shape(v), sliced or concatenated): see `fold`.
     Dims(Vec<fold::Dim>),
+    /// k · Gather(Shape(v), axis)
+    DimMul(ValueId, usize, usize),
+    /// A map viewed as 6-D for a hand-written pixel shuffle: x reshaped to
+    /// (1, d0, d1, d2, H, W) (`shuffle.rs`).
+    View6(ValueId, [usize; 3]),
+    /// That view transposed into a depth-to-space order, before the final reshape.
+    Shuffled {
+        x: ValueId,
+        block: usize,
+        crd: bool,
+    },
     /// Gather(Shape(v), axis)
     Dim(ValueId, usize),
     /// H·W of v (Mul of its two spatial dims, possibly Cast)
@@ -321,7 +333,11 @@ impl Lowering<'_> {
                 Err(self.unsupported(node, "intermediate of a mean/std pattern used as a tensor"))
             }
             Lv::Const(_) => Err(self.unsupported(node, "constant used as an image tensor")),
-            Lv::Dims(_) | Lv::Dim(..) | Lv::HwCount(_) => {
+            Lv::View6(..) | Lv::Shuffled { .. } => Err(self.unsupported(
+                node,
+                "intermediate of a Reshape-Transpose-Reshape pixel shuffle used as a tensor",
+            )),
+            Lv::Dims(_) | Lv::Dim(..) | Lv::DimMul(..) | Lv::HwCount(_) => {
                 Err(self.unsupported(node, "shape value used as a tensor"))
             }
         }
@@ -506,6 +522,8 @@ impl Lowering<'_> {
             "ConvTranspose" => self.conv_transpose(node)?,
             "MaxPool" | "AveragePool" => self.pool(node)?,
             "Pad" => self.pad(node)?,
+            "Reshape" => self.reshape(node)?,
+            "Transpose" => self.transpose(node)?,
             "Mul" => self.mul(node)?,
             "Div" => {
                 let (a, b) = (self.get(node, 0)?, self.get(node, 1)?);
@@ -746,6 +764,12 @@ impl Lowering<'_> {
         match (a, b) {
             (Lv::Dim(v, 2), Lv::Dim(u, 3)) | (Lv::Dim(v, 3), Lv::Dim(u, 2)) if u == v => {
                 self.set(node, Lv::HwCount(v));
+                Ok(())
+            }
+            (Lv::Dim(v, a), Lv::Const(k)) | (Lv::Const(k), Lv::Dim(v, a))
+                if k.data.len() == 1 && k.data[0] >= 1.0 && k.data[0].fract() == 0.0 =>
+            {
+                self.set(node, Lv::DimMul(v, a, k.data[0] as usize));
                 Ok(())
             }
             (a, b) => self.eltwise(node, BinOp::Mul, a, b),
