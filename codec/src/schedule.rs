@@ -113,7 +113,8 @@ pub struct SearchInfo {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayerQ {
-    /// b_l: 8 (INT8 unit) or 16 (A16W8 unit).
+    /// b_l: 8 (INT8 unit), 16 (A16W8 unit) or 32 (kept in float: a float
+    /// partition, issue 16 item 2).
     pub bits: u32,
     /// s_l of Eq. (1) (static; replaced at run time when `dre`).
     pub scale: f32,
@@ -282,7 +283,10 @@ impl Schedule {
             // A conv that changes the map's size stays in float (a float
             // partition: the integer units run "same" convs only).
             let same = matches!(&graph.layers[i].op, crate::model::Op::Conv(c) if c.is_same());
-            if let Some(l) = by_name.get(graph.layers[i].name.as_str()).filter(|_| same) {
+            if let Some(l) = by_name
+                .get(graph.layers[i].name.as_str())
+                .filter(|l| same && l.bits != 32)
+            {
                 let bits = if l.bits == 8 { Bits::B8 } else { Bits::B16 };
                 plan.convs[i] = ConvPlan::Quant {
                     q: QParams {
@@ -484,10 +488,10 @@ impl Schedule {
                 .ok_or_else(|| fail(&f, "missing (the model has this conv layer)".into()))?;
             let l: LayerQ =
                 serde_json::from_value(v.clone()).map_err(|e| fail(&f, e.to_string()))?;
-            if l.bits != 8 && l.bits != 16 {
+            if ![8, 16, 32].contains(&l.bits) {
                 return Err(fail(
                     &format!("{f}.bits"),
-                    format!("is {} (expected 8 or 16)", l.bits),
+                    format!("is {} (expected 8, 16, or 32 for a float layer)", l.bits),
                 ));
             }
             if !(l.scale.is_finite() && l.scale > 0.0) {

@@ -75,10 +75,7 @@ fn run() -> Option<&'static Run> {
         );
         // Re-measure the selected design from scratch (no memo).
         ev.clear_cache();
-        let wl = Config {
-            bits: outcome.wlopt.bits.clone(),
-            dre: vec![false; n],
-        };
+        let wl = Config::integer(outcome.wlopt.bits.clone(), vec![false; n]);
         let mut requality = HashMap::new();
         requality.insert("wlopt".to_string(), ev.quality(&wl).unwrap());
         let macs = bops::conv_macs(&engine.graph);
@@ -388,10 +385,7 @@ fn schedule_round_trips_and_rejects_bad_files() {
     // The plan is ⟨b, s, z, d⟩ of the calibration run exactly.
     let engine = Engine::new(graph.clone(), CpuLevel::detect(), 1);
     let n = graph.conv_layers().len();
-    let mut cfg = Config {
-        bits: run.outcome.wlopt.bits.clone(),
-        dre: vec![false; n],
-    };
+    let mut cfg = Config::integer(run.outcome.wlopt.bits.clone(), vec![false; n]);
     for &p in &run.outcome.dre {
         cfg.dre[p] = true;
     }
@@ -463,7 +457,7 @@ fn schedule_round_trips_and_rejects_bad_files() {
         text.replacen("\"bits\": 8", "\"bits\": 12", 1)
             .replacen("\"bits\": 16", "\"bits\": 12", 1);
     let e = load_err(&write(dir.path(), "bits.json", &bad), &graph, &sha);
-    assert!(e.contains(".bits") && e.contains("expected 8 or 16"), "{e}");
+    assert!(e.contains(".bits") && e.contains("expected 8, 16, or 32"), "{e}");
     // A missing field inside a section.
     let e = load_err(
         &write(

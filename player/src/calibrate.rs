@@ -215,16 +215,35 @@ pub fn run(a: Args) -> Result<()> {
     };
     schedule.save(&a.out)?;
     let s = &schedule;
-    let n8 = out.wlopt.bits.iter().filter(|&&b| b == Bits::B8).count();
+    let n8 = out
+        .wlopt
+        .bits
+        .iter()
+        .zip(&out.float.float)
+        .filter(|&(&b, &f)| b == Bits::B8 && !f)
+        .count();
+    let float_names: Vec<&str> = (0..n)
+        .filter(|&p| out.float.float[p])
+        .map(|p| names[p].as_str())
+        .collect();
     let dre_names: Vec<&str> = out.dre.iter().map(|&p| names[p].as_str()).collect();
     eprintln!(
         "calibration PSNR: FP32 {:.4}, FP32W8 {:.4}, A16W8 {:.4} → reference {:?} {:.4} dB (ε {} dB)",
         out.fp32, out.fp32w8, out.a16w8, out.reference, out.q_ref, a.tolerance
     );
+    if !out.float.trace.is_empty() {
+        // A16W8 missed ε: the float partitions chosen before WLopt.
+        eprintln!(
+            "float: A16W8 misses ε; {} layers kept in float {:?} → {:.4} dB",
+            float_names.len(),
+            float_names,
+            out.float.quality
+        );
+    }
     eprintln!(
         "WLopt: {n8}/{n} layers at 8 bits, {:.4} dB, BOPs reduction vs A16W8 ×{:.3} ({:.1} s)",
         out.wlopt.quality,
-        out.wlopt.reduction,
+        s.cost.reduction_vs_a16w8,
         out.wlopt.elapsed.as_secs_f64()
     );
     eprintln!(
@@ -252,6 +271,7 @@ pub fn run(a: Args) -> Result<()> {
         let mut c = Config {
             bits: out.wlopt.bits.clone(),
             dre: vec![false; n],
+            float: out.float.float.clone(),
         };
         for &p in &sel {
             c.dre[p] = true;

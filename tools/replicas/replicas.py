@@ -19,6 +19,8 @@ lower) at a few channels, so the files stay small enough to ship:
 - ecbsr    ECBSR (deploy form: its re-parameterised 3x3 convs), Y only,
            PReLU, PixelShuffle, x2
 - shuffle_rt  pixel shuffle as Reshape -> Transpose -> Reshape (CRD and DCR), x2
+- outlier  not an architecture: a conv reading an outlier channel, the
+           layer the offline flow must keep in float, x2
 - opzoo    not an architecture: one each of the remaining ops issue 16 lists
            (Tanh, Clip, HardSigmoid, HardSwish, GELU, Div, AveragePool,
            ReduceMean, reflect Pad, Resize cubic/bilinear), x2
@@ -279,6 +281,36 @@ class ShuffleRt(nn.Module):
         return y + z
 
 
+class Outlier(nn.Module):
+    """A layer better kept in float: conv `b` reads a map with one outlier
+    channel (a constant 3000, as activation outliers in real networks carry),
+    so even 16-bit activations are coarse (step 3000/65535 ≈ 0.046) on the
+    channels that carry the image. The weights are set, not random: `a`
+    passes the RGB channels through and makes the outlier, `b` copies each
+    colour into its s² sub-pixels, so in float the network is exactly a
+    nearest-neighbour upscaler, a real SR output with a PSNR to lose. Not an
+    architecture: the offline flow's float partitions are tested on it
+    (issue 16 item 2)."""
+
+    def __init__(self, s=2):
+        super().__init__()
+        self.s = s
+        self.a = nn.Conv2d(3, 8, 3, 1, 1)
+        self.b = nn.Conv2d(8, 3 * s * s, 3, 1, 1)
+        with torch.no_grad():
+            for m in (self.a, self.b):
+                m.weight.zero_()
+                m.bias.zero_()
+            for c in range(3):
+                self.a.weight[c, c, 1, 1] = 1.0
+                for k in range(s * s):
+                    self.b.weight[c * s * s + k, c, 1, 1] = 1.0
+            self.a.bias[7] = 3000.0
+
+    def forward(self, x):
+        return F.pixel_shuffle(self.b(F.relu(self.a(x))), self.s)
+
+
 class OpZoo(nn.Module):
     def __init__(self, c=8):
         super().__init__()
@@ -305,7 +337,7 @@ class OpZoo(nn.Module):
 MODELS = {
     "carn_m": (CarnM, 3), "pan": (Pan, 3), "rfdn": (Rfdn, 3), "fsrcnn": (Fsrcnn, 1),
     "xlsr": (Xlsr, 3), "espcn": (Espcn, 1), "ecbsr": (EcbsrDeploy, 1), "opzoo": (OpZoo, 3),
-    "shuffle_rt": (ShuffleRt, 3),
+    "shuffle_rt": (ShuffleRt, 3), "outlier": (Outlier, 3),
 }
 
 
@@ -333,7 +365,7 @@ def main():
             # Bring the random biases near the small activations SR nets carry,
             # so every op (Clip, Sigmoid, the ESA gate) works in its live range.
             for p in m.parameters():
-                if p.dim() == 1 and p.numel() > 1:
+                if p.dim() == 1 and p.numel() > 1 and name != "outlier":
                     p.mul_(0.5)
         path = os.path.join(a.out, f"{name}.onnx")
         dummy = torch.rand(1, cin, 24, 32)

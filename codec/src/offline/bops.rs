@@ -46,6 +46,12 @@ pub fn bops(macs: &[u64], bits: &[Bits]) -> u64 {
         .sum()
 }
 
+/// GetBOPs for activation wordlengths in bits (8, 16 or 32 for a float layer).
+pub fn bops_of_wordlengths(macs: &[u64], bits: &[u32]) -> u64 {
+    debug_assert_eq!(macs.len(), bits.len());
+    macs.iter().zip(bits).map(|(&m, &b)| m * weight(b)).sum()
+}
+
 /// GetBOPs of an engine plan at [`REF_LR`] (Float convs cost 4 per MAC).
 pub fn plan_bops(graph: &Graph, plan: &Plan) -> u64 {
     let (w, h) = REF_LR;

@@ -18,6 +18,7 @@
 //! the WLopt step that differs from uniform A16W8 in one layer.
 pub mod bops;
 pub mod dre_select;
+pub mod float;
 pub mod front;
 pub mod lra;
 pub mod schedule;
@@ -48,6 +49,10 @@ use crate::quant::{Bits, WeightGranularity};
 pub struct Config {
     pub bits: Vec<Bits>,
     pub dre: Vec<bool>,
+    /// Convs kept in float: the third precision (issue 16 item 2; FYE-SR's
+    /// FP32 partitions). Float activations, the same 8-bit weights
+    /// dequantized (FP32W8); `bits` and `dre` are ignored for them.
+    pub float: Vec<bool>,
 }
 
 impl Config {
@@ -55,13 +60,53 @@ impl Config {
         Config {
             bits: vec![bits; n],
             dre: vec![false; n],
+            float: vec![false; n],
         }
     }
 
+    /// `bits` and `dre` as given, no float layer.
+    pub fn integer(bits: Vec<Bits>, dre: Vec<bool>) -> Config {
+        let n = bits.len();
+        Config {
+            bits,
+            dre,
+            float: vec![false; n],
+        }
+    }
+
+    /// This config with the layers of `float` kept in float.
+    pub fn with_float(&self, float: &[bool]) -> Config {
+        Config {
+            float: self
+                .float
+                .iter()
+                .zip(float)
+                .map(|(&a, &b)| a || b)
+                .collect(),
+            ..self.clone()
+        }
+    }
+
+    /// The activation wordlength of each conv for BOPs: 32 for float ones.
+    pub fn wordlengths(&self) -> Vec<u32> {
+        self.bits
+            .iter()
+            .zip(&self.float)
+            .map(|(b, &f)| if f { 32 } else { b.bits() })
+            .collect()
+    }
+
     /// The engine plan: every conv on its integer unit with Eq. (1) parameters
-    /// from `ranges` (the §4.1 UpdateScale&ZeroPoint for a new b_l).
+    /// from `ranges` (the §4.1 UpdateScale&ZeroPoint for a new b_l), or in
+    /// float where `float`.
     pub fn plan(&self, engine: &Engine, ranges: &Ranges) -> Plan {
-        Plan::per_conv(&engine.graph, ranges, &self.bits, &self.dre)
+        let mut plan = Plan::per_conv(&engine.graph, ranges, &self.bits, &self.dre);
+        for (p, i) in engine.graph.conv_layers().into_iter().enumerate() {
+            if self.float.get(p).copied().unwrap_or(false) {
+                plan.convs[i] = crate::engine::ConvPlan::Float;
+            }
+        }
+        plan
     }
 }
 
@@ -364,6 +409,8 @@ pub struct Progress<'a> {
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub schedule: Schedule,
+    /// The float partitions chosen before WLopt (none when A16W8 meets ε).
+    pub float: float::FloatResult,
     pub wlopt: wlopt::WlResult,
     pub lra: Vec<lra::LraEntry>,
     /// Conv positions selected for DRE.
@@ -438,9 +485,21 @@ pub fn calibrate(
         (Reference::Fp32, fp32)
     };
 
+    // Float partitions (issue 16 item 2): where uniform A16W8 already misses
+    // ε, the layers whose 16-bit activations cost the most stay in float;
+    // WLopt, LRA and DRE then work on the others (the oracle keeps the float
+    // set in every configuration they build).
+    let float = {
+        let mut q = |c: &Config| ev.quality(c);
+        float::rescue(&mut q, n, q_ref, opts.tolerance_db, &mut |pos, k, q| {
+            report("float", Some(&names[pos]), k, n, q, 1.0)
+        })?
+    };
+    let keep = float.float.clone();
+
     // Alg. 1.
     let wl = {
-        let mut q = |c: &Config| ev.quality(c);
+        let mut q = |c: &Config| ev.quality(&c.with_float(&keep));
         wlopt::wlopt(
             &mut q,
             &macs,
@@ -454,17 +513,21 @@ pub fn calibrate(
 
     // Alg. 2: q_ref − q_w-quant^drop is FP32W8's quality whichever reference ε uses.
     let lra = {
-        let mut q = |c: &Config| ev.quality(c);
+        let mut q = |c: &Config| ev.quality(&c.with_float(&keep));
         lra::lra(&mut q, n, q_ref, q_ref - fp32w8, &mut |pos, k, q| {
             report("lra", Some(&names[pos]), k, n, q, wl.reduction)
         })?
     };
 
-    // Alg. 3 on the WLopt design.
-    let dre = dre_select::select(&lra, opts.energy);
+    // Alg. 3 on the WLopt design (never on a float layer: it has no range to estimate).
+    let dre: Vec<usize> = dre_select::select(&lra, opts.energy)
+        .into_iter()
+        .filter(|&p| !keep[p])
+        .collect();
     let mut fin = Config {
         bits: wl.bits.clone(),
         dre: vec![false; n],
+        float: float.float.clone(),
     };
     for &p in &dre {
         fin.dre[p] = true;
@@ -500,6 +563,7 @@ pub fn calibrate(
     });
     Ok(Outcome {
         schedule,
+        float,
         wlopt: wl,
         lra,
         dre,

@@ -36,11 +36,14 @@ impl Schedule {
             .map(|(p, &i)| {
                 let (lo, hi) = x.ranges.0[i].unwrap_or((0.0, 1.0));
                 let q = QParams::from_range(lo, hi, x.config.bits[p]);
+                // A float layer is written with bits 32; its ⟨s, z⟩ stay those
+                // of its wordlength (unused, kept valid).
+                let float = x.config.float[p];
                 let lq = LayerQ {
-                    bits: q.bits.bits(),
+                    bits: if float { 32 } else { q.bits.bits() },
                     scale: q.scale,
                     zero: q.zero,
-                    dre: x.config.dre[p],
+                    dre: x.config.dre[p] && !float,
                     range: [lo, hi],
                     macs: x.macs[p],
                     lra_drop_db: x.lra_drops.get(&p).copied(),
@@ -48,10 +51,11 @@ impl Schedule {
                 (names[p].clone(), lq)
             })
             .collect();
-        let bits: Vec<u32> = x.config.bits.iter().map(|b| b.bits()).collect();
-        let partitions = partitions(&names, &bits, &x.config.dre);
+        let bits = x.config.wordlengths();
+        let dre: Vec<bool> = layers.iter().map(|(_, l)| l.dre).collect();
+        let partitions = partitions(&names, &bits, &dre);
         let n = convs.len();
-        let b = bops::bops(x.macs, &x.config.bits);
+        let b = bops::bops_of_wordlengths(x.macs, &bits);
         let b16 = bops::bops(x.macs, &vec![Bits::B16; n]);
         let b8 = bops::bops(x.macs, &vec![Bits::B8; n]);
         let file = x
@@ -96,16 +100,18 @@ impl Schedule {
         let mut s = self.clone();
         for (p, (_, l)) in s.layers.iter_mut().enumerate() {
             let q = QParams::from_range(l.range[0], l.range[1], config.bits[p]);
-            l.bits = q.bits.bits();
+            let float = config.float[p];
+            l.bits = if float { 32 } else { q.bits.bits() };
             l.scale = q.scale;
             l.zero = q.zero;
-            l.dre = config.dre[p];
+            l.dre = config.dre[p] && !float;
         }
         let names: Vec<String> = s.layers.iter().map(|(k, _)| k.clone()).collect();
-        let bits: Vec<u32> = config.bits.iter().map(|b| b.bits()).collect();
-        s.partitions = partitions(&names, &bits, &config.dre);
+        let bits = config.wordlengths();
+        let dre: Vec<bool> = s.layers.iter().map(|(_, l)| l.dre).collect();
+        s.partitions = partitions(&names, &bits, &dre);
         let macs: Vec<u64> = s.layers.iter().map(|(_, l)| l.macs).collect();
-        s.cost.bops = bops::bops(&macs, &config.bits);
+        s.cost.bops = bops::bops_of_wordlengths(&macs, &bits);
         s.cost.reduction_vs_a16w8 = s.cost.bops_a16w8 as f64 / s.cost.bops.max(1) as f64;
         s
     }

@@ -45,10 +45,7 @@ struct Objective<'q, 'a> {
 impl Objective<'_, '_> {
     fn cost(&mut self, bits: &[Bits]) -> Result<f64> {
         self.evaluations += 1;
-        let c = Config {
-            bits: bits.to_vec(),
-            dre: vec![false; bits.len()],
-        };
+        let c = Config::integer(bits.to_vec(), vec![false; bits.len()]);
         let q = (self.quality)(&c)?;
         let violation = self.q_ref - q - self.eps;
         if violation <= 0.0 {

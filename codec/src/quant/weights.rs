@@ -27,13 +27,18 @@ pub struct QuantWeights {
 impl QuantWeights {
     pub fn quantize(w: &[f32], out_c: usize, gran: WeightGranularity) -> QuantWeights {
         let per = w.len() / out_c;
-        let absmax = |s: &[f32]| s.iter().fold(0f32, |m, &v| m.max(v.abs()));
+        // An all-zero row (a pruned channel, or one that only carries its
+        // bias) quantizes to zeros at any scale; it takes the scale of
+        // |w| = 1 so that its bias, stored at the accumulator scale
+        // s_in / s_w, stays an ordinary integer (a vanishing s_w saturated
+        // it: such a channel lost its bias on the integer units).
+        let absmax = |s: &[f32]| {
+            let m = s.iter().fold(0f32, |m, &v| m.max(v.abs()));
+            if m > 0.0 { m } else { 1.0 }
+        };
         let scale: Vec<f32> = match gran {
-            WeightGranularity::PerChannel => w
-                .chunks(per)
-                .map(|c| absmax(c).max(1e-12) / 127.0)
-                .collect(),
-            WeightGranularity::PerTensor => vec![absmax(w).max(1e-12) / 127.0; out_c],
+            WeightGranularity::PerChannel => w.chunks(per).map(|c| absmax(c) / 127.0).collect(),
+            WeightGranularity::PerTensor => vec![absmax(w) / 127.0; out_c],
         };
         let q = w
             .chunks(per)
@@ -66,6 +71,19 @@ impl QuantWeights {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A channel whose weights are all zero keeps its bias through the
+    /// integer path's bias_q (a vanishing weight scale saturated it).
+    #[test]
+    fn an_all_zero_channel_keeps_its_bias() {
+        let w = vec![0.5, -0.25, 0.0, 0.0];
+        let q = QuantWeights::quantize(&w, 2, WeightGranularity::PerChannel);
+        assert_eq!(&q.q[2..], &[0, 0]);
+        let s_in = 255.0;
+        let b = q.bias_q(3000.0, 1, s_in);
+        let back = b as f64 * q.scale[1] as f64 / s_in as f64;
+        assert!((back - 3000.0).abs() < 0.01, "{back}");
+    }
 
     #[test]
     fn round_trip_within_half_step() {
