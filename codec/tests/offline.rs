@@ -457,7 +457,10 @@ fn schedule_round_trips_and_rejects_bad_files() {
         text.replacen("\"bits\": 8", "\"bits\": 12", 1)
             .replacen("\"bits\": 16", "\"bits\": 12", 1);
     let e = load_err(&write(dir.path(), "bits.json", &bad), &graph, &sha);
-    assert!(e.contains(".bits") && e.contains("expected 8, 16, or 32"), "{e}");
+    assert!(
+        e.contains(".bits") && e.contains("expected 8, 16, or 32"),
+        "{e}"
+    );
     // A missing field inside a section.
     let e = load_err(
         &write(

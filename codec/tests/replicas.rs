@@ -190,3 +190,93 @@ fn luma_models_upscale_y_and_take_bicubic_chroma() {
         );
     }
 }
+
+/// A luma model on a 4:2:0 frame takes the frame's own Y plane: the output
+/// frame's Y is the network's output on exactly that plane, and a flat
+/// chroma comes back flat through the frame's own matrix (BT.709 here).
+#[test]
+fn luma_models_take_y_straight_from_yuv_frames() {
+    use nawqsr_codec::runtime::frame::{Colorimetry, Matrix, Range, Siting};
+    use nawqsr_codec::runtime::{Codec, CodecConfig, FrameMut, FrameRef, Mode, PixelFormat};
+    let (w, h) = (36usize, 26usize);
+    let (cw, ch) = (w / 2, h / 2);
+    let yp: Vec<u8> = (0..w * h).map(|i| (40 + (i * 7) % 160) as u8).collect();
+    let (up, vp) = (vec![110u8; cw * ch], vec![150u8; cw * ch]);
+    let colorimetry = Colorimetry {
+        matrix: Matrix::Bt709,
+        range: Range::Limited,
+        siting: Siting::Centre,
+    };
+    let src = FrameRef {
+        format: PixelFormat::I420,
+        width: w,
+        height: h,
+        planes: [&yp, &up, &vp],
+        strides: [w, cw, cw],
+        colorimetry,
+    };
+    let codec = Codec::new(&CodecConfig {
+        model: Some(dir().join("ecbsr.onnx")),
+        mode: Mode::Fp32,
+        threads: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let (ow, oh) = (2 * w, 2 * h);
+    let (mut oy, mut ou, mut ov) = (
+        vec![0u8; ow * oh],
+        vec![0u8; ow * oh / 4],
+        vec![0u8; ow * oh / 4],
+    );
+    let mut dst = FrameMut {
+        format: PixelFormat::I420,
+        width: ow,
+        height: oh,
+        planes: [&mut oy, &mut ou, &mut ov],
+        strides: [ow, ow / 2, ow / 2],
+        colorimetry,
+    };
+    codec.upscale(&src, &mut dst).unwrap();
+    let y_in = Tensor {
+        h,
+        w,
+        c: 1,
+        data: yp.iter().map(|&v| v as f32 / 255.0).collect(),
+    };
+    let ysr = codec.upscale_tensor(&y_in).unwrap();
+    let mut n = 0;
+    for (i, (&got, &want)) in oy.iter().zip(&ysr.data).enumerate() {
+        let want = want * 255.0;
+        // With this chroma (Cb −18, Cr +22), B clips below Y ≈ 49 and R
+        // above Y ≈ 201: there RGB cannot carry the value.
+        if !(55.0..=185.0).contains(&want) {
+            continue;
+        }
+        n += 1;
+        assert!(
+            (got as f32 - want).abs() <= 1.5,
+            "Y pixel {i}: {got} vs {want}"
+        );
+    }
+    assert!(n > oy.len() / 2, "only {n} pixels compared");
+    // Chroma where the four luma pixels of the 2×2 block are carried.
+    let mut m = 0;
+    for cy in 0..oh / 2 {
+        for cx in 0..ow / 2 {
+            let inside = [(0, 0), (0, 1), (1, 0), (1, 1)].iter().all(|&(dy, dx)| {
+                (55.0..=185.0).contains(&(ysr.data[(2 * cy + dy) * ow + 2 * cx + dx] * 255.0))
+            });
+            if inside {
+                m += 1;
+                let k = cy * ow / 2 + cx;
+                assert!(
+                    ou[k].abs_diff(110) <= 1 && ov[k].abs_diff(150) <= 1,
+                    "U, V at {k}: {} {}",
+                    ou[k],
+                    ov[k]
+                );
+            }
+        }
+    }
+    assert!(m > ou.len() / 4, "only {m} chroma samples compared");
+}

@@ -722,6 +722,14 @@ impl Codec {
                 src.height
             )));
         }
+        // A luma model on a 4:2:0 frame takes the frame's own Y plane; its
+        // chroma is upscaled straight from the chroma planes (`luma`).
+        if let Backend::Npu(n) = &self.backend
+            && n.engine.graph.values[n.engine.graph.input].channels == 1
+            && let Some((y, chroma)) = super::luma::Chroma::from_frame(src)?
+        {
+            return n.runtime.run_luma(y, chroma)?.write_to(dst);
+        }
         let rgb = super::color::frame_to_rgb(src)?;
         match self.upscale_out(&rgb)? {
             Out::Bands(u) => u.write_to(dst),

@@ -36,7 +36,7 @@ const YUV_SHIFT: u32 = 14;
 const RGB_SHIFT: u32 = 16;
 
 /// Kr, Kb of a matrix (Kg = 1 − Kr − Kb).
-fn kr_kb(m: Matrix) -> (f64, f64) {
+pub(crate) fn kr_kb(m: Matrix) -> (f64, f64) {
     match m {
         Matrix::Bt601 => (0.299, 0.114),
         Matrix::Bt709 => (0.2126, 0.0722),
@@ -188,6 +188,17 @@ fn check_planes(
         }
     }
     Ok(())
+}
+
+/// Checks `src`'s size and that its planes hold its rows.
+pub fn check_frame(src: &FrameRef) -> Result<()> {
+    check_planes(
+        src.format,
+        src.width,
+        src.height,
+        src.planes.map(<[u8]>::len),
+        src.strides,
+    )
 }
 
 /// Converts a frame to a tightly packed RGB image.

@@ -236,10 +236,21 @@ pub(crate) struct StreamLink {
     pub shared: Arc<StreamShared>,
 }
 
+/// A synchronous frame waiting to start: input, a luma frame's chroma, the
+/// reply channel, when it was submitted.
+type QueuedJob = (
+    Tensor,
+    Option<super::luma::Chroma>,
+    Sender<Result<Upscaled>>,
+    Instant,
+);
+
 pub(crate) enum Ctl {
     /// One synchronous frame.
     Job {
         input: Tensor,
+        /// A luma model's frame given as Y with its chroma (`luma`).
+        chroma: Option<super::luma::Chroma>,
         reply: Sender<Result<Upscaled>>,
         submitted: Instant,
     },
@@ -327,9 +338,20 @@ impl Runtime {
 
     /// Runs one frame through the dispatcher and waits for it.
     pub fn run(&self, input: Tensor) -> Result<Upscaled> {
+        self.run_with(input, None)
+    }
+
+    /// A luma model's frame already split: the network's Y and the chroma
+    /// to merge with its output (`luma::Chroma::from_frame`).
+    pub fn run_luma(&self, y: Tensor, chroma: super::luma::Chroma) -> Result<Upscaled> {
+        self.run_with(y, Some(chroma))
+    }
+
+    fn run_with(&self, input: Tensor, chroma: Option<super::luma::Chroma>) -> Result<Upscaled> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.send(Ctl::Job {
             input,
+            chroma,
             reply,
             submitted: Instant::now(),
         })?;
@@ -346,6 +368,7 @@ impl Runtime {
                 let (reply, rx) = crossbeam_channel::bounded(1);
                 self.send(Ctl::Job {
                     input,
+                    chroma: None,
                     reply,
                     submitted: Instant::now(),
                 })
@@ -562,7 +585,7 @@ struct Dispatcher {
     queue_rx: [Receiver<Item>; 2],
     frames: HashMap<u64, Frame>,
     ready: BinaryHeap<Ready>,
-    jobs: VecDeque<(Tensor, Sender<Result<Upscaled>>, Instant)>,
+    jobs: VecDeque<QueuedJob>,
     /// Open streams (None once closed and empty; indices stay stable).
     streams: Vec<Option<StreamState>>,
     rr: usize,
@@ -615,7 +638,7 @@ impl Dispatcher {
                     Err(_) => return,
                 },
                 recv(self.ctl) -> m => match m {
-                    Ok(Ctl::Job { input, reply, submitted }) => self.jobs.push_back((input, reply, submitted)),
+                    Ok(Ctl::Job { input, chroma, reply, submitted }) => self.jobs.push_back((input, chroma, reply, submitted)),
                     Ok(Ctl::Open(link)) => {
                         guard.streams.push(link.shared.clone());
                         self.streams.push(Some(StreamState { link, in_flight: 0, next_emit: 0, reorder: BTreeMap::new(), cache: None }));
@@ -657,8 +680,8 @@ impl Dispatcher {
     /// buffer can take every frame it has in flight plus this one).
     fn admit(&mut self) {
         while self.frames.len() < self.cfg.max_in_flight && !self.shutdown {
-            if let Some((input, reply, submitted)) = self.jobs.pop_front() {
-                self.start(input, Origin::Sync(reply), submitted);
+            if let Some((input, chroma, reply, submitted)) = self.jobs.pop_front() {
+                self.start(input, chroma, Origin::Sync(reply), submitted);
                 continue;
             }
             let n = self.streams.len();
@@ -687,7 +710,7 @@ impl Dispatcher {
                     submitted,
                 } = f;
                 self.rr = i + 1;
-                self.start(input, Origin::Stream { link: i, seq, ts }, submitted);
+                self.start(input, None, Origin::Stream { link: i, seq, ts }, submitted);
                 started = true;
                 break;
             }
@@ -706,16 +729,24 @@ impl Dispatcher {
         }
     }
 
-    fn start(&mut self, input: Tensor, origin: Origin, submitted: Instant) {
+    fn start(
+        &mut self,
+        input: Tensor,
+        chroma: Option<super::luma::Chroma>,
+        origin: Origin,
+        submitted: Instant,
+    ) {
         let id = self.next_id;
         self.next_id += 1;
         let macs = self.ctx.engine.graph.total_macs(input.h, input.w);
         // A luma model runs on Y; the chroma waits for its output (`luma`).
-        let luma =
+        // An RGB frame is split here; a YUV frame came split (`run_luma`).
+        let split_here =
             self.ctx.engine.graph.values[self.ctx.engine.graph.input].channels == 1 && input.c == 3;
-        let chroma = luma.then(|| super::luma::Chroma::of(&input));
+        let chroma = chroma.or_else(|| split_here.then(|| super::luma::Chroma::of(&input)));
+        let luma = chroma.is_some();
         let ft = self.tile_graph(input.h, input.w).and_then(|tg| {
-            if luma {
+            if split_here {
                 FrameTiles::new(tg, &super::luma::y_of(&input))
             } else {
                 FrameTiles::new(tg, &input)

@@ -7,9 +7,17 @@
 //! Cb and Cr in [16, 240], here divided by 255), so the network sees what it
 //! saw in training; the chroma goes through MATLAB's bicubic `imresize` in
 //! float, and `ycbcr2rgb` (the exact inverse) brings the frame back to RGB.
+//! From a 4:2:0 frame the network takes the frame's own Y plane (in studio
+//! range) and the chroma planes are upscaled straight from their size, with
+//! the frame's matrix for the way back (`Chroma::from_frame`). Chroma siting
+//! is taken as centred: a left-sited (MPEG-2) frame's chroma lands a quarter
+//! LR pixel off, which the RGB path's conversion handles and this one does
+//! not yet.
 use std::sync::Arc;
 
+use super::frame::{FrameRef, PixelFormat, Range};
 use crate::engine::Tensor;
+use crate::error::Result;
 use crate::metrics::imresize::imresize_plane;
 
 /// MATLAB `rgb2ycbcr` for RGB in [0, 1]: rows Y, Cb, Cr; offsets 16, 128, 128.
@@ -19,32 +27,6 @@ const T: [[f64; 3]; 3] = [
     [112.0, -93.786, -18.214],
 ];
 const OFFSET: [f64; 3] = [16.0, 128.0, 128.0];
-
-/// The inverse of [`T`] (for RGB in [0, 1] from Y, Cb, Cr in 0..255 units).
-fn t_inv() -> [[f64; 3]; 3] {
-    let m = T;
-    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
-    let c = |a: usize, b: usize, x: usize, y: usize| m[a][b] * m[x][y] - m[a][y] * m[x][b];
-    [
-        [
-            c(1, 1, 2, 2) / det,
-            -c(0, 1, 2, 2) / det,
-            c(0, 1, 1, 2) / det,
-        ],
-        [
-            -c(1, 0, 2, 2) / det,
-            c(0, 0, 2, 2) / det,
-            -c(0, 0, 1, 2) / det,
-        ],
-        [
-            c(1, 0, 2, 1) / det,
-            -c(0, 0, 2, 1) / det,
-            c(0, 0, 1, 1) / det,
-        ],
-    ]
-}
 
 /// Y of an h×w×3 RGB tensor in [0, 1], as an h×w×1 tensor in [0, 1].
 pub fn y_of(rgb: &Tensor) -> Tensor {
@@ -61,53 +43,147 @@ fn ycc(p: &[f32], row: usize) -> f64 {
         / 255.0
 }
 
-/// The chroma of one LR frame, kept while the network runs on its luma.
+/// The chroma of one LR frame, kept while the network runs on its luma:
+/// Cb − 128 and Cr − 128 in studio-range units (224 steps for the full
+/// swing), at the chroma planes' own resolution, and the matrix's Kr, Kb.
 pub struct Chroma {
-    w: usize,
-    h: usize,
+    /// LR luma size (the output is `scale` times it).
+    lw: usize,
+    lh: usize,
+    /// Chroma plane size (the LR size for RGB input, half of it for 4:2:0).
+    cw: usize,
+    ch: usize,
     cb: Vec<f32>,
     cr: Vec<f32>,
+    kr: f64,
+    kb: f64,
 }
 
 impl Chroma {
+    /// From an RGB frame: MATLAB `rgb2ycbcr` (BT.601).
     pub fn of(rgb: &Tensor) -> Chroma {
         let plane = |row| {
             rgb.data
                 .chunks_exact(3)
-                .map(|p| ycc(p, row) as f32)
+                .map(|p| (ycc(p, row) * 255.0 - 128.0) as f32)
                 .collect()
         };
         Chroma {
-            w: rgb.w,
-            h: rgb.h,
+            lw: rgb.w,
+            lh: rgb.h,
+            cw: rgb.w,
+            ch: rgb.h,
             cb: plane(1),
             cr: plane(2),
+            kr: 0.299,
+            kb: 0.114,
         }
     }
 
-    /// The RGB output: the network's luma bands (in frame order) with this
-    /// chroma upscaled ×`scale`; f32 bands and their RGB u8 (clip, ×255, round).
+    /// From a 4:2:0 frame (I420, NV12): the network's Y is the frame's own Y
+    /// plane (brought to studio range if the frame is full range), and the
+    /// chroma planes are kept as they are, to be upscaled once, straight from
+    /// their resolution to the output's. None for RGB formats.
+    pub fn from_frame(src: &FrameRef) -> Result<Option<(Tensor, Chroma)>> {
+        let interleaved = match src.format {
+            PixelFormat::I420 => false,
+            PixelFormat::Nv12 => true,
+            _ => return Ok(None),
+        };
+        super::color::check_frame(src)?;
+        let (w, h) = (src.width, src.height);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let full = src.colorimetry.range == Range::Full;
+        let ys = |v: u8| {
+            let v = f32::from(v);
+            if full {
+                (16.0 + v * 219.0 / 255.0) / 255.0
+            } else {
+                v / 255.0
+            }
+        };
+        let cs = |v: u8| {
+            let d = f32::from(v) - 128.0;
+            if full { d * 224.0 / 255.0 } else { d }
+        };
+        let mut y = Vec::with_capacity(w * h);
+        for r in 0..h {
+            y.extend(
+                src.planes[0][r * src.strides[0]..][..w]
+                    .iter()
+                    .map(|&v| ys(v)),
+            );
+        }
+        let (mut cb, mut cr) = (Vec::with_capacity(cw * ch), Vec::with_capacity(cw * ch));
+        for r in 0..ch {
+            if interleaved {
+                let row = &src.planes[1][r * src.strides[1]..][..2 * cw];
+                for uv in row.chunks_exact(2) {
+                    cb.push(cs(uv[0]));
+                    cr.push(cs(uv[1]));
+                }
+            } else {
+                cb.extend(
+                    src.planes[1][r * src.strides[1]..][..cw]
+                        .iter()
+                        .map(|&v| cs(v)),
+                );
+                cr.extend(
+                    src.planes[2][r * src.strides[2]..][..cw]
+                        .iter()
+                        .map(|&v| cs(v)),
+                );
+            }
+        }
+        let (kr, kb) = super::color::kr_kb(src.colorimetry.matrix);
+        Ok(Some((
+            Tensor {
+                h,
+                w,
+                c: 1,
+                data: y,
+            },
+            Chroma {
+                lw: w,
+                lh: h,
+                cw,
+                ch,
+                cb,
+                cr,
+                kr,
+                kb,
+            },
+        )))
+    }
+
+    /// The RGB output: the network's luma bands (in frame order, studio-range
+    /// Y / 255) with this chroma upscaled ×`scale` by MATLAB bicubic; f32
+    /// bands in [0, 1] and their RGB u8 (clip, ×255, round). The inverse is
+    /// the frame matrix's for studio range; for BT.601 it is MATLAB's `ycbcr2rgb`.
     pub fn merge(&self, y: &[Arc<Tensor>], scale: usize) -> (Vec<Arc<Tensor>>, Vec<Arc<Vec<u8>>>) {
-        let (ow, oh) = (self.w * scale, self.h * scale);
-        let cb = imresize_plane(&self.cb, self.w, self.h, ow, oh);
-        let cr = imresize_plane(&self.cr, self.w, self.h, ow, oh);
-        let inv = t_inv();
+        let (ow, oh) = (self.lw * scale, self.lh * scale);
+        let cb = imresize_plane(&self.cb, self.cw, self.ch, ow, oh);
+        let cr = imresize_plane(&self.cr, self.cw, self.ch, ow, oh);
+        let (kr, kb) = (self.kr, self.kb);
+        let kg = 1.0 - kr - kb;
+        let (rv, gu, gv, bu) = (
+            2.0 * (1.0 - kr) / 224.0,
+            2.0 * (1.0 - kb) * kb / (kg * 224.0),
+            2.0 * (1.0 - kr) * kr / (kg * 224.0),
+            2.0 * (1.0 - kb) / 224.0,
+        );
         let mut row0 = 0;
         let mut chunks = Vec::with_capacity(y.len());
         let mut rgb = Vec::with_capacity(y.len());
         for band in y {
-            let n = band.h * band.w;
-            let mut data = Vec::with_capacity(n * 3);
+            let mut data = Vec::with_capacity(band.h * band.w * 3);
             for (i, &yv) in band.data.iter().enumerate() {
                 let k = row0 * ow + i;
-                let d = [
-                    yv as f64 * 255.0 - OFFSET[0],
-                    cb[k] as f64 * 255.0 - OFFSET[1],
-                    cr[k] as f64 * 255.0 - OFFSET[2],
-                ];
-                for r in &inv {
-                    data.push((r[0] * d[0] + r[1] * d[1] + r[2] * d[2]) as f32);
-                }
+                let l = (yv as f64 * 255.0 - 16.0) / 219.0;
+                let (u, v) = (cb[k] as f64, cr[k] as f64);
+                data.push((l + rv * v) as f32);
+                data.push((l - gu * u - gv * v) as f32);
+                data.push((l + bu * u) as f32);
             }
             let mut u8s = vec![0u8; data.len()];
             crate::tensor::to_u8_pixels(&data, &mut u8s);
