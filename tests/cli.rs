@@ -1107,3 +1107,36 @@ fn calibrate_keeps_a_layer_in_float_when_a16w8_misses_epsilon() {
     assert!(mad(&hybrid) < 0.1, "hybrid vs fp32: {}", mad(&hybrid));
     assert!(mad(&a16) > 1.0, "a16w8 vs fp32: {}", mad(&a16));
 }
+
+/// `eval` scores a luma model (Y through the network, chroma bicubic, as the
+/// codec runs it) in float and integer modes.
+#[test]
+fn eval_scores_a_luma_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = calib_dir(dir.path());
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/test-models/ecbsr.onnx");
+    let mut psnr = vec![];
+    for mode in ["fp32", "int8"] {
+        let o = nawqsr(&[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--dataset",
+            data.to_str().unwrap(),
+            "--scale",
+            "2",
+            "--mode",
+            mode,
+            "--calib",
+            data.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{mode}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let p = v["mean_psnr"].as_f64().unwrap();
+        assert!(p.is_finite() && p > 5.0, "{mode}: {p}");
+        psnr.push(p);
+    }
+    // The integer model stays near its float self (random weights, 3 images).
+    assert!((psnr[0] - psnr[1]).abs() < 1.0, "{psnr:?}");
+}

@@ -82,6 +82,15 @@ pub fn run(a: Args) -> Result<()> {
     }
     let runner = match a.mode.as_str() {
         "bicubic" => Runner::Bicubic,
+        // A luma model runs on the engine's float path (tract, the RGB
+        // reference, takes RGB models only).
+        "fp32" if model::import(&a.model).is_ok_and(|g| g.values[g.input].channels == 1) => {
+            let graph = model::import(&a.model)?;
+            check_scale(graph.scale, a.scale, &a)?;
+            let engine = Engine::new(graph, CpuLevel::detect(), a.threads);
+            let plan = Plan::fp32(&engine.graph);
+            Runner::Engine(engine, plan)
+        }
         "fp32" => {
             let r = Fp32Reference::load(&a.model)?;
             check_scale(r.scale(), a.scale, &a)?;
@@ -100,7 +109,18 @@ pub fn run(a: Args) -> Result<()> {
                 "fp32w8" => Plan::fp32w8(&engine.graph),
                 m => {
                     let calib = calibration_set(a.calib.as_ref(), a.scale)?;
-                    let lrs: Vec<Tensor> = calib.iter().map(|s| Tensor::from_rgb(&s.lr)).collect();
+                    let luma = engine.graph.values[engine.graph.input].channels == 1;
+                    let lrs: Vec<Tensor> = calib
+                        .iter()
+                        .map(|s| {
+                            let t = Tensor::from_rgb(&s.lr);
+                            if luma {
+                                nawqsr_codec::runtime::luma::y_of(&t)
+                            } else {
+                                t
+                            }
+                        })
+                        .collect();
                     let ranges = engine.calibrate(&lrs)?;
                     Plan::uniform(
                         &engine.graph,
@@ -155,17 +175,13 @@ pub fn run(a: Args) -> Result<()> {
     let score: Score = match &runner {
         Runner::Bicubic => bicubic.clone(),
         Runner::Tract(r) => eval::score(&samples, a.scale, |lr| r.upscale(lr))?,
-        Runner::Engine(engine, plan) => eval::score(&samples, a.scale, |lr| {
-            Ok(engine.run(plan, &Tensor::from_rgb(lr))?.to_rgb())
-        })?,
+        Runner::Engine(engine, plan) => {
+            eval::score(&samples, a.scale, |lr| Ok(run_engine(engine, plan, lr)?))?
+        }
         Runner::EngineRuns(engine, plans) => {
             let runs = plans
                 .iter()
-                .map(|plan| {
-                    eval::score(&samples, a.scale, |lr| {
-                        Ok(engine.run(plan, &Tensor::from_rgb(lr))?.to_rgb())
-                    })
-                })
+                .map(|plan| eval::score(&samples, a.scale, |lr| Ok(run_engine(engine, plan, lr)?)))
                 .collect::<Result<Vec<Score>, _>>()?;
             mean_of(&runs)
         }
@@ -235,4 +251,25 @@ fn check_scale(model_scale: usize, want: usize, a: &Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The engine's RGB output for `lr`. A luma model (FSRCNN, ESPCN) runs on
+/// MATLAB Y and its output is merged with the bicubic-upscaled chroma, as
+/// the codec does (`runtime::luma`); the score is then Y of that image, which
+/// is the network's Y up to the 8-bit RGB rounding.
+fn run_engine(
+    engine: &Engine,
+    plan: &Plan,
+    lr: &image::RgbImage,
+) -> nawqsr_codec::error::Result<image::RgbImage> {
+    use nawqsr_codec::runtime::luma;
+    let x = Tensor::from_rgb(lr);
+    if engine.graph.values[engine.graph.input].channels != 1 {
+        return Ok(engine.run(plan, &x)?.to_rgb());
+    }
+    let y = engine.run(plan, &luma::y_of(&x))?;
+    let (w, h) = (y.w as u32, y.h as u32);
+    let (_, bands) = luma::Chroma::of(&x).merge(&[std::sync::Arc::new(y)], engine.graph.scale);
+    let bytes: Vec<u8> = bands.iter().flat_map(|b| b.iter().copied()).collect();
+    Ok(image::RgbImage::from_raw(w, h, bytes).expect("w·h·3 bytes"))
 }
