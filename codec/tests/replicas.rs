@@ -280,3 +280,74 @@ fn luma_models_take_y_straight_from_yuv_frames() {
     }
     assert!(m > ou.len() / 4, "only {m} chroma samples compared");
 }
+
+/// Left-sited (MPEG-2/H.264) chroma in the luma path: resampled to the
+/// centred positions first, so a left-sited ramp gives what the same ramp
+/// moved a quarter sample gives centre-sited.
+#[test]
+fn luma_path_resamples_left_sited_chroma() {
+    use nawqsr_codec::runtime::frame::{Colorimetry, Matrix, Range, Siting};
+    use nawqsr_codec::runtime::{Codec, CodecConfig, FrameMut, FrameRef, Mode, PixelFormat};
+    let (w, h) = (32usize, 20usize);
+    let (cw, ch) = (w / 2, h / 2);
+    let yp = vec![120u8; w * h];
+    // U rises by 4 per chroma column; its centred equivalent is U + 1
+    // (0.75·U[i] + 0.25·U[i + 1]), except the last column (edge kept).
+    let left: Vec<u8> = (0..cw * ch).map(|k| (96 + 4 * (k % cw)) as u8).collect();
+    let centred: Vec<u8> = (0..cw * ch)
+        .map(|k| {
+            if k % cw == cw - 1 {
+                left[k]
+            } else {
+                left[k] + 1
+            }
+        })
+        .collect();
+    let vp = vec![128u8; cw * ch];
+    let codec = Codec::new(&CodecConfig {
+        model: Some(dir().join("ecbsr.onnx")),
+        mode: Mode::Fp32,
+        threads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let run = |u: &[u8], siting| {
+        let c = Colorimetry {
+            matrix: Matrix::Bt601,
+            range: Range::Limited,
+            siting,
+        };
+        let src = FrameRef {
+            format: PixelFormat::I420,
+            width: w,
+            height: h,
+            planes: [&yp, u, &vp],
+            strides: [w, cw, cw],
+            colorimetry: c,
+        };
+        let (ow, oh) = (2 * w, 2 * h);
+        let (mut oy, mut ou, mut ov) = (
+            vec![0u8; ow * oh],
+            vec![0u8; ow * oh / 4],
+            vec![0u8; ow * oh / 4],
+        );
+        let mut dst = FrameMut {
+            format: PixelFormat::I420,
+            width: ow,
+            height: oh,
+            planes: [&mut oy, &mut ou, &mut ov],
+            strides: [ow, ow / 2, ow / 2],
+            colorimetry: Colorimetry {
+                siting: Siting::Centre,
+                ..c
+            },
+        };
+        codec.upscale(&src, &mut dst).unwrap();
+        ou
+    };
+    let a = run(&left, Siting::Left);
+    let b = run(&centred, Siting::Centre);
+    let c = run(&left, Siting::Centre);
+    assert_eq!(a, b, "left-sited ramp = its centred equivalent");
+    assert_ne!(a, c, "siting is not ignored");
+}

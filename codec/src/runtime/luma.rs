@@ -9,10 +9,9 @@
 //! float, and `ycbcr2rgb` (the exact inverse) brings the frame back to RGB.
 //! From a 4:2:0 frame the network takes the frame's own Y plane (in studio
 //! range) and the chroma planes are upscaled straight from their size, with
-//! the frame's matrix for the way back (`Chroma::from_frame`). Chroma siting
-//! is taken as centred: a left-sited (MPEG-2) frame's chroma lands a quarter
-//! LR pixel off, which the RGB path's conversion handles and this one does
-//! not yet.
+//! the frame's matrix for the way back (`Chroma::from_frame`); left-sited
+//! (MPEG-2, H.264) chroma is first resampled to the centred positions the
+//! bicubic assumes.
 use std::sync::Arc;
 
 use super::frame::{FrameRef, PixelFormat, Range};
@@ -133,6 +132,19 @@ impl Chroma {
                         .iter()
                         .map(|&v| cs(v)),
                 );
+            }
+        }
+        if src.colorimetry.siting == super::frame::Siting::Left {
+            // MPEG-2/H.264 chroma sits on the even luma column (x = 2i), the
+            // bicubic below assumes the centre of the pair (2i + ½): resample
+            // to those positions, a quarter of a chroma sample to the right.
+            for plane in [&mut cb, &mut cr] {
+                for row in plane.chunks_exact_mut(cw) {
+                    for i in 0..cw {
+                        let next = row[(i + 1).min(cw - 1)];
+                        row[i] = 0.75 * row[i] + 0.25 * next;
+                    }
+                }
             }
         }
         let (kr, kb) = super::color::kr_kb(src.colorimetry.matrix);
