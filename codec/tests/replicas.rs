@@ -191,37 +191,24 @@ fn luma_models_upscale_y_and_take_bicubic_chroma() {
     }
 }
 
-/// A luma model on a 4:2:0 frame takes the frame's own Y plane: the output
-/// frame's Y is the network's output on exactly that plane, and a flat
-/// chroma comes back flat through the frame's own matrix (BT.709 here).
-#[test]
-fn luma_models_take_y_straight_from_yuv_frames() {
-    use nawqsr_codec::runtime::frame::{Colorimetry, Matrix, Range, Siting};
-    use nawqsr_codec::runtime::{Codec, CodecConfig, FrameMut, FrameRef, Mode, PixelFormat};
-    let (w, h) = (36usize, 26usize);
-    let (cw, ch) = (w / 2, h / 2);
-    let yp: Vec<u8> = (0..w * h).map(|i| (40 + (i * 7) % 160) as u8).collect();
-    let (up, vp) = (vec![110u8; cw * ch], vec![150u8; cw * ch]);
-    let colorimetry = Colorimetry {
-        matrix: Matrix::Bt709,
-        range: Range::Limited,
-        siting: Siting::Centre,
-    };
+/// `codec` (×2) on an I420 frame of `w`×`h` planes `y, u, v` with
+/// `colorimetry` (the output centre-sited): the output's Y, U and V planes.
+fn upscale_i420(
+    codec: &nawqsr_codec::runtime::Codec,
+    (w, h): (usize, usize),
+    [y, u, v]: [&[u8]; 3],
+    colorimetry: nawqsr_codec::runtime::frame::Colorimetry,
+) -> [Vec<u8>; 3] {
+    use nawqsr_codec::runtime::frame::Siting;
+    use nawqsr_codec::runtime::{FrameMut, FrameRef, PixelFormat};
     let src = FrameRef {
         format: PixelFormat::I420,
         width: w,
         height: h,
-        planes: [&yp, &up, &vp],
-        strides: [w, cw, cw],
+        planes: [y, u, v],
+        strides: [w, w / 2, w / 2],
         colorimetry,
     };
-    let codec = Codec::new(&CodecConfig {
-        model: Some(dir().join("ecbsr.onnx")),
-        mode: Mode::Fp32,
-        threads: 2,
-        ..Default::default()
-    })
-    .unwrap();
     let (ow, oh) = (2 * w, 2 * h);
     let (mut oy, mut ou, mut ov) = (
         vec![0u8; ow * oh],
@@ -234,9 +221,40 @@ fn luma_models_take_y_straight_from_yuv_frames() {
         height: oh,
         planes: [&mut oy, &mut ou, &mut ov],
         strides: [ow, ow / 2, ow / 2],
-        colorimetry,
+        colorimetry: nawqsr_codec::runtime::frame::Colorimetry {
+            siting: Siting::Centre,
+            ..colorimetry
+        },
     };
     codec.upscale(&src, &mut dst).unwrap();
+    [oy, ou, ov]
+}
+
+/// A luma model on a 4:2:0 frame takes the frame's own Y plane: the output
+/// frame's Y is the network's output on exactly that plane, and a flat
+/// chroma comes back flat through the frame's own matrix (BT.709 here).
+#[test]
+fn luma_models_take_y_straight_from_yuv_frames() {
+    use nawqsr_codec::runtime::frame::{Colorimetry, Matrix, Range, Siting};
+    use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
+    let (w, h) = (36usize, 26usize);
+    let (cw, ch) = (w / 2, h / 2);
+    let yp: Vec<u8> = (0..w * h).map(|i| (40 + (i * 7) % 160) as u8).collect();
+    let (up, vp) = (vec![110u8; cw * ch], vec![150u8; cw * ch]);
+    let colorimetry = Colorimetry {
+        matrix: Matrix::Bt709,
+        range: Range::Limited,
+        siting: Siting::Centre,
+    };
+    let codec = Codec::new(&CodecConfig {
+        model: Some(dir().join("ecbsr.onnx")),
+        mode: Mode::Fp32,
+        threads: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let (ow, oh) = (2 * w, 2 * h);
+    let [oy, ou, ov] = upscale_i420(&codec, (w, h), [&yp, &up, &vp], colorimetry);
     let y_in = Tensor {
         h,
         w,
@@ -287,7 +305,7 @@ fn luma_models_take_y_straight_from_yuv_frames() {
 #[test]
 fn luma_path_resamples_left_sited_chroma() {
     use nawqsr_codec::runtime::frame::{Colorimetry, Matrix, Range, Siting};
-    use nawqsr_codec::runtime::{Codec, CodecConfig, FrameMut, FrameRef, Mode, PixelFormat};
+    use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
     let (w, h) = (32usize, 20usize);
     let (cw, ch) = (w / 2, h / 2);
     let yp = vec![120u8; w * h];
@@ -317,32 +335,7 @@ fn luma_path_resamples_left_sited_chroma() {
             range: Range::Limited,
             siting,
         };
-        let src = FrameRef {
-            format: PixelFormat::I420,
-            width: w,
-            height: h,
-            planes: [&yp, u, &vp],
-            strides: [w, cw, cw],
-            colorimetry: c,
-        };
-        let (ow, oh) = (2 * w, 2 * h);
-        let (mut oy, mut ou, mut ov) = (
-            vec![0u8; ow * oh],
-            vec![0u8; ow * oh / 4],
-            vec![0u8; ow * oh / 4],
-        );
-        let mut dst = FrameMut {
-            format: PixelFormat::I420,
-            width: ow,
-            height: oh,
-            planes: [&mut oy, &mut ou, &mut ov],
-            strides: [ow, ow / 2, ow / 2],
-            colorimetry: Colorimetry {
-                siting: Siting::Centre,
-                ..c
-            },
-        };
-        codec.upscale(&src, &mut dst).unwrap();
+        let [_, ou, _] = upscale_i420(&codec, (w, h), [&yp, u, &vp], c);
         ou
     };
     let a = run(&left, Siting::Left);

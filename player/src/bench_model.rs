@@ -111,18 +111,9 @@ pub fn run(a: Args) -> Result<()> {
         let graph = model::import(&a.model)?;
         let e = Engine::new(graph, level, a.threads);
         threads = e.threads;
-        // A luma model (FSRCNN, ESPCN) takes the frame's first channel.
+        // A luma model (FSRCNN, ESPCN) takes the frame's Y.
         let rgb = frame.to_rgb();
-        let frame = if e.graph.values[e.graph.input].channels == 1 {
-            nawqsr_codec::engine::Tensor {
-                h: frame.h,
-                w: frame.w,
-                c: 1,
-                data: frame.data.iter().step_by(3).copied().collect(),
-            }
-        } else {
-            frame
-        };
+        let frame = e.graph.input_of(frame);
         let plan = match a.mode.as_str() {
             "fp32" => Plan::fp32(&e.graph),
             "fp32w8" => Plan::fp32w8(&e.graph),

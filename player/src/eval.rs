@@ -82,19 +82,24 @@ pub fn run(a: Args) -> Result<()> {
     }
     let runner = match a.mode.as_str() {
         "bicubic" => Runner::Bicubic,
-        // A luma model runs on the engine's float path (tract, the RGB
-        // reference, takes RGB models only).
-        "fp32" if model::import(&a.model).is_ok_and(|g| g.values[g.input].channels == 1) => {
-            let graph = model::import(&a.model)?;
-            check_scale(graph.scale, a.scale, &a)?;
-            let engine = Engine::new(graph, CpuLevel::detect(), a.threads);
-            let plan = Plan::fp32(&engine.graph);
-            Runner::Engine(engine, plan)
-        }
         "fp32" => {
-            let r = Fp32Reference::load(&a.model)?;
-            check_scale(r.scale(), a.scale, &a)?;
-            Runner::Tract(r)
+            let graph = model::import(&a.model);
+            match graph {
+                // A luma model runs on the engine's float path (tract, the
+                // RGB reference, takes RGB models only).
+                Ok(graph) if graph.is_luma() => {
+                    check_scale(graph.scale, a.scale, &a)?;
+                    let engine = Engine::new(graph, CpuLevel::detect(), a.threads);
+                    let plan = Plan::fp32(&engine.graph);
+                    Runner::Engine(engine, plan)
+                }
+                // The importer may refuse a model tract runs: tract decides.
+                _ => {
+                    let r = Fp32Reference::load(&a.model)?;
+                    check_scale(r.scale(), a.scale, &a)?;
+                    Runner::Tract(r)
+                }
+            }
         }
         "fp32w8" | "int8" | "a16w8" => {
             let graph = model::import(&a.model)?;
@@ -109,17 +114,9 @@ pub fn run(a: Args) -> Result<()> {
                 "fp32w8" => Plan::fp32w8(&engine.graph),
                 m => {
                     let calib = calibration_set(a.calib.as_ref(), a.scale)?;
-                    let luma = engine.graph.values[engine.graph.input].channels == 1;
                     let lrs: Vec<Tensor> = calib
                         .iter()
-                        .map(|s| {
-                            let t = Tensor::from_rgb(&s.lr);
-                            if luma {
-                                nawqsr_codec::runtime::luma::y_of(&t)
-                            } else {
-                                t
-                            }
-                        })
+                        .map(|s| engine.graph.input_of(Tensor::from_rgb(&s.lr)))
                         .collect();
                     let ranges = engine.calibrate(&lrs)?;
                     Plan::uniform(
@@ -176,12 +173,12 @@ pub fn run(a: Args) -> Result<()> {
         Runner::Bicubic => bicubic.clone(),
         Runner::Tract(r) => eval::score(&samples, a.scale, |lr| r.upscale(lr))?,
         Runner::Engine(engine, plan) => {
-            eval::score(&samples, a.scale, |lr| Ok(run_engine(engine, plan, lr)?))?
+            eval::score(&samples, a.scale, |lr| run_engine(engine, plan, lr))?
         }
         Runner::EngineRuns(engine, plans) => {
             let runs = plans
                 .iter()
-                .map(|plan| eval::score(&samples, a.scale, |lr| Ok(run_engine(engine, plan, lr)?)))
+                .map(|plan| eval::score(&samples, a.scale, |lr| run_engine(engine, plan, lr)))
                 .collect::<Result<Vec<Score>, _>>()?;
             mean_of(&runs)
         }
@@ -264,10 +261,10 @@ fn run_engine(
 ) -> nawqsr_codec::error::Result<image::RgbImage> {
     use nawqsr_codec::runtime::luma;
     let x = Tensor::from_rgb(lr);
-    if engine.graph.values[engine.graph.input].channels != 1 {
+    if !engine.graph.is_luma() {
         return Ok(engine.run(plan, &x)?.to_rgb());
     }
-    let y = engine.run(plan, &luma::y_of(&x))?;
+    let y = engine.run(plan, &engine.graph.input_of(x.clone()))?;
     let (w, h) = (y.w as u32, y.h as u32);
     let (_, bands) = luma::Chroma::of(&x).merge(&[std::sync::Arc::new(y)], engine.graph.scale);
     let bytes: Vec<u8> = bands.iter().flat_map(|b| b.iter().copied()).collect();

@@ -57,8 +57,10 @@ impl Packed {
             }
         }
         Packed {
+            // The geometry only: the weights live in `w`.
             conv: Conv {
-                weights: weights.to_vec(),
+                weights: Vec::new(),
+                bias: Vec::new(),
                 ..conv.clone()
             },
             w,

@@ -23,10 +23,6 @@ impl FloatConv {
         }
     }
 
-    pub fn conv(&self) -> &Conv {
-        &self.packed.conv
-    }
-
     /// The conv on the whole map `x`, any stride and padding.
     pub fn run(&self, x: &Tensor, act: Option<&Activation>, threads: usize) -> Tensor {
         let c = &self.packed.conv;
@@ -600,13 +596,8 @@ pub fn row_local(op: &crate::model::Op, xs: &[&Tensor]) -> Option<Vec<Tensor>> {
         Op::Binary(b) => vec![binary(xs[0], xs[1], *b)],
         Op::Const { op, c, const_first } => vec![with_const(xs[0], *op, c, *const_first)],
         Op::SliceChannels { start, len } => vec![slice_channels(xs[0], *start, *len)],
-        Op::Conv(_)
-        | Op::GlobalAvgPool
-        | Op::GlobalStd
-        | Op::Resize { .. }
-        | Op::ConvTranspose { .. }
-        | Op::Pool { .. }
-        | Op::Pad { .. } => return None,
+        // The rest: `Op::is_row_local` is false for them.
+        _ => return None,
     })
 }
 

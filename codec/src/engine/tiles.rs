@@ -221,7 +221,7 @@ fn factor(e: &Engine, v: usize) -> Option<usize> {
 /// A conv whose output has its input's size (stride 1, "same" padding) can be
 /// computed band by band from its input rows ± halo, on its integer unit or
 /// in float (a float partition, or the FP32 modes).
-fn conv_is_bandable(e: &Engine, layer: usize, _plan: &Plan) -> bool {
+fn conv_is_bandable(e: &Engine, layer: usize) -> bool {
     let Op::Conv(c) = &e.graph.layers[layer].op else {
         return false;
     };
@@ -254,7 +254,7 @@ fn stored_quantized(
         let ConvPlan::Quant { q, dre: false } = plan.convs[j] else {
             return None;
         };
-        if !conv_is_bandable(e, j, plan) || qp.is_some_and(|p| p != q) {
+        if !conv_is_bandable(e, j) || qp.is_some_and(|p| p != q) {
             return None;
         }
         qp = Some(q);
@@ -310,7 +310,7 @@ impl TileGraph {
             };
             let out_image = outputs.iter().all(|&v| factor(e, v).is_some());
             let banded = match &layer.op {
-                Op::Conv(_) => conv_is_bandable(e, l, plan),
+                Op::Conv(_) => conv_is_bandable(e, l),
                 op => out_image && op.is_row_local(),
             };
             let dre = plan.is_dre(l) && banded;

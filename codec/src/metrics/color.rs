@@ -2,9 +2,41 @@
 //! images, the grey values themselves for single-channel images.
 use image::RgbImage;
 
-/// MATLAB's BT.601 luma coefficients for RGB in [0, 1]; they sum to 219, the
-/// studio-swing range of Y in [16, 235].
-const COEFF: [f64; 3] = [65.481, 128.553, 24.966];
+use crate::tensor::Tensor;
+
+/// MATLAB `rgb2ycbcr` for RGB in [0, 1]: rows Y, Cb, Cr, added to
+/// [`YCBCR_OFFSET`]. The Y row sums to 219, the studio-swing range of Y in
+/// [16, 235].
+pub const RGB_TO_YCBCR: [[f64; 3]; 3] = [
+    [65.481, 128.553, 24.966],
+    [-37.797, -74.203, 112.0],
+    [112.0, -93.786, -18.214],
+];
+pub const YCBCR_OFFSET: [f64; 3] = [16.0, 128.0, 128.0];
+
+/// MATLAB's BT.601 luma coefficients (the Y row of [`RGB_TO_YCBCR`]).
+const COEFF: [f64; 3] = RGB_TO_YCBCR[0];
+
+/// Row `row` (0 Y, 1 Cb, 2 Cr) of `rgb2ycbcr` of one RGB pixel in [0, 1], / 255.
+pub fn ycbcr(p: &[f32], row: usize) -> f64 {
+    let t = RGB_TO_YCBCR[row];
+    (YCBCR_OFFSET[row] + t[0] * p[0] as f64 + t[1] * p[1] as f64 + t[2] * p[2] as f64) / 255.0
+}
+
+/// Y of an h×w×3 RGB tensor in [0, 1] as an h×w×1 tensor in [0, 1]: what a
+/// luma model (FSRCNN, ESPCN) is trained on and fed.
+pub fn y_tensor(rgb: &Tensor) -> Tensor {
+    Tensor {
+        h: rgb.h,
+        w: rgb.w,
+        c: 1,
+        data: rgb
+            .data
+            .chunks_exact(3)
+            .map(|p| ycbcr(p, 0) as f32)
+            .collect(),
+    }
+}
 
 /// Which plane of an image the metrics compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -437,6 +437,21 @@ impl Graph {
             .sum()
     }
 
+    /// True for a model of one input channel (luma: FSRCNN, ESPCN).
+    pub fn is_luma(&self) -> bool {
+        self.values[self.input].channels == 1
+    }
+
+    /// The network's input for an RGB frame in [0, 1]: the frame, or its
+    /// MATLAB `rgb2ycbcr` Y for a luma model.
+    pub fn input_of(&self, rgb: crate::tensor::Tensor) -> crate::tensor::Tensor {
+        if self.is_luma() && rgb.c == 3 {
+            crate::metrics::color::y_tensor(&rgb)
+        } else {
+            rgb
+        }
+    }
+
     /// An error naming the first layer whose output would be empty for an
     /// LR input of `h`×`w` (a frame smaller than the model's pooling windows).
     pub fn check_size(&self, h: usize, w: usize) -> Result<(), String> {

@@ -143,17 +143,9 @@ impl<'a> Evaluator<'a> {
         }
         let scale = engine.graph.scale;
         // A luma model (FSRCNN, ESPCN) sees the Y of rgb2ycbcr, as in training.
-        let luma = engine.graph.values[engine.graph.input].channels == 1;
         let lrs: Vec<Tensor> = samples
             .iter()
-            .map(|s| {
-                let t = Tensor::from_rgb(&s.lr);
-                if luma {
-                    crate::runtime::luma::y_of(&t)
-                } else {
-                    t
-                }
-            })
+            .map(|s| engine.graph.input_of(Tensor::from_rgb(&s.lr)))
             .collect();
         for s in samples {
             let (w, h) = s.hr.dimensions();

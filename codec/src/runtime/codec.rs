@@ -725,7 +725,7 @@ impl Codec {
         // A luma model on a 4:2:0 frame takes the frame's own Y plane; its
         // chroma is upscaled straight from the chroma planes (`luma`).
         if let Backend::Npu(n) = &self.backend
-            && n.engine.graph.values[n.engine.graph.input].channels == 1
+            && n.engine.graph.is_luma()
             && let Some((y, chroma)) = super::luma::Chroma::from_frame(src)?
         {
             return n.runtime.run_luma(y, chroma)?.write_to(dst);
@@ -842,7 +842,7 @@ impl Npu {
             }
         };
         let engine = Arc::new(Engine::with_granularity(graph, CpuLevel::detect(), 1, gran));
-        let luma = engine.graph.values[engine.graph.input].channels == 1;
+        let luma = engine.graph.is_luma();
         if luma && cfg.routing {
             return Err(Error::Invalid(
                 "routing is for RGB models (this model upscales luma only; expected routing off)"

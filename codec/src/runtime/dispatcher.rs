@@ -741,8 +741,7 @@ impl Dispatcher {
         let macs = self.ctx.engine.graph.total_macs(input.h, input.w);
         // A luma model runs on Y; the chroma waits for its output (`luma`).
         // An RGB frame is split here; a YUV frame came split (`run_luma`).
-        let split_here =
-            self.ctx.engine.graph.values[self.ctx.engine.graph.input].channels == 1 && input.c == 3;
+        let split_here = self.ctx.engine.graph.is_luma() && input.c == 3;
         let chroma = chroma.or_else(|| split_here.then(|| super::luma::Chroma::of(&input)));
         let luma = chroma.is_some();
         let ft = self.tile_graph(input.h, input.w).and_then(|tg| {

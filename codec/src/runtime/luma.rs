@@ -17,30 +17,11 @@ use std::sync::Arc;
 use super::frame::{FrameRef, PixelFormat, Range};
 use crate::engine::Tensor;
 use crate::error::Result;
+use crate::metrics::color::ycbcr;
 use crate::metrics::imresize::imresize_plane;
 
-/// MATLAB `rgb2ycbcr` for RGB in [0, 1]: rows Y, Cb, Cr; offsets 16, 128, 128.
-const T: [[f64; 3]; 3] = [
-    [65.481, 128.553, 24.966],
-    [-37.797, -74.203, 112.0],
-    [112.0, -93.786, -18.214],
-];
-const OFFSET: [f64; 3] = [16.0, 128.0, 128.0];
-
-/// Y of an h×w×3 RGB tensor in [0, 1], as an h×w×1 tensor in [0, 1].
-pub fn y_of(rgb: &Tensor) -> Tensor {
-    Tensor {
-        h: rgb.h,
-        w: rgb.w,
-        c: 1,
-        data: rgb.data.chunks_exact(3).map(|p| ycc(p, 0) as f32).collect(),
-    }
-}
-
-fn ycc(p: &[f32], row: usize) -> f64 {
-    (OFFSET[row] + T[row][0] * p[0] as f64 + T[row][1] * p[1] as f64 + T[row][2] * p[2] as f64)
-        / 255.0
-}
+/// Y of an RGB tensor, as the network sees it (`metrics::color::y_tensor`).
+pub use crate::metrics::color::y_tensor as y_of;
 
 /// The chroma of one LR frame, kept while the network runs on its luma:
 /// Cb − 128 and Cr − 128 in studio-range units (224 steps for the full
@@ -64,7 +45,7 @@ impl Chroma {
         let plane = |row| {
             rgb.data
                 .chunks_exact(3)
-                .map(|p| (ycc(p, row) * 255.0 - 128.0) as f32)
+                .map(|p| (ycbcr(p, row) * 255.0 - 128.0) as f32)
                 .collect()
         };
         Chroma {
