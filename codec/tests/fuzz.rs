@@ -715,12 +715,14 @@ fn fuzz_schedule_parser() {
 
 // ---------------------------------------------------------------- (c) frames
 
-const FORMATS: [PixelFormat; 5] = [
+const FORMATS: [PixelFormat; 7] = [
     PixelFormat::Rgb,
     PixelFormat::Rgbx,
     PixelFormat::Bgrx,
     PixelFormat::I420,
     PixelFormat::Nv12,
+    PixelFormat::I42010le,
+    PixelFormat::P01010le,
 ];
 
 /// (row bytes, rows) of each plane, as GStreamer lays them out.
@@ -731,6 +733,8 @@ fn planes(f: PixelFormat, w: usize, h: usize) -> Vec<(usize, usize)> {
         PixelFormat::Rgbx | PixelFormat::Bgrx => vec![(4 * w, h)],
         PixelFormat::I420 => vec![(w, h), (cw, ch), (cw, ch)],
         PixelFormat::Nv12 => vec![(w, h), (2 * cw, ch)],
+        PixelFormat::I42010le => vec![(2 * w, h), (2 * cw, ch), (2 * cw, ch)],
+        PixelFormat::P01010le => vec![(2 * w, h), (4 * cw, ch)],
     }
 }
 

@@ -191,137 +191,182 @@ fn luma_models_upscale_y_and_take_bicubic_chroma() {
     }
 }
 
-/// `codec` (×2) on an I420 frame of `w`×`h` planes `y, u, v` with
-/// `colorimetry` (the output centre-sited): the output's Y, U and V planes.
-fn upscale_i420(
-    codec: &nawqsr_codec::runtime::Codec,
-    (w, h): (usize, usize),
-    [y, u, v]: [&[u8]; 3],
-    colorimetry: nawqsr_codec::runtime::frame::Colorimetry,
-) -> [Vec<u8>; 3] {
-    use nawqsr_codec::runtime::frame::Siting;
-    use nawqsr_codec::runtime::{FrameMut, FrameRef, PixelFormat};
-    let src = FrameRef {
-        format: PixelFormat::I420,
-        width: w,
-        height: h,
-        planes: [y, u, v],
-        strides: [w, w / 2, w / 2],
-        colorimetry,
-    };
-    let (ow, oh) = (2 * w, 2 * h);
-    let (mut oy, mut ou, mut ov) = (
-        vec![0u8; ow * oh],
-        vec![0u8; ow * oh / 4],
-        vec![0u8; ow * oh / 4],
-    );
-    let mut dst = FrameMut {
-        format: PixelFormat::I420,
-        width: ow,
-        height: oh,
-        planes: [&mut oy, &mut ou, &mut ov],
-        strides: [ow, ow / 2, ow / 2],
-        colorimetry: nawqsr_codec::runtime::frame::Colorimetry {
-            siting: Siting::Centre,
-            ..colorimetry
-        },
-    };
-    codec.upscale(&src, &mut dst).unwrap();
-    [oy, ou, ov]
+/// A `w`×`h` 4:2:0 frame of `format` holding `y` and `u`, `v` (values of
+/// the format's depth), padded rows; and the same size ×2, empty.
+struct Yuv {
+    format: nawqsr_codec::runtime::PixelFormat,
+    w: usize,
+    h: usize,
+    planes: [Vec<u8>; 3],
+    strides: [usize; 3],
 }
 
-/// A luma model on a 4:2:0 frame takes the frame's own Y plane: the output
-/// frame's Y is the network's output on exactly that plane, and a flat
-/// chroma comes back flat through the frame's own matrix (BT.709 here).
+impl Yuv {
+    fn new(format: nawqsr_codec::runtime::PixelFormat, w: usize, h: usize) -> Yuv {
+        let l = format.yuv420().unwrap();
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let pad = 8;
+        let strides = if l.interleaved {
+            [l.bytes * w + pad, 2 * l.bytes * cw + pad, 0]
+        } else {
+            [l.bytes * w + pad, l.bytes * cw + pad, l.bytes * cw + pad]
+        };
+        Yuv {
+            format,
+            w,
+            h,
+            planes: [
+                vec![0; strides[0] * h],
+                vec![0; strides[1] * ch],
+                vec![0; strides[2] * ch],
+            ],
+            strides,
+        }
+    }
+
+    fn frame(&self, c: nawqsr_codec::runtime::frame::Colorimetry) -> nawqsr_codec::runtime::FrameRef<'_> {
+        nawqsr_codec::runtime::FrameRef {
+            format: self.format,
+            width: self.w,
+            height: self.h,
+            planes: [&self.planes[0], &self.planes[1], &self.planes[2]],
+            strides: self.strides,
+            colorimetry: c,
+        }
+    }
+
+    fn frame_mut(&mut self, c: nawqsr_codec::runtime::frame::Colorimetry) -> nawqsr_codec::runtime::FrameMut<'_> {
+        let [a, b, d] = &mut self.planes;
+        nawqsr_codec::runtime::FrameMut {
+            format: self.format,
+            width: self.w,
+            height: self.h,
+            planes: [a, b, d],
+            strides: self.strides,
+            colorimetry: c,
+        }
+    }
+
+    fn set(&mut self, comp: nawqsr_codec::runtime::planes::Comp, f: impl Fn(usize, usize) -> f32) {
+        use nawqsr_codec::runtime::planes::{comp_size, write_row};
+        let l = self.format.yuv420().unwrap();
+        let (cw, ch) = comp_size(comp, self.w, self.h);
+        let mut dst = self.frame_mut(Default::default());
+        for r in 0..ch {
+            let row: Vec<f32> = (0..cw).map(|x| f(x, r)).collect();
+            write_row(&mut dst, l, comp, r, &row);
+        }
+    }
+
+    fn get(&self, comp: nawqsr_codec::runtime::planes::Comp) -> Vec<f32> {
+        use nawqsr_codec::runtime::planes::{comp_size, read_row};
+        let l = self.format.yuv420().unwrap();
+        let (cw, ch) = comp_size(comp, self.w, self.h);
+        let src = self.frame(Default::default());
+        let mut out = vec![0f32; cw * ch];
+        for (r, row) in out.chunks_exact_mut(cw).enumerate() {
+            read_row(&src, l, comp, r, row);
+        }
+        out
+    }
+}
+
+/// Issue 17: a luma model keeps a 4:2:0 frame YUV, in every 8- and 10-bit
+/// layout: the output's Y is the network's output on exactly the frame's Y
+/// plane (Y / 255, a 10-bit Y / 1020, written back at the frame's depth),
+/// and U and V are the chroma resizer's output on the input planes with the
+/// frame's siting, with no colour matrix between (a flat chroma stays flat).
 #[test]
-fn luma_models_take_y_straight_from_yuv_frames() {
+fn luma_models_keep_yuv_frames_yuv() {
+    use nawqsr_codec::runtime::chroma::ChromaResizer;
     use nawqsr_codec::runtime::frame::{Colorimetry, Matrix, Range, Siting};
-    use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
+    use nawqsr_codec::runtime::planes::Comp;
+    use nawqsr_codec::runtime::{Codec, CodecConfig, Mode, PixelFormat};
     let (w, h) = (36usize, 26usize);
-    let (cw, ch) = (w / 2, h / 2);
-    let yp: Vec<u8> = (0..w * h).map(|i| (40 + (i * 7) % 160) as u8).collect();
-    let (up, vp) = (vec![110u8; cw * ch], vec![150u8; cw * ch]);
-    let colorimetry = Colorimetry {
-        matrix: Matrix::Bt709,
-        range: Range::Limited,
-        siting: Siting::Centre,
-    };
-    let codec = Codec::new(&CodecConfig {
-        model: Some(dir().join("ecbsr.onnx")),
-        mode: Mode::Fp32,
-        threads: 2,
-        ..Default::default()
-    })
-    .unwrap();
     let (ow, oh) = (2 * w, 2 * h);
-    let [oy, ou, ov] = upscale_i420(&codec, (w, h), [&yp, &up, &vp], colorimetry);
-    let y_in = Tensor {
-        h,
-        w,
-        c: 1,
-        data: yp.iter().map(|&v| v as f32 / 255.0).collect(),
-    };
-    let ysr = codec.upscale_tensor(&y_in).unwrap();
-    let mut n = 0;
-    for (i, (&got, &want)) in oy.iter().zip(&ysr.data).enumerate() {
-        let want = want * 255.0;
-        // With this chroma (Cb −18, Cr +22), B clips below Y ≈ 49 and R
-        // above Y ≈ 201: there RGB cannot carry the value.
-        if !(55.0..=185.0).contains(&want) {
-            continue;
-        }
-        n += 1;
-        assert!(
-            (got as f32 - want).abs() <= 1.5,
-            "Y pixel {i}: {got} vs {want}"
-        );
-    }
-    assert!(n > oy.len() / 2, "only {n} pixels compared");
-    // Chroma where the four luma pixels of the 2×2 block are carried.
-    let mut m = 0;
-    for cy in 0..oh / 2 {
-        for cx in 0..ow / 2 {
-            let inside = [(0, 0), (0, 1), (1, 0), (1, 1)].iter().all(|&(dy, dx)| {
-                (55.0..=185.0).contains(&(ysr.data[(2 * cy + dy) * ow + 2 * cx + dx] * 255.0))
-            });
-            if inside {
-                m += 1;
-                let k = cy * ow / 2 + cx;
-                assert!(
-                    ou[k].abs_diff(110) <= 1 && ov[k].abs_diff(150) <= 1,
-                    "U, V at {k}: {} {}",
-                    ou[k],
-                    ov[k]
+    for mode in [Mode::Fp32, Mode::Int8] {
+        let codec = Codec::new(&CodecConfig {
+            model: Some(dir().join("ecbsr.onnx")),
+            mode,
+            threads: 2,
+            patch_size: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        for format in [
+            PixelFormat::I420,
+            PixelFormat::Nv12,
+            PixelFormat::I42010le,
+            PixelFormat::P01010le,
+        ] {
+            let l = format.yuv420().unwrap();
+            let k = l.per_8bit();
+            for siting in [Siting::Centre, Siting::Left] {
+                let c = Colorimetry {
+                    matrix: Matrix::Bt709,
+                    range: Range::Limited,
+                    siting,
+                };
+                let mut src = Yuv::new(format, w, h);
+                // A 10-bit Y that is no multiple of 4 shows all 10 bits are read.
+                src.set(Comp::Y, |x, y| (40.0 + ((x * 7 + y * 13) % 160) as f32) * k + (x % 3) as f32 * (k - 1.0) / 3.0);
+                src.set(Comp::U, |_, _| 110.0 * k);
+                src.set(Comp::V, |x, y| (96 + 4 * x + y) as f32 * k);
+                let mut dst = Yuv::new(format, ow, oh);
+                codec.upscale(&src.frame(c), &mut dst.frame_mut(c)).unwrap();
+
+                let y_in = Tensor {
+                    h,
+                    w,
+                    c: 1,
+                    data: src.get(Comp::Y).iter().map(|&v| v / (255.0 * k)).collect(),
+                };
+                let want: Vec<f32> = codec
+                    .upscale_tensor(&y_in)
+                    .unwrap()
+                    .data
+                    .iter()
+                    .map(|&v| {
+                        if l.bits == 8 {
+                            f32::from(nawqsr_codec::tensor::to_u8_pixel(v))
+                        } else {
+                            (v * 1020.0).clamp(0.0, 1023.0).round()
+                        }
+                    })
+                    .collect();
+                assert_eq!(dst.get(Comp::Y), want, "{mode:?} {format:?} {siting:?}: Y");
+                if l.bits == 10 {
+                    assert!(dst.get(Comp::Y).iter().any(|&v| v % 4.0 != 0.0), "{format:?}: 10 bits kept");
+                }
+                assert!(dst.get(Comp::U).iter().all(|&v| v == 110.0 * k), "{format:?}: flat U stays flat");
+                let z = ChromaResizer::new(w, h, 2, siting);
+                let (cw, _) = z.in_size();
+                let (zw, zh) = z.out_size();
+                let vin = src.get(Comp::V);
+                let mut vwant = vec![0f32; zw * zh];
+                z.run(
+                    |r, row| row.copy_from_slice(&vin[r * cw..][..cw]),
+                    |r, row| {
+                        for (o, &v) in vwant[r * zw..][..zw].iter_mut().zip(row) {
+                            *o = v.clamp(0.0, l.max()).round();
+                        }
+                    },
                 );
+                assert_eq!(dst.get(Comp::V), vwant, "{mode:?} {format:?} {siting:?}: V");
             }
         }
     }
-    assert!(m > ou.len() / 4, "only {m} chroma samples compared");
 }
 
-/// Left-sited (MPEG-2/H.264) chroma in the luma path: resampled to the
-/// centred positions first, so a left-sited ramp gives what the same ramp
-/// moved a quarter sample gives centre-sited.
+/// The two sitings place the chroma differently (the resizer's own tests
+/// check where), and a full-range frame's Y goes through the network in
+/// studio range and comes back full range: a flat mid-grey stays that grey.
 #[test]
-fn luma_path_resamples_left_sited_chroma() {
-    use nawqsr_codec::runtime::frame::{Colorimetry, Matrix, Range, Siting};
-    use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
+fn luma_path_follows_siting_and_range() {
+    use nawqsr_codec::runtime::frame::{Colorimetry, Range, Siting};
+    use nawqsr_codec::runtime::planes::Comp;
+    use nawqsr_codec::runtime::{Codec, CodecConfig, Mode, PixelFormat};
     let (w, h) = (32usize, 20usize);
-    let (cw, ch) = (w / 2, h / 2);
-    let yp = vec![120u8; w * h];
-    // U rises by 4 per chroma column; its centred equivalent is U + 1
-    // (0.75·U[i] + 0.25·U[i + 1]), except the last column (edge kept).
-    let left: Vec<u8> = (0..cw * ch).map(|k| (96 + 4 * (k % cw)) as u8).collect();
-    let centred: Vec<u8> = (0..cw * ch)
-        .map(|k| {
-            if k % cw == cw - 1 {
-                left[k]
-            } else {
-                left[k] + 1
-            }
-        })
-        .collect();
-    let vp = vec![128u8; cw * ch];
     let codec = Codec::new(&CodecConfig {
         model: Some(dir().join("ecbsr.onnx")),
         mode: Mode::Fp32,
@@ -329,18 +374,34 @@ fn luma_path_resamples_left_sited_chroma() {
         ..Default::default()
     })
     .unwrap();
-    let run = |u: &[u8], siting| {
+    let mut src = Yuv::new(PixelFormat::I420, w, h);
+    src.set(Comp::Y, |_, _| 128.0);
+    src.set(Comp::U, |x, _| (96 + 4 * x) as f32);
+    src.set(Comp::V, |_, _| 128.0);
+    let run = |siting, range| {
         let c = Colorimetry {
-            matrix: Matrix::Bt601,
-            range: Range::Limited,
             siting,
+            range,
+            ..Default::default()
         };
-        let [_, ou, _] = upscale_i420(&codec, (w, h), [&yp, u, &vp], c);
-        ou
+        let mut dst = Yuv::new(PixelFormat::I420, 2 * w, 2 * h);
+        codec.upscale(&src.frame(c), &mut dst.frame_mut(c)).unwrap();
+        dst
     };
-    let a = run(&left, Siting::Left);
-    let b = run(&centred, Siting::Centre);
-    let c = run(&left, Siting::Centre);
-    assert_eq!(a, b, "left-sited ramp = its centred equivalent");
-    assert_ne!(a, c, "siting is not ignored");
+    let (a, b) = (run(Siting::Left, Range::Limited), run(Siting::Centre, Range::Limited));
+    assert_ne!(a.get(Comp::U), b.get(Comp::U), "siting is not ignored");
+    // The flat 128 through the network: in studio range and back, equal to
+    // the limited-range run's Y mapped to full range.
+    let full = run(Siting::Centre, Range::Full).get(Comp::Y);
+    let y_in = Tensor {
+        h,
+        w,
+        c: 1,
+        data: vec![(16.0 + 128.0 / 255.0 * 219.0) / 255.0; w * h],
+    };
+    let net = codec.upscale_tensor(&y_in).unwrap();
+    for (i, (&got, &v)) in full.iter().zip(&net.data).enumerate() {
+        let want = ((v * 255.0 - 16.0) / 219.0 * 255.0).clamp(0.0, 255.0).round();
+        assert_eq!(got, want, "Y {i}");
+    }
 }

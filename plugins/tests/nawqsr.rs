@@ -23,12 +23,14 @@ fn init() {
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-const FORMATS: [gst_video::VideoFormat; 5] = [
+const FORMATS: [gst_video::VideoFormat; 7] = [
     gst_video::VideoFormat::Rgb,
     gst_video::VideoFormat::Rgbx,
     gst_video::VideoFormat::Bgrx,
     gst_video::VideoFormat::I420,
     gst_video::VideoFormat::Nv12,
+    gst_video::VideoFormat::I42010le,
+    gst_video::VideoFormat::P01010le,
 ];
 
 fn pixel_format(f: gst_video::VideoFormat) -> PixelFormat {
@@ -38,6 +40,8 @@ fn pixel_format(f: gst_video::VideoFormat) -> PixelFormat {
         gst_video::VideoFormat::Bgrx => PixelFormat::Bgrx,
         gst_video::VideoFormat::I420 => PixelFormat::I420,
         gst_video::VideoFormat::Nv12 => PixelFormat::Nv12,
+        gst_video::VideoFormat::I42010le => PixelFormat::I42010le,
+        gst_video::VideoFormat::P01010le => PixelFormat::P01010le,
         f => panic!("unexpected format {f:?}"),
     }
 }
@@ -1079,6 +1083,103 @@ fn replica_models_run_in_the_element() {
                 .filter(|m| m.type_() == gst::MessageType::Error)
                 .collect();
             assert!(errors.is_empty(), "{name} {mode}: {errors:?}");
+        }
+    }
+}
+
+/// Issue 17: 10-bit 4:2:0 caps (I420_10LE, P010_10LE) negotiate and give
+/// 10-bit output of the same format. A luma model keeps all 10 bits (output
+/// Y values that are no multiple of 4 from a 10-bit ramp); the bundled RGB
+/// model sees the frame as 8-bit RGB and keeps a flat grey grey.
+#[test]
+fn ten_bit_frames_negotiate_and_stay_ten_bit() {
+    use nawqsr_codec::runtime::planes::{Comp, comp_size, read_row, write_row};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/test-models");
+    let model = dir.join("ecbsr.onnx");
+    for format in [gst_video::VideoFormat::I42010le, gst_video::VideoFormat::P01010le] {
+        let pf = pixel_format(format);
+        let l = pf.yuv420().unwrap();
+        for luma in [true, false] {
+            let props: Vec<(&str, &str)> = if luma {
+                vec![("mode", "int8"), ("model", model.to_str().unwrap())]
+            } else {
+                vec![("mode", "int8"), ("scale", "2")]
+            };
+            let (mut h, bus) = harness(&props);
+            let (w, ht) = (40u32, 24u32);
+            let info = video_info(format, w, ht);
+            h.set_src_caps(info.to_caps().unwrap());
+            let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+            {
+                let b = buf.get_mut().unwrap();
+                b.set_pts(gst::ClockTime::ZERO);
+                let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(b, &info).unwrap();
+                let st = strides(&frame);
+                let [p0, p1, p2, _] = frame.planes_data_mut();
+                let mut dst = FrameMut {
+                    format: pf,
+                    width: w as usize,
+                    height: ht as usize,
+                    planes: [p0, p1, p2],
+                    strides: st,
+                    colorimetry: Default::default(),
+                };
+                for comp in [Comp::Y, Comp::U, Comp::V] {
+                    let (cw, ch) = comp_size(comp, w as usize, ht as usize);
+                    for r in 0..ch {
+                        // Luma: a ramp in single 10-bit steps; RGB model: flat grey
+                        // (which the bundled INT8 net keeps within 3 8-bit steps).
+                        let row: Vec<f32> = (0..cw)
+                            .map(|x| match comp {
+                                Comp::Y if luma => 400.0 + (x + r) as f32,
+                                Comp::Y => 502.0,
+                                _ => 512.0,
+                            })
+                            .collect();
+                        write_row(&mut dst, l, comp, r, &row);
+                    }
+                }
+            }
+            let out = h
+                .push_and_pull(buf)
+                .unwrap_or_else(|e| panic!("{format:?}: {e:?} {:?}", drain(&bus)));
+            let caps = h.sinkpad().unwrap().current_caps().unwrap();
+            let oinfo = gst_video::VideoInfo::from_caps(&caps).unwrap();
+            assert_eq!(oinfo.format(), format);
+            assert_eq!((oinfo.width(), oinfo.height()), (2 * w, 2 * ht));
+            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(out.as_ref(), &oinfo).unwrap();
+            let mut planes: [&[u8]; 3] = [&[]; 3];
+            for (i, p) in planes.iter_mut().enumerate().take(frame.n_planes() as usize) {
+                *p = frame.plane_data(i as u32).unwrap();
+            }
+            let src = FrameRef {
+                format: pf,
+                width: 2 * w as usize,
+                height: 2 * ht as usize,
+                planes,
+                strides: strides(&frame),
+                colorimetry: Default::default(),
+            };
+            let mut ys = Vec::new();
+            let mut row = vec![0f32; 2 * w as usize];
+            for r in 0..2 * ht as usize {
+                read_row(&src, l, Comp::Y, r, &mut row);
+                ys.extend_from_slice(&row);
+            }
+            if luma {
+                assert!(ys.iter().any(|&v| v % 4.0 != 0.0), "{format:?}: 10 bits lost");
+                let mean = ys.iter().sum::<f32>() / ys.len() as f32;
+                // Random weights move Y a little; a wrong depth would move it ×4 or ÷4.
+                assert!((mean - 431.0).abs() < 40.0, "{format:?}: Y mean {mean}");
+            } else {
+                let (lo, hi) = ys.iter().fold((f32::MAX, f32::MIN), |a, &v| (a.0.min(v), a.1.max(v)));
+                assert!(lo >= 490.0 && hi <= 514.0, "{format:?}: grey drifted to {lo}..{hi}");
+            }
+            let errors: Vec<_> = drain(&bus)
+                .into_iter()
+                .filter(|m| m.type_() == gst::MessageType::Error)
+                .collect();
+            assert!(errors.is_empty(), "{format:?}: {errors:?}");
         }
     }
 }

@@ -23,8 +23,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 def export(layers, scale, path, doc=""):
     """layers: list of (weight [out,in,3,3] float32, bias [out] float32); all but
-    the last are followed by ReLU. The last conv has 3·scale² outputs."""
-    assert layers[-1][0].shape[0] == 3 * scale * scale, "last conv must output 3·s² channels"
+    the last are followed by ReLU. The last conv has C·scale² outputs, C the
+    first conv's inputs: 3 (RGB) or 1 (a luma model, Y in and out)."""
+    colors = layers[0][0].shape[1]
+    assert colors in (1, 3), "the first conv must read 3 (RGB) or 1 (Y) channels"
+    assert layers[-1][0].shape[0] == colors * scale * scale, "last conv must output C·s² channels"
     nodes, inits = [], []
     x = "lr"
     for i, (w, b) in enumerate(layers):
@@ -43,8 +46,8 @@ def export(layers, scale, path, doc=""):
     nodes.append(helper.make_node("Add", [x, "anchor"], ["res"], name="residual"))
     nodes.append(helper.make_node("DepthToSpace", ["res"], ["sr"], name="shuffle",
                                   blocksize=scale, mode="DCR"))
-    inp = helper.make_tensor_value_info("lr", TensorProto.FLOAT, [1, 3, "H", "W"])
-    out = helper.make_tensor_value_info("sr", TensorProto.FLOAT, [1, 3, "sH", "sW"])
+    inp = helper.make_tensor_value_info("lr", TensorProto.FLOAT, [1, colors, "H", "W"])
+    out = helper.make_tensor_value_info("sr", TensorProto.FLOAT, [1, colors, "sH", "sW"])
     graph = helper.make_graph(nodes, "plainsr", [inp], [out], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
                               producer_name="nawqsr tools/train", doc_string=doc)
@@ -53,9 +56,9 @@ def export(layers, scale, path, doc=""):
     onnx.save(model, path)
 
 
-def random_layers(scale, channels, body, seed=0):
+def random_layers(scale, channels, body, seed=0, colors=3):
     rng = np.random.default_rng(seed)
-    shapes = [(channels, 3)] + [(channels, channels)] * body + [(3 * scale * scale, channels)]
+    shapes = [(channels, colors)] + [(channels, channels)] * body + [(colors * scale * scale, channels)]
     out = []
     for o, i in shapes:
         std = np.sqrt(2.0 / (i * 9))
@@ -72,7 +75,8 @@ if __name__ == "__main__":
     ap.add_argument("--channels", type=int, required=True)
     ap.add_argument("--body", type=int, required=True)
     ap.add_argument("--random", action="store_true", help="random weights (for speed sizing)")
+    ap.add_argument("--luma", action="store_true", help="a luma model: Y in, Y out")
     ap.add_argument("out")
     a = ap.parse_args()
-    export(random_layers(a.scale, a.channels, a.body), a.scale, a.out, doc="random weights")
+    export(random_layers(a.scale, a.channels, a.body, colors=1 if a.luma else 3), a.scale, a.out, doc="random weights")
     print(a.out)

@@ -79,17 +79,20 @@ class ActQuant(nn.Module):
 
 
 class PlainSR(nn.Module):
-    def __init__(self, scale, channels, body, rep=False, qat=False):
+    def __init__(self, scale, channels, body, rep=False, qat=False, colors=3):
         super().__init__()
         self.scale = scale
+        # 3 for RGB; 1 for a luma model (issue 17): Y in, Y out, the
+        # codec resizes the chroma planes of a YUV frame itself.
+        self.colors = colors
         # Quantization-aware training: every conv sees its weights as the
         # engine's INT8 unit will, and every hidden activation as a u8.
         self.qat = qat
         self.act_q = nn.ModuleList([ActQuant() for _ in range(body + 1)]) if qat else None
         conv = RepConv if rep else (lambda i, o: nn.Conv2d(i, o, 3, padding=1))
-        convs = [conv(3, channels)]
+        convs = [conv(colors, channels)]
         convs += [conv(channels, channels) for _ in range(body)]
-        convs += [conv(channels, 3 * scale * scale)]
+        convs += [conv(channels, colors * scale * scale)]
         self.convs = nn.ModuleList(convs)
         # Start as the nearest-neighbour upsample: a small last conv.
         with torch.no_grad():
@@ -109,10 +112,11 @@ class PlainSR(nn.Module):
                 if self.qat:
                     y = self.act_q[i](y)
         y = y + x.repeat(1, s * s, 1, 1)
-        # Depth-to-space in ONNX's DCR order: channel (i*s + j)*3 + c goes to
+        # Depth-to-space in ONNX's DCR order: channel (i*s + j)*C + c goes to
         # colour c, sub-pixel row i, column j (matching the repeated anchor).
         b, _, h, w = y.shape
-        return y.view(b, s, s, 3, h, w).permute(0, 3, 4, 1, 5, 2).reshape(b, 3, h * s, w * s)
+        c = self.colors
+        return y.view(b, s, s, c, h, w).permute(0, 3, 4, 1, 5, 2).reshape(b, c, h * s, w * s)
 
     def macs_per_pixel(self):
         return sum(c.weight.numel() for c in self.convs)  # as deployed (merged)

@@ -32,10 +32,11 @@ def load_rgb(p):
     return np.asarray(Image.open(p).convert("RGB"))
 
 
-def make_pairs(scale, aug_scales):
+def make_pairs(scale, aug_scales, luma=False):
     """(LR u8, HR u8) pairs: every training image at several downscales (the
     usual SR data augmentation), HR modcropped, LR by bicubic resize rounded to
-    u8 as in the test protocol."""
+    u8 as in the test protocol. With `luma`, (LR Y u8, HR Y float32) of MATLAB
+    rgb2ycbcr: the LR Y rounded as a decoder's Y plane is, the target exact."""
     files = sorted((SHARED / "train" / "T91").glob("*")) + sorted((SHARED / "train" / "BSD200").glob("*"))
     if not files:
         raise SystemExit(f"no training images under {SHARED / 'train'}: expected T91/ and BSD200/")
@@ -48,7 +49,11 @@ def make_pairs(scale, aug_scales):
             w, h = hr.width - hr.width % scale, hr.height - hr.height % scale
             hr = hr.crop((0, 0, w, h))
             lr = hr.resize((w // scale, h // scale), Image.BICUBIC)
-            pairs.append((np.asarray(lr), np.asarray(hr)))
+            lr, hr = np.asarray(lr), np.asarray(hr)
+            if luma:
+                lr = np.round(y_channel(lr.astype(np.float32))).astype(np.uint8)
+                hr = y_channel(hr.astype(np.float32)).astype(np.float32)
+            pairs.append((lr, hr))
     return pairs
 
 
@@ -66,10 +71,12 @@ def batch(pairs, weights, scale, n, patch, rng):
         if k & 2:
             l, r = l[::-1], r[::-1]
         if k & 4:
-            l, r = l.transpose(1, 0, 2), r.transpose(1, 0, 2)
+            l, r = l.swapaxes(0, 1), r.swapaxes(0, 1)
         lrs.append(np.ascontiguousarray(l))
         hrs.append(np.ascontiguousarray(r))
-    t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float().div_(255.0)
+    def t(a):
+        a = torch.from_numpy(np.stack(a)).float().div_(255.0)
+        return a[:, None] if a.dim() == 3 else a.permute(0, 3, 1, 2)
     return t(lrs), t(hrs)
 
 
@@ -88,10 +95,16 @@ def set5_psnr(model, scale):
         for p in lrs:
             lr = load_rgb(p).copy()
             hr = load_rgb(str(p).replace("_LR", "_HR")).astype(np.float64)
-            x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255.0
-            sr = model(x)[0].clamp(0, 1).mul(255).round().permute(1, 2, 0).numpy().astype(np.float64)
-            hr = hr[: sr.shape[0], : sr.shape[1]]
-            a, b = y_channel(sr)[scale:-scale, scale:-scale], y_channel(hr)[scale:-scale, scale:-scale]
+            if model.colors == 1:
+                # The codec feeds a luma model rgb2ycbcr Y of an RGB image, unrounded.
+                x = torch.from_numpy(y_channel(lr.astype(np.float64)) / 255.0)[None, None].float()
+                y = model(x)[0, 0].clamp(0, 1).mul(255).round().numpy().astype(np.float64)
+            else:
+                x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255.0
+                sr = model(x)[0].clamp(0, 1).mul(255).round().permute(1, 2, 0).numpy().astype(np.float64)
+                y = y_channel(sr)
+            hr = hr[: y.shape[0], : y.shape[1]]
+            a, b = y[scale:-scale, scale:-scale], y_channel(hr)[scale:-scale, scale:-scale]
             mse = np.mean((a - b) ** 2)
             ps.append(10 * math.log10(255.0 ** 2 / mse))
     return float(np.mean(ps))
@@ -112,6 +125,8 @@ def main():
     ap.add_argument("--qat", action="store_true", help="quantization-aware: 8-bit per-channel weights and u8 activations as the engine's INT8 unit (use with --init-onnx)")
     ap.add_argument("--act-ranges", help="with --qat: fix the u8 ranges to a schedule's (nawqsr calibrate of the init model), the grid the engine will use, instead of following batch maxima")
     ap.add_argument("--init-onnx", help="start from an exported model's deployed weights (e.g. a bundled one)")
+    ap.add_argument("--luma", action="store_true", help="a luma model (issue 17): Y in, Y out; trained on MATLAB rgb2ycbcr Y")
+    ap.add_argument("--init-rgb-onnx", help="with --luma: start from an RGB model of the same shape, its first conv summed over colours and its last conv's outputs mixed into Y")
     ap.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the weights with this decay (e.g. 0.999); reports and the export use it")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="ONNX file to write")
@@ -130,12 +145,12 @@ def main():
         log.flush()
 
     say(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {vars(a)} torch {torch.__version__}")
-    pairs = make_pairs(a.scale, [1.0, 0.9, 0.8, 0.7, 0.6])
+    pairs = make_pairs(a.scale, [1.0, 0.9, 0.8, 0.7, 0.6], luma=a.luma)
     pairs = [p for p in pairs if min(p[0].shape[:2]) >= patch]
     weights = [p[0].shape[0] * p[0].shape[1] for p in pairs]
     say(f"# {len(pairs)} LR/HR pairs, patch {patch} LR px, batch {a.batch}")
 
-    model = PlainSR(a.scale, a.channels, a.body, rep=a.rep, qat=a.qat)
+    model = PlainSR(a.scale, a.channels, a.body, rep=a.rep, qat=a.qat, colors=1 if a.luma else 3)
     if a.init:
         state = torch.load(a.init)
         own = model.state_dict()
@@ -144,6 +159,9 @@ def main():
         say(f"# init from {a.init}: {len(kept)}/{len(own)} tensors")
     if a.init_onnx:
         load_deployed(model, a.init_onnx)
+    if a.init_rgb_onnx:
+        load_deployed(model, a.init_rgb_onnx, rgb_to_luma=True)
+        a.init_onnx = a.init_rgb_onnx
     if a.qat and a.act_ranges:
         import json
         layers = json.load(open(a.act_ranges))["layers"]
@@ -232,13 +250,28 @@ def main():
     say(f"# wrote {a.out}")
 
 
-def load_deployed(model, path):
+def load_deployed(model, path, rgb_to_luma=False):
     """Sets every conv from an exported ONNX file's `conv{i}.weight/bias` so the
     module computes what the file computes. A RepConv takes the merged weight in
-    its 3x3 branch, minus the identity it adds, and a zero 1x1 branch."""
+    its 3x3 branch, minus the identity it adds, and a zero 1x1 branch.
+
+    `rgb_to_luma` starts a luma model from an RGB one: on a grey input
+    (r = g = b = v, Y = (16 + 219 v) / 255) the first conv sees v = (255 Y − 16) / 219,
+    so it takes the colours' summed weights × 255/219 and a bias less their
+    16/219 share; the last conv's Y residual is rgb2ycbcr's mix of the RGB
+    residuals (DCR: sub-pixel k of colour c is channel 3k + c)."""
     import onnx
     from onnx import numpy_helper
     inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+    if rgb_to_luma:
+        last = len(model.convs) - 1
+        w0 = inits["conv0.weight"].sum(axis=1, keepdims=True)
+        inits["conv0.bias"] = inits["conv0.bias"] - w0.sum(axis=(1, 2, 3)) * 16.0 / 219.0
+        inits["conv0.weight"] = w0 * 255.0 / 219.0
+        k = np.array([65.481, 128.553, 24.966], np.float32) / 255.0
+        wl, bl = inits[f"conv{last}.weight"], inits[f"conv{last}.bias"]
+        inits[f"conv{last}.weight"] = np.einsum("kcihw,c->kihw", wl.reshape(-1, 3, *wl.shape[1:]), k).astype(np.float32)
+        inits[f"conv{last}.bias"] = (bl.reshape(-1, 3) @ k).astype(np.float32)
     with torch.no_grad():
         for i, conv in enumerate(model.convs):
             w = torch.from_numpy(inits[f"conv{i}.weight"].copy())
@@ -265,7 +298,7 @@ def check_onnx(model, path, scale):
     except ImportError:
         print("onnxruntime not installed: ONNX output not cross-checked")
         return
-    x = torch.rand(1, 3, 23, 31)
+    x = torch.rand(1, model.colors, 23, 31)
     want = model(x).detach().numpy()
     got = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"lr": x.numpy()})[0]
     err = float(np.abs(want - got).max())

@@ -722,13 +722,13 @@ impl Codec {
                 src.height
             )));
         }
-        // A luma model on a 4:2:0 frame takes the frame's own Y plane; its
-        // chroma is upscaled straight from the chroma planes (`luma`).
+        // A luma model on a 4:2:0 frame stays YUV: the network takes the
+        // frame's own Y plane, the chroma planes are resized straight (`luma`).
         if let Backend::Npu(n) = &self.backend
             && n.engine.graph.is_luma()
-            && let Some((y, chroma)) = super::luma::Chroma::from_frame(src)?
+            && super::luma::upscale_yuv(&n.runtime, self.scale, src, dst)?
         {
-            return n.runtime.run_luma(y, chroma)?.write_to(dst);
+            return Ok(());
         }
         let rgb = super::color::frame_to_rgb(src)?;
         match self.upscale_out(&rgb)? {

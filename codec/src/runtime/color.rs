@@ -122,7 +122,7 @@ fn packed_layout(format: PixelFormat) -> Option<([usize; 3], usize)> {
         PixelFormat::Rgb => Some(([0, 1, 2], 3)),
         PixelFormat::Rgbx => Some(([0, 1, 2], 4)),
         PixelFormat::Bgrx => Some(([2, 1, 0], 4)),
-        PixelFormat::I420 | PixelFormat::Nv12 => None,
+        PixelFormat::I420 | PixelFormat::Nv12 | PixelFormat::I42010le | PixelFormat::P01010le => None,
     }
 }
 
@@ -142,6 +142,8 @@ fn plane_shapes(
         PixelFormat::Bgrx => vec![("BGRx", 4 * width, height)],
         PixelFormat::I420 => vec![("Y", width, height), ("U", cw, ch), ("V", cw, ch)],
         PixelFormat::Nv12 => vec![("Y", width, height), ("UV", 2 * cw, ch)],
+        PixelFormat::I42010le => vec![("Y", 2 * width, height), ("U", 2 * cw, ch), ("V", 2 * cw, ch)],
+        PixelFormat::P01010le => vec![("Y", 2 * width, height), ("UV", 4 * cw, ch)],
     }
 }
 
@@ -201,10 +203,25 @@ pub fn check_frame(src: &FrameRef) -> Result<()> {
     )
 }
 
+/// Checks `dst`'s size and that its planes hold its rows.
+pub fn check_frame_mut(dst: &FrameMut) -> Result<()> {
+    let lens = [
+        dst.planes[0].len(),
+        dst.planes[1].len(),
+        dst.planes[2].len(),
+    ];
+    check_planes(dst.format, dst.width, dst.height, lens, dst.strides)
+}
+
 /// Converts a frame to a tightly packed RGB image.
 pub fn frame_to_rgb(src: &FrameRef) -> Result<RgbImage> {
     let (w, h) = (src.width, src.height);
     check_planes(src.format, w, h, src.planes.map(<[u8]>::len), src.strides)?;
+    if src.format.is_10bit() {
+        // RGB models see 8-bit RGB: round to 8 bits first (`planes::narrow`).
+        let f8 = super::planes::narrow(src);
+        return frame_to_rgb(&f8.as_ref(src.colorimetry));
+    }
     let (w32, h32) = (dim_u32(w)?, dim_u32(h)?);
     let mut out = vec![0u8; 3 * w * h];
     let yuv = |layout: ChromaPlanes, out: &mut [u8]| {
@@ -225,6 +242,7 @@ pub fn frame_to_rgb(src: &FrameRef) -> Result<RgbImage> {
     match src.format {
         PixelFormat::I420 => yuv(ChromaPlanes::Planar, &mut out),
         PixelFormat::Nv12 => yuv(ChromaPlanes::Interleaved, &mut out),
+        PixelFormat::I42010le | PixelFormat::P01010le => unreachable!("narrowed above"),
         packed => {
             let (off, bpp) = packed_layout(packed).expect("packed format");
             for (y, dst) in out.chunks_exact_mut(3 * w).enumerate() {
@@ -255,6 +273,12 @@ pub fn rgb_to_frame(src: &RgbImage, dst: &mut FrameMut) -> Result<()> {
         dst.planes[2].len(),
     ];
     check_planes(dst.format, w, h, lens, dst.strides)?;
+    if dst.format.is_10bit() {
+        let mut f8 = super::planes::Frame8::new(dst.format, w, h);
+        rgb_to_frame(src, &mut f8.as_mut(dst.colorimetry))?;
+        super::planes::widen(&f8, dst);
+        return Ok(());
+    }
     let rgb = src.as_raw();
     match dst.format {
         PixelFormat::I420 | PixelFormat::Nv12 => rgb_to_yuv420_slabs(rgb, w, h, dst),
@@ -368,6 +392,12 @@ pub fn rgb_slabs_to_frame(slabs: &[&[u8]], w: usize, dst: &mut FrameMut) -> Resu
         dst.planes[2].len(),
     ];
     check_planes(dst.format, w, h, lens, dst.strides)?;
+    if dst.format.is_10bit() {
+        let mut f8 = super::planes::Frame8::new(dst.format, w, h);
+        rgb_slabs_to_frame(slabs, w, &mut f8.as_mut(dst.colorimetry))?;
+        super::planes::widen(&f8, dst);
+        return Ok(());
+    }
     let odd = slabs
         .iter()
         .rev()

@@ -245,6 +245,18 @@ type QueuedJob = (
     Instant,
 );
 
+/// A frame handed to the dispatcher ([`Runtime::submit`]).
+pub struct Pending(Receiver<Result<Upscaled>>);
+
+impl Pending {
+    /// Waits for the frame.
+    pub fn wait(self) -> Result<Upscaled> {
+        self.0
+            .recv()
+            .map_err(|_| Error::Invalid("codec runtime stopped before the frame finished".into()))?
+    }
+}
+
 pub(crate) enum Ctl {
     /// One synchronous frame.
     Job {
@@ -341,13 +353,14 @@ impl Runtime {
         self.run_with(input, None)
     }
 
-    /// A luma model's frame already split: the network's Y and the chroma
-    /// to merge with its output (`luma::Chroma::from_frame`).
-    pub fn run_luma(&self, y: Tensor, chroma: super::luma::Chroma) -> Result<Upscaled> {
-        self.run_with(y, Some(chroma))
+    fn run_with(&self, input: Tensor, chroma: Option<super::luma::Chroma>) -> Result<Upscaled> {
+        self.submit(input, chroma)?.wait()
     }
 
-    fn run_with(&self, input: Tensor, chroma: Option<super::luma::Chroma>) -> Result<Upscaled> {
+    /// Hands one frame to the dispatcher and returns at once: the caller
+    /// works beside the workers (a luma model's chroma planes) until
+    /// [`Pending::wait`].
+    pub fn submit(&self, input: Tensor, chroma: Option<super::luma::Chroma>) -> Result<Pending> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.send(Ctl::Job {
             input,
@@ -355,8 +368,7 @@ impl Runtime {
             reply,
             submitted: Instant::now(),
         })?;
-        rx.recv()
-            .map_err(|_| Error::Invalid("codec runtime stopped before the frame finished".into()))?
+        Ok(Pending(rx))
     }
 
     /// Runs several frames through the dispatcher at once (they overlap in
@@ -739,8 +751,9 @@ impl Dispatcher {
         let id = self.next_id;
         self.next_id += 1;
         let macs = self.ctx.engine.graph.total_macs(input.h, input.w);
-        // A luma model runs on Y; the chroma waits for its output (`luma`).
-        // An RGB frame is split here; a YUV frame came split (`run_luma`).
+        // A luma model runs on Y; the chroma of an RGB frame waits for its
+        // output (`luma`). A YUV frame's Y comes alone: the caller resizes
+        // its chroma planes (`Codec::upscale`).
         let split_here = self.ctx.engine.graph.is_luma() && input.c == 3;
         let chroma = chroma.or_else(|| split_here.then(|| super::luma::Chroma::of(&input)));
         let luma = chroma.is_some();

@@ -15,14 +15,20 @@ pub enum PixelFormat {
     I420,
     /// Y plane plus interleaved UV plane, chroma subsampled 2×2.
     Nv12,
+    /// I420 with 10-bit values, one little-endian u16 each (GStreamer's
+    /// `I420_10LE`).
+    I42010le,
+    /// NV12 with 10-bit values in the top bits of little-endian u16s
+    /// (`P010_10LE`, what hardware decoders of 10-bit HEVC/AV1 give).
+    P01010le,
 }
 
 impl PixelFormat {
     pub fn n_planes(self) -> usize {
         match self {
             PixelFormat::Rgb | PixelFormat::Rgbx | PixelFormat::Bgrx => 1,
-            PixelFormat::I420 => 3,
-            PixelFormat::Nv12 => 2,
+            PixelFormat::I420 | PixelFormat::I42010le => 3,
+            PixelFormat::Nv12 | PixelFormat::P01010le => 2,
         }
     }
 }

@@ -7,16 +7,20 @@
 //! Cb and Cr in [16, 240], here divided by 255), so the network sees what it
 //! saw in training; the chroma goes through MATLAB's bicubic `imresize` in
 //! float, and `ycbcr2rgb` (the exact inverse) brings the frame back to RGB.
-//! From a 4:2:0 frame the network takes the frame's own Y plane (in studio
-//! range) and the chroma planes are upscaled straight from their size, with
-//! the frame's matrix for the way back (`Chroma::from_frame`); left-sited
-//! (MPEG-2, H.264) chroma is first resampled to the centred positions the
-//! bicubic assumes.
+//!
+//! A 4:2:0 frame, 8- or 10-bit, stays YUV (issue 17, [`upscale_yuv`]): the
+//! network takes the frame's own Y plane and writes the output's, and U and
+//! V are resized straight from their planes ([`super::chroma`]) on the
+//! caller's thread while the workers run the network. No colour matrix is
+//! applied anywhere, so the output keeps the input's colorimetry exactly.
 use std::sync::Arc;
 
-use super::frame::{FrameRef, PixelFormat, Range};
+use super::chroma::ChromaResizer;
+use super::dispatcher::Runtime;
+use super::frame::{FrameMut, FrameRef, Range};
+use super::planes::{Comp, read_row, write_row};
 use crate::engine::Tensor;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::metrics::color::ycbcr;
 use crate::metrics::imresize::imresize_plane;
 
@@ -58,95 +62,6 @@ impl Chroma {
             kr: 0.299,
             kb: 0.114,
         }
-    }
-
-    /// From a 4:2:0 frame (I420, NV12): the network's Y is the frame's own Y
-    /// plane (brought to studio range if the frame is full range), and the
-    /// chroma planes are kept as they are, to be upscaled once, straight from
-    /// their resolution to the output's. None for RGB formats.
-    pub fn from_frame(src: &FrameRef) -> Result<Option<(Tensor, Chroma)>> {
-        let interleaved = match src.format {
-            PixelFormat::I420 => false,
-            PixelFormat::Nv12 => true,
-            _ => return Ok(None),
-        };
-        super::color::check_frame(src)?;
-        let (w, h) = (src.width, src.height);
-        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        let full = src.colorimetry.range == Range::Full;
-        let ys = |v: u8| {
-            let v = f32::from(v);
-            if full {
-                (16.0 + v * 219.0 / 255.0) / 255.0
-            } else {
-                v / 255.0
-            }
-        };
-        let cs = |v: u8| {
-            let d = f32::from(v) - 128.0;
-            if full { d * 224.0 / 255.0 } else { d }
-        };
-        let mut y = Vec::with_capacity(w * h);
-        for r in 0..h {
-            y.extend(
-                src.planes[0][r * src.strides[0]..][..w]
-                    .iter()
-                    .map(|&v| ys(v)),
-            );
-        }
-        let (mut cb, mut cr) = (Vec::with_capacity(cw * ch), Vec::with_capacity(cw * ch));
-        for r in 0..ch {
-            if interleaved {
-                let row = &src.planes[1][r * src.strides[1]..][..2 * cw];
-                for uv in row.chunks_exact(2) {
-                    cb.push(cs(uv[0]));
-                    cr.push(cs(uv[1]));
-                }
-            } else {
-                cb.extend(
-                    src.planes[1][r * src.strides[1]..][..cw]
-                        .iter()
-                        .map(|&v| cs(v)),
-                );
-                cr.extend(
-                    src.planes[2][r * src.strides[2]..][..cw]
-                        .iter()
-                        .map(|&v| cs(v)),
-                );
-            }
-        }
-        if src.colorimetry.siting == super::frame::Siting::Left {
-            // MPEG-2/H.264 chroma sits on the even luma column (x = 2i), the
-            // bicubic below assumes the centre of the pair (2i + ½): resample
-            // to those positions, a quarter of a chroma sample to the right.
-            for plane in [&mut cb, &mut cr] {
-                for row in plane.chunks_exact_mut(cw) {
-                    for i in 0..cw {
-                        let next = row[(i + 1).min(cw - 1)];
-                        row[i] = 0.75 * row[i] + 0.25 * next;
-                    }
-                }
-            }
-        }
-        let (kr, kb) = super::color::kr_kb(src.colorimetry.matrix);
-        Ok(Some((
-            Tensor {
-                h,
-                w,
-                c: 1,
-                data: y,
-            },
-            Chroma {
-                lw: w,
-                lh: h,
-                cw,
-                ch,
-                cb,
-                cr,
-                kr,
-                kb,
-            },
-        )))
     }
 
     /// The RGB output: the network's luma bands (in frame order, studio-range
@@ -191,6 +106,92 @@ impl Chroma {
         }
         (chunks, rgb)
     }
+}
+
+/// A luma model on a 4:2:0 frame into `dst` (same format, ×`scale`); false
+/// (nothing written) for RGB formats or a different output format.
+///
+/// The network sees Y / 255 in studio range, as it was trained (MATLAB
+/// `rgb2ycbcr`): an 8-bit limited-range Y as it is, a 10-bit one divided by 4
+/// (BT.709 §4.6: a 10-bit studio code is four times the 8-bit one), a
+/// full-range one mapped into [16, 235] first; the output goes back the same
+/// way, so 10-bit frames keep all their bits through the network.
+pub(crate) fn upscale_yuv(
+    rt: &Runtime,
+    scale: usize,
+    src: &FrameRef,
+    dst: &mut FrameMut,
+) -> Result<bool> {
+    let Some(l) = src.format.yuv420() else {
+        return Ok(false);
+    };
+    if dst.format != src.format {
+        return Ok(false);
+    }
+    super::color::check_frame(src)?;
+    super::color::check_frame_mut(dst)?;
+    let (w, h) = (src.width, src.height);
+    let (ow, oh) = (w * scale, h * scale);
+    if (dst.width, dst.height) != (ow, oh) {
+        return Err(Error::Invalid(format!(
+            "output frame is {}x{}, expected {ow}x{oh}",
+            dst.width, dst.height
+        )));
+    }
+    let full = src.colorimetry.range == Range::Full;
+    let (max, unit) = (l.max(), 255.0 * l.per_8bit());
+    let mut y = Vec::with_capacity(w * h);
+    let mut row = vec![0f32; w];
+    for r in 0..h {
+        read_row(src, l, Comp::Y, r, &mut row);
+        if full {
+            y.extend(row.iter().map(|&v| (16.0 + v / max * 219.0) / 255.0));
+        } else {
+            y.extend(row.iter().map(|&v| v / unit));
+        }
+    }
+    let pending = rt.submit(Tensor { h, w, c: 1, data: y }, None)?;
+    // The chroma on this thread, beside the workers.
+    let z = ChromaResizer::new(w, h, scale, src.colorimetry.siting);
+    for comp in [Comp::U, Comp::V] {
+        z.run(
+            |r, row| read_row(src, l, comp, r, row),
+            |r, row| write_row(dst, l, comp, r, row),
+        );
+    }
+    let up = pending.wait()?;
+    let mut r = 0;
+    if !full && l.bits == 8 && up.rgb.len() == up.chunks.len() {
+        // The workers' u8 bands (clip, ×255, round) are the Y plane already.
+        let stride = dst.strides[0];
+        for band in &up.rgb {
+            for line in band.chunks_exact(ow) {
+                dst.planes[0][r * stride..][..ow].copy_from_slice(line);
+                r += 1;
+            }
+        }
+    } else {
+        let mut vals = vec![0f32; ow];
+        for band in &up.chunks {
+            for line in band.data.chunks_exact(ow) {
+                for (o, &v) in vals.iter_mut().zip(line) {
+                    *o = if full {
+                        (v * 255.0 - 16.0) / 219.0 * max
+                    } else {
+                        v * unit
+                    };
+                }
+                write_row(dst, l, Comp::Y, r, &vals);
+                r += 1;
+            }
+        }
+    }
+    if r != oh {
+        return Err(Error::Invalid(format!(
+            "luma model output has {r} rows, expected {oh}"
+        )));
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -10,15 +10,19 @@
 //! - [`routing`]: difficulty routing of easy patches to bicubic (MobiSR;
 //!   issue 18), on reuse's patch grid.
 //! - [`telemetry`]: `Stats` and tracing spans.
-//! - [`color`], [`frame`]: pixel formats.
+//! - [`color`], [`frame`], [`planes`]: pixel formats (8- and 10-bit 4:2:0).
+//! - [`luma`], [`chroma`]: luma models; from YUV frames the network takes Y
+//!   and the chroma planes are resized straight (`Codec::upscale`).
 //! - [`bicubic`]: fast fixed-point MATLAB-compatible bicubic (the `Bicubic` mode).
 pub mod bicubic;
 pub mod buffers;
+pub mod chroma;
 pub mod codec;
 pub mod color;
 pub(crate) mod dispatcher;
 pub mod frame;
 pub mod luma;
+pub mod planes;
 pub mod quality;
 pub mod reuse;
 pub mod routing;

@@ -3,7 +3,7 @@
 //! frame's grey plane, cheap enough to run every N frames while playing.
 //!
 //! Grey is MATLAB's `rgb2gray` for RGB formats (what `nawqsr piqe` scores)
-//! and the Y plane as stored for I420/NV12 (PIQE rescales by the plane's
+//! and the Y plane as stored for I420/NV12 and their 10-bit forms (PIQE rescales by the plane's
 //! maximum first, so limited-range luma needs no conversion).
 use super::frame::{FrameRef, PixelFormat};
 use crate::metrics::piqe;
@@ -28,6 +28,7 @@ pub fn piqe_sample(frame: &FrameRef, side: usize) -> Option<f64> {
         PixelFormat::Rgbx => (4, [0, 1, 2]),
         PixelFormat::Bgrx => (4, [2, 1, 0]),
         PixelFormat::I420 | PixelFormat::Nv12 => (1, [0, 0, 0]),
+        PixelFormat::I42010le | PixelFormat::P01010le => (2, [0, 0, 0]),
     };
     const W: [f64; 3] = [0.298936021293775, 0.587043074451121, 0.114020904255103];
     let (plane, stride) = (frame.planes[0], frame.strides[0]);
@@ -36,6 +37,12 @@ pub fn piqe_sample(frame: &FrameRef, side: usize) -> Option<f64> {
         let row = plane.get(y * stride + x0 * bpp..y * stride + (x0 + w) * bpp)?;
         if bpp == 1 {
             grey.extend(row.iter().map(|&v| f64::from(v)));
+        } else if bpp == 2 {
+            let shift = frame.format.yuv420().map_or(0, |l| l.shift);
+            grey.extend(
+                row.chunks_exact(2)
+                    .map(|b| f64::from(u16::from_le_bytes([b[0], b[1]]) >> shift)),
+            );
         } else {
             grey.extend(row.chunks_exact(bpp).map(|p| {
                 let [r, g, b] = order.map(|i| f64::from(p[i]));

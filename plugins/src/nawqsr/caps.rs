@@ -16,12 +16,16 @@ use super::NawqsrMode;
 use super::imp::Settings;
 
 /// Formats on both pads: the codec's `PixelFormat`s.
-pub(super) const FORMATS: [gst_video::VideoFormat; 5] = [
+/// 10-bit 4:2:0 (I420_10LE, P010_10LE) keeps its 10 bits through a luma
+/// model; an RGB model sees it rounded to 8-bit RGB, as any 8-bit frame.
+pub(super) const FORMATS: [gst_video::VideoFormat; 7] = [
     gst_video::VideoFormat::Rgb,
     gst_video::VideoFormat::Rgbx,
     gst_video::VideoFormat::Bgrx,
     gst_video::VideoFormat::I420,
     gst_video::VideoFormat::Nv12,
+    gst_video::VideoFormat::I42010le,
+    gst_video::VideoFormat::P01010le,
 ];
 
 pub(super) fn pixel_format(f: gst_video::VideoFormat) -> Option<PixelFormat> {
@@ -31,6 +35,8 @@ pub(super) fn pixel_format(f: gst_video::VideoFormat) -> Option<PixelFormat> {
         gst_video::VideoFormat::Bgrx => PixelFormat::Bgrx,
         gst_video::VideoFormat::I420 => PixelFormat::I420,
         gst_video::VideoFormat::Nv12 => PixelFormat::Nv12,
+        gst_video::VideoFormat::I42010le => PixelFormat::I42010le,
+        gst_video::VideoFormat::P01010le => PixelFormat::P01010le,
         _ => return None,
     })
 }
