@@ -629,10 +629,22 @@ fn short(h: &str) -> String {
 /// The project's schedules compiled into the codec (the bundled models' and the
 /// ../shared IMDN models', ≈ 50 KB), so that hybrid mode finds them without the
 /// checkout. Found, like files, by the model SHA-256 inside them.
-const EMBEDDED: [(&str, &str); 6] = [
+const EMBEDDED: [(&str, &str); 9] = [
     ("nawq_x2.json", include_str!("../../schedules/nawq_x2.json")),
     ("nawq_x3.json", include_str!("../../schedules/nawq_x3.json")),
     ("nawq_x4.json", include_str!("../../schedules/nawq_x4.json")),
+    (
+        "nawq_luma_x2.json",
+        include_str!("../../schedules/nawq_luma_x2.json"),
+    ),
+    (
+        "nawq_luma_x3.json",
+        include_str!("../../schedules/nawq_luma_x3.json"),
+    ),
+    (
+        "nawq_luma_x4.json",
+        include_str!("../../schedules/nawq_luma_x4.json"),
+    ),
     ("IMDN_x2.json", include_str!("../../schedules/IMDN_x2.json")),
     ("IMDN_x4.json", include_str!("../../schedules/IMDN_x4.json")),
     (

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use nawqsr_codec::engine::Tensor;
 use nawqsr_codec::eval::{Sample, load_dataset, mean_psnr};
 use nawqsr_codec::metrics::imresize::upscale_bicubic;
+use nawqsr_codec::model::bundled::Family;
 use nawqsr_codec::model::{self, bundled};
 use nawqsr_codec::offline::schedule::{self, find_for_model};
 use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
@@ -20,23 +21,26 @@ fn assets() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets"))
 }
 
-fn codec(scale: usize, mode: Mode) -> Codec {
+const FAMILIES: [Family; 2] = [Family::Rgb, Family::Luma];
+
+fn family_codec(family: Family, scale: usize, mode: Mode) -> Codec {
     Codec::new(&CodecConfig {
         mode,
         scale: Some(scale),
         threads: 2,
+        family,
         ..Default::default()
     })
-    .unwrap_or_else(|e| panic!("x{scale} {}: {e}", mode.name()))
+    .unwrap_or_else(|e| panic!("{family:?} x{scale} {}: {e}", mode.name()))
 }
 
 #[test]
 fn every_scale_has_a_model_and_a_matching_schedule() {
-    for s in SCALES {
+    for (f, s) in FAMILIES.into_iter().flat_map(|f| SCALES.map(|s| (f, s))) {
         // The built-in model is the checked-in file, byte for byte.
-        let p = assets().join("models").join(bundled::file_name(s));
-        let m = bundled::load(s).unwrap();
-        assert_eq!(m.label, bundled::label(s));
+        let p = assets().join("models").join(bundled::family_file_name(f, s));
+        let m = bundled::load_family(f, s).unwrap();
+        assert_eq!(m.label, bundled::family_label(f, s));
         assert!(
             m.bytes[..] == std::fs::read(&p).unwrap()[..],
             "{}",
@@ -44,6 +48,7 @@ fn every_scale_has_a_model_and_a_matching_schedule() {
         );
         let g = model::import_bytes(&m).unwrap();
         assert_eq!(g.scale, s, "{}", p.display());
+        assert_eq!(g.is_luma(), f == Family::Luma, "{}", p.display());
         assert!(
             !g.layers.iter().any(|l| l.op.is_global()),
             "x{s}: the own models have no frame-global op (patches need no barrier)"
@@ -55,18 +60,21 @@ fn every_scale_has_a_model_and_a_matching_schedule() {
             .load(&g, &sha)
             .unwrap_or_else(|e| panic!("{}: {e}", sched.label().display()));
         // The default codec (hybrid, no model given) runs exactly this model.
-        let c = codec(s, Mode::Hybrid);
+        let c = family_codec(f, s, Mode::Hybrid);
         assert_eq!(c.scale(), s);
         assert_eq!(c.engine().unwrap().graph.layers.len(), g.layers.len());
+        let lr = synthetic_hr(37, 23);
+        let e = c.engine().unwrap();
+        if f == Family::Luma {
+            // The codec's output on a Y plane is the whole-frame engine's.
+            let y = nawqsr_codec::runtime::luma::y_of(&Tensor::from_rgb(&lr));
+            let want = e.run(c.plan().unwrap(), &y).unwrap();
+            assert_eq!(c.upscale_tensor(&y).unwrap().data, want.data, "{f:?} x{s}");
+            continue;
+        }
         // RGB out of the workers (converted band by band) equals the whole-frame
         // engine's output converted at the end.
-        let lr = synthetic_hr(37, 23);
-        let want = c
-            .engine()
-            .unwrap()
-            .run(c.plan().unwrap(), &Tensor::from_rgb(&lr))
-            .unwrap()
-            .to_rgb();
+        let want = e.run(c.plan().unwrap(), &Tensor::from_rgb(&lr)).unwrap().to_rgb();
         assert!(
             c.upscale_rgb(&lr).unwrap() == want,
             "x{s}: codec RGB differs from engine"
@@ -122,10 +130,10 @@ fn synthetic_hr(w: u32, h: u32) -> image::RgbImage {
 
 #[test]
 fn hybrid_beats_bicubic_on_a_synthetic_picture() {
-    for s in SCALES {
+    for (f, s) in FAMILIES.into_iter().flat_map(|f| SCALES.map(|s| (f, s))) {
         let hr = synthetic_hr(96 * s as u32 / 2 * 2, 72);
         let sample = Sample::from_hr("synthetic".into(), &hr, s);
-        let sr = codec(s, Mode::Hybrid).upscale_rgb(&sample.lr).unwrap();
+        let sr = family_codec(f, s, Mode::Hybrid).upscale_rgb(&sample.lr).unwrap();
         let bic = upscale_bicubic(&sample.lr, s);
         let samples = std::slice::from_ref(&sample);
         let (p_sr, p_bic) = (
@@ -134,7 +142,7 @@ fn hybrid_beats_bicubic_on_a_synthetic_picture() {
         );
         assert!(
             p_sr > p_bic + 0.5,
-            "x{s}: hybrid {p_sr:.2} dB vs bicubic {p_bic:.2} dB on the synthetic picture"
+            "{f:?} x{s}: hybrid {p_sr:.2} dB vs bicubic {p_bic:.2} dB on the synthetic picture"
         );
     }
 }
@@ -149,9 +157,12 @@ fn hybrid_beats_bicubic_on_set5_by_the_target_margin() {
     let Some(shared) = common::shared() else {
         return;
     };
-    for (s, margin) in [(2, 3.12), (3, 2.5), (4, 30.3 - 28.43)] {
+    // The luma models (issue 17; scored on the Y of their output merged with
+    // bicubic chroma, as `nawqsr eval` does) by the same margins.
+    let margins = [(2, 3.12), (3, 2.5), (4, 30.3 - 28.43)];
+    for (f, (s, margin)) in FAMILIES.into_iter().flat_map(|f| margins.map(|m| (f, m))) {
         let samples = load_dataset(&shared.join("datasets/Set5"), s).unwrap();
-        let c = codec(s, Mode::Hybrid);
+        let c = family_codec(f, s, Mode::Hybrid);
         let sr: Vec<_> = samples
             .iter()
             .map(|x| c.upscale_rgb(&x.lr).unwrap())
@@ -161,10 +172,10 @@ fn hybrid_beats_bicubic_on_set5_by_the_target_margin() {
             mean_psnr(&samples, s, &sr).unwrap(),
             mean_psnr(&samples, s, &bic).unwrap(),
         );
-        eprintln!("x{s}: Set5 hybrid {p_sr:.3} dB, bicubic {p_bic:.3} dB");
+        eprintln!("{f:?} x{s}: Set5 hybrid {p_sr:.3} dB, bicubic {p_bic:.3} dB");
         assert!(
             p_sr - p_bic >= margin,
-            "x{s}: hybrid {p_sr:.3} dB is not {margin:.2} dB above bicubic {p_bic:.3} dB on Set5"
+            "{f:?} x{s}: hybrid {p_sr:.3} dB is not {margin:.2} dB above bicubic {p_bic:.3} dB on Set5"
         );
     }
 }

@@ -188,3 +188,77 @@ fn tolerant_reuse_skips_small_changes_and_stays_close() {
         "tolerant output is {psnr:.1} dB from recomputing"
     );
 }
+
+/// Issue 17 with issue 18: a luma model on YUV frames (the bundled default
+/// for video) reuses patches of the Y plane, and every output frame (Y, U
+/// and V) equals the frame computed with reuse off, bit for bit.
+#[test]
+fn luma_models_reuse_on_yuv_frames_exactly() {
+    use nawqsr_codec::model::bundled::Family;
+    use nawqsr_codec::runtime::color::rgb_to_frame;
+    use nawqsr_codec::runtime::{FrameMut, FrameRef, PixelFormat};
+    let (w, h) = (128usize, 96usize);
+    let mk = |reuse| {
+        Codec::new(&CodecConfig {
+            scale: Some(2),
+            mode: Mode::Int8,
+            threads: 2,
+            patch_size: 8,
+            reuse,
+            family: Family::Luma,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let (on, off) = (mk(true), mk(false));
+    let i420 = |img: &RgbImage| {
+        let c = w / 2 * (h / 2);
+        let (mut y, mut u, mut v) = (vec![0u8; w * h], vec![0u8; c], vec![0u8; c]);
+        rgb_to_frame(
+            img,
+            &mut FrameMut {
+                format: PixelFormat::I420,
+                width: w,
+                height: h,
+                planes: [&mut y, &mut u, &mut v],
+                strides: [w, w / 2, w / 2],
+                colorimetry: Default::default(),
+            },
+        )
+        .unwrap();
+        [y, u, v]
+    };
+    let run = |codec: &Codec, p: &[Vec<u8>; 3]| {
+        let (ow, oh) = (2 * w, 2 * h);
+        let c = ow / 2 * (oh / 2);
+        let (mut y, mut u, mut v) = (vec![0u8; ow * oh], vec![0u8; c], vec![0u8; c]);
+        codec
+            .upscale(
+                &FrameRef {
+                    format: PixelFormat::I420,
+                    width: w,
+                    height: h,
+                    planes: [&p[0], &p[1], &p[2]],
+                    strides: [w, w / 2, w / 2],
+                    colorimetry: Default::default(),
+                },
+                &mut FrameMut {
+                    format: PixelFormat::I420,
+                    width: ow,
+                    height: oh,
+                    planes: [&mut y, &mut u, &mut v],
+                    strides: [ow, ow / 2, ow / 2],
+                    colorimetry: Default::default(),
+                },
+            )
+            .unwrap();
+        [y, u, v]
+    };
+    for (i, f) in clip(w as u32, h as u32).iter().enumerate() {
+        let p = i420(f);
+        assert!(run(&on, &p) == run(&off, &p), "frame {i}: reuse changed the output");
+    }
+    let c = on.patch_counts();
+    assert!(c.reused > c.patches / 4, "reused {} of {} patches", c.reused, c.patches);
+    assert_eq!(off.patch_counts().reused, 0);
+}

@@ -8,6 +8,12 @@
 //! at its presentation time: a frame still running at its next frame's release
 //! misses its deadline, a frame whose release comes after its own deadline
 //! is dropped). Human output to stderr; `--json FILE` holds every number.
+//!
+//! `--yuv` runs the video path instead: each LR frame is made I420 (BT.601
+//! limited range, centred chroma) before the clock starts, and `Codec::upscale`
+//! takes and gives I420 as the element on YUV caps does; without `--model`
+//! the bundled luma model runs (issue 17). Quality is scored on the output
+//! converted back to RGB, after the clock.
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,6 +22,7 @@ use gst::prelude::*;
 use gst_video::prelude::*;
 use image::RgbImage;
 use nawqsr_codec::metrics::{imresize, sr_quality};
+use nawqsr_codec::model::bundled::Family;
 use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
 use serde::Serialize;
 
@@ -62,6 +69,10 @@ pub struct Args {
     /// Write every number as one JSON object to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// The video path: I420 frames in and out of the codec (the element's
+    /// path on YUV caps); without --model, the bundled luma model.
+    #[arg(long)]
+    pub yuv: bool,
     /// Write a PNG: quality vs latency per mode, and latency histograms.
     #[arg(long)]
     pub plot: Option<PathBuf>,
@@ -73,6 +84,8 @@ struct Report {
     schedule: Option<String>,
     threads: usize,
     paced: bool,
+    /// The video path (`--yuv`): I420 in and out of the codec.
+    yuv: bool,
     clips: Vec<ClipReport>,
 }
 
@@ -271,6 +284,85 @@ fn parse_size(s: &str) -> Result<(u32, u32)> {
     Ok((w as u32, h as u32))
 }
 
+/// A tightly packed I420 frame (BT.601 limited range, centred chroma).
+struct I420 {
+    w: usize,
+    h: usize,
+    planes: [Vec<u8>; 3],
+}
+
+impl I420 {
+    fn new(w: usize, h: usize) -> I420 {
+        let c = w.div_ceil(2) * h.div_ceil(2);
+        I420 {
+            w,
+            h,
+            planes: [vec![0; w * h], vec![0; c], vec![0; c]],
+        }
+    }
+
+    fn strides(&self) -> [usize; 3] {
+        [self.w, self.w.div_ceil(2), self.w.div_ceil(2)]
+    }
+
+    fn of(img: &RgbImage) -> Result<I420> {
+        let mut f = I420::new(img.width() as usize, img.height() as usize);
+        nawqsr_codec::runtime::color::rgb_to_frame(img, &mut f.frame_mut())?;
+        Ok(f)
+    }
+
+    fn frame(&self) -> nawqsr_codec::runtime::FrameRef<'_> {
+        nawqsr_codec::runtime::FrameRef {
+            format: nawqsr_codec::runtime::PixelFormat::I420,
+            width: self.w,
+            height: self.h,
+            planes: [&self.planes[0], &self.planes[1], &self.planes[2]],
+            strides: self.strides(),
+            colorimetry: Default::default(),
+        }
+    }
+
+    fn frame_mut(&mut self) -> nawqsr_codec::runtime::FrameMut<'_> {
+        let strides = self.strides();
+        let [a, b, c] = &mut self.planes;
+        nawqsr_codec::runtime::FrameMut {
+            format: nawqsr_codec::runtime::PixelFormat::I420,
+            width: self.w,
+            height: self.h,
+            planes: [a, b, c],
+            strides,
+            colorimetry: Default::default(),
+        }
+    }
+}
+
+/// One frame through the codec, timed: RGB in and out, or (`yuv`) the
+/// frame's I420 form in and I420 out, converted to RGB after the clock.
+struct Runner<'a> {
+    codec: &'a Codec,
+    yuv: Option<Vec<I420>>,
+}
+
+impl Runner<'_> {
+    fn upscale(&self, lr: &[RgbImage], i: usize) -> Result<(RgbImage, f64)> {
+        let t = Instant::now();
+        match &self.yuv {
+            None => {
+                let sr = self.codec.upscale_rgb(&lr[i])?;
+                Ok((sr, t.elapsed().as_secs_f64() * 1e3))
+            }
+            Some(frames) => {
+                let s = self.codec.scale();
+                let mut out = I420::new(frames[i].w * s, frames[i].h * s);
+                self.codec.upscale(&frames[i].frame(), &mut out.frame_mut())?;
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                Ok((nawqsr_codec::runtime::color::frame_to_rgb(&out.frame())?, ms))
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_mode(
     codec: &Codec,
     reference: Option<&Codec>,
@@ -278,10 +370,17 @@ fn run_mode(
     hr: Option<&[RgbImage]>,
     fps: f64,
     paced: bool,
+    yuv: bool,
 ) -> Result<ModeReport> {
     let scale = codec.scale();
+    let runner = Runner {
+        codec,
+        yuv: yuv
+            .then(|| lr.iter().map(I420::of).collect::<Result<Vec<_>>>())
+            .transpose()?,
+    };
     // One warm-up frame: first-touch allocations and thread start-up are not throughput.
-    codec.upscale_rgb(&lr[0])?;
+    runner.upscale(lr, 0)?;
     codec.reset_stats();
     // The warm-up frame must not be reused by the first timed one.
     codec.reset_reuse();
@@ -292,7 +391,7 @@ fn run_mode(
     let (mut sq_err, mut samples) = (0.0f64, 0.0f64);
     let period = Duration::from_secs_f64(1.0 / fps);
     let t0 = Instant::now();
-    for (i, f) in lr.iter().enumerate() {
+    for i in 0..lr.len() {
         if paced {
             let release = period * i as u32;
             let deadline = release + period;
@@ -305,9 +404,8 @@ fn run_mode(
                 std::thread::sleep(release - now);
             }
         }
-        let t = Instant::now();
-        let sr = codec.upscale_rgb(f)?;
-        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        let (sr, ms) = runner.upscale(lr, i)?;
+        lat.push(ms);
         if !paced {
             piqe_sum += nawqsr_codec::metrics::piqe::piqe_rgb(&sr)?.score;
         }
@@ -327,8 +425,12 @@ fn run_mode(
     // workers busy and change the timed frames' latency.
     if let Some(r) = reference {
         codec.reset_reuse();
-        for f in lr {
-            let (sr, full) = (codec.upscale_rgb(f)?, r.upscale_rgb(f)?);
+        let full = Runner {
+            codec: r,
+            yuv: runner.yuv.as_ref().map(|_| lr.iter().map(I420::of).collect::<Result<Vec<_>>>()).transpose()?,
+        };
+        for i in 0..lr.len() {
+            let (sr, full) = (runner.upscale(lr, i)?.0, full.upscale(lr, i)?.0);
             sq_err += sr
                 .as_raw()
                 .iter()
@@ -449,6 +551,7 @@ pub fn run(a: Args) -> Result<()> {
             reuse,
             reuse_threshold,
             routing: a.skip.routing,
+            family: if a.yuv { Family::Luma } else { Family::Rgb },
             ..CodecConfig::default()
         };
         // Tolerant reuse changes the output: measure it against recomputing.
@@ -501,6 +604,7 @@ pub fn run(a: Args) -> Result<()> {
         schedule: a.schedule.as_ref().map(|p| p.display().to_string()),
         threads: a.threads,
         paced: a.paced,
+        yuv: a.yuv,
         clips: vec![],
     };
     for path in &a.clips {
@@ -536,7 +640,7 @@ pub fn run(a: Args) -> Result<()> {
         let mut modes_out = Vec::new();
         for (codec, reference) in codecs.iter().zip(&references) {
             let t = Instant::now();
-            let r = run_mode(codec, reference.as_ref(), &lr, hr, clip.fps, a.paced)
+            let r = run_mode(codec, reference.as_ref(), &lr, hr, clip.fps, a.paced, a.yuv)
                 .with_context(|| format!("{}: mode {}", path.display(), codec.mode().name()))?;
             tracing::info!("mode {} took {:.1} s", r.mode, t.elapsed().as_secs_f64());
             modes_out.push(r);

@@ -1183,3 +1183,82 @@ fn ten_bit_frames_negotiate_and_stay_ten_bit() {
         }
     }
 }
+
+/// Issue 17: with no model set, YUV caps run the bundled luma model (the
+/// frame stays YUV) and RGB caps the bundled RGB model: the element's output
+/// is byte for byte what a codec of that family gives for the same frame.
+#[test]
+fn yuv_caps_run_the_bundled_luma_model_and_rgb_caps_the_rgb_one() {
+    use nawqsr_codec::model::bundled::Family;
+    use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
+    let (w, h) = (48u32, 32u32);
+    let img = RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 5 + y * 3) as u8, (y * 7) as u8, (120 + (x ^ y) * 2) as u8])
+    });
+    for (format, family) in [
+        (gst_video::VideoFormat::I420, Family::Luma),
+        (gst_video::VideoFormat::Nv12, Family::Luma),
+        (gst_video::VideoFormat::Rgbx, Family::Rgb),
+    ] {
+        let (mut hn, bus) = harness(&[("piqe-interval", "0")]);
+        let info = video_info(format, w, h);
+        hn.set_src_caps(info.to_caps().unwrap());
+        let inbuf = make_buffer(&info, &img, 0, false);
+        let out = hn
+            .push_and_pull(inbuf.clone())
+            .unwrap_or_else(|e| panic!("{format:?}: {e:?} {:?}", drain(&bus)));
+        let oinfo = gst_video::VideoInfo::from_caps(&out_caps(&hn)).unwrap();
+        let inframe = gst_video::VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &info).unwrap();
+        let mut planes: [&[u8]; 3] = [&[]; 3];
+        for (i, p) in planes.iter_mut().enumerate().take(inframe.n_planes() as usize) {
+            *p = inframe.plane_data(i as u32).unwrap();
+        }
+        let colorimetry = nawqsr_codec::runtime::frame::Colorimetry {
+            siting: if info.chroma_site().contains(gst_video::VideoChromaSite::H_COSITED) {
+                nawqsr_codec::runtime::frame::Siting::Left
+            } else {
+                nawqsr_codec::runtime::frame::Siting::Centre
+            },
+            ..Default::default()
+        };
+        let src = FrameRef {
+            format: pixel_format(format),
+            width: w as usize,
+            height: h as usize,
+            planes,
+            strides: strides(&inframe),
+            colorimetry,
+        };
+        // The same frame through a bundled codec of `family`.
+        let run = |family| {
+            let codec = Codec::new(&CodecConfig {
+                mode: Mode::Hybrid,
+                scale: Some(2),
+                family,
+                ..Default::default()
+            })
+            .unwrap();
+            let mut buf = gst::Buffer::with_size(oinfo.size()).unwrap();
+            {
+                let b = buf.get_mut().unwrap();
+                let mut f = gst_video::VideoFrameRef::from_buffer_ref_writable(b, &oinfo).unwrap();
+                let st = strides(&f);
+                let [p0, p1, p2, _] = f.planes_data_mut();
+                let mut dst = FrameMut {
+                    format: pixel_format(format),
+                    width: 2 * w as usize,
+                    height: 2 * h as usize,
+                    planes: [p0, p1, p2],
+                    strides: st,
+                    colorimetry,
+                };
+                codec.upscale(&src, &mut dst).unwrap();
+            }
+            buf.map_readable().unwrap().as_slice().to_vec()
+        };
+        let other = if family == Family::Luma { Family::Rgb } else { Family::Luma };
+        let got = out.map_readable().unwrap().as_slice().to_vec();
+        assert!(got == run(family), "{format:?}: element output is not the {family:?} model's");
+        assert!(got != run(other), "{format:?}: the {other:?} model gives the same output");
+    }
+}

@@ -263,8 +263,9 @@ def load_deployed(model, path, rgb_to_luma=False):
     import onnx
     from onnx import numpy_helper
     inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+    n_file = sum(1 for k in inits if k.endswith(".weight"))
     if rgb_to_luma:
-        last = len(model.convs) - 1
+        last = n_file - 1
         w0 = inits["conv0.weight"].sum(axis=1, keepdims=True)
         inits["conv0.bias"] = inits["conv0.bias"] - w0.sum(axis=(1, 2, 3)) * 16.0 / 219.0
         inits["conv0.weight"] = w0 * 255.0 / 219.0
@@ -272,6 +273,20 @@ def load_deployed(model, path, rgb_to_luma=False):
         wl, bl = inits[f"conv{last}.weight"], inits[f"conv{last}.bias"]
         inits[f"conv{last}.weight"] = np.einsum("kcihw,c->kihw", wl.reshape(-1, 3, *wl.shape[1:]), k).astype(np.float32)
         inits[f"conv{last}.bias"] = (bl.reshape(-1, 3) @ k).astype(np.float32)
+    # A deeper model than the file: identity convs go in before the last
+    # (Net2DeeperNet): on ReLU outputs, ReLU(identity(x)) = x, so the deeper
+    # net starts out computing exactly what the file does.
+    extra = len(model.convs) - n_file
+    if extra < 0:
+        raise SystemExit(f"{path}: {n_file} convs, the model has only {len(model.convs)}")
+    if extra:
+        last = inits.pop(f"conv{n_file - 1}.weight"), inits.pop(f"conv{n_file - 1}.bias")
+        c = last[0].shape[1]
+        eye = np.zeros((c, c, 3, 3), np.float32)
+        eye[np.arange(c), np.arange(c), 1, 1] = 1.0
+        for i in range(n_file - 1, n_file - 1 + extra):
+            inits[f"conv{i}.weight"], inits[f"conv{i}.bias"] = eye, np.zeros(c, np.float32)
+        inits[f"conv{n_file - 1 + extra}.weight"], inits[f"conv{n_file - 1 + extra}.bias"] = last
     with torch.no_grad():
         for i, conv in enumerate(model.convs):
             w = torch.from_numpy(inits[f"conv{i}.weight"].copy())

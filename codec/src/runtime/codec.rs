@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 
 use super::buffers::Upscaled;
 use super::dispatcher::{Fault, Runtime, RuntimeConfig};
@@ -119,6 +119,11 @@ pub struct CodecConfig {
     /// (`runtime::routing`). Needs a schedule with a `routing` field
     /// (`nawqsr calibrate-routing`). Off by default.
     pub routing: bool,
+    /// Which bundled model runs when none is given: frames arrive as YUV
+    /// (the element on 4:2:0 caps) take the luma one (issue 17), which keeps
+    /// them YUV; RGB frames and images the RGB one. A `schedule` given alone
+    /// picks the model it was made for, and `routing` the RGB one.
+    pub family: bundled::Family,
 }
 
 enum Backend {
@@ -146,6 +151,9 @@ struct Npu {
     /// Difficulty routing (`cfg.routing`): the schedule's threshold.
     routing: Option<f64>,
     last: Mutex<Option<(RgbImage, LastOutput)>>,
+    /// The same for a luma model's Y planes (`upscale_luma`): the LR plane
+    /// the output was computed from, and the output plane.
+    last_y: Mutex<Option<(GrayImage, GrayImage)>>,
 }
 
 /// The last output: a whole frame's RGB bands as the workers wrote them (kept
@@ -438,6 +446,73 @@ impl Npu {
         *last = Some(keep);
         Ok(out)
     }
+
+    /// A luma model's Y plane (issue 17). With reuse and the 8-bit plane
+    /// `y8` (8-bit studio-range frames; `y` is it divided by 255), the patches
+    /// whose receptive field is unchanged keep the last output, exactly as
+    /// RGB frames do in [`Npu::upscale_reusing`]; otherwise the plane runs
+    /// whole. The chroma is no network output, so it needs no cache.
+    fn upscale_luma(&self, y: Tensor, y8: Option<GrayImage>, s: usize) -> Result<LumaOut> {
+        use super::reuse::{Work, crop, next_reference, paste, plan};
+        let Some(lr) = y8.filter(|_| self.cfg.reuse) else {
+            return Ok(LumaOut::Bands(self.runtime.run(y)?));
+        };
+        let mut last = self.last_y.lock().unwrap_or_else(|p| p.into_inner());
+        let (w, h) = (lr.width() as usize, lr.height() as usize);
+        let t = self.cfg.reuse_threshold;
+        let p = match last.as_ref() {
+            Some((prev, _)) => plan(prev, &lr, REUSE_PATCH, self.halo, t),
+            None => plan(&GrayImage::new(0, 0), &lr, REUSE_PATCH, self.halo, t),
+        };
+        let (out, keep) = match (&p.work, last.take()) {
+            (Work::Reuse, Some((prev, o))) => (LumaOut::Image(o.clone()), (prev, o)),
+            (Work::Cores(cores), Some((mut reference, mut sr))) => {
+                let halo = self.halo.unwrap_or(0);
+                let grown: Vec<_> = cores
+                    .iter()
+                    .map(|c| c.region(halo, REUSE_PATCH, w, h))
+                    .collect();
+                let inputs = grown.iter().map(|g| gray_tensor(&crop(&lr, g))).collect();
+                let outs = self.runtime.run_many(inputs)?;
+                for ((c, g), o) in cores.iter().zip(&grown).zip(outs) {
+                    paste(&mut sr, &gray_of(&o), c, g, s);
+                }
+                next_reference(&mut reference, &lr, cores);
+                (LumaOut::Image(sr.clone()), (reference, sr))
+            }
+            _ => {
+                let up = self.runtime.run(y)?;
+                let keep = gray_of(&up);
+                (LumaOut::Bands(up), (lr, keep))
+            }
+        };
+        self.runtime.shared.telemetry.reuse(p.reused, p.patches);
+        *last = Some(keep);
+        Ok(out)
+    }
+}
+
+/// A luma model's output plane: the workers' bands, or a plane composed
+/// from reused and recomputed patches.
+pub(crate) enum LumaOut {
+    Bands(Upscaled),
+    Image(GrayImage),
+}
+
+/// A u8 plane as the network's input (v / 255).
+fn gray_tensor(g: &GrayImage) -> Tensor {
+    Tensor {
+        h: g.height() as usize,
+        w: g.width() as usize,
+        c: 1,
+        data: g.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect(),
+    }
+}
+
+/// A one-channel output's u8 bands (clip, ×255, round, by the workers) as a plane.
+fn gray_of(u: &Upscaled) -> GrayImage {
+    GrayImage::from_raw(u.width as u32, u.height as u32, u.rgb.iter().flat_map(|b| b.iter().copied()).collect())
+        .expect("bands hold width × height values")
 }
 
 /// One configured upscaler.
@@ -454,7 +529,22 @@ impl CodecConfig {
     fn model_bytes(&self) -> Result<crate::model::ModelBytes> {
         match &self.model {
             Some(p) => crate::model::ModelBytes::read(p),
-            None => bundled::load(self.scale.unwrap_or(bundled::DEFAULT_SCALE)),
+            None => {
+                let scale = self.scale.unwrap_or(bundled::DEFAULT_SCALE);
+                // A schedule given without a model was made for one of the
+                // bundled models: run that one, whatever the frames are.
+                // Routing (MobiSR) is calibrated for the RGB models only.
+                let family = self
+                    .schedule
+                    .as_deref()
+                    .and_then(|p| schedule_family(p, scale))
+                    .unwrap_or(if self.routing {
+                        bundled::Family::Rgb
+                    } else {
+                        self.family
+                    });
+                bundled::load_family(family, scale)
+            }
         }
     }
 }
@@ -547,7 +637,11 @@ impl Codec {
             Backend::Npu(n) if n.routing.is_some() => n
                 .upscale_routed(lr, self.scale, n.routing.unwrap_or(0.0))
                 .map(Out::Image),
-            Backend::Npu(n) if n.cfg.reuse => n.upscale_reusing(lr, self.scale),
+            // (A luma model on RGB input merges its output with the chroma:
+            // it recomputes; on YUV frames it reuses, `upscale_luma`.)
+            Backend::Npu(n) if n.cfg.reuse && !n.engine.graph.is_luma() => {
+                n.upscale_reusing(lr, self.scale)
+            }
             Backend::Npu(n) => Ok(Out::Bands(n.runtime.run(Tensor::from_rgb(lr))?)),
         }
     }
@@ -678,6 +772,7 @@ impl Codec {
     pub fn reset_reuse(&self) {
         if let Backend::Npu(n) = &self.backend {
             *n.last.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            *n.last_y.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let _ = n.runtime.send(super::dispatcher::Ctl::ResetReuse);
         }
     }
@@ -726,7 +821,7 @@ impl Codec {
         // frame's own Y plane, the chroma planes are resized straight (`luma`).
         if let Backend::Npu(n) = &self.backend
             && n.engine.graph.is_luma()
-            && super::luma::upscale_yuv(&n.runtime, self.scale, src, dst)?
+            && super::luma::upscale_yuv(|y, y8| n.upscale_luma(y, y8, self.scale), self.scale, src, dst)?
         {
             return Ok(());
         }
@@ -736,6 +831,17 @@ impl Codec {
             Out::Image(i) => super::color::rgb_to_frame(&i, dst),
         }
     }
+}
+
+/// The bundled family whose ×`scale` model `schedule` was calibrated for
+/// (its `model.sha256`); None if it names neither (loading it reports why).
+fn schedule_family(schedule: &std::path::Path, scale: usize) -> Option<bundled::Family> {
+    let text = std::fs::read_to_string(schedule).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let sha = v.pointer("/model/sha256")?.as_str()?;
+    [bundled::Family::Rgb, bundled::Family::Luma]
+        .into_iter()
+        .find(|&f| bundled::load_family(f, scale).is_ok_and(|m| m.sha256() == sha))
 }
 
 /// The routing threshold of the schedule an integer mode loaded, or one line
@@ -850,12 +956,6 @@ impl Npu {
             ));
         }
         let mut npu = Npu::start(cfg, engine, Arc::new(plan), opts)?;
-        if luma && npu.cfg.reuse {
-            // Reuse caches network outputs; a luma model's frame is merged
-            // with its chroma after the network (`luma`), so it recomputes.
-            tracing::warn!("temporal reuse is off for luma models");
-            npu.cfg.reuse = false;
-        }
         if cfg.routing {
             npu.routing = Some(routing_threshold(loaded.as_deref(), schedule.as_ref())?);
         }
@@ -904,6 +1004,7 @@ impl Npu {
             halo,
             routing: None,
             last: Mutex::new(None),
+            last_y: Mutex::new(None),
         })
     }
 }

@@ -15,8 +15,10 @@
 //! applied anywhere, so the output keeps the input's colorimetry exactly.
 use std::sync::Arc;
 
+use image::GrayImage;
+
 use super::chroma::ChromaResizer;
-use super::dispatcher::Runtime;
+use super::codec::LumaOut;
 use super::frame::{FrameMut, FrameRef, Range};
 use super::planes::{Comp, read_row, write_row};
 use crate::engine::Tensor;
@@ -109,7 +111,9 @@ impl Chroma {
 }
 
 /// A luma model on a 4:2:0 frame into `dst` (same format, ×`scale`); false
-/// (nothing written) for RGB formats or a different output format.
+/// (nothing written) for RGB formats or a different output format. `run`
+/// computes the output Y from the network's input plane (and, for 8-bit
+/// studio-range frames, the plane's bytes, for temporal reuse).
 ///
 /// The network sees Y / 255 in studio range, as it was trained (MATLAB
 /// `rgb2ycbcr`): an 8-bit limited-range Y as it is, a 10-bit one divided by 4
@@ -117,7 +121,7 @@ impl Chroma {
 /// full-range one mapped into [16, 235] first; the output goes back the same
 /// way, so 10-bit frames keep all their bits through the network.
 pub(crate) fn upscale_yuv(
-    rt: &Runtime,
+    run: impl FnOnce(Tensor, Option<GrayImage>) -> Result<LumaOut>,
     scale: usize,
     src: &FrameRef,
     dst: &mut FrameMut,
@@ -140,40 +144,87 @@ pub(crate) fn upscale_yuv(
     }
     let full = src.colorimetry.range == Range::Full;
     let (max, unit) = (l.max(), 255.0 * l.per_8bit());
+    let plain = !full && l.bits == 8;
     let mut y = Vec::with_capacity(w * h);
-    let mut row = vec![0f32; w];
+    let mut y8 = Vec::with_capacity(if plain { w * h } else { 0 });
     for r in 0..h {
-        read_row(src, l, Comp::Y, r, &mut row);
-        if full {
-            y.extend(row.iter().map(|&v| (16.0 + v / max * 219.0) / 255.0));
-        } else {
-            y.extend(row.iter().map(|&v| v / unit));
+        if plain {
+            let row = &src.planes[0][r * src.strides[0]..][..w];
+            y8.extend_from_slice(row);
+            y.extend(row.iter().map(|&v| f32::from(v) / 255.0));
+            continue;
+        }
+        let at = y.len();
+        y.resize(at + w, 0.0);
+        let row = &mut y[at..];
+        read_row(src, l, Comp::Y, r, row);
+        for v in row {
+            *v = if full {
+                (16.0 + *v / max * 219.0) / 255.0
+            } else {
+                *v / unit
+            };
         }
     }
-    let pending = rt.submit(Tensor { h, w, c: 1, data: y }, None)?;
-    // The chroma on this thread, beside the workers.
-    let z = ChromaResizer::new(w, h, scale, src.colorimetry.siting);
-    for comp in [Comp::U, Comp::V] {
-        z.run(
-            |r, row| read_row(src, l, comp, r, row),
-            |r, row| write_row(dst, l, comp, r, row),
-        );
-    }
-    let up = pending.wait()?;
+    let y8 = plain.then(|| GrayImage::from_raw(w as u32, h as u32, y8).expect("w × h bytes"));
+    let (format, strides, colorimetry) = (dst.format, dst.strides, dst.colorimetry);
+    let [py, pu, pv] = &mut dst.planes;
+    let mut chroma = FrameMut {
+        format,
+        width: ow,
+        height: oh,
+        planes: [&mut [], &mut **pu, &mut **pv],
+        strides,
+        colorimetry,
+    };
+    // The chroma on a thread of its own, beside the workers running Y.
+    let out = std::thread::scope(|sc| {
+        let z = ChromaResizer::new(w, h, scale, src.colorimetry.siting);
+        let c = sc.spawn(move || {
+            for comp in [Comp::U, Comp::V] {
+                z.run(
+                    |r, row| read_row(src, l, comp, r, row),
+                    |r, row| write_row(&mut chroma, l, comp, r, row),
+                );
+            }
+        });
+        let out = run(Tensor { h, w, c: 1, data: y }, y8);
+        c.join().map_err(|_| Error::Invalid("chroma resize panicked".into()))?;
+        out
+    })?;
+    let stride = strides[0];
+    let mut luma = FrameMut {
+        format,
+        width: ow,
+        height: oh,
+        planes: [&mut **py, &mut [], &mut []],
+        strides,
+        colorimetry,
+    };
     let mut r = 0;
-    if !full && l.bits == 8 && up.rgb.len() == up.chunks.len() {
+    let put = |line: &[u8], r: usize, luma: &mut FrameMut| {
+        luma.planes[0][r * stride..][..ow].copy_from_slice(line);
+    };
+    match &out {
         // The workers' u8 bands (clip, ×255, round) are the Y plane already.
-        let stride = dst.strides[0];
-        for band in &up.rgb {
-            for line in band.chunks_exact(ow) {
-                dst.planes[0][r * stride..][..ow].copy_from_slice(line);
+        LumaOut::Bands(up) if plain && up.rgb.len() == up.chunks.len() => {
+            for line in up.rgb.iter().flat_map(|b| b.chunks_exact(ow)) {
+                put(line, r, &mut luma);
                 r += 1;
             }
         }
-    } else {
-        let mut vals = vec![0f32; ow];
-        for band in &up.chunks {
-            for line in band.data.chunks_exact(ow) {
+        LumaOut::Image(img) if plain => {
+            for line in img.as_raw().chunks_exact(ow) {
+                put(line, r, &mut luma);
+                r += 1;
+            }
+        }
+        LumaOut::Image(_) => {
+            return Err(Error::Invalid("reused luma plane of a non-8-bit frame".into()));
+        }
+        LumaOut::Bands(up) => {
+            let mut vals = vec![0f32; ow];
+            for line in up.chunks.iter().flat_map(|b| b.data.chunks_exact(ow)) {
                 for (o, &v) in vals.iter_mut().zip(line) {
                     *o = if full {
                         (v * 255.0 - 16.0) / 219.0 * max
@@ -181,7 +232,7 @@ pub(crate) fn upscale_yuv(
                         v * unit
                     };
                 }
-                write_row(dst, l, Comp::Y, r, &vals);
+                write_row(&mut luma, l, Comp::Y, r, &vals);
                 r += 1;
             }
         }

@@ -24,7 +24,17 @@
 //! pixels), and for each rectangle its halo ring recomputed. When the
 //! rectangles with their halos cover most of the frame, the frame runs whole
 //! (`WHOLE_ABOVE`), so a hand-held camera pays only the comparison.
-use image::RgbImage;
+//!
+//! Frames are u8 images of any channel count: RGB for RGB models, the Y
+//! plane (`GrayImage`) for a luma model on YUV frames (issue 17).
+use image::{ImageBuffer, Pixel};
+
+/// An 8-bit image of `P` pixels (`RgbImage`, `GrayImage`).
+pub type Image<P> = ImageBuffer<P, Vec<u8>>;
+
+fn channels<P: Pixel<Subpixel = u8>>() -> usize {
+    usize::from(P::CHANNEL_COUNT)
+}
 
 /// Recompute the whole frame when the grown rectangles cover more than this
 /// share of it: their halos would cost more than the patches saved.
@@ -164,9 +174,9 @@ pub enum Change {
 /// state, so only an identical frame is reused). `threshold` 0 is exact
 /// reuse; above 0 (tolerant reuse, issue 18 item 3) a pixel counts as changed
 /// only when a channel moved by more than `threshold` (of 255).
-pub fn changed(
-    prev: &RgbImage,
-    cur: &RgbImage,
+pub fn changed<P: Pixel<Subpixel = u8>>(
+    prev: &Image<P>,
+    cur: &Image<P>,
     tile: usize,
     halo: Option<usize>,
     threshold: u8,
@@ -180,7 +190,8 @@ pub fn changed(
     }
     // Per LR row, per chunk of CHUNK pixels: changed? (one cheap pass over
     // both frames: a row compare, then word XORs per chunk).
-    let row = w * 3;
+    let ch = channels::<P>();
+    let row = w * ch;
     let (a, b) = (prev.as_raw(), cur.as_raw());
     let nc = w.div_ceil(CHUNK);
     // Column-wise prefix counts: `pre[c * (h + 1) + y]` = changed chunks in
@@ -197,7 +208,7 @@ pub fn changed(
         let (ra, rb) = (&a[y * row..(y + 1) * row], &b[y * row..(y + 1) * row]);
         let same_row = ra == rb;
         for c in 0..nc {
-            let r = c * CHUNK * 3..((c + 1) * CHUNK * 3).min(row);
+            let r = c * CHUNK * ch..((c + 1) * CHUNK * ch).min(row);
             let ch = !same_row
                 && if threshold == 0 {
                     differs(&ra[r.clone()], &rb[r])
@@ -356,9 +367,9 @@ pub fn cores(
 
 /// Plans `cur` against `prev` ([`changed`], then [`cores`] of the dirty
 /// patches): temporal reuse without routing.
-pub fn plan(
-    prev: &RgbImage,
-    cur: &RgbImage,
+pub fn plan<P: Pixel<Subpixel = u8>>(
+    prev: &Image<P>,
+    cur: &Image<P>,
     tile: usize,
     halo: Option<usize>,
     threshold: u8,
@@ -396,19 +407,20 @@ pub fn plan(
 /// did not change). Tolerant reuse: a reused patch keeps the pixels its
 /// output was computed from, so drift is measured against them and cannot
 /// accumulate past the threshold frame after frame.
-pub fn next_reference(prev: &mut RgbImage, cur: &RgbImage, cores: &[Rect]) {
-    let w3 = cur.width() as usize * 3;
+pub fn next_reference<P: Pixel<Subpixel = u8>>(prev: &mut Image<P>, cur: &Image<P>, cores: &[Rect]) {
+    let ch = channels::<P>();
+    let w3 = cur.width() as usize * ch;
     let (src, dst) = (cur.as_raw(), &mut **prev);
     for c in cores {
         for y in c.y0..c.y1 {
-            let r = y * w3 + c.x0 * 3..y * w3 + c.x1 * 3;
+            let r = y * w3 + c.x0 * ch..y * w3 + c.x1 * ch;
             dst[r.clone()].copy_from_slice(&src[r]);
         }
     }
 }
 
 /// The LR pixels of `r` as an image.
-pub fn crop(img: &RgbImage, r: &Rect) -> RgbImage {
+pub fn crop<P: Pixel<Subpixel = u8> + 'static>(img: &Image<P>, r: &Rect) -> Image<P> {
     image::imageops::crop_imm(
         img,
         r.x0 as u32,
@@ -421,14 +433,21 @@ pub fn crop(img: &RgbImage, r: &Rect) -> RgbImage {
 
 /// Copies the output of `core` from `sub` (the output of the grown rectangle
 /// `grown`) into `out`, at scale `s`.
-pub fn paste(out: &mut RgbImage, sub: &RgbImage, core: &Rect, grown: &Rect, s: usize) {
-    let row = (core.x1 - core.x0) * s * 3;
-    let (ow, sw) = (out.width() as usize * 3, sub.width() as usize * 3);
+pub fn paste<P: Pixel<Subpixel = u8>>(
+    out: &mut Image<P>,
+    sub: &Image<P>,
+    core: &Rect,
+    grown: &Rect,
+    s: usize,
+) {
+    let ch = channels::<P>();
+    let row = (core.x1 - core.x0) * s * ch;
+    let (ow, sw) = (out.width() as usize * ch, sub.width() as usize * ch);
     let (dx, dy) = ((core.x0 - grown.x0) * s, (core.y0 - grown.y0) * s);
     let (src, dst) = (sub.as_raw(), &mut **out);
     for y in 0..(core.y1 - core.y0) * s {
-        let so = (dy + y) * sw + dx * 3;
-        let d = (core.y0 * s + y) * ow + core.x0 * s * 3;
+        let so = (dy + y) * sw + dx * ch;
+        let d = (core.y0 * s + y) * ow + core.x0 * s * ch;
         dst[d..d + row].copy_from_slice(&src[so..so + row]);
     }
 }
@@ -436,7 +455,7 @@ pub fn paste(out: &mut RgbImage, sub: &RgbImage, core: &Rect, grown: &Rect, s: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::Rgb;
+    use image::{Rgb, RgbImage};
 
     fn img(w: u32, h: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| Rgb([x as u8, y as u8, (x ^ y) as u8]))

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use gst::subclass::prelude::*;
 
+use nawqsr_codec::model::bundled::Family;
 use nawqsr_codec::runtime::{Codec, CodecConfig, Mode, PixelFormat};
 
 use super::deadline::{Deadline, DeadlineConfig};
@@ -36,6 +37,9 @@ pub(super) struct State {
     pub(super) in_info: Option<gst_video::VideoInfo>,
     pub(super) out_info: Option<gst_video::VideoInfo>,
     pub(super) format: Option<PixelFormat>,
+    /// The bundled family the codecs were built for (no `model` set): luma
+    /// for YUV caps (the default, before caps: decoders give YUV), RGB for RGB.
+    pub(super) family: Family,
     /// The codec that ran the last frame (its address), to reset temporal
     /// reuse when another takes over.
     pub(super) last_codec: usize,
@@ -100,12 +104,14 @@ impl BuildError {
 
 impl Nawqsr {
     /// Builds the codec for `mode` from `settings`; `scale` pins the factor (runtime
-    /// fallbacks must keep the negotiated size). Errors name the property at fault.
+    /// fallbacks must keep the negotiated size); `family` picks the bundled
+    /// model when no `model` is set. Errors name the property at fault.
     pub(super) fn build_codec(
         &self,
         settings: &Settings,
         mode: Mode,
         scale: Option<usize>,
+        family: Family,
     ) -> Result<Codec, BuildError> {
         let check_readable = |prop: &str, p: &Path| {
             std::fs::File::open(p).map(drop).map_err(|e| BuildError {
@@ -133,6 +139,7 @@ impl Nawqsr {
                 0
             },
             routing: settings.routing == super::NawqsrRouting::On,
+            family,
         };
         let scale = match (mode, scale, &settings.model) {
             (_, Some(s), _) => Some(s),
@@ -217,7 +224,7 @@ impl Nawqsr {
             if !built && !state.failed.contains(&want) {
                 // Not under the ladder lock: loading a model can take a while and QoS
                 // events must not wait for it.
-                match self.build_codec(&state.settings, want, Some(state.scale)) {
+                match self.build_codec(&state.settings, want, Some(state.scale), state.family) {
                     Ok(codec) => state.codecs.push((want, codec)),
                     Err(err) => {
                         gst::warning!(

@@ -28,6 +28,7 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
+use nawqsr_codec::model::bundled::Family;
 use nawqsr_codec::runtime::Mode;
 
 use super::caps::{self, FORMATS};
@@ -424,8 +425,11 @@ impl BaseTransformImpl for Nawqsr {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         let mode: Mode = settings.mode.into();
+        // Before caps, build for YUV (what decoders give); `set_caps` rebuilds
+        // for RGB caps.
+        let family = Family::Luma;
         let codec = self
-            .build_codec(&settings, mode, None)
+            .build_codec(&settings, mode, None, family)
             .map_err(|e| e.error_msg())?;
         let scale = codec.scale();
         self.scale.store(scale as u32, Ordering::Release);
@@ -449,6 +453,7 @@ impl BaseTransformImpl for Nawqsr {
             in_info: None,
             out_info: None,
             format: None,
+            family,
             last_codec: 0,
         });
         Ok(())
@@ -500,7 +505,8 @@ impl BaseTransformImpl for Nawqsr {
         let format = caps::common_format(&in_info, &out_info)
             .map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
         // Without a model, caps may settle on another scale than the one started
-        // with: switch to the bundled model (or bicubic) for it.
+        // with, or on RGB instead of YUV: switch to the bundled model (or
+        // bicubic) for them.
         let (iw, ih, ow, oh) = (
             in_info.width(),
             in_info.height(),
@@ -508,7 +514,12 @@ impl BaseTransformImpl for Nawqsr {
             out_info.height(),
         );
         let negotiated = if iw > 0 && ow % iw == 0 { ow / iw } else { 0 };
-        let s = if negotiated != s
+        let family = if format.yuv420().is_some() {
+            Family::Luma
+        } else {
+            Family::Rgb
+        };
+        let s = if (negotiated != s || family != state.family)
             && (2..=4).contains(&negotiated)
             && oh == ih * negotiated
             && state.settings.model.is_none()
@@ -516,16 +527,18 @@ impl BaseTransformImpl for Nawqsr {
         {
             let mode = state.active;
             let codec = self
-                .build_codec(&state.settings, mode, Some(negotiated as usize))
+                .build_codec(&state.settings, mode, Some(negotiated as usize), family)
                 .map_err(|e| gst::loggable_error!(CAT, "{}", e.text))?;
             gst::info!(
                 CAT,
                 imp = self,
-                "negotiated ×{negotiated}: mode {}",
+                "negotiated ×{negotiated} {family:?}: mode {}",
                 mode.name()
             );
             state.codecs = vec![(mode, codec)];
+            state.front = None;
             state.failed.clear();
+            state.family = family;
             state.scale = negotiated as usize;
             self.scale.store(negotiated, Ordering::Release);
             negotiated
