@@ -171,8 +171,10 @@ impl ObjectImpl for Nawqsr {
                          and one 1×3×sH×sW output, or 1×1 luma in and out: FSRCNN-style models upscale Y and \
                          the chroma takes bicubic; s = 2, 3 or 4; finite weights; at most 1024 channels and \
                          15×15 kernels per conv); its upscaling factor sets the output size. Empty: the \
-                         bundled model for the negotiated scale (nawq_x2/x3/x4, compiled into the plugin; \
-                         NAWQSR_MODELS, a directory list, overrides)",
+                         bundled model for the negotiated scale and format, compiled into the plugin: on YUV \
+                         caps the luma model nawq_luma_x2/x3/x4 (Y through the network, chroma resized, the \
+                         frame stays YUV, 10-bit kept), on RGB caps nawq_x2/x3/x4 (NAWQSR_MODELS, a directory \
+                         list, overrides)",
                     )
                     .mutable_ready()
                     .build(),
