@@ -2,7 +2,8 @@
 # Issue 15's element target (BENCHMARKS.md "Element against bench-model"):
 # the pipeline of the issue (flower_720p.h264 scaled to 960x540, I420 or RGB
 # caps, a queue, nawqsr with its defaults, fakesink sync=false) against
-# `nawqsr bench-model --io rgb` for the same model (bundled nawq_x2, hybrid)
+# `nawqsr bench-model --io rgb` for the same model (bundled nawq_x2, hybrid,
+# given as model= since YUV caps would run the luma model, issue 17)
 # and size, ROUNDS interleaved rounds. The element's fps is the median of its
 # nawqsr-stats windows of 50 frames, the first window (start-up) left out.
 #
@@ -21,7 +22,7 @@ for r in $(seq "$rounds"); do
   for fmt in I420 RGB; do
     gst-launch-1.0 -m filesrc location="$clip" ! h264parse ! avdec_h264 ! videoscale \
       ! video/x-raw,width=960,height=540 ! videoconvert ! video/x-raw,format=$fmt ! queue \
-      ! nawqsr stats-interval=50 ! fakesink sync=false 2>&1 \
+      ! nawqsr model=assets/models/nawq_x2.onnx stats-interval=50 ! fakesink sync=false 2>&1 \
       | grep -o 'fps=(double)[0-9.]*' | cut -d')' -f2 | tail -n +2 \
       | sed "s/^/$fmt /" >> "$out/fps.txt"
   done

@@ -165,6 +165,10 @@ struct ModeReport {
     reused: f64,
     /// Fraction of output patches that took difficulty routing's cheap path.
     routed: f64,
+    /// `--yuv` with a luma model: the chroma planes' resize per frame (on its
+    /// own thread, beside the workers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chroma_ms_per_frame: Option<f64>,
     /// Tolerant reuse: PSNR (RGB, over all frames) of the output against
     /// recomputing every frame; None for exact reuse or identical outputs.
     reuse_psnr_db: Option<f64>,
@@ -495,6 +499,8 @@ fn run_mode(
         dre_fraction: stats.dre_fraction,
         reused: stats.reused_fraction(),
         routed: stats.routed_fraction(),
+        chroma_ms_per_frame: (stats.chroma_frames > 0)
+            .then(|| stats.chroma_s * 1e3 / stats.chroma_frames as f64),
         // RGB PSNR over all frames (one MSE), None when identical.
         reuse_psnr_db: (reference.is_some() && sq_err > 0.0)
             .then(|| 10.0 * (255.0f64 * 255.0 * samples / sq_err).log10()),

@@ -821,7 +821,13 @@ impl Codec {
         // frame's own Y plane, the chroma planes are resized straight (`luma`).
         if let Backend::Npu(n) = &self.backend
             && n.engine.graph.is_luma()
-            && super::luma::upscale_yuv(|y, y8| n.upscale_luma(y, y8, self.scale), self.scale, src, dst)?
+            && super::luma::upscale_yuv(
+                |y, y8| n.upscale_luma(y, y8, self.scale),
+                |secs| n.runtime.shared.telemetry.chroma(secs),
+                self.scale,
+                src,
+                dst,
+            )?
         {
             return Ok(());
         }

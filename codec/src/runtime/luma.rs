@@ -122,6 +122,7 @@ impl Chroma {
 /// way, so 10-bit frames keep all their bits through the network.
 pub(crate) fn upscale_yuv(
     run: impl FnOnce(Tensor, Option<GrayImage>) -> Result<LumaOut>,
+    chroma_secs: impl FnOnce(f64),
     scale: usize,
     src: &FrameRef,
     dst: &mut FrameMut,
@@ -181,15 +182,17 @@ pub(crate) fn upscale_yuv(
     let out = std::thread::scope(|sc| {
         let z = ChromaResizer::new(w, h, scale, src.colorimetry.siting);
         let c = sc.spawn(move || {
+            let t = std::time::Instant::now();
             for comp in [Comp::U, Comp::V] {
                 z.run(
                     |r, row| read_row(src, l, comp, r, row),
                     |r, row| write_row(&mut chroma, l, comp, r, row),
                 );
             }
+            t.elapsed().as_secs_f64()
         });
         let out = run(Tensor { h, w, c: 1, data: y }, y8);
-        c.join().map_err(|_| Error::Invalid("chroma resize panicked".into()))?;
+        chroma_secs(c.join().map_err(|_| Error::Invalid("chroma resize panicked".into()))?);
         out
     })?;
     let stride = strides[0];

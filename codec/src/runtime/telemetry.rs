@@ -109,6 +109,10 @@ pub struct Stats {
     /// `patches`; reused patches are neither).
     pub routed_patches: u64,
     pub patches: u64,
+    /// Luma models on YUV frames (issue 17): seconds spent resizing the
+    /// chroma planes (on the caller's side, beside the workers), and frames.
+    pub chroma_s: f64,
+    pub chroma_frames: u64,
 }
 
 /// Running patch counts of the synchronous API (and streams' bands), for
@@ -187,6 +191,8 @@ struct Acc {
     reused_patches: u64,
     routed_patches: u64,
     patches: u64,
+    chroma_s: f64,
+    chroma_frames: u64,
 }
 
 /// Latency window: percentiles over the most recent frames.
@@ -300,6 +306,14 @@ impl Telemetry {
         });
     }
 
+    /// One frame's chroma resize (luma models on YUV frames).
+    pub fn chroma(&self, secs: f64) {
+        self.with(|a| {
+            a.chroma_s += secs;
+            a.chroma_frames += 1;
+        });
+    }
+
     /// Patches routed to the cheap path (counted with their frame's
     /// [`Telemetry::reuse`]).
     pub fn routed(&self, routed: usize) {
@@ -397,6 +411,8 @@ impl Telemetry {
                 reused_patches: a.reused_patches,
                 routed_patches: a.routed_patches,
                 patches: a.patches,
+                chroma_s: a.chroma_s,
+                chroma_frames: a.chroma_frames,
             }
         })
     }
