@@ -179,3 +179,66 @@ fn hybrid_beats_bicubic_on_set5_by_the_target_margin() {
         );
     }
 }
+
+/// Issue 17: the bundled luma models on an I420 frame: a flat frame stays
+/// flat (Y, U and V), and a vertical luma edge stays where it was: in every
+/// output row the Y crossing of the edge's mid-level lies within one output
+/// pixel of ×s the LR edge position.
+#[test]
+fn luma_models_keep_flat_flat_and_edges_in_place() {
+    use nawqsr_codec::runtime::{FrameMut, FrameRef, PixelFormat};
+    let (w, h) = (40usize, 24usize);
+    for s in SCALES {
+        let c = family_codec(Family::Luma, s, Mode::Hybrid);
+        let run = |y: &[u8], u: u8, v: u8| {
+            let (cw, ch) = (w / 2, h / 2);
+            let (ou, ov) = (vec![u; cw * ch], vec![v; cw * ch]);
+            let (ow, oh) = (w * s, h * s);
+            let (ocw, och) = (ow.div_ceil(2), oh.div_ceil(2));
+            let mut out = [vec![0u8; ow * oh], vec![0u8; ocw * och], vec![0u8; ocw * och]];
+            let [a, b, d] = &mut out;
+            c.upscale(
+                &FrameRef {
+                    format: PixelFormat::I420,
+                    width: w,
+                    height: h,
+                    planes: [y, &ou, &ov],
+                    strides: [w, cw, cw],
+                    colorimetry: Default::default(),
+                },
+                &mut FrameMut {
+                    format: PixelFormat::I420,
+                    width: ow,
+                    height: oh,
+                    planes: [a, b, d],
+                    strides: [ow, ocw, ocw],
+                    colorimetry: Default::default(),
+                },
+            )
+            .unwrap();
+            out
+        };
+        let flat = run(&vec![120u8; w * h], 100, 150);
+        // Zero padding at the frame edge may shade the border pixels.
+        let inner = |p: &[u8], pw: usize, m: usize| -> Vec<u8> {
+            p.chunks_exact(pw)
+                .skip(m)
+                .take(p.len() / pw - 2 * m)
+                .flat_map(|r| r[m..pw - m].to_vec())
+                .collect()
+        };
+        let y = inner(&flat[0], w * s, 4 * s);
+        let (lo, hi) = (y.iter().min().unwrap(), y.iter().max().unwrap());
+        assert!(lo.abs_diff(120) <= 1 && hi.abs_diff(120) <= 1, "×{s}: flat Y moved to {lo}..{hi}");
+        assert!(flat[1].iter().all(|&v| v == 100) && flat[2].iter().all(|&v| v == 150), "×{s}: flat chroma");
+        // Edge between LR columns 19 and 20 (x = 20 in pixel-edge units).
+        let edge: Vec<u8> = (0..w * h).map(|i| if i % w < 20 { 60 } else { 180 }).collect();
+        let out = run(&edge, 128, 128);
+        let ow = w * s;
+        for (r, row) in out[0].chunks_exact(ow).enumerate().skip(2 * s).take(h * s - 4 * s) {
+            let x = row.iter().position(|&v| v >= 120).unwrap();
+            // The crossing is at output x = 20·s (between pixels 20s − 1 and 20s).
+            assert!(x.abs_diff(20 * s) <= 1, "×{s} row {r}: edge at {x}, expected {}", 20 * s);
+        }
+    }
+}
