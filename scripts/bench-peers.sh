@@ -13,7 +13,10 @@
 # fps, ratio to nawqsr INT8 and A16W8, Set5 PSNR, max RSS of each process).
 #
 # usage: scripts/bench-peers.sh [--runs N] [--rounds R] [--warmup N] [--threads N] [--json FILE]
-#                               [--models IMDN_x4,IMDN_RTC_x2] [--no-build]
+#                               [--models IMDN_x4,IMDN_RTC_x2,nawq_x2[:960x540]] [--no-build]
+# --models: names of ONNX files in $NAWQSR_SHARED/models or assets/models (the
+# bundled RGB models too); the scale comes from the name's _xN, the LR size
+# from the scale (x2 960x540, x3 640x360, x4 320x180) unless given after ':'.
 # env:   NAWQSR_SHARED (default ../shared), KEEP_TMP=1 keeps the temp dir.
 #
 # Peers are installed from PyPI into target/peers-venv (idempotent; the system
@@ -95,12 +98,16 @@ log "start: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $THREA
 
 IFS=, read -r -a MODEL_LIST <<<"$MODELS"
 for name in "${MODEL_LIST[@]}"; do
-  case "$name" in
-    IMDN_x4) scale=4; size=320x180 ;;
-    IMDN_RTC_x2) scale=2; size=960x540 ;;
-    *) log "unknown model $name"; exit 2 ;;
-  esac
+  size=""
+  case "$name" in *:*) size=${name#*:}; name=${name%%:*} ;; esac
   model=$SHARED/models/$name.onnx
+  [ -f "$model" ] || model=$ROOT/assets/models/$name.onnx
+  [ -f "$model" ] || { log "--models: $name.onnx is in neither $SHARED/models nor assets/models"; exit 2; }
+  scale=$(sed -n 's/.*_x\([234]\).*/\1/p' <<<"$name")
+  [ -n "$scale" ] || { log "--models: $name: no _x2/_x3/_x4 in the name to take the scale from"; exit 2; }
+  if [ -z "$size" ]; then
+    case "$scale" in 2) size=960x540 ;; 3) size=640x360 ;; 4) size=320x180 ;; esac
+  fi
   set5=$SHARED/datasets/Set5
   lrdir=$SHARED/datasets/Set5_matlab_lr/x$scale
 
@@ -153,4 +160,4 @@ done
 log "end: load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "nawqsr vs peers ($(date -u +%Y-%m-%dT%H:%MZ), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs)"
 echo
-$HELPER report --results "$RES" --model-order "$MODELS" ${JSON_OUT:+--json "$JSON_OUT"}
+$HELPER report --results "$RES" --model-order "$(sed "s/:[^,]*//g" <<<"$MODELS")" ${JSON_OUT:+--json "$JSON_OUT"}
