@@ -99,6 +99,50 @@ pub fn score(
     })
 }
 
+/// Scores a luma model on its own output plane (issue 17): `upscale_y`
+/// gives the SR Y (0..=255, as written into a video frame's Y plane) and its
+/// width and height; Y PSNR/SSIM against the HR image's Y, PIQE of that plane.
+/// This is the protocol's score of a Y network, with no RGB rounding between.
+pub fn score_y(
+    samples: &[Sample],
+    scale: usize,
+    mut upscale_y: impl FnMut(&RgbImage) -> Result<(Vec<f64>, usize, usize)>,
+) -> Result<Score> {
+    let mut images = Vec::with_capacity(samples.len());
+    for s in samples {
+        let (y, w, h) = upscale_y(&s.lr)?;
+        if (w as u32, h as u32) != s.hr.dimensions() || y.len() != w * h {
+            return Err(Error::Invalid(format!(
+                "image {}: SR Y plane is {w}x{h}, HR is {:?}",
+                s.name,
+                s.hr.dimensions()
+            )));
+        }
+        let hr = metrics::color::rgb_to_y(&s.hr);
+        let psnr = metrics::psnr::psnr(&y, &hr, w, h, scale);
+        let ssim = metrics::ssim::ssim(&y, &hr, w, h, scale);
+        let piqe = metrics::piqe::piqe(&y, w, h)
+            .map_err(|e| Error::Invalid(format!("image {}: PIQE: {e}", s.name)))?
+            .score;
+        images.push(ImageScore {
+            name: s.name.clone(),
+            psnr,
+            ssim,
+            piqe,
+        });
+    }
+    if images.is_empty() {
+        return Err(Error::Invalid("no images to evaluate".into()));
+    }
+    let n = images.len() as f64;
+    Ok(Score {
+        mean_psnr: images.iter().map(|i| i.psnr).sum::<f64>() / n,
+        mean_ssim: images.iter().map(|i| i.ssim).sum::<f64>() / n,
+        mean_piqe: images.iter().map(|i| i.piqe).sum::<f64>() / n,
+        images,
+    })
+}
+
 /// Mean Y-PSNR only (the offline flow's GetQuality), on precomputed outputs.
 pub fn mean_psnr(samples: &[Sample], scale: usize, outputs: &[RgbImage]) -> Result<f64> {
     let mut s = 0.0;

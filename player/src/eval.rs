@@ -172,13 +172,11 @@ pub fn run(a: Args) -> Result<()> {
     let score: Score = match &runner {
         Runner::Bicubic => bicubic.clone(),
         Runner::Tract(r) => eval::score(&samples, a.scale, |lr| r.upscale(lr))?,
-        Runner::Engine(engine, plan) => {
-            eval::score(&samples, a.scale, |lr| run_engine(engine, plan, lr))?
-        }
+        Runner::Engine(engine, plan) => score_engine(engine, plan, &samples, a.scale)?,
         Runner::EngineRuns(engine, plans) => {
             let runs = plans
                 .iter()
-                .map(|plan| eval::score(&samples, a.scale, |lr| run_engine(engine, plan, lr)))
+                .map(|plan| score_engine(engine, plan, &samples, a.scale))
                 .collect::<Result<Vec<Score>, _>>()?;
             mean_of(&runs)
         }
@@ -250,23 +248,29 @@ fn check_scale(model_scale: usize, want: usize, a: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The engine's RGB output for `lr`. A luma model (FSRCNN, ESPCN) runs on
-/// MATLAB Y and its output is merged with the bicubic-upscaled chroma, as
-/// the codec does (`runtime::luma`); the score is then Y of that image, which
-/// is the network's Y up to the 8-bit RGB rounding.
-fn run_engine(
+/// The engine's score on `samples`: RGB models on their RGB output; a luma
+/// model (FSRCNN, ESPCN, the bundled nawq_luma) on its own output plane, MATLAB
+/// Y in, the network's Y out rounded to 8 bits as a video frame's Y plane is
+/// (`eval::score_y`): the protocol's Y PSNR, no RGB rounding between.
+fn score_engine(
     engine: &Engine,
     plan: &Plan,
-    lr: &image::RgbImage,
-) -> nawqsr_codec::error::Result<image::RgbImage> {
-    use nawqsr_codec::runtime::luma;
-    let x = Tensor::from_rgb(lr);
+    samples: &[eval::Sample],
+    scale: usize,
+) -> nawqsr_codec::error::Result<Score> {
     if !engine.graph.is_luma() {
-        return Ok(engine.run(plan, &x)?.to_rgb());
+        return eval::score(samples, scale, |lr| {
+            Ok(engine.run(plan, &Tensor::from_rgb(lr))?.to_rgb())
+        });
     }
-    let y = engine.run(plan, &engine.graph.input_of(x.clone()))?;
-    let (w, h) = (y.w as u32, y.h as u32);
-    let (_, bands) = luma::Chroma::of(&x).merge(&[std::sync::Arc::new(y)], engine.graph.scale);
-    let bytes: Vec<u8> = bands.iter().flat_map(|b| b.iter().copied()).collect();
-    Ok(image::RgbImage::from_raw(w, h, bytes).expect("w·h·3 bytes"))
+    eval::score_y(samples, scale, |lr| {
+        let x = Tensor::from_rgb(lr);
+        let y = engine.run(plan, &engine.graph.input_of(x))?;
+        let plane = y
+            .data
+            .iter()
+            .map(|&v| f64::from(nawqsr_codec::tensor::to_u8_pixel(v)))
+            .collect();
+        Ok((plane, y.w, y.h))
+    })
 }
