@@ -38,7 +38,9 @@ fn family_codec(family: Family, scale: usize, mode: Mode) -> Codec {
 fn every_scale_has_a_model_and_a_matching_schedule() {
     for (f, s) in FAMILIES.into_iter().flat_map(|f| SCALES.map(|s| (f, s))) {
         // The built-in model is the checked-in file, byte for byte.
-        let p = assets().join("models").join(bundled::family_file_name(f, s));
+        let p = assets()
+            .join("models")
+            .join(bundled::family_file_name(f, s));
         let m = bundled::load_family(f, s).unwrap();
         assert_eq!(m.label, bundled::family_label(f, s));
         assert!(
@@ -74,7 +76,10 @@ fn every_scale_has_a_model_and_a_matching_schedule() {
         }
         // RGB out of the workers (converted band by band) equals the whole-frame
         // engine's output converted at the end.
-        let want = e.run(c.plan().unwrap(), &Tensor::from_rgb(&lr)).unwrap().to_rgb();
+        let want = e
+            .run(c.plan().unwrap(), &Tensor::from_rgb(&lr))
+            .unwrap()
+            .to_rgb();
         assert!(
             c.upscale_rgb(&lr).unwrap() == want,
             "x{s}: codec RGB differs from engine"
@@ -133,7 +138,9 @@ fn hybrid_beats_bicubic_on_a_synthetic_picture() {
     for (f, s) in FAMILIES.into_iter().flat_map(|f| SCALES.map(|s| (f, s))) {
         let hr = synthetic_hr(96 * s as u32 / 2 * 2, 72);
         let sample = Sample::from_hr("synthetic".into(), &hr, s);
-        let sr = family_codec(f, s, Mode::Hybrid).upscale_rgb(&sample.lr).unwrap();
+        let sr = family_codec(f, s, Mode::Hybrid)
+            .upscale_rgb(&sample.lr)
+            .unwrap();
         let bic = upscale_bicubic(&sample.lr, s);
         let samples = std::slice::from_ref(&sample);
         let (p_sr, p_bic) = (
@@ -195,7 +202,11 @@ fn luma_models_keep_flat_flat_and_edges_in_place() {
             let (ou, ov) = (vec![u; cw * ch], vec![v; cw * ch]);
             let (ow, oh) = (w * s, h * s);
             let (ocw, och) = (ow.div_ceil(2), oh.div_ceil(2));
-            let mut out = [vec![0u8; ow * oh], vec![0u8; ocw * och], vec![0u8; ocw * och]];
+            let mut out = [
+                vec![0u8; ow * oh],
+                vec![0u8; ocw * och],
+                vec![0u8; ocw * och],
+            ];
             let [a, b, d] = &mut out;
             c.upscale(
                 &FrameRef {
@@ -229,16 +240,33 @@ fn luma_models_keep_flat_flat_and_edges_in_place() {
         };
         let y = inner(&flat[0], w * s, 4 * s);
         let (lo, hi) = (y.iter().min().unwrap(), y.iter().max().unwrap());
-        assert!(lo.abs_diff(120) <= 1 && hi.abs_diff(120) <= 1, "×{s}: flat Y moved to {lo}..{hi}");
-        assert!(flat[1].iter().all(|&v| v == 100) && flat[2].iter().all(|&v| v == 150), "×{s}: flat chroma");
+        assert!(
+            lo.abs_diff(120) <= 1 && hi.abs_diff(120) <= 1,
+            "×{s}: flat Y moved to {lo}..{hi}"
+        );
+        assert!(
+            flat[1].iter().all(|&v| v == 100) && flat[2].iter().all(|&v| v == 150),
+            "×{s}: flat chroma"
+        );
         // Edge between LR columns 19 and 20 (x = 20 in pixel-edge units).
-        let edge: Vec<u8> = (0..w * h).map(|i| if i % w < 20 { 60 } else { 180 }).collect();
+        let edge: Vec<u8> = (0..w * h)
+            .map(|i| if i % w < 20 { 60 } else { 180 })
+            .collect();
         let out = run(&edge, 128, 128);
         let ow = w * s;
-        for (r, row) in out[0].chunks_exact(ow).enumerate().skip(2 * s).take(h * s - 4 * s) {
+        for (r, row) in out[0]
+            .chunks_exact(ow)
+            .enumerate()
+            .skip(2 * s)
+            .take(h * s - 4 * s)
+        {
             let x = row.iter().position(|&v| v >= 120).unwrap();
             // The crossing is at output x = 20·s (between pixels 20s − 1 and 20s).
-            assert!(x.abs_diff(20 * s) <= 1, "×{s} row {r}: edge at {x}, expected {}", 20 * s);
+            assert!(
+                x.abs_diff(20 * s) <= 1,
+                "×{s} row {r}: edge at {x}, expected {}",
+                20 * s
+            );
         }
     }
 }

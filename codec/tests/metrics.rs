@@ -140,13 +140,19 @@ fn upscale_720p_speed() {
 fn score_y_scores_the_plane_against_hr_y() {
     use nawqsr_codec::eval::{Sample, score_y};
     use nawqsr_codec::metrics::color::rgb_to_y;
-    let hr = RgbImage::from_fn(48, 40, |x, y| image::Rgb([(x * 5) as u8, (y * 6) as u8, ((x + y) * 2) as u8]));
+    let hr = RgbImage::from_fn(48, 40, |x, y| {
+        image::Rgb([(x * 5) as u8, (y * 6) as u8, ((x + y) * 2) as u8])
+    });
     let s = Sample::from_hr("ramp".into(), &hr, 2);
     let y: Vec<f64> = rgb_to_y(&s.hr).iter().map(|v| v + 1.0).collect();
     let (w, h) = (s.hr.width() as usize, s.hr.height() as usize);
     let score = score_y(std::slice::from_ref(&s), 2, |_| Ok((y.clone(), w, h))).unwrap();
     let want = 10.0 * (255.0f64 * 255.0).log10();
-    assert!((score.mean_psnr - want).abs() < 1e-9, "{} vs {want}", score.mean_psnr);
+    assert!(
+        (score.mean_psnr - want).abs() < 1e-9,
+        "{} vs {want}",
+        score.mean_psnr
+    );
     let err = score_y(std::slice::from_ref(&s), 2, |_| Ok((vec![0.0; 4], 2, 2))).unwrap_err();
     assert!(err.to_string().contains("ramp"), "{err}");
 }

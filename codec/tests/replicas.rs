@@ -224,7 +224,10 @@ impl Yuv {
         }
     }
 
-    fn frame(&self, c: nawqsr_codec::runtime::frame::Colorimetry) -> nawqsr_codec::runtime::FrameRef<'_> {
+    fn frame(
+        &self,
+        c: nawqsr_codec::runtime::frame::Colorimetry,
+    ) -> nawqsr_codec::runtime::FrameRef<'_> {
         nawqsr_codec::runtime::FrameRef {
             format: self.format,
             width: self.w,
@@ -235,7 +238,10 @@ impl Yuv {
         }
     }
 
-    fn frame_mut(&mut self, c: nawqsr_codec::runtime::frame::Colorimetry) -> nawqsr_codec::runtime::FrameMut<'_> {
+    fn frame_mut(
+        &mut self,
+        c: nawqsr_codec::runtime::frame::Colorimetry,
+    ) -> nawqsr_codec::runtime::FrameMut<'_> {
         let [a, b, d] = &mut self.planes;
         nawqsr_codec::runtime::FrameMut {
             format: self.format,
@@ -309,7 +315,9 @@ fn luma_models_keep_yuv_frames_yuv() {
                 };
                 let mut src = Yuv::new(format, w, h);
                 // A 10-bit Y that is no multiple of 4 shows all 10 bits are read.
-                src.set(Comp::Y, |x, y| (40.0 + ((x * 7 + y * 13) % 160) as f32) * k + (x % 3) as f32 * (k - 1.0) / 3.0);
+                src.set(Comp::Y, |x, y| {
+                    (40.0 + ((x * 7 + y * 13) % 160) as f32) * k + (x % 3) as f32 * (k - 1.0) / 3.0
+                });
                 src.set(Comp::U, |_, _| 110.0 * k);
                 src.set(Comp::V, |x, y| (96 + 4 * x + y) as f32 * k);
                 let mut dst = Yuv::new(format, ow, oh);
@@ -336,9 +344,15 @@ fn luma_models_keep_yuv_frames_yuv() {
                     .collect();
                 assert_eq!(dst.get(Comp::Y), want, "{mode:?} {format:?} {siting:?}: Y");
                 if l.bits == 10 {
-                    assert!(dst.get(Comp::Y).iter().any(|&v| v % 4.0 != 0.0), "{format:?}: 10 bits kept");
+                    assert!(
+                        dst.get(Comp::Y).iter().any(|&v| v % 4.0 != 0.0),
+                        "{format:?}: 10 bits kept"
+                    );
                 }
-                assert!(dst.get(Comp::U).iter().all(|&v| v == 110.0 * k), "{format:?}: flat U stays flat");
+                assert!(
+                    dst.get(Comp::U).iter().all(|&v| v == 110.0 * k),
+                    "{format:?}: flat U stays flat"
+                );
                 let z = ChromaResizer::new(w, h, 2, siting);
                 let (cw, _) = z.in_size();
                 let (zw, zh) = z.out_size();
@@ -388,7 +402,10 @@ fn luma_path_follows_siting_and_range() {
         codec.upscale(&src.frame(c), &mut dst.frame_mut(c)).unwrap();
         dst
     };
-    let (a, b) = (run(Siting::Left, Range::Limited), run(Siting::Centre, Range::Limited));
+    let (a, b) = (
+        run(Siting::Left, Range::Limited),
+        run(Siting::Centre, Range::Limited),
+    );
     assert_ne!(a.get(Comp::U), b.get(Comp::U), "siting is not ignored");
     // The flat 128 through the network: in studio range and back, equal to
     // the limited-range run's Y mapped to full range.
@@ -401,7 +418,9 @@ fn luma_path_follows_siting_and_range() {
     };
     let net = codec.upscale_tensor(&y_in).unwrap();
     for (i, (&got, &v)) in full.iter().zip(&net.data).enumerate() {
-        let want = ((v * 255.0 - 16.0) / 219.0 * 255.0).clamp(0.0, 255.0).round();
+        let want = ((v * 255.0 - 16.0) / 219.0 * 255.0)
+            .clamp(0.0, 255.0)
+            .round();
         assert_eq!(got, want, "Y {i}");
     }
 }

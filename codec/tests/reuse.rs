@@ -256,9 +256,17 @@ fn luma_models_reuse_on_yuv_frames_exactly() {
     };
     for (i, f) in clip(w as u32, h as u32).iter().enumerate() {
         let p = i420(f);
-        assert!(run(&on, &p) == run(&off, &p), "frame {i}: reuse changed the output");
+        assert!(
+            run(&on, &p) == run(&off, &p),
+            "frame {i}: reuse changed the output"
+        );
     }
     let c = on.patch_counts();
-    assert!(c.reused > c.patches / 4, "reused {} of {} patches", c.reused, c.patches);
+    assert!(
+        c.reused > c.patches / 4,
+        "reused {} of {} patches",
+        c.reused,
+        c.patches
+    );
     assert_eq!(off.patch_counts().reused, 0);
 }

@@ -358,9 +358,13 @@ impl Runner<'_> {
             Some(frames) => {
                 let s = self.codec.scale();
                 let mut out = I420::new(frames[i].w * s, frames[i].h * s);
-                self.codec.upscale(&frames[i].frame(), &mut out.frame_mut())?;
+                self.codec
+                    .upscale(&frames[i].frame(), &mut out.frame_mut())?;
                 let ms = t.elapsed().as_secs_f64() * 1e3;
-                Ok((nawqsr_codec::runtime::color::frame_to_rgb(&out.frame())?, ms))
+                Ok((
+                    nawqsr_codec::runtime::color::frame_to_rgb(&out.frame())?,
+                    ms,
+                ))
             }
         }
     }
@@ -431,7 +435,11 @@ fn run_mode(
         codec.reset_reuse();
         let full = Runner {
             codec: r,
-            yuv: runner.yuv.as_ref().map(|_| lr.iter().map(I420::of).collect::<Result<Vec<_>>>()).transpose()?,
+            yuv: runner
+                .yuv
+                .as_ref()
+                .map(|_| lr.iter().map(I420::of).collect::<Result<Vec<_>>>())
+                .transpose()?,
         };
         for i in 0..lr.len() {
             let (sr, full) = (runner.upscale(lr, i)?.0, full.upscale(lr, i)?.0);

@@ -1096,7 +1096,10 @@ fn ten_bit_frames_negotiate_and_stay_ten_bit() {
     use nawqsr_codec::runtime::planes::{Comp, comp_size, read_row, write_row};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/test-models");
     let model = dir.join("ecbsr.onnx");
-    for format in [gst_video::VideoFormat::I42010le, gst_video::VideoFormat::P01010le] {
+    for format in [
+        gst_video::VideoFormat::I42010le,
+        gst_video::VideoFormat::P01010le,
+    ] {
         let pf = pixel_format(format);
         let l = pf.yuv420().unwrap();
         for luma in [true, false] {
@@ -1113,7 +1116,8 @@ fn ten_bit_frames_negotiate_and_stay_ten_bit() {
             {
                 let b = buf.get_mut().unwrap();
                 b.set_pts(gst::ClockTime::ZERO);
-                let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(b, &info).unwrap();
+                let mut frame =
+                    gst_video::VideoFrameRef::from_buffer_ref_writable(b, &info).unwrap();
                 let st = strides(&frame);
                 let [p0, p1, p2, _] = frame.planes_data_mut();
                 let mut dst = FrameMut {
@@ -1147,9 +1151,14 @@ fn ten_bit_frames_negotiate_and_stay_ten_bit() {
             let oinfo = gst_video::VideoInfo::from_caps(&caps).unwrap();
             assert_eq!(oinfo.format(), format);
             assert_eq!((oinfo.width(), oinfo.height()), (2 * w, 2 * ht));
-            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(out.as_ref(), &oinfo).unwrap();
+            let frame =
+                gst_video::VideoFrameRef::from_buffer_ref_readable(out.as_ref(), &oinfo).unwrap();
             let mut planes: [&[u8]; 3] = [&[]; 3];
-            for (i, p) in planes.iter_mut().enumerate().take(frame.n_planes() as usize) {
+            for (i, p) in planes
+                .iter_mut()
+                .enumerate()
+                .take(frame.n_planes() as usize)
+            {
                 *p = frame.plane_data(i as u32).unwrap();
             }
             let src = FrameRef {
@@ -1167,13 +1176,21 @@ fn ten_bit_frames_negotiate_and_stay_ten_bit() {
                 ys.extend_from_slice(&row);
             }
             if luma {
-                assert!(ys.iter().any(|&v| v % 4.0 != 0.0), "{format:?}: 10 bits lost");
+                assert!(
+                    ys.iter().any(|&v| v % 4.0 != 0.0),
+                    "{format:?}: 10 bits lost"
+                );
                 let mean = ys.iter().sum::<f32>() / ys.len() as f32;
                 // Random weights move Y a little; a wrong depth would move it ×4 or ÷4.
                 assert!((mean - 431.0).abs() < 40.0, "{format:?}: Y mean {mean}");
             } else {
-                let (lo, hi) = ys.iter().fold((f32::MAX, f32::MIN), |a, &v| (a.0.min(v), a.1.max(v)));
-                assert!(lo >= 490.0 && hi <= 514.0, "{format:?}: grey drifted to {lo}..{hi}");
+                let (lo, hi) = ys
+                    .iter()
+                    .fold((f32::MAX, f32::MIN), |a, &v| (a.0.min(v), a.1.max(v)));
+                assert!(
+                    lo >= 490.0 && hi <= 514.0,
+                    "{format:?}: grey drifted to {lo}..{hi}"
+                );
             }
             let errors: Vec<_> = drain(&bus)
                 .into_iter()
@@ -1193,7 +1210,11 @@ fn yuv_caps_run_the_bundled_luma_model_and_rgb_caps_the_rgb_one() {
     use nawqsr_codec::runtime::{Codec, CodecConfig, Mode};
     let (w, h) = (48u32, 32u32);
     let img = RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x * 5 + y * 3) as u8, (y * 7) as u8, (120 + (x ^ y) * 2) as u8])
+        image::Rgb([
+            (x * 5 + y * 3) as u8,
+            (y * 7) as u8,
+            (120 + (x ^ y) * 2) as u8,
+        ])
     });
     for (format, family) in [
         (gst_video::VideoFormat::I420, Family::Luma),
@@ -1208,13 +1229,21 @@ fn yuv_caps_run_the_bundled_luma_model_and_rgb_caps_the_rgb_one() {
             .push_and_pull(inbuf.clone())
             .unwrap_or_else(|e| panic!("{format:?}: {e:?} {:?}", drain(&bus)));
         let oinfo = gst_video::VideoInfo::from_caps(&out_caps(&hn)).unwrap();
-        let inframe = gst_video::VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &info).unwrap();
+        let inframe =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &info).unwrap();
         let mut planes: [&[u8]; 3] = [&[]; 3];
-        for (i, p) in planes.iter_mut().enumerate().take(inframe.n_planes() as usize) {
+        for (i, p) in planes
+            .iter_mut()
+            .enumerate()
+            .take(inframe.n_planes() as usize)
+        {
             *p = inframe.plane_data(i as u32).unwrap();
         }
         let colorimetry = nawqsr_codec::runtime::frame::Colorimetry {
-            siting: if info.chroma_site().contains(gst_video::VideoChromaSite::H_COSITED) {
+            siting: if info
+                .chroma_site()
+                .contains(gst_video::VideoChromaSite::H_COSITED)
+            {
                 nawqsr_codec::runtime::frame::Siting::Left
             } else {
                 nawqsr_codec::runtime::frame::Siting::Centre
@@ -1256,9 +1285,19 @@ fn yuv_caps_run_the_bundled_luma_model_and_rgb_caps_the_rgb_one() {
             }
             buf.map_readable().unwrap().as_slice().to_vec()
         };
-        let other = if family == Family::Luma { Family::Rgb } else { Family::Luma };
+        let other = if family == Family::Luma {
+            Family::Rgb
+        } else {
+            Family::Luma
+        };
         let got = out.map_readable().unwrap().as_slice().to_vec();
-        assert!(got == run(family), "{format:?}: element output is not the {family:?} model's");
-        assert!(got != run(other), "{format:?}: the {other:?} model gives the same output");
+        assert!(
+            got == run(family),
+            "{format:?}: element output is not the {family:?} model's"
+        );
+        assert!(
+            got != run(other),
+            "{format:?}: the {other:?} model gives the same output"
+        );
     }
 }

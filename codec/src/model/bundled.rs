@@ -25,9 +25,18 @@ const EMBEDDED: [(usize, &[u8]); 3] = [
 
 /// The built-in luma models, by scale.
 const EMBEDDED_LUMA: [(usize, &[u8]); 3] = [
-    (2, include_bytes!("../../../assets/models/nawq_luma_x2.onnx")),
-    (3, include_bytes!("../../../assets/models/nawq_luma_x3.onnx")),
-    (4, include_bytes!("../../../assets/models/nawq_luma_x4.onnx")),
+    (
+        2,
+        include_bytes!("../../../assets/models/nawq_luma_x2.onnx"),
+    ),
+    (
+        3,
+        include_bytes!("../../../assets/models/nawq_luma_x3.onnx"),
+    ),
+    (
+        4,
+        include_bytes!("../../../assets/models/nawq_luma_x4.onnx"),
+    ),
 ];
 
 /// Which family of bundled model.

@@ -56,11 +56,11 @@ fn taps(n_in: usize, n_out: usize, pos: impl Fn(usize) -> f64) -> Vec<Tap> {
                 *wk = cubic(p - (j0 + k as i64) as f64);
                 sum += *wk;
             }
-            for k in 0..4 {
-                tap.idx[k] = (j0 + k as i64).clamp(0, last) as u32;
+            for (k, (i, wt)) in tap.idx.iter_mut().zip(&mut tap.w).enumerate() {
+                *i = (j0 + k as i64).clamp(0, last) as u32;
                 // The kernel's weights sum to 1 at every phase; divide anyway
                 // so a flat plane stays exactly flat after f32 rounding.
-                tap.w[k] = (w[k] / sum) as f32;
+                *wt = (w[k] / sum) as f32;
             }
             tap
         })
@@ -165,7 +165,6 @@ fn vertical_body(w: [f32; 4], [a, b, c, d]: [&[f32]; 4], out: &mut [f32]) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,13 +208,21 @@ mod tests {
         let (out, ow) = resize(&ramp, w, h, s, Siting::Centre);
         for i in 4..ow - 4 {
             let want = ((i as f32 + 0.5) / s as f32 - 0.5) * 10.0;
-            assert!((out[ow + i] - want).abs() < 1e-3, "centre {i}: {} vs {want}", out[ow + i]);
+            assert!(
+                (out[ow + i] - want).abs() < 1e-3,
+                "centre {i}: {} vs {want}",
+                out[ow + i]
+            );
         }
         // Left: output i sits on output luma 2i, input luma 2i/s = 2j.
         let (out, ow) = resize(&ramp, w, h, s, Siting::Left);
         for i in 4..ow - 4 {
             let want = ((2.0 * i as f32 + 0.5) / s as f32 - 0.5) / 2.0 * 10.0;
-            assert!((out[ow + i] - want).abs() < 1e-3, "left {i}: {} vs {want}", out[ow + i]);
+            assert!(
+                (out[ow + i] - want).abs() < 1e-3,
+                "left {i}: {} vs {want}",
+                out[ow + i]
+            );
         }
     }
 
@@ -223,14 +230,21 @@ mod tests {
     #[test]
     fn vertical_builds_agree() {
         let rows: Vec<Vec<f32>> = (0..4)
-            .map(|k| (0..37).map(|i| ((i * 31 + k * 17) % 97) as f32 * 0.37 - 5.0).collect())
+            .map(|k| {
+                (0..37)
+                    .map(|i| ((i * 31 + k * 17) % 97) as f32 * 0.37 - 5.0)
+                    .collect()
+            })
             .collect();
         let w = [-0.0703125f32, 0.8671875, 0.2265625, -0.0234375];
         let r = [&rows[0][..], &rows[1][..], &rows[2][..], &rows[3][..]];
         let (mut a, mut b) = (vec![0f32; 37], vec![0f32; 37]);
         vertical(w, r, &mut a);
         vertical_body(w, r, &mut b);
-        assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     /// Centred ×2 equals MATLAB bicubic (`metrics::imresize`) away from the

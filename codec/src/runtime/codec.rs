@@ -511,8 +511,12 @@ fn gray_tensor(g: &GrayImage) -> Tensor {
 
 /// A one-channel output's u8 bands (clip, ×255, round, by the workers) as a plane.
 fn gray_of(u: &Upscaled) -> GrayImage {
-    GrayImage::from_raw(u.width as u32, u.height as u32, u.rgb.iter().flat_map(|b| b.iter().copied()).collect())
-        .expect("bands hold width × height values")
+    GrayImage::from_raw(
+        u.width as u32,
+        u.height as u32,
+        u.rgb.iter().flat_map(|b| b.iter().copied()).collect(),
+    )
+    .expect("bands hold width × height values")
 }
 
 /// One configured upscaler.

@@ -122,7 +122,9 @@ fn packed_layout(format: PixelFormat) -> Option<([usize; 3], usize)> {
         PixelFormat::Rgb => Some(([0, 1, 2], 3)),
         PixelFormat::Rgbx => Some(([0, 1, 2], 4)),
         PixelFormat::Bgrx => Some(([2, 1, 0], 4)),
-        PixelFormat::I420 | PixelFormat::Nv12 | PixelFormat::I42010le | PixelFormat::P01010le => None,
+        PixelFormat::I420 | PixelFormat::Nv12 | PixelFormat::I42010le | PixelFormat::P01010le => {
+            None
+        }
     }
 }
 
@@ -142,7 +144,11 @@ fn plane_shapes(
         PixelFormat::Bgrx => vec![("BGRx", 4 * width, height)],
         PixelFormat::I420 => vec![("Y", width, height), ("U", cw, ch), ("V", cw, ch)],
         PixelFormat::Nv12 => vec![("Y", width, height), ("UV", 2 * cw, ch)],
-        PixelFormat::I42010le => vec![("Y", 2 * width, height), ("U", 2 * cw, ch), ("V", 2 * cw, ch)],
+        PixelFormat::I42010le => vec![
+            ("Y", 2 * width, height),
+            ("U", 2 * cw, ch),
+            ("V", 2 * cw, ch),
+        ],
         PixelFormat::P01010le => vec![("Y", 2 * width, height), ("UV", 4 * cw, ch)],
     }
 }

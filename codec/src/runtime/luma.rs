@@ -191,8 +191,19 @@ pub(crate) fn upscale_yuv(
             }
             t.elapsed().as_secs_f64()
         });
-        let out = run(Tensor { h, w, c: 1, data: y }, y8);
-        chroma_secs(c.join().map_err(|_| Error::Invalid("chroma resize panicked".into()))?);
+        let out = run(
+            Tensor {
+                h,
+                w,
+                c: 1,
+                data: y,
+            },
+            y8,
+        );
+        chroma_secs(
+            c.join()
+                .map_err(|_| Error::Invalid("chroma resize panicked".into()))?,
+        );
         out
     })?;
     let stride = strides[0];
@@ -223,7 +234,9 @@ pub(crate) fn upscale_yuv(
             }
         }
         LumaOut::Image(_) => {
-            return Err(Error::Invalid("reused luma plane of a non-8-bit frame".into()));
+            return Err(Error::Invalid(
+                "reused luma plane of a non-8-bit frame".into(),
+            ));
         }
         LumaOut::Bands(up) => {
             let mut vals = vec![0f32; ow];

@@ -245,7 +245,11 @@ mod tests {
             [2 * w + pad, 2 * cw + pad, 2 * cw + pad]
         };
         let ch = h.div_ceil(2);
-        let planes = vec![vec![0u8; strides[0] * h], vec![0u8; strides[1] * ch], vec![0u8; strides[2] * ch]];
+        let planes = vec![
+            vec![0u8; strides[0] * h],
+            vec![0u8; strides[1] * ch],
+            vec![0u8; strides[2] * ch],
+        ];
         (planes, strides)
     }
 
@@ -258,9 +262,13 @@ mod tests {
             let (w, h) = (7, 5);
             let l = format.yuv420().unwrap();
             let (mut planes, strides) = frame10(format, w, h, 6);
-            let val = |c: Comp, r: usize, i: usize| (64 + 4 * ((r * 31 + i * 17 + c as usize * 7) % 220)) as f32;
+            let val = |c: Comp, r: usize, i: usize| {
+                (64 + 4 * ((r * 31 + i * 17 + c as usize * 7) % 220)) as f32
+            };
             {
-                let [a, b, c] = &mut planes[..] else { unreachable!() };
+                let [a, b, c] = &mut planes[..] else {
+                    unreachable!()
+                };
                 let mut dst = FrameMut {
                     format,
                     width: w,
@@ -294,14 +302,19 @@ mod tests {
             let f8 = narrow(&src);
             let (mut back, strides2) = frame10(format, w, h, 0);
             {
-                let [a, b, c] = &mut back[..] else { unreachable!() };
+                let [a, b, c] = &mut back[..] else {
+                    unreachable!()
+                };
                 let mut dst = FrameMut {
                     format,
                     width: w,
                     height: h,
                     planes: [a, b, c],
                     strides: strides2,
-                    colorimetry: Colorimetry { range: Range::Limited, ..Default::default() },
+                    colorimetry: Colorimetry {
+                        range: Range::Limited,
+                        ..Default::default()
+                    },
                 };
                 widen(&f8, &mut dst);
             }

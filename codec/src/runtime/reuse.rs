@@ -407,7 +407,11 @@ pub fn plan<P: Pixel<Subpixel = u8>>(
 /// did not change). Tolerant reuse: a reused patch keeps the pixels its
 /// output was computed from, so drift is measured against them and cannot
 /// accumulate past the threshold frame after frame.
-pub fn next_reference<P: Pixel<Subpixel = u8>>(prev: &mut Image<P>, cur: &Image<P>, cores: &[Rect]) {
+pub fn next_reference<P: Pixel<Subpixel = u8>>(
+    prev: &mut Image<P>,
+    cur: &Image<P>,
+    cores: &[Rect],
+) {
     let ch = channels::<P>();
     let w3 = cur.width() as usize * ch;
     let (src, dst) = (cur.as_raw(), &mut **prev);
