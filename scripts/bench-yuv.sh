@@ -7,7 +7,11 @@
 #   RGB caps (the RGB model),
 #   I420_10LE with the default (10-bit, luma model),
 # ROUNDS interleaved rounds; fps = median of the nawqsr-stats windows of 50
-# frames, the first (start-up) left out.
+# frames, the first (start-up) left out. Then the video-quality target:
+# `nawqsr bench --yuv` (I420 in and out of the codec, as the element) on
+# flower_720p downscaled to 640x360 (x2) and 320x180 (x4), luma model against
+# the RGB model of the same scale: Y PSNR against the original frames, and
+# latency (60 frames, hybrid, 2 threads).
 #
 #   scripts/bench-yuv.sh [ROUNDS]      # default 3
 set -euo pipefail
@@ -40,4 +44,22 @@ names = ("luma-I420", "rgbmodel-I420", "rgb-RGB", "luma-I420_10LE")
 med = {k: statistics.median(float(r[1]) for r in rows if r[0] == k) for k in names}
 for k in names:
     print(f"{k:15s} {med[k]:6.1f} fps  ({med[k] / med['rgbmodel-I420']:.2f}x the RGB model on I420)")
+PY
+
+for s in 2 4; do
+  size=$([ $s = 2 ] && echo 640x360 || echo 320x180)
+  for fam in luma rgb; do
+    model=(); [ $fam = rgb ] && model=(--model assets/models/nawq_x$s.onnx)
+    ./target/release/nawqsr bench "$clip" --input-size $size --scale $s --modes hybrid --frames 60 --yuv \
+      --threads 2 "${model[@]}" --json "$out/yuv-x$s-$fam.json" 2> /dev/null
+  done
+done
+python3 - "$out" <<'PY'
+import json, sys
+for s in (2, 4):
+    for fam in ("luma", "rgb"):
+        m = json.load(open(f"{sys.argv[1]}/yuv-x{s}-{fam}.json"))["clips"][0]["modes"][0]
+        ch = m.get("chroma_ms_per_frame")
+        print(f"x{s} {fam:4s}: Y PSNR {m['quality']['mean_psnr']:.3f} dB, SSIM {m['quality']['mean_ssim']:.4f}, "
+              f"latency p50 {m['latency_ms']['p50']:.1f} ms" + (f", chroma {ch:.2f} ms/frame" if ch else ""))
 PY
