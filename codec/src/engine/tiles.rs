@@ -489,6 +489,9 @@ pub struct FrameTiles {
     /// Per output chunk: its RGB u8 conversion.
     rgb: Vec<Option<Arc<Vec<u8>>>>,
     remaining: usize,
+    /// The caller takes the u8 output only: an f32 output chunk is kept as
+    /// its shape alone (no data) once its u8 form is in.
+    pub bytes_only: bool,
 }
 
 impl FrameTiles {
@@ -528,6 +531,7 @@ impl FrameTiles {
             chunks,
             ranges,
             tg,
+            bytes_only: false,
         })
     }
 
@@ -626,6 +630,20 @@ impl FrameTiles {
             _ => {
                 for (c, r) in out.rgb.into_iter().enumerate() {
                     self.rgb[c] = Some(r);
+                }
+            }
+        }
+        if self.bytes_only && n.outputs.contains(&tg.output) {
+            for c in self.chunks[tg.output].iter_mut() {
+                if let Some(Chunk::F32(t)) = c
+                    && !t.data.is_empty()
+                {
+                    *c = Some(Chunk::F32(Arc::new(Tensor {
+                        h: t.h,
+                        w: t.w,
+                        c: t.c,
+                        data: Vec::new(),
+                    })));
                 }
             }
         }

@@ -153,7 +153,7 @@ struct Npu {
     last: Mutex<Option<(RgbImage, LastOutput)>>,
     /// The same for a luma model's Y planes (`upscale_luma`): the LR plane
     /// the output was computed from, and the output plane.
-    last_y: Mutex<Option<(GrayImage, GrayImage)>>,
+    last_y: Mutex<Option<(GrayImage, YKeep)>>,
 }
 
 /// The last output: a whole frame's RGB bands as the workers wrote them (kept
@@ -454,8 +454,11 @@ impl Npu {
     /// whole. The chroma is no network output, so it needs no cache.
     fn upscale_luma(&self, y: Tensor, y8: Option<GrayImage>, s: usize) -> Result<LumaOut> {
         use super::reuse::{Work, crop, next_reference, paste, plan};
-        let Some(lr) = y8.filter(|_| self.cfg.reuse) else {
-            return Ok(LumaOut::Bands(self.runtime.run(y)?));
+        // An 8-bit plane is written from the u8 bands alone.
+        let lr = match y8 {
+            Some(lr) if self.cfg.reuse => lr,
+            Some(_) => return Ok(LumaOut::Bands(self.runtime.run_bytes(y)?)),
+            None => return Ok(LumaOut::Bands(self.runtime.run(y)?)),
         };
         let mut last = self.last_y.lock().unwrap_or_else(|p| p.into_inner());
         let (w, h) = (lr.width() as usize, lr.height() as usize);
@@ -465,8 +468,9 @@ impl Npu {
             None => plan(&GrayImage::new(0, 0), &lr, REUSE_PATCH, self.halo, t),
         };
         let (out, keep) = match (&p.work, last.take()) {
-            (Work::Reuse, Some((prev, o))) => (LumaOut::Image(o.clone()), (prev, o)),
-            (Work::Cores(cores), Some((mut reference, mut sr))) => {
+            (Work::Reuse, Some((prev, o))) => (o.out(), (prev, o)),
+            (Work::Cores(cores), Some((mut reference, o))) => {
+                let mut sr = o.into_image();
                 let halo = self.halo.unwrap_or(0);
                 let grown: Vec<_> = cores
                     .iter()
@@ -478,11 +482,13 @@ impl Npu {
                     paste(&mut sr, &gray_of(&o), c, g, s);
                 }
                 next_reference(&mut reference, &lr, cores);
-                (LumaOut::Image(sr.clone()), (reference, sr))
+                let sr = Arc::new(sr);
+                (LumaOut::Image(sr.clone()), (reference, YKeep::Image(sr)))
             }
             _ => {
-                let up = self.runtime.run(y)?;
-                let keep = gray_of(&up);
+                // The cache shares the workers' bands: no copy of the plane.
+                let up = self.runtime.run_bytes(y)?;
+                let keep = YKeep::Bands(up.rgb_only());
                 (LumaOut::Bands(up), (lr, keep))
             }
         };
@@ -496,7 +502,31 @@ impl Npu {
 /// from reused and recomputed patches.
 pub(crate) enum LumaOut {
     Bands(Upscaled),
-    Image(GrayImage),
+    Image(Arc<GrayImage>),
+}
+
+/// The last Y output, kept for reuse without copying it: the workers' u8
+/// bands as they came, or the plane composed from patches.
+enum YKeep {
+    Bands(Upscaled),
+    Image(Arc<GrayImage>),
+}
+
+impl YKeep {
+    fn out(&self) -> LumaOut {
+        match self {
+            YKeep::Bands(u) => LumaOut::Bands(u.rgb_only()),
+            YKeep::Image(i) => LumaOut::Image(i.clone()),
+        }
+    }
+
+    /// The plane to paste new patches into (a copy only if still shared).
+    fn into_image(self) -> GrayImage {
+        match self {
+            YKeep::Bands(u) => gray_of(&u),
+            YKeep::Image(i) => Arc::try_unwrap(i).unwrap_or_else(|a| (*a).clone()),
+        }
+    }
 }
 
 /// A u8 plane as the network's input (v / 255).

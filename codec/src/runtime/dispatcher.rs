@@ -243,6 +243,7 @@ type QueuedJob = (
     Option<super::luma::Chroma>,
     Sender<Result<Upscaled>>,
     Instant,
+    bool,
 );
 
 /// A frame handed to the dispatcher ([`Runtime::submit`]).
@@ -263,6 +264,8 @@ pub(crate) enum Ctl {
         input: Tensor,
         /// A luma model's frame given as Y with its chroma (`luma`).
         chroma: Option<super::luma::Chroma>,
+        /// The caller takes the u8 output bands only (`Runtime::run_bytes`).
+        bytes_only: bool,
         reply: Sender<Result<Upscaled>>,
         submitted: Instant,
     },
@@ -354,17 +357,31 @@ impl Runtime {
     }
 
     fn run_with(&self, input: Tensor, chroma: Option<super::luma::Chroma>) -> Result<Upscaled> {
-        self.submit(input, chroma)?.wait()
+        self.submit(input, chroma, false)?.wait()
+    }
+
+    /// Runs one frame whose caller needs only its u8 output bands
+    /// (`Upscaled::rgb`; the f32 bands come back as shapes without data):
+    /// each f32 output band is freed as soon as its u8 form arrives, so a
+    /// frame never holds its whole f32 output (issue 15 item 5).
+    pub fn run_bytes(&self, input: Tensor) -> Result<Upscaled> {
+        self.submit(input, None, true)?.wait()
     }
 
     /// Hands one frame to the dispatcher and returns at once: the caller
     /// works beside the workers (a luma model's chroma planes) until
     /// [`Pending::wait`].
-    pub fn submit(&self, input: Tensor, chroma: Option<super::luma::Chroma>) -> Result<Pending> {
+    pub fn submit(
+        &self,
+        input: Tensor,
+        chroma: Option<super::luma::Chroma>,
+        bytes_only: bool,
+    ) -> Result<Pending> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.send(Ctl::Job {
             input,
             chroma,
+            bytes_only,
             reply,
             submitted: Instant::now(),
         })?;
@@ -381,6 +398,7 @@ impl Runtime {
                 self.send(Ctl::Job {
                     input,
                     chroma: None,
+                    bytes_only: false,
                     reply,
                     submitted: Instant::now(),
                 })
@@ -650,7 +668,7 @@ impl Dispatcher {
                     Err(_) => return,
                 },
                 recv(self.ctl) -> m => match m {
-                    Ok(Ctl::Job { input, chroma, reply, submitted }) => self.jobs.push_back((input, chroma, reply, submitted)),
+                    Ok(Ctl::Job { input, chroma, bytes_only, reply, submitted }) => self.jobs.push_back((input, chroma, reply, submitted, bytes_only)),
                     Ok(Ctl::Open(link)) => {
                         guard.streams.push(link.shared.clone());
                         self.streams.push(Some(StreamState { link, in_flight: 0, next_emit: 0, reorder: BTreeMap::new(), cache: None }));
@@ -692,8 +710,8 @@ impl Dispatcher {
     /// buffer can take every frame it has in flight plus this one).
     fn admit(&mut self) {
         while self.frames.len() < self.cfg.max_in_flight && !self.shutdown {
-            if let Some((input, chroma, reply, submitted)) = self.jobs.pop_front() {
-                self.start(input, chroma, Origin::Sync(reply), submitted);
+            if let Some((input, chroma, reply, submitted, bytes_only)) = self.jobs.pop_front() {
+                self.start(input, chroma, Origin::Sync(reply), submitted, bytes_only);
                 continue;
             }
             let n = self.streams.len();
@@ -722,7 +740,13 @@ impl Dispatcher {
                     submitted,
                 } = f;
                 self.rr = i + 1;
-                self.start(input, None, Origin::Stream { link: i, seq, ts }, submitted);
+                self.start(
+                    input,
+                    None,
+                    Origin::Stream { link: i, seq, ts },
+                    submitted,
+                    false,
+                );
                 started = true;
                 break;
             }
@@ -747,6 +771,7 @@ impl Dispatcher {
         chroma: Option<super::luma::Chroma>,
         origin: Origin,
         submitted: Instant,
+        bytes_only: bool,
     ) {
         let id = self.next_id;
         self.next_id += 1;
@@ -769,6 +794,7 @@ impl Dispatcher {
         }
         match ft {
             Ok(mut ft) => {
+                ft.bytes_only = bytes_only;
                 // Streams reuse row bands here; synchronous jobs reuse 2D
                 // patches in `Codec::upscale_rgb`.
                 // (Not for luma models: the reuse cache holds network outputs.)

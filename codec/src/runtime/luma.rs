@@ -221,7 +221,7 @@ pub(crate) fn upscale_yuv(
     };
     match &out {
         // The workers' u8 bands (clip, ×255, round) are the Y plane already.
-        LumaOut::Bands(up) if plain && up.rgb.len() == up.chunks.len() => {
+        LumaOut::Bands(up) if plain && !up.rgb.is_empty() => {
             for line in up.rgb.iter().flat_map(|b| b.chunks_exact(ow)) {
                 put(line, r, &mut luma);
                 r += 1;
