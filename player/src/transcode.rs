@@ -357,6 +357,9 @@ pub fn run(
     }))
 }
 
+/// How long a transcode may go without a bus message or a frame.
+const STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The bus loop: `Ok(true)` at EOS, `Ok(false)` when interrupted.
 fn drive(
     pipeline: &gst::Pipeline,
@@ -385,8 +388,30 @@ fn drive(
     );
     pb.set_message(in_name.to_owned());
     let mut total_known = false;
-    let muxed = graph.lock().unwrap().muxed.clone();
+    let (muxed, decoded) = {
+        let g = graph.lock().unwrap();
+        (g.muxed.clone(), g.decoded.clone())
+    };
+    // A pipeline that goes quiet (no message, no frame decoded or muxed)
+    // for this long is stuck: qtdemux was seen (about once in eight runs)
+    // to pause on a truncated MP4 without posting its error. Report it
+    // rather than wait forever.
+    let mut last_activity = (Instant::now(), 0u64, 0u64);
     loop {
+        let counts = (
+            decoded.count.load(Ordering::Relaxed),
+            muxed.count.load(Ordering::Relaxed),
+        );
+        if counts != (last_activity.1, last_activity.2) {
+            last_activity = (Instant::now(), counts.0, counts.1);
+        } else if last_activity.0.elapsed() > STALL {
+            pb.finish_and_clear();
+            return Err(anyhow!(
+                "{in_name}: the pipeline stalled: no message and no frame for {} s \
+                 (expected a complete media file with a video stream; is it truncated?)",
+                STALL.as_secs()
+            ));
+        }
         if interrupted() {
             pb.abandon_with_message(format!("{in_name}: interrupted"));
             return Ok(false);
@@ -422,6 +447,7 @@ fn drive(
             pb.tick();
             continue;
         };
+        last_activity.0 = Instant::now();
         match msg.view() {
             gst::MessageView::Eos(_) => {
                 pb.set_position(muxed.count.load(Ordering::Relaxed));
