@@ -437,7 +437,7 @@ impl Npu {
                 (Out::Image(sr.clone()), (reference, LastOutput::Image(sr)))
             }
             _ => {
-                let up = self.runtime.run(Tensor::from_rgb(lr))?;
+                let up = self.runtime.run_bytes(Tensor::from_rgb(lr))?;
                 let keep = LastOutput::Bands(up.rgb_only());
                 (Out::Bands(up), (lr.clone(), keep))
             }
@@ -676,7 +676,9 @@ impl Codec {
             Backend::Npu(n) if n.cfg.reuse && !n.engine.graph.is_luma() => {
                 n.upscale_reusing(lr, self.scale)
             }
-            Backend::Npu(n) => Ok(Out::Bands(n.runtime.run(Tensor::from_rgb(lr))?)),
+            // Both ways out (`Out::into_rgb`, `Upscaled::write_to`) read the
+            // workers' u8 bands only.
+            Backend::Npu(n) => Ok(Out::Bands(n.runtime.run_bytes(Tensor::from_rgb(lr))?)),
         }
     }
 

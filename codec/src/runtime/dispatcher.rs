@@ -794,7 +794,8 @@ impl Dispatcher {
         }
         match ft {
             Ok(mut ft) => {
-                ft.bytes_only = bytes_only;
+                // A luma model's RGB frame is merged from its f32 Y bands.
+                ft.bytes_only = bytes_only && !luma;
                 // Streams reuse row bands here; synchronous jobs reuse 2D
                 // patches in `Codec::upscale_rgb`.
                 // (Not for luma models: the reuse cache holds network outputs.)
