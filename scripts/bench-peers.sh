@@ -92,7 +92,7 @@ if [ "${KEEP_TMP:-0}" = 1 ]; then log "temp dir kept: $TMP"; else trap 'rm -rf "
 RES=$TMP/results
 mkdir -p "$RES"
 
-VER=$("$BIN" --version 2>/dev/null | awk '{print $2}')
+VER=$("$BIN" --version 2>/dev/null | head -1 | awk '{print $2}')
 load() { cut -d' ' -f1 /proc/loadavg; }
 log "start: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $THREADS threads, $RUNS runs after $WARMUP warm-up"
 
