@@ -87,16 +87,7 @@ pub fn score(
             piqe,
         });
     }
-    if images.is_empty() {
-        return Err(Error::Invalid("no images to evaluate".into()));
-    }
-    let n = images.len() as f64;
-    Ok(Score {
-        mean_psnr: images.iter().map(|i| i.psnr).sum::<f64>() / n,
-        mean_ssim: images.iter().map(|i| i.ssim).sum::<f64>() / n,
-        mean_piqe: images.iter().map(|i| i.piqe).sum::<f64>() / n,
-        images,
-    })
+    summarize(images)
 }
 
 /// Scores a luma model on its own output plane (issue 17): `upscale_y`
@@ -131,6 +122,11 @@ pub fn score_y(
             piqe,
         });
     }
+    summarize(images)
+}
+
+/// The means over per-image scores (an error for none).
+fn summarize(images: Vec<ImageScore>) -> Result<Score> {
     if images.is_empty() {
         return Err(Error::Invalid("no images to evaluate".into()));
     }
