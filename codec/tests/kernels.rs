@@ -589,6 +589,14 @@ fn hot_shapes_match_scalar() {
         // More than 4 channel blocks (two AMX passes), K of several tiles.
         (32, 80, 3),
         (19, 70, 3),
+        // Narrow outputs on the VNNI quad layout (1 and 2 lines; padded K; im2col; 1×1).
+        (16, 4, 3),
+        (32, 1, 3),
+        (16, 8, 3),
+        (12, 6, 3),
+        (24, 7, 1),
+        (1, 4, 3),
+        (3, 3, 5),
     ];
     let mut seed = 1u64;
     for (ic, oc, k) in shapes {

@@ -338,7 +338,7 @@ fn luma_models_keep_yuv_frames_yuv() {
                         if l.bits == 8 {
                             f32::from(nawqsr_codec::tensor::to_u8_pixel(v))
                         } else {
-                            nawqsr_codec::runtime::planes::quantize(v * 1020.0, 1023.0)
+                            nawqsr_codec::runtime::planes::quantize(v * 1020.0, 1023.0) as f32
                         }
                     })
                     .collect();
@@ -362,7 +362,7 @@ fn luma_models_keep_yuv_frames_yuv() {
                     |r, row| row.copy_from_slice(&vin[r * cw..][..cw]),
                     |r, row| {
                         for (o, &v) in vwant[r * zw..][..zw].iter_mut().zip(row) {
-                            *o = nawqsr_codec::runtime::planes::quantize(v, l.max());
+                            *o = nawqsr_codec::runtime::planes::quantize(v, l.max()) as f32;
                         }
                     },
                 );
@@ -419,7 +419,7 @@ fn luma_path_follows_siting_and_range() {
     let net = codec.upscale_tensor(&y_in).unwrap();
     for (i, (&got, &v)) in full.iter().zip(&net.data).enumerate() {
         let want =
-            nawqsr_codec::runtime::planes::quantize((v * 255.0 - 16.0) / 219.0 * 255.0, 255.0);
+            nawqsr_codec::runtime::planes::quantize((v * 255.0 - 16.0) / 219.0 * 255.0, 255.0) as f32;
         assert_eq!(got, want, "Y {i}");
     }
 }

@@ -36,8 +36,14 @@ struct Args<'a> {
     /// Tap runs `(offset, len)` in bytes of the plane (see `BandWalk::tap_runs`); K advances
     /// with them, one broadcast step (4 bytes, or 8 when `paired`) at a time.
     taps: &'a [(usize, usize)],
+    /// Quad layout only: the byte offset of every 16-byte K step, the runs flattened, so the
+    /// tile walks K in one loop (over runs of 3 steps, LLVM moved the accumulators through the
+    /// stack between runs: 16→4 ran at 68 GMAC/s instead of 110).
+    koffs: &'a [usize],
     /// Paired-octet weights (see `VnniPack`): 16 channels as 2 × (8 channels × 2 K halves).
     paired: bool,
+    /// Quad weights (see `VnniPack`): `nb` lines of 4 channels × 4 K quads.
+    quad: bool,
     w: *const Line64,
     /// Lines per K quad (16-channel blocks of the packed weights).
     nb: usize,
@@ -69,11 +75,20 @@ pub(crate) fn conv(
                 taps: &[(usize, usize)],
                 n: usize,
                 f: &dyn Fn(&Args)| {
+        let koffs: Vec<usize> = if p.quad {
+            taps.iter()
+                .flat_map(|&(t, len)| (0..len / 16).map(move |q| t + 16 * q))
+                .collect()
+        } else {
+            Vec::new()
+        };
         f(&Args {
             lo,
             hi,
             taps,
+            koffs: &koffs,
             paired: p.paired,
+            quad: p.quad,
             w: p.lines.as_ptr(),
             nb: p.nb,
             walk,
@@ -190,6 +205,20 @@ unsafe fn avx512vnni_conv_u8s8_band(a: &Args) {
         unsafe { avx512vnni_conv_u8s8_chunk::<10, 2, true>(a, 0) };
         return;
     }
+    if a.quad {
+        // MR·NB accumulators + NB weights + a broadcast: 12×1 or 12×2 (both lines at once: the
+        // 16-byte broadcast is shared by every channel).
+        // SAFETY: the caller's contract, forwarded; quad weights have nb <= 2 lines per step
+        // (`quad_pays`: out_c <= 8).
+        unsafe {
+            if a.nb == 1 {
+                quad_chunk::<1>(a)
+            } else {
+                quad_chunk::<2>(a)
+            }
+        }
+        return;
+    }
     let mut ocb0 = 0;
     while ocb0 < a.nb {
         // SAFETY (all calls): the caller's contract, forwarded; ocb0 + NB <= a.nb.
@@ -239,19 +268,19 @@ unsafe fn avx512vnni_conv_u8s8_chunk<const MR: usize, const NB: usize, const PAI
     }
 }
 
-/// The register-blocked dot products of MR pixels × NB·16 channels over all of K, for one plane.
+/// The register-blocked dot products of MR pixels × NB weight lines over all of K, for one
+/// plane. STEP is the bytes per broadcast: 4 (plain: one K quad to every lane) or 8 (paired: one
+/// K octet, each 4-byte half going to alternate lanes).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
-unsafe fn avx512vnni_dot_u8s8<const MR: usize, const NB: usize, const PAIRED: bool>(
+unsafe fn avx512vnni_dot_u8s8<const MR: usize, const NB: usize, const STEP: usize>(
     a: &Args,
     plane: *const u8,
     pix: &[usize; MR],
     ocb0: usize,
 ) -> [[__m512i; NB]; MR] {
     let mut acc = [[_mm512_setzero_si512(); NB]; MR];
-    // Bytes per broadcast: one K quad to every lane, or (paired) one K octet, each 8-byte half
-    // going to alternate lanes.
-    let step = if PAIRED { 8 } else { 4 };
+    let step = STEP;
     // SAFETY: pix[i] + off + len stays inside the plane (see `conv`); the runs cover K exactly
     // once, so line q·nb + ocb0 + j with q < K/step and ocb0 + j < nb stays inside the packed
     // weights. Lines are 64-byte aligned.
@@ -269,10 +298,9 @@ unsafe fn avx512vnni_dot_u8s8<const MR: usize, const NB: usize, const PAIRED: bo
                 }
                 for i in 0..MR {
                     let at = base[i].add(step * q);
-                    let x = if PAIRED {
-                        _mm512_set1_epi64(at.cast::<i64>().read_unaligned())
-                    } else {
-                        _mm512_set1_epi32(at.cast::<i32>().read_unaligned())
+                    let x = match STEP {
+                        4 => _mm512_set1_epi32(at.cast::<i32>().read_unaligned()),
+                        _ => _mm512_set1_epi64(at.cast::<i64>().read_unaligned()),
                     };
                     for j in 0..NB {
                         acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], x, wv[j]);
@@ -301,14 +329,14 @@ unsafe fn avx512vnni_conv_u8s8_tile<const MR: usize, const NB: usize, const PAIR
     // SAFETY: forwarded from the caller (plane, weights and output bounds, CPU features).
     unsafe {
         if PAIRED {
-            let lo = paired_sum(avx512vnni_dot_u8s8::<MR, 2, true>(a, a.lo, &pix, 0));
+            let lo = paired_sum(avx512vnni_dot_u8s8::<MR, 2, 8>(a, a.lo, &pix, 0));
             let hi = (!a.hi.is_null())
-                .then(|| paired_sum(avx512vnni_dot_u8s8::<MR, 2, true>(a, a.hi, &pix, 0)));
+                .then(|| paired_sum(avx512vnni_dot_u8s8::<MR, 2, 8>(a, a.hi, &pix, 0)));
             avx512_epilogue::<MR, 1>(dequant(lo, hi), 0, a.out_c, a.epi, &a.out, &out);
         } else {
-            let lo = avx512vnni_dot_u8s8::<MR, NB, false>(a, a.lo, &pix, ocb0);
+            let lo = avx512vnni_dot_u8s8::<MR, NB, 4>(a, a.lo, &pix, ocb0);
             let hi = (!a.hi.is_null())
-                .then(|| avx512vnni_dot_u8s8::<MR, NB, false>(a, a.hi, &pix, ocb0));
+                .then(|| avx512vnni_dot_u8s8::<MR, NB, 4>(a, a.hi, &pix, ocb0));
             avx512_epilogue::<MR, NB>(dequant(lo, hi), ocb0 * 16, a.out_c, a.epi, &a.out, &out);
         }
     }
@@ -329,6 +357,54 @@ fn paired_sum<const MR: usize>(acc: [[__m512i; 2]; MR]) -> [[__m512i; 1]; MR] {
         );
     }
     sum
+}
+
+/// Epilogue step 4: vector `y[i][j]` is requantized once and stored at each place of
+/// `$at(i, j)`: (element offset, lanes); one place for a plain tile, one per pixel for a quad
+/// vector. A macro, not a function: a generic `#[target_feature]` function is not always inlined
+/// (`#[inline(always)]` is refused there), and an out-of-line store cost 18 % of a 16→4 conv.
+///
+/// Safety (of the expansion, inside an `unsafe` block of a function with AVX-512 F/BW enabled):
+/// every lane in a mask is inside the output; lanes outside are not touched (masked stores
+/// suppress faults). `wrapping_add`: a base may lie before the output (the quad epilogue shifts
+/// it so that lane 4p lands on pixel p), only the masked lanes are written.
+macro_rules! store {
+    ($o:expr, $y:expr, $at:expr) => {{
+        let (o, y, at) = ($o, $y, $at);
+        match o.data {
+            RawData::F32(p) => {
+                for (i, yi) in y.iter().enumerate() {
+                    for (j, &v) in yi.iter().enumerate() {
+                        for (e, m) in at(i, j) {
+                            _mm512_mask_storeu_ps(p.wrapping_add(e), m, v);
+                        }
+                    }
+                }
+            }
+            RawData::U8(p) => {
+                let rq = Requant::new(o.scale, o.zero, 255.0);
+                for (i, yi) in y.iter().enumerate() {
+                    for (j, &v) in yi.iter().enumerate() {
+                        let q = rq.apply(v);
+                        for (e, m) in at(i, j) {
+                            _mm512_mask_cvtepi32_storeu_epi8(p.wrapping_add(e).cast(), m, q);
+                        }
+                    }
+                }
+            }
+            RawData::U16(p) => {
+                let rq = Requant::new(o.scale, o.zero, 65535.0);
+                for (i, yi) in y.iter().enumerate() {
+                    for (j, &v) in yi.iter().enumerate() {
+                        let q = rq.apply(v);
+                        for (e, m) in at(i, j) {
+                            _mm512_mask_cvtepi32_storeu_epi16(p.wrapping_add(e).cast(), m, q);
+                        }
+                    }
+                }
+            }
+        }
+    }};
 }
 
 /// Epilogue step 1. INT8: `v = acc as f32` (vcvtdq2ps, RNE). A16W8: `v = (hi as f32) * 256.0 +
@@ -388,76 +464,211 @@ unsafe fn avx512_epilogue<const MR: usize, const NB: usize>(
             }
             r
         };
-        let (mult, offset) = (ld(epi.mult), ld(epi.offset));
-        // Step 2: a multiply, then an add (two roundings, never fused).
         let mut y = v;
+        affine_act(&mut y, epi, ld);
+        // Step 4.
+        store!(o, &y, |i: usize, j: usize| [(out[i] + oc0 + 16 * j, m[j])]);
+    }
+}
+
+/// Epilogue steps 2 and 3 on vectors whose lanes hold the channels `ld` lays out: `ld(params)`
+/// returns the per-channel values lane for lane.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn affine_act<const MR: usize, const NB: usize>(
+    y: &mut [[__m512; NB]; MR],
+    epi: &Epilogue,
+    ld: impl Fn(&[f32]) -> [__m512; NB],
+) {
+    let (mult, offset) = (ld(epi.mult), ld(epi.offset));
+    // Step 2: a multiply, then an add (two roundings, never fused).
+    for yi in y.iter_mut() {
+        for j in 0..NB {
+            yi[j] = _mm512_add_ps(_mm512_mul_ps(yi[j], mult[j]), offset[j]);
+        }
+    }
+    // Step 3: `if y < 0`, an ordered compare (NaN and -0.0 are not negative).
+    let zero = _mm512_setzero_ps();
+    let leaky = |y: &mut [[__m512; NB]; MR], slope: [__m512; NB]| {
         for yi in y.iter_mut() {
             for j in 0..NB {
-                yi[j] = _mm512_add_ps(_mm512_mul_ps(yi[j], mult[j]), offset[j]);
+                let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(yi[j], zero);
+                yi[j] = _mm512_mask_mul_ps(yi[j], neg, yi[j], slope[j]);
             }
         }
-        // Step 3: `if y < 0`, an ordered compare (NaN and -0.0 are not negative).
-        let zero = _mm512_setzero_ps();
-        let leaky = |y: &mut [[__m512; NB]; MR], slope: [__m512; NB]| {
+    };
+    match epi.act {
+        Activation::None => {}
+        // vmaxps returns its second operand when both are zeros or one is NaN, so
+        // max(0, y) is exactly `if y < 0 { 0 } else { y }`.
+        Activation::Relu => {
+            // (Nested loops over the arrays, not `flatten()`, which LLVM left as a loop over
+            // the stack copy instead of unrolling it over registers.)
             for yi in y.iter_mut() {
+                for yij in yi.iter_mut() {
+                    *yij = _mm512_max_ps(zero, *yij);
+                }
+            }
+        }
+        Activation::Leaky(s) => leaky(y, [_mm512_set1_ps(*s); NB]),
+        Activation::PRelu(s) => leaky(y, ld(s)),
+    }
+}
+
+/// All pixels of the band for a quad layout of NB lines: 12-pixel tiles, then 8, 4, and the
+/// last 1–3 pixels.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn quad_chunk<const NB: usize>(a: &Args) {
+    let n = a.n_pix;
+    let mut p = 0;
+    // SAFETY (all calls): the caller's contract; every tile covers pixels p..p+TILE <= n.
+    unsafe {
+        while p + 12 <= n {
+            quad_tile::<12, NB>(a, p);
+            p += 12;
+        }
+        while p + 8 <= n {
+            quad_tile::<8, NB>(a, p);
+            p += 8;
+        }
+        while p + 4 <= n {
+            quad_tile::<4, NB>(a, p);
+            p += 4;
+        }
+        match n - p {
+            3 => quad_tile::<3, NB>(a, p),
+            2 => quad_tile::<2, NB>(a, p),
+            1 => quad_tile::<1, NB>(a, p),
+            _ => {}
+        }
+    }
+}
+
+/// MR pixels × NB quad lines (4 channels each). The accumulators are summed over each 128-bit
+/// lane 4 pixels at a time (`quad_sum`), so the epilogue runs on vectors of 4 pixels × 4
+/// channels instead of one pixel's 4 useful lanes in 16.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn quad_tile<const MR: usize, const NB: usize>(a: &Args, p0: usize) {
+    let pix = a.walk.pixels::<MR>(p0);
+    // SAFETY: forwarded from the caller (plane, weights and output bounds, CPU features).
+    unsafe {
+        let lo = quad_dot::<MR, NB>(a, a.lo, &pix);
+        let hi = (!a.hi.is_null()).then(|| quad_dot::<MR, NB>(a, a.hi, &pix));
+        // Groups of 4 pixels (the last one padded with zero accumulators past MR).
+        let mut g0 = 0;
+        while g0 < MR {
+            let np = (MR - g0).min(4);
+            let sum = |acc: &[[__m512i; NB]; MR]| {
+                let mut s = [[_mm512_setzero_si512(); NB]; 1];
                 for j in 0..NB {
-                    let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(yi[j], zero);
-                    yi[j] = _mm512_mask_mul_ps(yi[j], neg, yi[j], slope[j]);
+                    let at = |i: usize| {
+                        if i < np {
+                            acc[g0 + i][j]
+                        } else {
+                            _mm512_setzero_si512()
+                        }
+                    };
+                    s[0][j] = quad_sum(at(0), at(1), at(2), at(3));
+                }
+                s
+            };
+            let v = dequant::<1, NB>(sum(&lo), hi.as_ref().map(sum));
+            let mut out = [0usize; 4];
+            for (i, o) in out.iter_mut().enumerate().take(np) {
+                *o = a.walk.out_at(p0 + g0 + i);
+            }
+            quad_epilogue::<NB>(v[0], np, &out, a);
+            g0 += 4;
+        }
+    }
+}
+
+/// The dot products of MR pixels × NB quad lines over all of K (`Args::koffs`), for one plane:
+/// one 16-byte broadcast per pixel and step feeds NB `vpdpbusd`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn quad_dot<const MR: usize, const NB: usize>(
+    a: &Args,
+    plane: *const u8,
+    pix: &[usize; MR],
+) -> [[__m512i; NB]; MR] {
+    let mut acc = [[_mm512_setzero_si512(); NB]; MR];
+    // SAFETY: as `avx512vnni_dot_u8s8`: pix[i] + koffs[s] + 16 stays inside the plane, and step
+    // s reads lines s·nb..s·nb + NB (NB == nb) of the packed weights, 64-byte aligned.
+    unsafe {
+        let mut base = [plane; MR];
+        for i in 0..MR {
+            base[i] = plane.add(pix[i]);
+        }
+        let mut wl = a.w;
+        for &off in a.koffs {
+            let mut wv = [_mm512_setzero_si512(); NB];
+            for (j, w) in wv.iter_mut().enumerate() {
+                *w = _mm512_load_si512(wl.add(j).cast());
+            }
+            for i in 0..MR {
+                let x = _mm512_broadcast_i32x4(_mm_loadu_si128(base[i].add(off).cast()));
+                for j in 0..NB {
+                    acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], x, wv[j]);
                 }
             }
+            wl = wl.add(NB);
+        }
+    }
+    acc
+}
+
+/// Lane `l` of the 4 × 4 transpose: lane `4p + c` takes lane `4c + p`.
+const QUAD_T: [i32; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+
+/// Quad accumulators of 4 pixels (lane `4c + d`: the line's channel c, partial sum over K quads
+/// ≡ d mod 4) → one vector, lane `4p + c` = pixel p's channel c. Exact integer adds, so the
+/// order of the sum does not change the result.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn quad_sum(a: __m512i, b: __m512i, c: __m512i, d: __m512i) -> __m512i {
+    // Per 128-bit lane (a channel): [a0+a2, b0+b2, a1+a3, b1+b3], then [c…, d…] likewise.
+    let ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+    let cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+    // [a, b, c, d] in the lane of each channel: lane 4c + p.
+    let s = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+    // SAFETY: QUAD_T is 16 i32s, read unaligned.
+    let t = unsafe { _mm512_loadu_si512(QUAD_T.as_ptr().cast()) };
+    _mm512_permutexvar_epi32(t, s)
+}
+
+/// Epilogue steps 2–4 for `np` ≤ 4 pixels × NB quad lines, vector j lane `4p + c` = pixel p's
+/// channel `4j + c`: the per-channel values are the line's 4, repeated in every 128-bit lane.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn quad_epilogue<const NB: usize>(v: [__m512; NB], np: usize, out: &[usize; 4], a: &Args) {
+    // Channels of line j that are real, as a 4-bit mask.
+    let m4 = |j: usize| lane_mask(a.out_c, 4 * j) & 0xF;
+    // SAFETY: the loads read channels 4j..4j+4 masked to < out_c (inside mult/offset/slopes); the
+    // stores write pixel p's real channels only (mask m4 << 4p, base shifted back by 4p), inside
+    // the output as asserted by `check_args`.
+    unsafe {
+        let ld = |s: &[f32]| {
+            let mut r = [_mm512_setzero_ps(); NB];
+            for (j, r) in r.iter_mut().enumerate() {
+                let x = _mm_maskz_loadu_ps(m4(j) as __mmask8, s.as_ptr().add(4 * j));
+                *r = _mm512_broadcast_f32x4(x);
+            }
+            r
         };
-        match epi.act {
-            Activation::None => {}
-            // vmaxps returns its second operand when both are zeros or one is NaN, so
-            // max(0, y) is exactly `if y < 0 { 0 } else { y }`.
-            Activation::Relu => {
-                // (Nested loops over the arrays, not `flatten()`, which LLVM left as a loop over
-                // the stack copy instead of unrolling it over registers.)
-                for yi in y.iter_mut() {
-                    for yij in yi.iter_mut() {
-                        *yij = _mm512_max_ps(zero, *yij);
-                    }
-                }
+        let mut y = [v];
+        affine_act(&mut y, a.epi, ld);
+        // Pixels past np get an empty mask (the tail tiles of 1–3 pixels).
+        store!(&a.out, &y, |_, j: usize| {
+            let mut at = [(0usize, 0 as __mmask16); 4];
+            for (p, at) in at.iter_mut().enumerate().take(np) {
+                *at = (
+                    (out[p] + 4 * j).wrapping_sub(4 * p),
+                    (m4(j) << (4 * p)) as __mmask16,
+                );
             }
-            Activation::Leaky(s) => leaky(&mut y, [_mm512_set1_ps(*s); NB]),
-            Activation::PRelu(s) => leaky(&mut y, ld(s)),
-        }
-        // Step 4.
-        match o.data {
-            RawData::F32(p) => {
-                for i in 0..MR {
-                    for j in 0..NB {
-                        _mm512_mask_storeu_ps(p.add(out[i] + oc0 + 16 * j), m[j], y[i][j]);
-                    }
-                }
-            }
-            RawData::U8(p) => {
-                let rq = Requant::new(o.scale, o.zero, 255.0);
-                for i in 0..MR {
-                    for j in 0..NB {
-                        let q = rq.apply(y[i][j]);
-                        _mm512_mask_cvtepi32_storeu_epi8(
-                            p.add(out[i] + oc0 + 16 * j).cast(),
-                            m[j],
-                            q,
-                        );
-                    }
-                }
-            }
-            RawData::U16(p) => {
-                let rq = Requant::new(o.scale, o.zero, 65535.0);
-                for i in 0..MR {
-                    for j in 0..NB {
-                        let q = rq.apply(y[i][j]);
-                        _mm512_mask_cvtepi32_storeu_epi16(
-                            p.add(out[i] + oc0 + 16 * j).cast(),
-                            m[j],
-                            q,
-                        );
-                    }
-                }
-            }
-        }
+            at
+        });
     }
 }
 

@@ -28,14 +28,33 @@ pub(crate) struct Line32(pub [i16; 16]);
 /// `vpdpbusd` covering 16 channels × 8 K, halving the broadcasts a 16-channel conv needs (its
 /// single-block kernel is otherwise load-bound); lane pairs are summed before the epilogue.
 ///
+/// `quad` (out_c ≤ 12 where it needs fewer `vpdpbusd` than `paired`, see [`quad_pays`]): K runs
+/// in 16-byte chunks, `nb` = ⌈out_c / 4⌉ lines per chunk `s`, line `(s, j)` lane `4c + d`
+/// holding channel `4j + c`'s K values `s*16 + d*4..+4` (`lines[s * nb + j].0[(4c + d)*4 + b]`).
+/// One 16-byte input broadcast (`vbroadcasti32x4`) then feeds one `vpdpbusd` per 4 channels:
+/// a 16→4 conv (a luma ×2 model's last layer) does 1 instead of 4 per 16 K bytes. Each
+/// 128-bit lane's 4 partial sums are added before the epilogue.
+///
 /// `im2col`: packed as a 1×1 conv over an im2col band (`fill_im2col`), `cp` then being the
 /// band's values per pixel (kh·kw·in_c padded).
 pub(crate) struct VnniPack {
     pub cp: usize,
     pub nb: usize,
     pub paired: bool,
+    pub quad: bool,
     pub im2col: bool,
     pub lines: Vec<Line64>,
+}
+
+/// Whether the `quad` layout beats the others for `out_c` channels over `picpg` K values per
+/// tap: `vpdpbusd` per pixel and tap are ⌈out_c/4⌉ per 16 padded bytes for quad, against 4 per
+/// 16 (channels padded to 16, inputs to 8) for paired and ⌈out_c/16⌉ per 4 bytes for plain.
+/// At most 8 channels: its per-pixel epilogue (the lane sums) costs about as much as the dot
+/// products, so at 12 channels it lost to paired (3×3 16→12 at 960×540, one Zen 4 thread:
+/// 9.4 ms against 7.8; 16→8: 7.2 against 7.7; 16→4: 4.4 against 7.8).
+pub(crate) fn quad_pays(out_c: usize, picpg: usize) -> bool {
+    let cost = |quantum: usize, per_16: usize| picpg.div_ceil(quantum) * quantum * per_16;
+    out_c <= 8 && cost(16, out_c.div_ceil(4)) < cost(8, 4)
 }
 
 /// Weights for the AVX2 `vpmaddwd` kernel: as [`VnniPack`] but with K grouped by 2 and 8 output
@@ -221,6 +240,28 @@ impl PackedConv {
             && host >= CpuLevel::Avx512Vnni
             && only.is_none_or(|l| l == CpuLevel::Avx512Vnni))
         .then(|| {
+            if quad_pays(out_c, picpg) {
+                let cp = picpg.div_ceil(16) * 16;
+                let nb = out_c.div_ceil(4);
+                let mut lines = vec![Line64([0; 64]); ptaps * cp / 16 * nb];
+                for oc in 0..out_c {
+                    for t in 0..ptaps {
+                        for ic in 0..picpg {
+                            let kk = t * cp + ic;
+                            let (s, d, b) = (kk / 16, (kk / 4) % 4, kk % 4);
+                            lines[s * nb + oc / 4].0[(4 * (oc % 4) + d) * 4 + b] = wt(oc, t, ic);
+                        }
+                    }
+                }
+                return VnniPack {
+                    cp,
+                    nb,
+                    paired: false,
+                    quad: true,
+                    im2col,
+                    lines,
+                };
+            }
             // An im2col band pads K to the octet when ≤ 16 channels, so the paired layout
             // (two vpdpbusd per broadcast) applies: 27 → 32, four 8-byte broadcasts per pixel.
             let quantum = if im2col && out_c <= 16 { 8 } else { 4 };
@@ -241,6 +282,7 @@ impl PackedConv {
                     cp,
                     nb: 2,
                     paired: true,
+                    quad: false,
                     im2col,
                     lines,
                 };
@@ -259,6 +301,7 @@ impl PackedConv {
                 cp,
                 nb,
                 paired: false,
+                quad: false,
                 im2col,
                 lines,
             }

@@ -105,9 +105,18 @@ pub fn read_row(src: &FrameRef, l: Layout, comp: Comp, r: usize, out: &mut [f32]
 /// A value as stored: clamped to 0..=max, then ⌊v + ½⌋. Defined this way
 /// rather than with `f32::round`, which baseline x86-64 (no SSE4.1) calls as
 /// a libm function per sample: the truncating conversion is one instruction.
+/// Through `i32`, not `u32`: SSE2 has a packed f32 → i32 truncation but none
+/// to u32, and the `u32` form left the row loops scalar (the chroma rows'
+/// stores then cost 4× their resize).
 #[inline(always)]
-pub fn quantize(v: f32, max: f32) -> f32 {
-    ((v.max(0.0).min(max) + 0.5) as u32) as f32
+pub fn quantize(v: f32, max: f32) -> i32 {
+    // (The cap on `max` and the second `max(0.0)` are for odd arguments only: a sample's
+    // largest value is at most 65535 and not negative. Loop-invariant or one vector op.)
+    let t = v.max(0.0).min(max.min(65535.0)).max(0.0) + 0.5;
+    // SAFETY: `f32::max`/`min` ignore a NaN operand, so t is finite and in 0.5..=65535.5: it
+    // truncates to an i32 in range. Unchecked, because the saturating `as i32` kept a NaN and
+    // range test per sample that stopped vectorization.
+    unsafe { t.to_int_unchecked::<i32>() }
 }
 
 /// Writes row `r` of `comp`: each value [`quantize`]d. The frame must have
