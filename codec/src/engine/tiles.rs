@@ -37,6 +37,7 @@ use crate::model::{Op, Spatial};
 use crate::quant::params::{min_max, quantize_u8, quantize_u16};
 use crate::quant::{Bits, QParams};
 
+mod recycle;
 mod reuse;
 pub use reuse::{Reused, changed_rows};
 
@@ -652,7 +653,13 @@ impl FrameTiles {
             for c in need.chunks.clone() {
                 self.uses[need.value][c] -= 1;
                 if self.uses[need.value][c] == 0 {
-                    self.chunks[need.value][c] = None;
+                    // The buffer goes back to the pool when this was its last holder.
+                    match self.chunks[need.value][c].take() {
+                        Some(Chunk::U8(t)) => Arc::into_inner(t).map(|t| recycle::give(t.data)),
+                        Some(Chunk::U16(t)) => Arc::into_inner(t).map(|t| recycle::give(t.data)),
+                        Some(Chunk::F32(t)) => Arc::into_inner(t).map(|t| recycle::give(t.data)),
+                        None => None,
+                    };
                 }
             }
         }
@@ -1084,15 +1091,16 @@ fn conv_band(
     let n = oh * wv * oc;
     let (mut f, mut u8s, mut u16s) = (Vec::new(), Vec::new(), Vec::new());
     let output = match out_q {
+        // Recycled: the kernel writes all n values (see `recycle`).
         None => {
-            f = vec![0f32; n];
+            f = recycle::take(n);
             Output::F32 {
                 data: &mut f,
                 pixel_stride: oc,
             }
         }
         Some(o) if o.bits == Bits::B8 => {
-            u8s = vec![0u8; n];
+            u8s = recycle::take(n);
             Output::U8 {
                 data: &mut u8s,
                 pixel_stride: oc,
@@ -1101,7 +1109,7 @@ fn conv_band(
             }
         }
         Some(o) => {
-            u16s = vec![0u16; n];
+            u16s = recycle::take(n);
             Output::U16 {
                 data: &mut u16s,
                 pixel_stride: oc,
