@@ -21,8 +21,9 @@
 //!   since 255·127·2 > 32767), 4 pixels × 16 output channels per micro-kernel. 3×3 64→64:
 //!   67 GMAC/s INT8 of a 75 GMAC/s `vpmaddwd`+`vpaddd` peak.
 //! - `Avx512Vnni`: [`avx512`], `vpdpbusd` (non-saturating), 4-byte input broadcast × 16 output
-//!   channels per zmm, tiles 6 px × 64 ch, 8 × 48, 10 × 32, and for ≤ 16 channels 10 px × 16 ch
-//!   on paired K octets. 3×3 64→64: 354 GMAC/s INT8 (best run 385) of a 427 GMAC/s `vpdpbusd`
+//!   channels per zmm, tiles 6 px × 64 ch, 8 × 48, 10 × 32, for ≤ 16 channels 10 px × 16 ch
+//!   on paired K octets, and for ≤ 8 channels 12 px × 4 (or 8) ch on 16-byte K chunks ("quad":
+//!   each 128-bit lane one channel, its 4 partial sums added before a 4-pixel epilogue). 3×3 64→64: 354 GMAC/s INT8 (best run 385) of a 427 GMAC/s `vpdpbusd`
 //!   peak, 186 GMAC/s A16W8; 1×1 64→64: 208 GMAC/s (there K = 64 and the epilogue, ~12 vector
 //!   ops per 16 outputs, costs about as much as the dot products).
 //! - `Amx`: [`amx`], `tdpbusd` on 16 × 64 tiles (16 pixels of a row read straight from the band
