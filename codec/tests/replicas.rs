@@ -419,7 +419,8 @@ fn luma_path_follows_siting_and_range() {
     let net = codec.upscale_tensor(&y_in).unwrap();
     for (i, (&got, &v)) in full.iter().zip(&net.data).enumerate() {
         let want =
-            nawqsr_codec::runtime::planes::quantize((v * 255.0 - 16.0) / 219.0 * 255.0, 255.0) as f32;
+            nawqsr_codec::runtime::planes::quantize((v * 255.0 - 16.0) / 219.0 * 255.0, 255.0)
+                as f32;
         assert_eq!(got, want, "Y {i}");
     }
 }

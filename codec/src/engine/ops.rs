@@ -695,7 +695,16 @@ mod tests {
     #[test]
     fn shuffle_anchor_is_concat_add_depth_to_space() {
         // The fixed (RGB, luma × 2–4) and the generic shapes.
-        for (c, s) in [(3, 2), (3, 3), (3, 4), (1, 2), (1, 3), (1, 4), (2, 2), (1, 5)] {
+        for (c, s) in [
+            (3, 2),
+            (3, 3),
+            (3, 4),
+            (1, 2),
+            (1, 3),
+            (1, 4),
+            (2, 2),
+            (1, 5),
+        ] {
             let x = t(5, 3, c * s * s);
             let mut a = t(5, 3, c);
             a.data.iter_mut().for_each(|v| *v = *v * 0.37 + 0.1);

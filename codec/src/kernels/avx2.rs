@@ -38,6 +38,8 @@ struct Args<'a> {
     w: *const Line32,
     /// Lines per K pair (8-channel blocks of the packed weights).
     nb: usize,
+    /// Paired weights (`Avx2Pack::paired`): ≤ 4 channels, one line per K quad.
+    paired: bool,
     walk: BandWalk,
     n_pix: usize,
     epi: &'a Epilogue<'a>,
@@ -105,6 +107,7 @@ pub(crate) fn conv(
                     taps: &taps,
                     w: p.lines.as_ptr(),
                     nb: p.nb,
+                    paired: p.paired,
                     walk,
                     n_pix: n * out_w,
                     epi,
@@ -126,6 +129,11 @@ pub(crate) fn conv(
 
 #[target_feature(enable = "avx2")]
 unsafe fn avx2_conv_u8s8_band(a: &Args) {
+    if a.paired {
+        // SAFETY: the caller's contract, forwarded; paired weights have one line per K quad.
+        unsafe { paired_chunk(a) };
+        return;
+    }
     let mut ocb0 = 0;
     while ocb0 < a.nb {
         // SAFETY (both calls): the caller's contract, forwarded; ocb0 + NB <= a.nb.
@@ -165,6 +173,104 @@ unsafe fn avx2_conv_u8s8_chunk<const MR: usize, const NB: usize>(a: &Args, ocb0:
             p += 1;
         }
     }
+}
+
+/// All pixels of the band for paired weights (≤ 4 channels): 8-pixel tiles, then 4, 2, 1.
+#[target_feature(enable = "avx2")]
+unsafe fn paired_chunk(a: &Args) {
+    let n = a.n_pix;
+    let mut p = 0;
+    // SAFETY (all calls): the caller's contract; every tile covers pixels p..p+TILE <= n.
+    unsafe {
+        while p + 8 <= n {
+            paired_tile::<8>(a, p);
+            p += 8;
+        }
+        while p + 4 <= n {
+            paired_tile::<4>(a, p);
+            p += 4;
+        }
+        while p + 2 <= n {
+            paired_tile::<2>(a, p);
+            p += 2;
+        }
+        while p < n {
+            paired_tile::<1>(a, p);
+            p += 1;
+        }
+    }
+}
+
+/// MR pixels × ≤ 4 paired channels: the dot products 4 K at a time, lane pairs summed
+/// (`hadd`: exact i32 adds) into lanes 0..4, then the plain epilogue on those lanes.
+#[target_feature(enable = "avx2")]
+unsafe fn paired_tile<const MR: usize>(a: &Args, p0: usize) {
+    let pix = a.walk.pixels::<MR>(p0);
+    let mut out = [0usize; MR];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = a.walk.out_at(p0 + i);
+    }
+    // Lane 2c + h (channel c, K half h) → lane c: hadd gives [s0, s1, s0, s1 | s2, s3, s2, s3].
+    let gather = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    let sum = |acc: [__m256i; MR]| {
+        let mut s = [[_mm256_setzero_si256(); 1]; MR];
+        for i in 0..MR {
+            s[i][0] = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(acc[i], acc[i]), gather);
+        }
+        s
+    };
+    // SAFETY: forwarded from the caller (band, weights and output bounds, CPU features).
+    unsafe {
+        let lo = sum(paired_dot::<MR>(a, a.lo, &pix));
+        let mut v = [[_mm256_setzero_ps(); 1]; MR];
+        if a.hi.is_null() {
+            // Epilogue step 1, INT8: v = acc as f32 (vcvtdq2ps, RNE).
+            for i in 0..MR {
+                v[i][0] = _mm256_cvtepi32_ps(lo[i][0]);
+            }
+        } else {
+            // A16W8: v = (hi as f32) * 256.0 + (lo as f32).
+            let hi = sum(paired_dot::<MR>(a, a.hi, &pix));
+            let k256 = _mm256_set1_ps(256.0);
+            for i in 0..MR {
+                let vh = _mm256_mul_ps(_mm256_cvtepi32_ps(hi[i][0]), k256);
+                v[i][0] = _mm256_add_ps(vh, _mm256_cvtepi32_ps(lo[i][0]));
+            }
+        }
+        avx2_epilogue::<MR, 1>(v, 0, a.out_c, a.epi, &a.out, &out);
+    }
+}
+
+/// The dot products of MR pixels over all of K for paired weights, one plane: one 4-value
+/// broadcast per pixel and K quad.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn paired_dot<const MR: usize>(
+    a: &Args,
+    plane: *const i16,
+    pix: &[usize; MR],
+) -> [__m256i; MR] {
+    let mut acc = [_mm256_setzero_si256(); MR];
+    // SAFETY: as `avx2_dot_u8s8`, with runs of whole K quads (cp % 4 == 0): pix[i] + tap + 4q + 4
+    // stays inside the band, and line s < K/4 inside the packed weights.
+    unsafe {
+        let mut wl = a.w;
+        for &(tap, len) in a.taps {
+            let mut base = [plane; MR];
+            for (b, &p) in base.iter_mut().zip(pix) {
+                *b = plane.add(p + tap);
+            }
+            for q in 0..len / 4 {
+                let w = _mm256_load_si256(wl.cast());
+                for i in 0..MR {
+                    let x = _mm256_set1_epi64x(base[i].add(4 * q).cast::<i64>().read_unaligned());
+                    acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(x, w));
+                }
+                wl = wl.add(1);
+            }
+        }
+    }
+    acc
 }
 
 /// The register-blocked dot products of MR pixels × NB·8 channels over all of K, for one plane.

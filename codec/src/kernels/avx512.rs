@@ -363,8 +363,8 @@ unsafe fn avx512vnni_conv_u8s8_tile<const MR: usize, const NB: usize, const PAIR
             avx512_epilogue::<MR, 1>(dequant(lo, hi), 0, a.out_c, a.epi, &a.out, &out);
         } else {
             let lo = avx512vnni_dot_u8s8::<MR, NB, 4>(a, a.lo, &pix, ocb0);
-            let hi = (!a.hi.is_null())
-                .then(|| avx512vnni_dot_u8s8::<MR, NB, 4>(a, a.hi, &pix, ocb0));
+            let hi =
+                (!a.hi.is_null()).then(|| avx512vnni_dot_u8s8::<MR, NB, 4>(a, a.hi, &pix, ocb0));
             avx512_epilogue::<MR, NB>(dequant(lo, hi), ocb0 * 16, a.out_c, a.epi, &a.out, &out);
         }
     }

@@ -59,9 +59,15 @@ pub(crate) fn quad_pays(out_c: usize, picpg: usize) -> bool {
 
 /// Weights for the AVX2 `vpmaddwd` kernel: as [`VnniPack`] but with K grouped by 2 and 8 output
 /// channels per line, widened to i16: `lines[kp * nb + ocb].0[lane*2 + j]`.
+///
+/// `paired` (out_c ≤ 4, `cp` a multiple of 4): K runs in quads, one line per quad `s`, lane
+/// `2c + h` holding channel c's K values `s*4 + h*2..+2` (`lines[s].0[(2c + h)*2 + j]`, `nb` =
+/// 1). One 8-byte broadcast (4 i16) then feeds one `vpmaddwd` covering 4 channels × 4 K instead
+/// of 8 lanes of which 4 are padding; lane pairs are summed before the epilogue.
 pub(crate) struct Avx2Pack {
     pub cp: usize,
     pub nb: usize,
+    pub paired: bool,
     /// As [`VnniPack::im2col`].
     pub im2col: bool,
     pub lines: Vec<Line32>,
@@ -308,6 +314,26 @@ impl PackedConv {
         });
         let avx2 = (simd && host >= CpuLevel::Avx2 && only.is_none_or(|l| l == CpuLevel::Avx2))
             .then(|| {
+                if out_c <= 4 {
+                    let cp = picpg.div_ceil(4) * 4;
+                    let mut lines = vec![Line32([0; 16]); ptaps * cp / 4];
+                    for oc in 0..out_c {
+                        for t in 0..ptaps {
+                            for ic in 0..picpg {
+                                let kk = t * cp + ic;
+                                let (s, h, j) = (kk / 4, (kk / 2) % 2, kk % 2);
+                                lines[s].0[(2 * oc + h) * 2 + j] = wt(oc, t, ic) as i16;
+                            }
+                        }
+                    }
+                    return Avx2Pack {
+                        cp,
+                        nb: 1,
+                        paired: true,
+                        im2col,
+                        lines,
+                    };
+                }
                 let cp = picpg.div_ceil(2) * 2;
                 let kp = ptaps * cp / 2;
                 let nb = out_c.div_ceil(8);
@@ -324,6 +350,7 @@ impl PackedConv {
                 Avx2Pack {
                     cp,
                     nb,
+                    paired: false,
                     im2col,
                     lines,
                 }

@@ -92,9 +92,16 @@ mod tests {
         let x = take_from(&pool, cap);
         assert_eq!((x.len(), x.as_ptr()), (cap, ptr));
         assert!(x[600..].iter().all(|&e| e == 0), "a grown tail is zero");
-        assert!(take_from(&pool, 10).iter().all(|&e| e == 0), "empty pool: fresh");
+        assert!(
+            take_from(&pool, 10).iter().all(|&e| e == 0),
+            "empty pool: fresh"
+        );
         give_to(&pool, x);
         give_to(&pool, vec![1u16; KEEP_BYTES / 2]);
-        assert_eq!(pool.lock().unwrap().len(), 1, "past the byte bound: dropped");
+        assert_eq!(
+            pool.lock().unwrap().len(),
+            1,
+            "past the byte bound: dropped"
+        );
     }
 }
