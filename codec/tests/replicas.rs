@@ -372,6 +372,73 @@ fn luma_models_keep_yuv_frames_yuv() {
     }
 }
 
+/// `CodecConfig::deep_input` (10-bit caps, issue 17): the convs that read the
+/// frame run on A16W8, the rest as planned; a 10-bit Y then reaches the
+/// network with all its bits (a ramp of single 10-bit codes gives another
+/// output than the INT8 first conv, which sees 256 levels), and the frame's
+/// Y is still exactly the codec's network output on the plane.
+#[test]
+fn deep_input_runs_the_input_convs_on_a16w8() {
+    use nawqsr_codec::runtime::frame::Colorimetry;
+    use nawqsr_codec::runtime::planes::Comp;
+    use nawqsr_codec::runtime::{Codec, CodecConfig, Mode, PixelFormat};
+    let (w, h) = (40usize, 24usize);
+    let build = |deep_input| {
+        Codec::new(&CodecConfig {
+            model: Some(dir().join("ecbsr.onnx")),
+            mode: Mode::Int8,
+            threads: 2,
+            patch_size: 8,
+            deep_input,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let (c8, c10) = (build(false), build(true));
+    let g = &c10.engine().unwrap().graph;
+    let (p8, p10) = (c8.plan().unwrap(), c10.plan().unwrap());
+    let mut moved = 0;
+    for (i, l) in g.layers.iter().enumerate() {
+        if !matches!(l.op, nawqsr_codec::model::Op::Conv(_)) {
+            continue;
+        }
+        assert_eq!(p8.bits(i), 8, "layer {i}: INT8 plan");
+        let reads_input = l.inputs.contains(&g.input);
+        assert_eq!(p10.bits(i), if reads_input { 16 } else { 8 }, "layer {i}");
+        moved += reads_input as usize;
+    }
+    assert!(moved > 0, "some conv reads the input");
+
+    let format = PixelFormat::I42010le;
+    let c = Colorimetry::default();
+    let mut src = Yuv::new(format, w, h);
+    // Single 10-bit codes apart: 8-bit input quantization merges neighbours.
+    src.set(Comp::Y, |x, y| (300 + x + 2 * y) as f32);
+    src.set(Comp::U, |_, _| 512.0);
+    src.set(Comp::V, |_, _| 512.0);
+    let run = |codec: &Codec| {
+        let mut dst = Yuv::new(format, 2 * w, 2 * h);
+        codec.upscale(&src.frame(c), &mut dst.frame_mut(c)).unwrap();
+        dst.get(Comp::Y)
+    };
+    let (y8, y10) = (run(&c8), run(&c10));
+    assert_ne!(y8, y10, "the A16W8 input conv sees more than 256 levels");
+    let y_in = Tensor {
+        h,
+        w,
+        c: 1,
+        data: src.get(Comp::Y).iter().map(|&v| v / 1020.0).collect(),
+    };
+    let want: Vec<f32> = c10
+        .upscale_tensor(&y_in)
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| nawqsr_codec::runtime::planes::quantize(v * 1020.0, 1023.0) as f32)
+        .collect();
+    assert_eq!(y10, want, "Y is the deep plan's network output");
+}
+
 /// The two sitings place the chroma differently (the resizer's own tests
 /// check where), and a full-range frame's Y goes through the network in
 /// studio range and comes back full range: a flat mid-grey stays that grey.

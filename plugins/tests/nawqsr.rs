@@ -1144,12 +1144,67 @@ fn ten_bit_frames_negotiate_and_stay_ten_bit() {
                     }
                 }
             }
+            let input = buf.copy();
             let out = h
                 .push_and_pull(buf)
                 .unwrap_or_else(|e| panic!("{format:?}: {e:?} {:?}", drain(&bus)));
             let caps = h.sinkpad().unwrap().current_caps().unwrap();
             let oinfo = gst_video::VideoInfo::from_caps(&caps).unwrap();
             assert_eq!(oinfo.format(), format);
+            if luma {
+                // The element ran the deep-input plan (A16W8 input conv): its
+                // output is that codec's, byte for byte, and not the INT8 one's.
+                let run = |deep_input: bool| {
+                    let codec =
+                        nawqsr_codec::runtime::Codec::new(&nawqsr_codec::runtime::CodecConfig {
+                            model: Some(model.clone()),
+                            mode: nawqsr_codec::runtime::Mode::Int8,
+                            threads: 2,
+                            deep_input,
+                            ..Default::default()
+                        })
+                        .unwrap();
+                    let f =
+                        gst_video::VideoFrameRef::from_buffer_ref_readable(input.as_ref(), &info)
+                            .unwrap();
+                    let mut planes: [&[u8]; 3] = [&[]; 3];
+                    for (i, p) in planes.iter_mut().enumerate().take(f.n_planes() as usize) {
+                        *p = f.plane_data(i as u32).unwrap();
+                    }
+                    let src = FrameRef {
+                        format: pf,
+                        width: w as usize,
+                        height: ht as usize,
+                        planes,
+                        strides: strides(&f),
+                        colorimetry: Default::default(),
+                    };
+                    let oinfo = video_info(format, 2 * w, 2 * ht);
+                    let mut obuf = gst::Buffer::with_size(oinfo.size()).unwrap();
+                    let mut of = gst_video::VideoFrameRef::from_buffer_ref_writable(
+                        obuf.get_mut().unwrap(),
+                        &oinfo,
+                    )
+                    .unwrap();
+                    let st = strides(&of);
+                    let [p0, p1, p2, _] = of.planes_data_mut();
+                    let mut dst = FrameMut {
+                        format: pf,
+                        width: 2 * w as usize,
+                        height: 2 * ht as usize,
+                        planes: [p0, p1, p2],
+                        strides: st,
+                        colorimetry: Default::default(),
+                    };
+                    codec.upscale(&src, &mut dst).unwrap();
+                    dst.planes[0].to_vec()
+                };
+                let f = gst_video::VideoFrameRef::from_buffer_ref_readable(out.as_ref(), &oinfo)
+                    .unwrap();
+                let got = f.plane_data(0).unwrap().to_vec();
+                assert_eq!(got, run(true), "{format:?}: the deep-input codec's Y");
+                assert_ne!(got, run(false), "{format:?}: not the INT8 input conv's");
+            }
             assert_eq!((oinfo.width(), oinfo.height()), (2 * w, 2 * ht));
             let frame =
                 gst_video::VideoFrameRef::from_buffer_ref_readable(out.as_ref(), &oinfo).unwrap();

@@ -137,6 +137,20 @@ impl Plan {
         }
     }
 
+    /// This plan with the integer convs that read the network's input moved to `bits`
+    /// (range kept, as [`Plan::with_bits`]). For input deeper than 8 bits (10-bit video,
+    /// issue 17): an INT8 first conv would quantize a 10-bit Y to 256 levels, A16W8 keeps it.
+    pub fn with_input_bits(&self, g: &Graph, bits: Bits) -> Plan {
+        let mut out = self.clone();
+        let deeper = self.with_bits(bits);
+        for (i, l) in g.layers.iter().enumerate() {
+            if matches!(l.op, Op::Conv(_)) && l.inputs.contains(&g.input) {
+                out.convs[i] = deeper.convs[i];
+            }
+        }
+        out
+    }
+
     /// Activation bitwidth of conv layer `i` (32 for float), for BOPs (§4.1).
     pub fn bits(&self, i: usize) -> u32 {
         match self.convs[i] {

@@ -124,6 +124,12 @@ pub struct CodecConfig {
     /// them YUV; RGB frames and images the RGB one. A `schedule` given alone
     /// picks the model it was made for, and `routing` the RGB one.
     pub family: bundled::Family,
+    /// Frames deeper than 8 bits (the element on I420_10LE / P010_10LE caps):
+    /// a luma model's convs that read the frame run on A16W8 in the integer
+    /// modes, so the network sees all 10 bits of Y (issue 17: "A16W8 is the
+    /// natural unit for 10-bit input layers"); an INT8 first conv would
+    /// quantize Y to 256 levels. RGB models take 8-bit RGB anyway.
+    pub deep_input: bool,
 }
 
 enum Backend {
@@ -1028,6 +1034,11 @@ impl Npu {
             coalesce: opts.coalesce,
             split_partitions: opts.split_partitions,
             reuse: cfg.reuse,
+        };
+        let plan = if cfg.deep_input && engine.graph.is_luma() {
+            Arc::new(plan.with_input_bits(&engine.graph, crate::quant::Bits::B16))
+        } else {
+            plan
         };
         let runtime = Runtime::start(engine.clone(), plan.clone(), rc)?;
         let halo = if cfg.reuse || cfg.routing {

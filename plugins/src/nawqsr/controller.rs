@@ -37,9 +37,8 @@ pub(super) struct State {
     pub(super) in_info: Option<gst_video::VideoInfo>,
     pub(super) out_info: Option<gst_video::VideoInfo>,
     pub(super) format: Option<PixelFormat>,
-    /// The bundled family the codecs were built for (no `model` set): luma
-    /// for YUV caps (the default, before caps: decoders give YUV), RGB for RGB.
-    pub(super) family: Family,
+    /// What the codecs were built for: see [`Input`].
+    pub(super) input: Input,
     /// The codec that ran the last frame (its address), to reset temporal
     /// reuse when another takes over.
     pub(super) last_codec: usize,
@@ -102,16 +101,27 @@ impl BuildError {
     }
 }
 
+/// What the caps say about the frames the codecs are built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Input {
+    /// The bundled family (no `model` set): luma for YUV caps (the default,
+    /// before caps: decoders give YUV), RGB for RGB.
+    pub family: Family,
+    /// Frames deeper than 8 bits (10-bit caps): `CodecConfig::deep_input`.
+    pub deep: bool,
+}
+
 impl Nawqsr {
     /// Builds the codec for `mode` from `settings`; `scale` pins the factor (runtime
-    /// fallbacks must keep the negotiated size); `family` picks the bundled
-    /// model when no `model` is set. Errors name the property at fault.
+    /// fallbacks must keep the negotiated size); `input` picks the bundled
+    /// model when no `model` is set, and the input convs' unit for 10-bit frames.
+    /// Errors name the property at fault.
     pub(super) fn build_codec(
         &self,
         settings: &Settings,
         mode: Mode,
         scale: Option<usize>,
-        family: Family,
+        input: Input,
     ) -> Result<Codec, BuildError> {
         let check_readable = |prop: &str, p: &Path| {
             std::fs::File::open(p).map(drop).map_err(|e| BuildError {
@@ -139,7 +149,8 @@ impl Nawqsr {
                 0
             },
             routing: settings.routing == super::NawqsrRouting::On,
-            family,
+            family: input.family,
+            deep_input: input.deep,
         };
         let scale = match (mode, scale, &settings.model) {
             (_, Some(s), _) => Some(s),
@@ -224,7 +235,7 @@ impl Nawqsr {
             if !built && !state.failed.contains(&want) {
                 // Not under the ladder lock: loading a model can take a while and QoS
                 // events must not wait for it.
-                match self.build_codec(&state.settings, want, Some(state.scale), state.family) {
+                match self.build_codec(&state.settings, want, Some(state.scale), state.input) {
                     Ok(codec) => state.codecs.push((want, codec)),
                     Err(err) => {
                         gst::warning!(

@@ -32,7 +32,7 @@ use nawqsr_codec::model::bundled::Family;
 use nawqsr_codec::runtime::Mode;
 
 use super::caps::{self, FORMATS};
-use super::controller::State;
+use super::controller::{Input, State};
 use super::qos::{Ladder, LadderConfig};
 use super::telemetry::{self, Timing};
 use super::{NawqsrMode, NawqsrReuse, NawqsrRouting};
@@ -427,11 +427,14 @@ impl BaseTransformImpl for Nawqsr {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         let mode: Mode = settings.mode.into();
-        // Before caps, build for YUV (what decoders give); `set_caps` rebuilds
-        // for RGB caps.
-        let family = Family::Luma;
+        // Before caps, build for 8-bit YUV (what decoders give); `set_caps`
+        // rebuilds for RGB and for 10-bit caps.
+        let input = Input {
+            family: Family::Luma,
+            deep: false,
+        };
         let codec = self
-            .build_codec(&settings, mode, None, family)
+            .build_codec(&settings, mode, None, input)
             .map_err(|e| e.error_msg())?;
         let scale = codec.scale();
         self.scale.store(scale as u32, Ordering::Release);
@@ -455,7 +458,7 @@ impl BaseTransformImpl for Nawqsr {
             in_info: None,
             out_info: None,
             format: None,
-            family,
+            input,
             last_codec: 0,
         });
         Ok(())
@@ -516,34 +519,49 @@ impl BaseTransformImpl for Nawqsr {
             out_info.height(),
         );
         let negotiated = if iw > 0 && ow % iw == 0 { ow / iw } else { 0 };
-        let family = if format.yuv420().is_some() {
-            Family::Luma
-        } else {
-            Family::Rgb
+        let input = Input {
+            family: if format.yuv420().is_some() {
+                Family::Luma
+            } else {
+                Family::Rgb
+            },
+            deep: format.yuv420().is_some_and(|l| l.bits > 8),
         };
-        let s = if (negotiated != s || family != state.family)
+        // A new factor or family needs the bundled model for it (no `model`
+        // set); a new depth only a new plan, whatever the model.
+        let switch_model = (negotiated != s || input.family != state.input.family)
             && (2..=4).contains(&negotiated)
             && oh == ih * negotiated
-            && state.settings.model.is_none()
-            && state.settings.mode != NawqsrMode::Bicubic
+            && state.settings.model.is_none();
+        let s = if state.settings.mode != NawqsrMode::Bicubic
+            && (switch_model || input.deep != state.input.deep)
         {
+            let s = if switch_model { negotiated } else { s };
+            let input = if switch_model {
+                input
+            } else {
+                Input {
+                    family: state.input.family,
+                    deep: input.deep,
+                }
+            };
             let mode = state.active;
             let codec = self
-                .build_codec(&state.settings, mode, Some(negotiated as usize), family)
+                .build_codec(&state.settings, mode, Some(s as usize), input)
                 .map_err(|e| gst::loggable_error!(CAT, "{}", e.text))?;
             gst::info!(
                 CAT,
                 imp = self,
-                "negotiated ×{negotiated} {family:?}: mode {}",
+                "negotiated ×{s} {input:?}: mode {}",
                 mode.name()
             );
             state.codecs = vec![(mode, codec)];
             state.front = None;
             state.failed.clear();
-            state.family = family;
-            state.scale = negotiated as usize;
-            self.scale.store(negotiated, Ordering::Release);
-            negotiated
+            state.input = input;
+            state.scale = s as usize;
+            self.scale.store(s, Ordering::Release);
+            s
         } else {
             s
         };
