@@ -505,7 +505,7 @@ fn shared_pool() -> Result<&'static Pool> {
 fn worker(idx: usize, home: Unit, rx: [Receiver<Item>; 2]) {
     let (own, other) = (&rx[home as usize], &rx[1 - home as usize]);
     loop {
-        let item = match own.try_recv().or_else(|_| other.try_recv()) {
+        let mut item = match own.try_recv().or_else(|_| other.try_recv()) {
             Ok(i) => i,
             Err(_) => {
                 let r = select! {
@@ -552,6 +552,11 @@ fn worker(idx: usize, home: Unit, rx: [Receiver<Item>; 2]) {
         });
         let busy = started.elapsed().as_secs_f64();
         let cpu = thread_cpu_s() - cpu0;
+        let nodes = item.steps.len();
+        // The steps hold the input chunks: let go of them before the dispatcher
+        // hears of this item, so that the chunks it then releases are no
+        // longer shared and their buffers go back to the pool (`tiles::recycle`).
+        drop(std::mem::take(&mut item.steps));
         let d = Done {
             cpu,
             frame: item.frame,
@@ -561,7 +566,7 @@ fn worker(idx: usize, home: Unit, rx: [Receiver<Item>; 2]) {
             busy,
             ready_at: item.ready_at,
             switch: item.switch,
-            nodes: item.steps.len(),
+            nodes,
         };
         // A closed channel: that codec stopped meanwhile; others still need us.
         let _ = owner.done.send(d);
