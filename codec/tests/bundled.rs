@@ -72,6 +72,48 @@ fn every_scale_has_a_model_and_a_matching_schedule() {
             let y = nawqsr_codec::runtime::luma::y_of(&Tensor::from_rgb(&lr));
             let want = e.run(c.plan().unwrap(), &y).unwrap();
             assert_eq!(c.upscale_tensor(&y).unwrap().data, want.data, "{f:?} x{s}");
+            // An 8-bit I420 frame takes the bytes-only path (the output band made
+            // as u8 pixels alone): its Y is the engine's output as pixels.
+            use nawqsr_codec::runtime::frame::{FrameMut, FrameRef};
+            let (w, h) = (lr.width() as usize, lr.height() as usize);
+            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+            let y8: Vec<u8> = y.data.iter().map(|&v| (v * 255.0).round() as u8).collect();
+            let grey = vec![128u8; cw * ch];
+            let src = FrameRef {
+                format: nawqsr_codec::runtime::PixelFormat::I420,
+                width: w,
+                height: h,
+                planes: [&y8, &grey, &grey],
+                strides: [w, cw, cw],
+                colorimetry: Default::default(),
+            };
+            let (ow, oh) = (s * w, s * h);
+            let (ocw, och) = (ow.div_ceil(2), oh.div_ceil(2));
+            let (mut oy, mut ou, mut ov) = (
+                vec![0u8; ow * oh],
+                vec![0u8; ocw * och],
+                vec![0u8; ocw * och],
+            );
+            let mut dst = FrameMut {
+                format: nawqsr_codec::runtime::PixelFormat::I420,
+                width: ow,
+                height: oh,
+                planes: [&mut oy, &mut ou, &mut ov],
+                strides: [ow, ocw, ocw],
+                colorimetry: Default::default(),
+            };
+            c.upscale(&src, &mut dst).unwrap();
+            let y_in = Tensor {
+                data: y8.iter().map(|&v| f32::from(v) / 255.0).collect(),
+                ..y
+            };
+            let want = e.run(c.plan().unwrap(), &y_in).unwrap();
+            let mut want8 = vec![0u8; want.data.len()];
+            nawqsr_codec::tensor::to_u8_pixels(&want.data, &mut want8);
+            assert!(
+                oy == want8,
+                "{f:?} x{s}: Y of an I420 frame differs from the engine"
+            );
             continue;
         }
         // RGB out of the workers (converted band by band) equals the whole-frame

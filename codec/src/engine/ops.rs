@@ -656,6 +656,53 @@ fn shuffle_anchor_fixed<const C: usize, const S: usize>(x: &Tensor, a: &Tensor) 
     }
 }
 
+/// [`shuffle_anchor`] straight to u8 pixels ([`crate::tensor::to_u8_pixels`] of its
+/// output, bit for bit), one HR row at a time through a row of f32 that stays in L1: for
+/// callers that keep only the bytes (`Runtime::run_bytes`), so the HR band is never written
+/// and read back as f32.
+pub fn shuffle_anchor_u8(x: &Tensor, a: &Tensor, s: usize) -> Vec<u8> {
+    match (a.c, s) {
+        (1, 2) => shuffle_anchor_u8_fixed::<1, 2>(x, a),
+        (1, 3) => shuffle_anchor_u8_fixed::<1, 3>(x, a),
+        (1, 4) => shuffle_anchor_u8_fixed::<1, 4>(x, a),
+        (3, 2) => shuffle_anchor_u8_fixed::<3, 2>(x, a),
+        (3, 3) => shuffle_anchor_u8_fixed::<3, 3>(x, a),
+        (3, 4) => shuffle_anchor_u8_fixed::<3, 4>(x, a),
+        _ => {
+            let t = shuffle_anchor_any(x, a, s);
+            let mut out = vec![0u8; t.data.len()];
+            crate::tensor::to_u8_pixels(&t.data, &mut out);
+            out
+        }
+    }
+}
+
+fn shuffle_anchor_u8_fixed<const C: usize, const S: usize>(x: &Tensor, a: &Tensor) -> Vec<u8> {
+    let (h, w) = (x.h, x.w);
+    let row = w * S * C;
+    let mut out = vec![0u8; h * S * row];
+    let mut buf = vec![0f32; row];
+    for (y, band) in out.chunks_exact_mut(S * row).enumerate() {
+        let xr = &x.data[y * w * C * S * S..][..w * C * S * S];
+        let ar = &a.data[y * w * C..][..w * C];
+        for (i, orow) in band.chunks_exact_mut(row).enumerate() {
+            for ((o, px), an) in buf
+                .chunks_exact_mut(S * C)
+                .zip(xr.chunks_exact(C * S * S))
+                .zip(ar.chunks_exact(C))
+            {
+                for j in 0..S {
+                    for c in 0..C {
+                        o[j * C + c] = px[(i * S + j) * C + c] + an[c];
+                    }
+                }
+            }
+            crate::tensor::to_u8_pixels(&buf, orow);
+        }
+    }
+    out
+}
+
 fn shuffle_anchor_any(x: &Tensor, a: &Tensor, s: usize) -> Tensor {
     let co = a.c;
     let mut out = Tensor::zeros(x.h * s, x.w * s, co);
@@ -710,7 +757,16 @@ mod tests {
             a.data.iter_mut().for_each(|v| *v = *v * 0.37 + 0.1);
             let copies: Vec<&Tensor> = (0..s * s).map(|_| &a).collect();
             let want = depth_to_space(&add(&x, &concat(&copies)), s, false);
-            assert_eq!(shuffle_anchor(&x, &a, s), want, "{c} channels x{s}");
+            let got = shuffle_anchor(&x, &a, s);
+            assert_eq!(got, want, "{c} channels x{s}");
+            // The u8 form is the f32 form's pixels (values spread over [0, 1] and past it).
+            let x = Tensor {
+                data: x.data.iter().map(|v| v * 0.05).collect(),
+                ..x
+            };
+            let mut bytes = vec![0u8; want.data.len()];
+            crate::tensor::to_u8_pixels(&shuffle_anchor(&x, &a, s).data, &mut bytes);
+            assert_eq!(shuffle_anchor_u8(&x, &a, s), bytes, "{c} channels x{s}: u8");
         }
     }
 

@@ -458,6 +458,9 @@ pub struct Step {
     pub inputs: Vec<Vec<Src>>,
     /// DRE layers: ⟨b, s, z⟩ derived by the RQU from the input's frame range.
     pub qp: Option<QParams>,
+    /// The frame keeps only the bytes of this step's output (`FrameTiles::bytes_only`):
+    /// a `ShuffleAnchor` output band is then made as u8 pixels alone.
+    pub bytes_only: bool,
 }
 
 /// What a step produced.
@@ -600,7 +603,13 @@ impl FrameTiles {
             let (lo, hi) = self.ranges[n.needs[0].value].expect("range barrier precedes DRE bands");
             QParams::from_range(lo, hi, bits)
         });
-        Step { node, inputs, qp }
+        let bytes_only = self.bytes_only && n.outputs.contains(&tg.output);
+        Step {
+            node,
+            inputs,
+            qp,
+            bytes_only,
+        }
     }
 
     /// Records a finished step; returns the nodes that became ready. Range
@@ -881,6 +890,32 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
                 Rows::new(ts.iter().collect(), first)
             })
             .collect();
+        // A bytes-only frame's output band straight to u8: the same pixels as
+        // `to_u8_pixels` of the f32 band below, with no HR f32 band written.
+        if step.bytes_only
+            && matches!(node.kind, NodeKind::Band { .. })
+            && node.outputs[..] == [tg.output]
+            && let Some(layer) = node.layer()
+            && let Op::ShuffleAnchor { block } = e.graph.layers[layer].op
+        {
+            let (x, a) = (rows[0].single(), rows[1].single());
+            let bytes = ops::shuffle_anchor_u8(x, a, block);
+            let shape = Tensor {
+                h: x.h * block,
+                w: x.w * block,
+                c: a.c,
+                data: Vec::new(),
+            };
+            outs.push(StepOut {
+                node: step.node,
+                chunks: vec![vec![Chunk::F32(Arc::new(shape))]],
+                partial: vec![None],
+                secs: t0.elapsed().as_secs_f64(),
+                range_secs: 0.0,
+                rgb: vec![Arc::new(bytes)],
+            });
+            continue;
+        }
         let results = run_node(e, plan, tg, node, &rows, step.qp)?;
         let t1 = std::time::Instant::now();
         let partial = node
