@@ -166,6 +166,7 @@ pub(crate) fn conv(
             pix_pitch: in_ps,
             out_ps: raw.pixel_stride,
             out_row0: 0,
+            next: Default::default(),
         };
         let taps = walk.tap_runs(g, p.cp);
         let base = data[rows.start * g.stride * g.in_w * in_ps..].as_ptr();

@@ -651,6 +651,7 @@ pub(crate) fn fill_im2col<T: Copy + Default>(
         pix_pitch: kp,
         out_ps,
         out_row0,
+        next: Default::default(),
     }
 }
 
@@ -681,6 +682,9 @@ pub(crate) struct BandWalk {
     pub out_ps: usize,
     /// Output row of the band's first row, relative to `rows.start` of the call.
     pub out_row0: usize,
+    /// Where the last `pixels` call ended: (pixel, its row, its column), so that the tiles'
+    /// in-order calls skip the division (see `pixels`).
+    pub next: std::cell::Cell<(usize, usize, usize)>,
 }
 
 impl BandWalk {
@@ -694,6 +698,7 @@ impl BandWalk {
             pix_pitch: band.cp,
             out_ps,
             out_row0,
+            next: Default::default(),
         }
     }
 
@@ -715,7 +720,15 @@ impl BandWalk {
             }
             return at;
         }
-        let (mut r, mut x) = (p0 / self.out_w, p0 % self.out_w);
+        // Tiles walk a band's pixels in order, so the row and column usually continue from the
+        // last call; the division (~26 cycles, as much as a 10-pixel 16-channel tile's epilogue)
+        // is only for a jump.
+        let (np, nr, nx) = self.next.get();
+        let (mut r, mut x) = if np == p0 {
+            (nr, nx)
+        } else {
+            (p0 / self.out_w, p0 % self.out_w)
+        };
         for a in at.iter_mut() {
             *a = (r * self.row_pitch + x * self.pix_pitch) * self.stride;
             x += 1;
@@ -724,6 +737,7 @@ impl BandWalk {
                 r += 1;
             }
         }
+        self.next.set((p0 + MR, r, x));
         at
     }
 
