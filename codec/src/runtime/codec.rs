@@ -458,13 +458,28 @@ impl Npu {
     /// whose receptive field is unchanged keep the last output, exactly as
     /// RGB frames do in [`Npu::upscale_reusing`]; otherwise the plane runs
     /// whole. The chroma is no network output, so it needs no cache.
-    fn upscale_luma(&self, y: Tensor, y8: Option<GrayImage>, s: usize) -> Result<LumaOut> {
+    ///
+    /// `beside` is work for this thread while the workers run the plane (the
+    /// frame's chroma): called once, between handing the plane over and
+    /// waiting for it where there is a network run to wait for.
+    fn upscale_luma(
+        &self,
+        y: Tensor,
+        y8: Option<GrayImage>,
+        s: usize,
+        beside: &mut dyn FnMut(),
+    ) -> Result<LumaOut> {
         use super::reuse::{Work, crop, next_reference, paste, plan};
+        let run = |y: Tensor, bytes_only: bool, beside: &mut dyn FnMut()| {
+            let pending = self.runtime.submit(y, None, bytes_only)?;
+            beside();
+            pending.wait()
+        };
         // An 8-bit plane is written from the u8 bands alone.
         let lr = match y8 {
             Some(lr) if self.cfg.reuse => lr,
-            Some(_) => return Ok(LumaOut::Bands(self.runtime.run_bytes(y)?)),
-            None => return Ok(LumaOut::Bands(self.runtime.run(y)?)),
+            Some(_) => return Ok(LumaOut::Bands(run(y, true, beside)?)),
+            None => return Ok(LumaOut::Bands(run(y, false, beside)?)),
         };
         let mut last = self.last_y.lock().unwrap_or_else(|p| p.into_inner());
         let (w, h) = (lr.width() as usize, lr.height() as usize);
@@ -474,8 +489,13 @@ impl Npu {
             None => plan(&GrayImage::new(0, 0), &lr, REUSE_PATCH, self.halo, t),
         };
         let (out, keep) = match (&p.work, last.take()) {
-            (Work::Reuse, Some((prev, o))) => (o.out(), (prev, o)),
+            (Work::Reuse, Some((prev, o))) => {
+                beside();
+                (o.out(), (prev, o))
+            }
             (Work::Cores(cores), Some((mut reference, o))) => {
+                // (The sub-frames run together through `run_many`; the chroma goes first.)
+                beside();
                 let mut sr = o.into_image();
                 let halo = self.halo.unwrap_or(0);
                 let grown: Vec<_> = cores
@@ -493,7 +513,7 @@ impl Npu {
             }
             _ => {
                 // The cache shares the workers' bands: no copy of the plane.
-                let up = self.runtime.run_bytes(y)?;
+                let up = run(y, true, beside)?;
                 let keep = YKeep::Bands(up.rgb_only());
                 (LumaOut::Bands(up), (lr, keep))
             }
@@ -864,7 +884,7 @@ impl Codec {
         if let Backend::Npu(n) = &self.backend
             && n.engine.graph.is_luma()
             && super::luma::upscale_yuv(
-                |y, y8| n.upscale_luma(y, y8, self.scale),
+                |y, y8, beside| n.upscale_luma(y, y8, self.scale, beside),
                 |secs| n.runtime.shared.telemetry.chroma(secs),
                 self.scale,
                 src,

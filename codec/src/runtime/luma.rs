@@ -138,7 +138,7 @@ impl Chroma {
 /// full-range one mapped into [16, 235] first; the output goes back the same
 /// way, so 10-bit frames keep all their bits through the network.
 pub(crate) fn upscale_yuv(
-    run: impl FnOnce(Tensor, Option<GrayImage>) -> Result<LumaOut>,
+    run: impl FnOnce(Tensor, Option<GrayImage>, &mut dyn FnMut()) -> Result<LumaOut>,
     chroma_secs: impl FnOnce(f64),
     scale: usize,
     src: &FrameRef,
@@ -195,34 +195,36 @@ pub(crate) fn upscale_yuv(
         strides,
         colorimetry,
     };
-    // The chroma on a thread of its own, beside the workers running Y.
-    let out = std::thread::scope(|sc| {
-        let z = ChromaResizer::new(w, h, scale, src.colorimetry.siting);
-        let c = sc.spawn(move || {
-            let t = std::time::Instant::now();
-            for comp in [Comp::U, Comp::V] {
-                z.run(
-                    |r, row| read_row(src, l, comp, r, row),
-                    |r, row| write_row(&mut chroma, l, comp, r, row),
-                );
-            }
-            t.elapsed().as_secs_f64()
-        });
-        let out = run(
-            Tensor {
-                h,
-                w,
-                c: 1,
-                data: y,
-            },
-            y8,
-        );
-        chroma_secs(
-            c.join()
-                .map_err(|_| Error::Invalid("chroma resize panicked".into()))?,
-        );
-        out
-    })?;
+    // The chroma on this thread while the workers run Y (`run` calls it between
+    // handing Y over and waiting; no thread per frame). Once, whatever `run` did.
+    let z = ChromaResizer::new(w, h, scale, src.colorimetry.siting);
+    let mut secs = None;
+    let mut chroma_job = || {
+        if secs.is_some() {
+            return;
+        }
+        let t = std::time::Instant::now();
+        for comp in [Comp::U, Comp::V] {
+            z.run(
+                |r, row| read_row(src, l, comp, r, row),
+                |r, row| write_row(&mut chroma, l, comp, r, row),
+            );
+        }
+        secs = Some(t.elapsed().as_secs_f64());
+    };
+    let out = run(
+        Tensor {
+            h,
+            w,
+            c: 1,
+            data: y,
+        },
+        y8,
+        &mut chroma_job,
+    );
+    chroma_job();
+    chroma_secs(secs.unwrap_or(0.0));
+    let out = out?;
     let stride = strides[0];
     let mut luma = FrameMut {
         format,
