@@ -609,14 +609,48 @@ pub fn shuffle_anchor(x: &Tensor, a: &Tensor, s: usize) -> Tensor {
     // The shapes real models have (RGB and luma, ×2–×4) with the pixel and the block fixed, so
     // the inner loops unroll: the generic loop cost 9 % of a luma ×2 frame's CPU in the
     // element (one-value chunks through iterators, and a zeroed HR band).
-    match (co, s) {
-        (1, 2) => shuffle_anchor_fixed::<1, 2>(x, a),
-        (1, 3) => shuffle_anchor_fixed::<1, 3>(x, a),
-        (1, 4) => shuffle_anchor_fixed::<1, 4>(x, a),
-        (3, 2) => shuffle_anchor_fixed::<3, 2>(x, a),
-        (3, 3) => shuffle_anchor_fixed::<3, 3>(x, a),
-        (3, 4) => shuffle_anchor_fixed::<3, 4>(x, a),
-        _ => shuffle_anchor_any(x, a, s),
+    fixed_shape!(
+        co,
+        s,
+        shuffle_anchor_fixed(x, a),
+        shuffle_anchor_any(x, a, s)
+    )
+}
+
+/// `$fixed::<C, S>($args)` for the shapes real models have (RGB and luma, ×2–×4), else `$any`.
+macro_rules! fixed_shape {
+    ($c:expr, $s:expr, $fixed:ident($($arg:expr),*), $any:expr) => {
+        match ($c, $s) {
+            (1, 2) => $fixed::<1, 2>($($arg),*),
+            (1, 3) => $fixed::<1, 3>($($arg),*),
+            (1, 4) => $fixed::<1, 4>($($arg),*),
+            (3, 2) => $fixed::<3, 2>($($arg),*),
+            (3, 3) => $fixed::<3, 3>($($arg),*),
+            (3, 4) => $fixed::<3, 4>($($arg),*),
+            _ => $any,
+        }
+    };
+}
+use fixed_shape;
+
+/// HR row `i` of the LR row `(xr, ar)` (C channels, block S): `put(k, v)` for its k-th value.
+#[inline(always)]
+fn shuffle_row<const C: usize, const S: usize>(
+    xr: &[f32],
+    ar: &[f32],
+    i: usize,
+    mut put: impl FnMut(usize, f32),
+) {
+    for (p, (px, an)) in xr
+        .chunks_exact(C * S * S)
+        .zip(ar.chunks_exact(C))
+        .enumerate()
+    {
+        for j in 0..S {
+            for c in 0..C {
+                put((p * S + j) * C + c, px[(i * S + j) * C + c] + an[c]);
+            }
+        }
     }
 }
 
@@ -632,21 +666,13 @@ fn shuffle_anchor_fixed<const C: usize, const S: usize>(x: &Tensor, a: &Tensor) 
         let xr = &x.data[y * w * C * S * S..][..w * C * S * S];
         let ar = &a.data[y * w * C..][..w * C];
         for (i, orow) in band.chunks_exact_mut(row).enumerate() {
-            for ((o, px), an) in orow
-                .chunks_exact_mut(S * C)
-                .zip(xr.chunks_exact(C * S * S))
-                .zip(ar.chunks_exact(C))
-            {
-                for j in 0..S {
-                    for c in 0..C {
-                        o[j * C + c].write(px[(i * S + j) * C + c] + an[c]);
-                    }
-                }
-            }
+            shuffle_row::<C, S>(xr, ar, i, |k, v| {
+                orow[k].write(v);
+            });
         }
     }
-    // SAFETY: the loops above wrote all n elements: h bands of S rows of w pixels of S·C values
-    // (`chunks_exact_mut` over exactly n, each chunk fully written).
+    // SAFETY: the loops above wrote all n elements: h bands of S rows, each row's w pixels
+    // × S × C values (`shuffle_row` puts every k < w·S·C, `chunks_exact_mut` covers n exactly).
     unsafe { data.set_len(n) };
     Tensor {
         h: h * S,
@@ -661,20 +687,12 @@ fn shuffle_anchor_fixed<const C: usize, const S: usize>(x: &Tensor, a: &Tensor) 
 /// callers that keep only the bytes (`Runtime::run_bytes`), so the HR band is never written
 /// and read back as f32.
 pub fn shuffle_anchor_u8(x: &Tensor, a: &Tensor, s: usize) -> Vec<u8> {
-    match (a.c, s) {
-        (1, 2) => shuffle_anchor_u8_fixed::<1, 2>(x, a),
-        (1, 3) => shuffle_anchor_u8_fixed::<1, 3>(x, a),
-        (1, 4) => shuffle_anchor_u8_fixed::<1, 4>(x, a),
-        (3, 2) => shuffle_anchor_u8_fixed::<3, 2>(x, a),
-        (3, 3) => shuffle_anchor_u8_fixed::<3, 3>(x, a),
-        (3, 4) => shuffle_anchor_u8_fixed::<3, 4>(x, a),
-        _ => {
-            let t = shuffle_anchor_any(x, a, s);
-            let mut out = vec![0u8; t.data.len()];
-            crate::tensor::to_u8_pixels(&t.data, &mut out);
-            out
-        }
-    }
+    fixed_shape!(a.c, s, shuffle_anchor_u8_fixed(x, a), {
+        let t = shuffle_anchor_any(x, a, s);
+        let mut out = vec![0u8; t.data.len()];
+        crate::tensor::to_u8_pixels(&t.data, &mut out);
+        out
+    })
 }
 
 fn shuffle_anchor_u8_fixed<const C: usize, const S: usize>(x: &Tensor, a: &Tensor) -> Vec<u8> {
@@ -686,17 +704,7 @@ fn shuffle_anchor_u8_fixed<const C: usize, const S: usize>(x: &Tensor, a: &Tenso
         let xr = &x.data[y * w * C * S * S..][..w * C * S * S];
         let ar = &a.data[y * w * C..][..w * C];
         for (i, orow) in band.chunks_exact_mut(row).enumerate() {
-            for ((o, px), an) in buf
-                .chunks_exact_mut(S * C)
-                .zip(xr.chunks_exact(C * S * S))
-                .zip(ar.chunks_exact(C))
-            {
-                for j in 0..S {
-                    for c in 0..C {
-                        o[j * C + c] = px[(i * S + j) * C + c] + an[c];
-                    }
-                }
-            }
+            shuffle_row::<C, S>(xr, ar, i, |k, v| buf[k] = v);
             crate::tensor::to_u8_pixels(&buf, orow);
         }
     }

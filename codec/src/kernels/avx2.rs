@@ -222,22 +222,8 @@ unsafe fn paired_tile<const MR: usize>(a: &Args, p0: usize) {
     // SAFETY: forwarded from the caller (band, weights and output bounds, CPU features).
     unsafe {
         let lo = sum(paired_dot::<MR>(a, a.lo, &pix));
-        let mut v = [[_mm256_setzero_ps(); 1]; MR];
-        if a.hi.is_null() {
-            // Epilogue step 1, INT8: v = acc as f32 (vcvtdq2ps, RNE).
-            for i in 0..MR {
-                v[i][0] = _mm256_cvtepi32_ps(lo[i][0]);
-            }
-        } else {
-            // A16W8: v = (hi as f32) * 256.0 + (lo as f32).
-            let hi = sum(paired_dot::<MR>(a, a.hi, &pix));
-            let k256 = _mm256_set1_ps(256.0);
-            for i in 0..MR {
-                let vh = _mm256_mul_ps(_mm256_cvtepi32_ps(hi[i][0]), k256);
-                v[i][0] = _mm256_add_ps(vh, _mm256_cvtepi32_ps(lo[i][0]));
-            }
-        }
-        avx2_epilogue::<MR, 1>(v, 0, a.out_c, a.epi, &a.out, &out);
+        let hi = (!a.hi.is_null()).then(|| sum(paired_dot::<MR>(a, a.hi, &pix)));
+        avx2_epilogue::<MR, 1>(dequant(lo, hi), 0, a.out_c, a.epi, &a.out, &out);
     }
 }
 
@@ -410,28 +396,33 @@ unsafe fn avx2_conv_u8s8_tile<const MR: usize, const NB: usize>(a: &Args, p0: us
     // SAFETY: forwarded from the caller (band, weights and output bounds, CPU features).
     unsafe {
         let lo = avx2_dot_u8s8::<MR, NB>(a, a.lo, &pix, ocb0);
-        // Epilogue step 1.
-        let mut v = [[_mm256_setzero_ps(); NB]; MR];
-        if a.hi.is_null() {
-            // INT8: v = acc as f32 (vcvtdq2ps, RNE).
-            for i in 0..MR {
-                for j in 0..NB {
-                    v[i][j] = _mm256_cvtepi32_ps(lo[i][j]);
-                }
-            }
-        } else {
-            // A16W8: v = (hi as f32) * 256.0 + (lo as f32).
-            let hi = avx2_dot_u8s8::<MR, NB>(a, a.hi, &pix, ocb0);
-            let k256 = _mm256_set1_ps(256.0);
-            for i in 0..MR {
-                for j in 0..NB {
-                    let vh = _mm256_mul_ps(_mm256_cvtepi32_ps(hi[i][j]), k256);
-                    v[i][j] = _mm256_add_ps(vh, _mm256_cvtepi32_ps(lo[i][j]));
-                }
-            }
-        }
-        avx2_epilogue::<MR, NB>(v, ocb0 * 8, a.out_c, a.epi, &a.out, &out);
+        let hi = (!a.hi.is_null()).then(|| avx2_dot_u8s8::<MR, NB>(a, a.hi, &pix, ocb0));
+        avx2_epilogue::<MR, NB>(dequant(lo, hi), ocb0 * 8, a.out_c, a.epi, &a.out, &out);
     }
+}
+
+/// Epilogue step 1. INT8: `v = acc as f32` (vcvtdq2ps, RNE). A16W8: `v = (hi as f32) * 256.0 +
+/// (lo as f32)`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn dequant<const MR: usize, const NB: usize>(
+    lo: [[__m256i; NB]; MR],
+    hi: Option<[[__m256i; NB]; MR]>,
+) -> [[__m256; NB]; MR] {
+    let mut v = [[_mm256_setzero_ps(); NB]; MR];
+    let k256 = _mm256_set1_ps(256.0);
+    for i in 0..MR {
+        for j in 0..NB {
+            v[i][j] = match &hi {
+                None => _mm256_cvtepi32_ps(lo[i][j]),
+                Some(hi) => _mm256_add_ps(
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(hi[i][j]), k256),
+                    _mm256_cvtepi32_ps(lo[i][j]),
+                ),
+            };
+        }
+    }
+    v
 }
 
 /// Epilogue steps 2–4 (see `epilogue.rs`) for MR pixels (element offsets `out`) × NB blocks of

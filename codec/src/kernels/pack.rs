@@ -28,7 +28,7 @@ pub(crate) struct Line32(pub [i16; 16]);
 /// `vpdpbusd` covering 16 channels × 8 K, halving the broadcasts a 16-channel conv needs (its
 /// single-block kernel is otherwise load-bound); lane pairs are summed before the epilogue.
 ///
-/// `quad` (out_c ≤ 12 where it needs fewer `vpdpbusd` than `paired`, see [`quad_pays`]): K runs
+/// `quad` (out_c ≤ 8 where it needs fewer `vpdpbusd` than `paired`, see [`quad_pays`]): K runs
 /// in 16-byte chunks, `nb` = ⌈out_c / 4⌉ lines per chunk `s`, line `(s, j)` lane `4c + d`
 /// holding channel `4j + c`'s K values `s*16 + d*4..+4` (`lines[s * nb + j].0[(4c + d)*4 + b]`).
 /// One 16-byte input broadcast (`vbroadcasti32x4`) then feeds one `vpdpbusd` per 4 channels:
