@@ -480,6 +480,120 @@ pub struct StepOut {
     pub rgb: Vec<Arc<Vec<u8>>>,
 }
 
+/// A frame's rows made straight into the runtime's bands (issue 15 item 4):
+/// the caller converts its pixels band by band, so neither a whole-frame
+/// f32 tensor nor a band copy of one is made. The bands are cut as
+/// [`Bands::new`]`(h, rows)` cuts the frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Banded {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub bands: Vec<Tensor>,
+}
+
+impl Banded {
+    /// `row(r, dst)` writes frame row `r` (w·c values) into `dst`; band
+    /// buffers come from the recycled pool (every value is written).
+    pub fn from_rows(
+        h: usize,
+        w: usize,
+        c: usize,
+        rows: usize,
+        mut row: impl FnMut(usize, &mut [f32]),
+    ) -> Banded {
+        let cut = Bands::new(h, rows);
+        let bands = (0..cut.count())
+            .map(|b| {
+                let r = cut.range(b);
+                let mut data = recycle::take::<f32>(r.len() * w * c);
+                if w * c > 0 {
+                    for (i, dst) in data.chunks_exact_mut(w * c).enumerate() {
+                        row(r.start + i, dst);
+                    }
+                }
+                Tensor {
+                    h: r.len(),
+                    w,
+                    c,
+                    data,
+                }
+            })
+            .collect();
+        Banded { h, w, c, bands }
+    }
+
+    /// Interleaved u8 pixels (`h`×`w`×`c`, rows `stride` bytes apart) as the
+    /// network's input, v / 255: the values of `Tensor::from_rgb`.
+    pub fn from_u8(h: usize, w: usize, c: usize, rows: usize, px: &[u8], stride: usize) -> Banded {
+        Banded::from_rows(h, w, c, rows, |r, dst| {
+            for (d, &v) in dst.iter_mut().zip(&px[r * stride..][..w * c]) {
+                *d = f32::from(v) / 255.0;
+            }
+        })
+    }
+
+    /// The whole frame (for paths that need it: a luma model's RGB frame).
+    pub fn stitch(self) -> Tensor {
+        let mut data = Vec::with_capacity(self.h * self.w * self.c);
+        for t in self.bands {
+            data.extend_from_slice(&t.data);
+        }
+        Tensor {
+            h: self.h,
+            w: self.w,
+            c: self.c,
+            data,
+        }
+    }
+}
+
+/// A frame handed to the runtime: whole, or already in bands.
+#[derive(Clone, Debug)]
+pub enum FrameInput {
+    Whole(Tensor),
+    Banded(Banded),
+}
+
+impl FrameInput {
+    /// (h, w, c).
+    pub fn dims(&self) -> (usize, usize, usize) {
+        match self {
+            FrameInput::Whole(t) => (t.h, t.w, t.c),
+            FrameInput::Banded(b) => (b.h, b.w, b.c),
+        }
+    }
+
+    pub fn into_whole(self) -> Tensor {
+        match self {
+            FrameInput::Whole(t) => t,
+            FrameInput::Banded(b) => b.stitch(),
+        }
+    }
+}
+
+impl From<Tensor> for FrameInput {
+    fn from(t: Tensor) -> FrameInput {
+        FrameInput::Whole(t)
+    }
+}
+
+impl From<Banded> for FrameInput {
+    fn from(b: Banded) -> FrameInput {
+        FrameInput::Banded(b)
+    }
+}
+
+fn check_dims(tg: &TileGraph, (h, w, c): (usize, usize, usize)) -> Result<()> {
+    if (h, w, c) != (tg.h, tg.w, tg.in_c) {
+        return Err(Error::Invalid(format!(
+            "input is {w}x{h}x{c}, task graph is for {}x{}x{}",
+            tg.w, tg.h, tg.in_c
+        )));
+    }
+    Ok(())
+}
+
 /// Per-frame state: chunks, remaining dependencies, DRE ranges.
 pub struct FrameTiles {
     pub tg: Arc<TileGraph>,
@@ -499,30 +613,57 @@ pub struct FrameTiles {
 }
 
 impl FrameTiles {
-    /// Splits `input` (h×w×3) into band chunks.
+    /// Splits `input` (h×w×c) into band chunks (a copy of each band).
     pub fn new(tg: Arc<TileGraph>, input: &Tensor) -> Result<FrameTiles> {
-        if (input.h, input.w, input.c) != (tg.h, tg.w, tg.in_c) {
+        check_dims(&tg, (input.h, input.w, input.c))?;
+        let row = input.w * input.c;
+        let banded = Banded::from_rows(input.h, input.w, input.c, tg.bands.rows, |r, dst| {
+            dst.copy_from_slice(&input.data[r * row..][..row])
+        });
+        FrameTiles::from_banded(tg, banded)
+    }
+
+    /// The frame as a whole tensor or already in bands.
+    pub fn of(tg: Arc<TileGraph>, input: FrameInput) -> Result<FrameTiles> {
+        match input {
+            FrameInput::Whole(t) => FrameTiles::new(tg, &t),
+            FrameInput::Banded(b) => FrameTiles::from_banded(tg, b),
+        }
+    }
+
+    /// Takes bands cut as `tg.bands` cuts the frame (issue 15 item 4: the
+    /// frame's rows were made straight into them, so no whole-frame f32
+    /// tensor exists).
+    pub fn from_banded(tg: Arc<TileGraph>, input: Banded) -> Result<FrameTiles> {
+        check_dims(&tg, (input.h, input.w, input.c))?;
+        let cut = tg.bands;
+        if input.bands.len() != cut.count()
+            || input
+                .bands
+                .iter()
+                .enumerate()
+                .any(|(b, t)| (t.h, t.w, t.c) != (cut.range(b).len(), tg.w, tg.in_c))
+        {
             return Err(Error::Invalid(format!(
-                "input is {}x{}x{}, task graph is for {}x{}x{}",
-                input.w, input.h, input.c, tg.w, tg.h, tg.in_c
+                "input bands are not the task graph's {} bands of {} rows",
+                cut.count(),
+                cut.rows
             )));
         }
         let mut chunks: Vec<Vec<Option<Chunk>>> =
             tg.chunks.iter().map(|&n| vec![None; n]).collect();
         let mut ranges = vec![None; tg.chunks.len()];
-        let row = input.w * input.c;
-        for (b, slot) in chunks[tg.input].iter_mut().enumerate() {
-            let r = tg.bands.range(b);
-            let t = Tensor {
-                h: r.len(),
-                w: input.w,
-                c: input.c,
-                data: input.data[r.start * row..r.end * row].to_vec(),
-            };
-            *slot = Some(Chunk::F32(Arc::new(t)));
-        }
         if tg.range_needed[tg.input] {
-            ranges[tg.input] = Some(min_max(&input.data));
+            // Band partials combined, as the RQU combines producers' (exact).
+            ranges[tg.input] = input
+                .bands
+                .iter()
+                .filter(|t| !t.data.is_empty())
+                .map(|t| min_max(&t.data))
+                .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+        }
+        for (slot, t) in chunks[tg.input].iter_mut().zip(input.bands) {
+            *slot = Some(Chunk::F32(Arc::new(t)));
         }
         let pending: Vec<u32> = tg.nodes.iter().map(|n| n.deps.len() as u32).collect();
         Ok(FrameTiles {
@@ -1226,4 +1367,46 @@ pub fn run_tiled(e: &Engine, plan: &Plan, input: &Tensor, rows: usize) -> Result
         ready.extend(more);
     }
     Ok(stitch(&ft.output_chunks()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banded_u8_is_the_frame_tensor_cut_into_bands() {
+        let (h, w) = (11, 5);
+        let stride = 3 * w + 2;
+        let px: Vec<u8> = (0..h * stride).map(|i| (i * 37 % 256) as u8).collect();
+        let b = Banded::from_u8(h, w, 3, 4, &px, stride);
+        assert_eq!(
+            b.bands.iter().map(|t| t.h).collect::<Vec<_>>(),
+            vec![4, 4, 3],
+            "cut as Bands::new(11, 4)"
+        );
+        let packed: Vec<u8> = (0..h)
+            .flat_map(|r| px[r * stride..][..3 * w].to_vec())
+            .collect();
+        let img = image::RgbImage::from_raw(w as u32, h as u32, packed).unwrap();
+        assert_eq!(b.stitch(), Tensor::from_rgb(&img), "v / 255, every value");
+    }
+
+    #[test]
+    fn bands_cut_otherwise_are_an_error() {
+        let p = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/models/nawq_x2.onnx"));
+        let g = crate::model::import(p).unwrap();
+        let e = Engine::new(g, crate::kernels::CpuLevel::Scalar, 1);
+        let plan = Plan::all_dre(&e.graph, crate::quant::Bits::B8);
+        let tg = Arc::new(TileGraph::new(&e, &plan, 9, 4, 4).unwrap());
+        let px = vec![7u8; 9 * 4 * 3];
+        assert!(FrameTiles::from_banded(tg.clone(), Banded::from_u8(9, 4, 3, 4, &px, 12)).is_ok());
+        let err = FrameTiles::from_banded(tg.clone(), Banded::from_u8(9, 4, 3, 3, &px, 12))
+            .err()
+            .expect("3-row bands for a 4-row graph");
+        assert!(err.to_string().contains("bands of 4 rows"), "{err}");
+        let err = FrameTiles::from_banded(tg, Banded::from_u8(8, 4, 3, 4, &px, 12))
+            .err()
+            .expect("8 rows for a 9-row graph");
+        assert!(err.to_string().contains("task graph is for 4x9x3"), "{err}");
+    }
 }

@@ -18,6 +18,8 @@ use super::dispatcher::{Fault, Runtime, RuntimeConfig};
 use super::frame::{FrameMut, FrameRef};
 use super::stream::{Stream, StreamConfig};
 use super::telemetry::{PatchCounts, Stats};
+use super::luma::Plane;
+use crate::engine::tiles::FrameInput;
 use crate::engine::{Engine, Plan, Tensor, resolve_threads};
 use crate::error::{Error, Result};
 use crate::kernels::CpuLevel;
@@ -443,7 +445,7 @@ impl Npu {
                 (Out::Image(sr.clone()), (reference, LastOutput::Image(sr)))
             }
             _ => {
-                let up = self.runtime.run_bytes(Tensor::from_rgb(lr))?;
+                let up = self.runtime.run_bytes(self.runtime.banded_rgb(lr))?;
                 let keep = LastOutput::Bands(up.rgb_only());
                 (Out::Bands(up), (lr.clone(), keep))
             }
@@ -453,8 +455,8 @@ impl Npu {
         Ok(out)
     }
 
-    /// A luma model's Y plane (issue 17). With reuse and the 8-bit plane
-    /// `y8` (8-bit studio-range frames; `y` is it divided by 255), the patches
+    /// A luma model's Y plane (issue 17). With reuse and an 8-bit plane
+    /// (8-bit studio-range frames: the network sees it divided by 255), the patches
     /// whose receptive field is unchanged keep the last output, exactly as
     /// RGB frames do in [`Npu::upscale_reusing`]; otherwise the plane runs
     /// whole. The chroma is no network output, so it needs no cache.
@@ -462,24 +464,22 @@ impl Npu {
     /// `beside` is work for this thread while the workers run the plane (the
     /// frame's chroma): called once, between handing the plane over and
     /// waiting for it where there is a network run to wait for.
-    fn upscale_luma(
-        &self,
-        y: Tensor,
-        y8: Option<GrayImage>,
-        s: usize,
-        beside: &mut dyn FnMut(),
-    ) -> Result<LumaOut> {
+    fn upscale_luma(&self, y: Plane, s: usize, beside: &mut dyn FnMut()) -> Result<LumaOut> {
         use super::reuse::{Work, crop, next_reference, paste, plan};
-        let run = |y: Tensor, bytes_only: bool, beside: &mut dyn FnMut()| {
+        let run = |y: FrameInput, bytes_only: bool, beside: &mut dyn FnMut()| {
             let pending = self.runtime.submit(y, None, bytes_only)?;
             beside();
             pending.wait()
         };
+        let bands = |g: &GrayImage| {
+            let (w, h) = (g.width() as usize, g.height() as usize);
+            self.runtime.banded_u8(h, w, 1, g.as_raw(), w)
+        };
         // An 8-bit plane is written from the u8 bands alone.
-        let lr = match y8 {
-            Some(lr) if self.cfg.reuse => lr,
-            Some(_) => return Ok(LumaOut::Bands(run(y, true, beside)?)),
-            None => return Ok(LumaOut::Bands(run(y, false, beside)?)),
+        let lr = match y {
+            Plane::Bytes(lr) if self.cfg.reuse => lr,
+            Plane::Bytes(g) => return Ok(LumaOut::Bands(run(bands(&g).into(), true, beside)?)),
+            Plane::Values(y) => return Ok(LumaOut::Bands(run(y.into(), false, beside)?)),
         };
         let mut last = self.last_y.lock().unwrap_or_else(|p| p.into_inner());
         let (w, h) = (lr.width() as usize, lr.height() as usize);
@@ -513,7 +513,7 @@ impl Npu {
             }
             _ => {
                 // The cache shares the workers' bands: no copy of the plane.
-                let up = run(y, true, beside)?;
+                let up = run(bands(&lr).into(), true, beside)?;
                 let keep = YKeep::Bands(up.rgb_only());
                 (LumaOut::Bands(up), (lr, keep))
             }
@@ -704,7 +704,7 @@ impl Codec {
             }
             // Both ways out (`Out::into_rgb`, `Upscaled::write_to`) read the
             // workers' u8 bands only.
-            Backend::Npu(n) => Ok(Out::Bands(n.runtime.run_bytes(Tensor::from_rgb(lr))?)),
+            Backend::Npu(n) => Ok(Out::Bands(n.runtime.run_bytes(n.runtime.banded_rgb(lr))?)),
         }
     }
 
@@ -884,7 +884,7 @@ impl Codec {
         if let Backend::Npu(n) = &self.backend
             && n.engine.graph.is_luma()
             && super::luma::upscale_yuv(
-                |y, y8, beside| n.upscale_luma(y, y8, self.scale, beside),
+                |y, beside| n.upscale_luma(y, self.scale, beside),
                 |secs| n.runtime.shared.telemetry.chroma(secs),
                 self.scale,
                 src,

@@ -53,7 +53,7 @@ use super::buffers::StreamShared;
 use super::buffers::{InFrame, OutFrame, Timestamp, Upscaled};
 use super::telemetry::{PartitionStats, Telemetry, Unit};
 use crate::engine::tiles::{
-    FrameTiles, NodeKind, Reused, Step, StepOut, TileGraph, changed_rows, run_steps,
+    Banded, FrameInput, FrameTiles, NodeKind, Reused, Step, StepOut, TileGraph, changed_rows, run_steps,
 };
 use crate::engine::{ConvPlan, Engine, Plan, Tensor};
 use crate::error::{Error, Result};
@@ -239,7 +239,7 @@ pub(crate) struct StreamLink {
 /// A synchronous frame waiting to start: input, a luma frame's chroma, the
 /// reply channel, when it was submitted.
 type QueuedJob = (
-    Tensor,
+    FrameInput,
     Option<super::luma::Chroma>,
     Sender<Result<Upscaled>>,
     Instant,
@@ -261,7 +261,7 @@ impl Pending {
 pub(crate) enum Ctl {
     /// One synchronous frame.
     Job {
-        input: Tensor,
+        input: FrameInput,
         /// A luma model's frame given as Y with its chroma (`luma`).
         chroma: Option<super::luma::Chroma>,
         /// The caller takes the u8 output bands only (`Runtime::run_bytes`).
@@ -282,11 +282,27 @@ pub(crate) struct Runtime {
     dispatcher: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
     pub shared: Arc<Shared>,
+    /// LR rows per band (`RuntimeConfig::rows`).
+    rows: usize,
 }
 
 impl Runtime {
+    /// u8 pixels (`h`×`w`×`c`, rows `stride` bytes apart) as this runtime's
+    /// input bands, v / 255: made band by band on the calling thread, with no
+    /// whole-frame f32 tensor (issue 15 item 4).
+    pub fn banded_u8(&self, h: usize, w: usize, c: usize, px: &[u8], stride: usize) -> Banded {
+        Banded::from_u8(h, w, c, self.rows, px, stride)
+    }
+
+    /// An RGB image as input bands ([`Runtime::banded_u8`]).
+    pub fn banded_rgb(&self, img: &image::RgbImage) -> Banded {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        self.banded_u8(h, w, 3, img.as_raw(), w * 3)
+    }
+
     pub fn start(engine: Arc<Engine>, plan: Arc<Plan>, cfg: RuntimeConfig) -> Result<Runtime> {
         steady_allocation();
+        let rows = cfg.rows;
         let (ctx, parts) = Ctx::new(engine, plan, cfg.split_partitions);
         let ctx = Arc::new(ctx);
         let shared = Arc::new(Shared {
@@ -348,6 +364,7 @@ impl Runtime {
             dispatcher: Some(dispatcher),
             workers,
             shared,
+            rows,
         })
     }
 
@@ -364,7 +381,7 @@ impl Runtime {
     /// (`Upscaled::rgb`; the f32 bands come back as shapes without data):
     /// each f32 output band is freed as soon as its u8 form arrives, so a
     /// frame never holds its whole f32 output (issue 15 item 5).
-    pub fn run_bytes(&self, input: Tensor) -> Result<Upscaled> {
+    pub fn run_bytes(&self, input: impl Into<FrameInput>) -> Result<Upscaled> {
         self.submit(input, None, true)?.wait()
     }
 
@@ -373,13 +390,13 @@ impl Runtime {
     /// [`Pending::wait`].
     pub fn submit(
         &self,
-        input: Tensor,
+        input: impl Into<FrameInput>,
         chroma: Option<super::luma::Chroma>,
         bytes_only: bool,
     ) -> Result<Pending> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.send(Ctl::Job {
-            input,
+            input: input.into(),
             chroma,
             bytes_only,
             reply,
@@ -396,7 +413,7 @@ impl Runtime {
             .map(|input| {
                 let (reply, rx) = crossbeam_channel::bounded(1);
                 self.send(Ctl::Job {
-                    input,
+                    input: input.into(),
                     chroma: None,
                     bytes_only: false,
                     reply,
@@ -746,7 +763,7 @@ impl Dispatcher {
                 } = f;
                 self.rr = i + 1;
                 self.start(
-                    input,
+                    input.into(),
                     None,
                     Origin::Stream { link: i, seq, ts },
                     submitted,
@@ -772,7 +789,7 @@ impl Dispatcher {
 
     fn start(
         &mut self,
-        input: Tensor,
+        input: FrameInput,
         chroma: Option<super::luma::Chroma>,
         origin: Origin,
         submitted: Instant,
@@ -780,19 +797,26 @@ impl Dispatcher {
     ) {
         let id = self.next_id;
         self.next_id += 1;
-        let macs = self.ctx.engine.graph.total_macs(input.h, input.w);
+        let (h, w, c) = input.dims();
+        let macs = self.ctx.engine.graph.total_macs(h, w);
         // A luma model runs on Y; the chroma of an RGB frame waits for its
         // output (`luma`). A YUV frame's Y comes alone: the caller resizes
         // its chroma planes (`Codec::upscale`).
-        let split_here = self.ctx.engine.graph.is_luma() && input.c == 3;
-        let chroma = chroma.or_else(|| split_here.then(|| super::luma::Chroma::of(&input)));
+        let split_here = self.ctx.engine.graph.is_luma() && c == 3;
+        // (Streams hand whole frames: their row-band reuse compares them.)
+        let (input, banded) = match input {
+            FrameInput::Banded(b) if !split_here => (None, Some(b)),
+            i => (Some(i.into_whole()), None),
+        };
+        let chroma = chroma.or_else(|| {
+            split_here.then(|| super::luma::Chroma::of(input.as_ref().expect("whole")))
+        });
         let luma = chroma.is_some();
-        let ft = self.tile_graph(input.h, input.w).and_then(|tg| {
-            if split_here {
-                FrameTiles::new(tg, &super::luma::y_of(&input))
-            } else {
-                FrameTiles::new(tg, &input)
-            }
+        let ft = self.tile_graph(h, w).and_then(|tg| match (&input, banded) {
+            (_, Some(b)) => FrameTiles::from_banded(tg, b),
+            (Some(i), None) if split_here => FrameTiles::new(tg, &super::luma::y_of(i)),
+            (Some(i), None) => FrameTiles::new(tg, i),
+            (None, None) => unreachable!("the frame is whole or banded"),
         });
         if self.busy_since.is_none() {
             self.busy_since = Some(Instant::now());
@@ -808,7 +832,7 @@ impl Dispatcher {
                     Origin::Stream { link, .. } if self.cfg.reuse && !luma => Some(link),
                     _ => None,
                 };
-                let input = link.map(|_| Arc::new(input));
+                let input = link.and(input).map(Arc::new);
                 // A failed reuse (it cannot: same graph, same band count) is
                 // reported as the frame's error, never as a wrong frame.
                 let (reused, error) = match (&input, link) {

@@ -127,10 +127,17 @@ impl Chroma {
     }
 }
 
+/// The network's input plane. An 8-bit studio-range Y goes as its bytes
+/// (the runtime makes its f32 bands from them, v / 255, so no whole-plane
+/// f32 tensor exists: issue 15 item 4); any other Y as values.
+pub(crate) enum Plane {
+    Bytes(GrayImage),
+    Values(Tensor),
+}
+
 /// A luma model on a 4:2:0 frame into `dst` (same format, ×`scale`); false
 /// (nothing written) for RGB formats or a different output format. `run`
-/// computes the output Y from the network's input plane (and, for 8-bit
-/// studio-range frames, the plane's bytes, for temporal reuse).
+/// computes the output Y from the network's input plane.
 ///
 /// The network sees Y / 255 in studio range, as it was trained (MATLAB
 /// `rgb2ycbcr`): an 8-bit limited-range Y as it is, a 10-bit one divided by 4
@@ -138,7 +145,7 @@ impl Chroma {
 /// full-range one mapped into [16, 235] first; the output goes back the same
 /// way, so 10-bit frames keep all their bits through the network.
 pub(crate) fn upscale_yuv(
-    run: impl FnOnce(Tensor, Option<GrayImage>, &mut dyn FnMut()) -> Result<LumaOut>,
+    run: impl FnOnce(Plane, &mut dyn FnMut()) -> Result<LumaOut>,
     chroma_secs: impl FnOnce(f64),
     scale: usize,
     src: &FrameRef,
@@ -163,28 +170,33 @@ pub(crate) fn upscale_yuv(
     let full = src.colorimetry.range == Range::Full;
     let (max, unit) = (l.max(), 255.0 * l.per_8bit());
     let plain = !full && l.bits == 8;
-    let mut y = Vec::with_capacity(w * h);
-    let mut y8 = Vec::with_capacity(if plain { w * h } else { 0 });
-    for r in 0..h {
-        if plain {
-            let row = &src.planes[0][r * src.strides[0]..][..w];
-            y8.extend_from_slice(row);
-            y.extend(row.iter().map(|&v| f32::from(v) / 255.0));
-            continue;
+    let plane = if plain {
+        let mut y8 = Vec::with_capacity(w * h);
+        for r in 0..h {
+            y8.extend_from_slice(&src.planes[0][r * src.strides[0]..][..w]);
         }
-        let at = y.len();
-        y.resize(at + w, 0.0);
-        let row = &mut y[at..];
-        read_row(src, l, Comp::Y, r, row);
-        for v in row {
-            *v = if full {
-                (16.0 + *v / max * 219.0) / 255.0
-            } else {
-                *v / unit
-            };
+        Plane::Bytes(GrayImage::from_raw(w as u32, h as u32, y8).expect("w × h bytes"))
+    } else {
+        let mut y = vec![0.0; w * h];
+        if w > 0 {
+            for (r, row) in y.chunks_exact_mut(w).enumerate() {
+                read_row(src, l, Comp::Y, r, row);
+                for v in row {
+                    *v = if full {
+                        (16.0 + *v / max * 219.0) / 255.0
+                    } else {
+                        *v / unit
+                    };
+                }
+            }
         }
-    }
-    let y8 = plain.then(|| GrayImage::from_raw(w as u32, h as u32, y8).expect("w × h bytes"));
+        Plane::Values(Tensor {
+            h,
+            w,
+            c: 1,
+            data: y,
+        })
+    };
     let (format, strides, colorimetry) = (dst.format, dst.strides, dst.colorimetry);
     let [py, pu, pv] = &mut dst.planes;
     let mut chroma = FrameMut {
@@ -212,16 +224,7 @@ pub(crate) fn upscale_yuv(
         }
         secs = Some(t.elapsed().as_secs_f64());
     };
-    let out = run(
-        Tensor {
-            h,
-            w,
-            c: 1,
-            data: y,
-        },
-        y8,
-        &mut chroma_job,
-    );
+    let out = run(plane, &mut chroma_job);
     chroma_job();
     chroma_secs(secs.unwrap_or(0.0));
     let out = out?;
