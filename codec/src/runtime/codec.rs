@@ -169,17 +169,30 @@ struct Npu {
 /// from reused and recomputed patches.
 enum LastOutput {
     Bands(Upscaled),
-    Image(RgbImage),
+    /// Shared with the frame handed out: the next frame pastes into it
+    /// without a copy once that is written out.
+    Image(Arc<RgbImage>),
     /// A frame difficulty routing composed (`Npu::upscale_routed`): only a
     /// routed frame may reuse it.
     Routed(RgbImage),
 }
 
 impl LastOutput {
-    fn image(&self) -> RgbImage {
+    /// The frame again, sharing what it holds.
+    fn out(&self) -> Out {
+        match self {
+            LastOutput::Bands(u) => Out::Bands(u.rgb_only()),
+            LastOutput::Image(i) => Out::Image(i.clone()),
+            LastOutput::Routed(i) => Out::Image(Arc::new(i.clone())),
+        }
+    }
+
+    /// The frame to paste new patches into (a copy only if still shared).
+    fn into_image(self) -> RgbImage {
         match self {
             LastOutput::Bands(u) => u.to_rgb(),
-            LastOutput::Image(i) | LastOutput::Routed(i) => i.clone(),
+            LastOutput::Image(i) => Arc::try_unwrap(i).unwrap_or_else(|a| (*a).clone()),
+            LastOutput::Routed(i) => i,
         }
     }
 }
@@ -194,14 +207,14 @@ const ROUTED_WHOLE_ABOVE: f64 = 0.85;
 /// to a video frame band by band, with no stitching copy) or an image.
 enum Out {
     Bands(Upscaled),
-    Image(RgbImage),
+    Image(Arc<RgbImage>),
 }
 
 impl Out {
     fn into_rgb(self) -> RgbImage {
         match self {
             Out::Bands(u) => u.to_rgb(),
-            Out::Image(i) => i,
+            Out::Image(i) => Arc::try_unwrap(i).unwrap_or_else(|a| (*a).clone()),
         }
     }
 }
@@ -420,14 +433,11 @@ impl Npu {
         };
         tracing::debug!("reuse: {} of {} patches, {:?}", p.reused, p.patches, p.work);
         let (out, keep) = match (&p.work, last.take()) {
-            (Work::Reuse, Some((prev, o))) => (Out::Image(o.image()), (prev, o)),
+            (Work::Reuse, Some((prev, o))) => (o.out(), (prev, o)),
             (Work::Cores(cores), Some((mut reference, o))) => {
                 // Paste into the kept image itself: one frame copy (the
                 // returned frame), not two.
-                let mut sr = match o {
-                    LastOutput::Image(i) | LastOutput::Routed(i) => i,
-                    b @ LastOutput::Bands(_) => b.image(),
-                };
+                let mut sr = o.into_image();
                 let halo = self.halo.unwrap_or(0);
                 let grown: Vec<_> = cores
                     .iter()
@@ -442,6 +452,7 @@ impl Npu {
                     paste(&mut sr, &o.to_rgb(), c, g, s);
                 }
                 next_reference(&mut reference, lr, cores);
+                let sr = Arc::new(sr);
                 (Out::Image(sr.clone()), (reference, LastOutput::Image(sr)))
             }
             _ => {
@@ -688,15 +699,15 @@ impl Codec {
                 // thread, 1.39 ms on two).
                 let out_px = lr.width() as usize * lr.height() as usize * self.scale * self.scale;
                 let useful = out_px.div_ceil(BICUBIC_PIXELS_PER_THREAD).max(1);
-                Ok(Out::Image(super::bicubic::upscale_rgb(
+                Ok(Out::Image(Arc::new(super::bicubic::upscale_rgb(
                     lr,
                     self.scale,
                     (*threads).min(useful),
-                )))
+                ))))
             }
             Backend::Npu(n) if n.routing.is_some() => n
                 .upscale_routed(lr, self.scale, n.routing.unwrap_or(0.0))
-                .map(Out::Image),
+                .map(|i| Out::Image(Arc::new(i))),
             // (A luma model on RGB input merges its output with the chroma:
             // it recomputes; on YUV frames it reuses, `upscale_luma`.)
             Backend::Npu(n) if n.cfg.reuse && !n.engine.graph.is_luma() => {
