@@ -578,12 +578,14 @@ fn gray_tensor(g: &GrayImage) -> Tensor {
 
 /// A one-channel output's u8 bands (clip, ×255, round, by the workers) as a plane.
 fn gray_of(u: &Upscaled) -> GrayImage {
-    GrayImage::from_raw(
-        u.width as u32,
-        u.height as u32,
-        u.rgb.iter().flat_map(|b| b.iter().copied()).collect(),
-    )
-    .expect("bands hold width × height values")
+    // Sized once: collecting the bands' bytes through an iterator grew the
+    // plane by doubling, 16 MB for a 4K plane (heaptrack, 1080p → 4K element).
+    let mut px = Vec::with_capacity(u.width * u.height);
+    for b in &u.rgb {
+        px.extend_from_slice(b);
+    }
+    GrayImage::from_raw(u.width as u32, u.height as u32, px)
+        .expect("bands hold width × height values")
 }
 
 /// One configured upscaler.
