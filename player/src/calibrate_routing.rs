@@ -130,6 +130,26 @@ pub fn run(a: Args) -> Result<()> {
         samples.len(),
         t0.elapsed().as_secs_f64()
     );
+    // What any executor must still run the network on at this threshold
+    // (`routing::covered`): the bound on routing's speed-up.
+    let halo = full.halo().unwrap_or(0);
+    let share = |r: usize| {
+        let (mut px, mut n) = (0.0, 0.0);
+        for im in &imgs {
+            let area = (im.grid.w * im.grid.h) as f64;
+            px += area * routing::covered(&im.grid, &routing::hard(&im.scores, c.threshold), r);
+            n += area;
+        }
+        px / n.max(1.0)
+    };
+    let (near, far) = (share(routing::BLEND), share(routing::BLEND + halo));
+    eprintln!(
+        "routing: the network must still cover {:.1} % of the LR pixels (hard patches and fades) to {:.1} % (grown by the {halo}-pixel halo): speed-up at most x{:.2} to x{:.2}, before scoring and bicubic",
+        100.0 * near,
+        100.0 * far,
+        1.0 / near.max(1e-9),
+        1.0 / far.max(1e-9)
+    );
     sched.routing = Some(Routing {
         score: ROUTING_SCORE.into(),
         patch: REUSE_PATCH,
@@ -158,6 +178,8 @@ pub fn run(a: Args) -> Result<()> {
             "calibration_drop_db": c.drop_db,
             "calibration_routed": c.routed,
             "calibration_images": samples.len(),
+            "covered_fades": near,
+            "covered_halo": far,
             "check": check,
         });
         std::fs::write(p, serde_json::to_string_pretty(&v)? + "\n")

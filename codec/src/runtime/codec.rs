@@ -684,6 +684,16 @@ impl Codec {
         self.mode
     }
 
+    /// LR pixels around an output pixel that decide it (the network's
+    /// receptive halo; None for bicubic, or when a frame-global op makes
+    /// every pixel depend on the whole frame).
+    pub fn halo(&self) -> Option<usize> {
+        match &self.backend {
+            Backend::Npu(n) => n.halo,
+            Backend::Bicubic { .. } => None,
+        }
+    }
+
     /// Upscale one RGB image.
     pub fn upscale_rgb(&self, lr: &RgbImage) -> Result<RgbImage> {
         self.upscale_out(lr).map(Out::into_rgb)
@@ -1074,10 +1084,11 @@ impl Npu {
             plan
         };
         let runtime = Runtime::start(engine.clone(), plan.clone(), rc)?;
-        let halo = if cfg.reuse || cfg.routing {
-            crate::engine::tiles::reuse_halo(&engine, &plan)?
-        } else {
-            None
+        let halo = match crate::engine::tiles::reuse_halo(&engine, &plan) {
+            Ok(h) => h,
+            Err(e) if cfg.reuse || cfg.routing => return Err(e),
+            // Only reported (`Codec::halo`) when neither needs it.
+            Err(_) => None,
         };
         Ok(Npu {
             engine,

@@ -318,6 +318,45 @@ pub fn compose(model: &RgbImage, bic: &RgbImage, g: &Grid, hard: &[bool]) -> Rgb
     out
 }
 
+/// Share of the LR frame within `r` pixels (square neighbourhood) of a
+/// hard patch. Whatever the executor, the network must compute its output
+/// there: the hard patches and the fades beside them (`r = BLEND`), and
+/// each earlier layer further out by its remaining receptive radius (up to
+/// `r = BLEND + halo` at the input). So `1 / covered(g, hard, BLEND)` bounds
+/// the speed-up routing can give, before the score's and bicubic's own cost
+/// (BENCHMARKS.md "Difficulty routing").
+pub fn covered(g: &Grid, hard: &[bool], r: usize) -> f64 {
+    let (w, h) = (g.w, g.h);
+    if w == 0 || h == 0 {
+        return 0.0;
+    }
+    // A 2D difference array of the grown boxes, then its prefix sums.
+    let mut d = vec![0i32; (w + 1) * (h + 1)];
+    let cols = g.cols();
+    for (i, _) in hard.iter().enumerate().filter(|(_, x)| **x) {
+        let (px, py) = (i % cols, i / cols);
+        let x0 = (px * g.tile).saturating_sub(r);
+        let y0 = (py * g.tile).saturating_sub(r);
+        let x1 = ((px + 1) * g.tile + r).min(w);
+        let y1 = ((py + 1) * g.tile + r).min(h);
+        d[y0 * (w + 1) + x0] += 1;
+        d[y0 * (w + 1) + x1] -= 1;
+        d[y1 * (w + 1) + x0] -= 1;
+        d[y1 * (w + 1) + x1] += 1;
+    }
+    let mut n = 0usize;
+    let mut above = vec![0i32; w + 1];
+    for y in 0..h {
+        let mut run = 0;
+        for x in 0..w {
+            run += d[y * (w + 1) + x];
+            above[x] += run;
+            n += usize::from(above[x] > 0);
+        }
+    }
+    n as f64 / (w * h) as f64
+}
+
 /// One calibration image: its HR original, the network's whole-frame output
 /// and bicubic of its LR, and its patch scores.
 pub struct CalibImage {
@@ -452,6 +491,27 @@ pub fn calibrate(images: &[CalibImage], budget_db: f64) -> Calibrated {
 mod tests {
     use super::*;
     use image::Rgb;
+
+    #[test]
+    fn covered_grows_hard_patches_by_the_radius() {
+        // 4×3 patches of 8 on a 32×24 frame (the last column 8 wide).
+        let g = Grid {
+            w: 32,
+            h: 24,
+            tile: 8,
+            s: 2,
+        };
+        let mut hard = vec![false; 12];
+        assert_eq!(covered(&g, &hard, 5), 0.0);
+        hard[5] = true; // patch (1, 1): pixels 8..16 × 8..16
+        assert_eq!(covered(&g, &hard, 0), 64.0 / 768.0);
+        assert_eq!(covered(&g, &hard, 2), 144.0 / 768.0, "12×12");
+        hard[6] = true; // its right neighbour: one 16×8 box, grown by 2
+        assert_eq!(covered(&g, &hard, 2), (20.0 * 12.0) / 768.0, "overlaps count once");
+        hard[0] = true; // the corner patch, clipped by the frame: 0..10 × 0..10
+        assert_eq!(covered(&g, &hard, 2), (240.0 + 100.0 - 16.0) / 768.0, "a 4×4 overlap");
+        assert_eq!(covered(&g, &[true; 12], 3), 1.0);
+    }
 
     #[test]
     fn flat_patches_score_zero_edges_score_high() {
