@@ -526,11 +526,7 @@ impl Banded {
     /// Interleaved u8 pixels (`h`×`w`×`c`, rows `stride` bytes apart) as the
     /// network's input, v / 255: the values of `Tensor::from_rgb`.
     pub fn from_u8(h: usize, w: usize, c: usize, rows: usize, px: &[u8], stride: usize) -> Banded {
-        Banded::from_rows(h, w, c, rows, |r, dst| {
-            for (d, &v) in dst.iter_mut().zip(&px[r * stride..][..w * c]) {
-                *d = f32::from(v) / 255.0;
-            }
-        })
+        Banded::from_rows(h, w, c, rows, |r, dst| u8_row(px, stride, r, dst))
     }
 
     /// The whole frame (for paths that need it: a luma model's RGB frame).
@@ -548,11 +544,71 @@ impl Banded {
     }
 }
 
-/// A frame handed to the runtime: whole, or already in bands.
+/// Row `r` of u8 pixels (rows `stride` bytes apart) as f32, v / 255.
+fn u8_row(px: &[u8], stride: usize, r: usize, dst: &mut [f32]) {
+    let n = dst.len();
+    for (d, &v) in dst.iter_mut().zip(&px[r * stride..][..n]) {
+        *d = f32::from(v) / 255.0;
+    }
+}
+
+/// A frame's u8 pixels, from which the runtime makes each f32 input band
+/// when a node first reads it (issue 15 item 4): only the bands in flight
+/// exist in f32, never the whole frame. The values are v / 255, those of
+/// `Tensor::from_rgb`.
+#[derive(Clone, Debug)]
+pub enum Pixels {
+    Rgb(Arc<image::RgbImage>),
+    Gray(Arc<image::GrayImage>),
+}
+
+impl Pixels {
+    /// (h, w, c).
+    pub fn dims(&self) -> (usize, usize, usize) {
+        match self {
+            Pixels::Rgb(i) => (i.height() as usize, i.width() as usize, 3),
+            Pixels::Gray(i) => (i.height() as usize, i.width() as usize, 1),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Pixels::Rgb(i) => i.as_raw(),
+            Pixels::Gray(i) => i.as_raw(),
+        }
+    }
+
+    /// Rows `r` as an f32 band (a recycled buffer, every value written).
+    fn band(&self, r: Range<usize>) -> Tensor {
+        let (_, w, c) = self.dims();
+        let mut data = recycle::take::<f32>(r.len() * w * c);
+        if w * c > 0 {
+            for (i, dst) in data.chunks_exact_mut(w * c).enumerate() {
+                u8_row(self.bytes(), w * c, r.start + i, dst);
+            }
+        }
+        Tensor {
+            h: r.len(),
+            w,
+            c,
+            data,
+        }
+    }
+
+    /// All of it, in the bands of `rows` rows.
+    pub fn banded(&self, rows: usize) -> Banded {
+        let (h, w, c) = self.dims();
+        Banded::from_u8(h, w, c, rows, self.bytes(), w * c)
+    }
+}
+
+/// A frame handed to the runtime: whole, already in bands, or as pixels
+/// made into bands on demand.
 #[derive(Clone, Debug)]
 pub enum FrameInput {
     Whole(Tensor),
     Banded(Banded),
+    Pixels(Pixels),
 }
 
 impl FrameInput {
@@ -561,6 +617,7 @@ impl FrameInput {
         match self {
             FrameInput::Whole(t) => (t.h, t.w, t.c),
             FrameInput::Banded(b) => (b.h, b.w, b.c),
+            FrameInput::Pixels(p) => p.dims(),
         }
     }
 
@@ -568,6 +625,10 @@ impl FrameInput {
         match self {
             FrameInput::Whole(t) => t,
             FrameInput::Banded(b) => b.stitch(),
+            FrameInput::Pixels(p) => {
+                let (h, ..) = p.dims();
+                p.banded(h.max(1)).stitch()
+            }
         }
     }
 }
@@ -581,6 +642,12 @@ impl From<Tensor> for FrameInput {
 impl From<Banded> for FrameInput {
     fn from(b: Banded) -> FrameInput {
         FrameInput::Banded(b)
+    }
+}
+
+impl From<Pixels> for FrameInput {
+    fn from(p: Pixels) -> FrameInput {
+        FrameInput::Pixels(p)
     }
 }
 
@@ -610,6 +677,10 @@ pub struct FrameTiles {
     /// The caller takes the u8 output only: an f32 output chunk is kept as
     /// its shape alone (no data) once its u8 form is in.
     pub bytes_only: bool,
+    /// The input's pixels, while some input band is still to be made (let
+    /// go with the last, so that the caller's frame is no longer shared).
+    source: Option<Pixels>,
+    unmade: usize,
 }
 
 impl FrameTiles {
@@ -623,12 +694,29 @@ impl FrameTiles {
         FrameTiles::from_banded(tg, banded)
     }
 
-    /// The frame as a whole tensor or already in bands.
+    /// The frame as a whole tensor, in bands or as pixels.
     pub fn of(tg: Arc<TileGraph>, input: FrameInput) -> Result<FrameTiles> {
         match input {
             FrameInput::Whole(t) => FrameTiles::new(tg, &t),
             FrameInput::Banded(b) => FrameTiles::from_banded(tg, b),
+            FrameInput::Pixels(p) => FrameTiles::from_pixels(tg, p),
         }
+    }
+
+    /// Makes each input band from `px` when a node first reads it
+    /// ([`FrameTiles::step`]), so only the bands in flight exist in f32.
+    /// A plan whose first conv takes its range from the whole input (§4.2
+    /// DRE) needs every band at once: they are made here.
+    pub fn from_pixels(tg: Arc<TileGraph>, px: Pixels) -> Result<FrameTiles> {
+        check_dims(&tg, px.dims())?;
+        if tg.range_needed[tg.input] {
+            let rows = tg.bands.rows;
+            return FrameTiles::from_banded(tg, px.banded(rows));
+        }
+        let mut ft = FrameTiles::empty(tg, Vec::new(), None);
+        ft.unmade = ft.uses[ft.tg.input].iter().filter(|&&u| u > 0).count();
+        ft.source = (ft.unmade > 0).then_some(px);
+        Ok(ft)
     }
 
     /// Takes bands cut as `tg.bands` cuts the frame (issue 15 item 4: the
@@ -650,23 +738,32 @@ impl FrameTiles {
                 cut.rows
             )));
         }
-        let mut chunks: Vec<Vec<Option<Chunk>>> =
-            tg.chunks.iter().map(|&n| vec![None; n]).collect();
-        let mut ranges = vec![None; tg.chunks.len()];
-        if tg.range_needed[tg.input] {
-            // Band partials combined, as the RQU combines producers' (exact).
-            ranges[tg.input] = input
+        // Band partials combined, as the RQU combines producers' (exact).
+        let range = if tg.range_needed[tg.input] {
+            input
                 .bands
                 .iter()
                 .filter(|t| !t.data.is_empty())
                 .map(|t| min_max(&t.data))
-                .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
-        }
-        for (slot, t) in chunks[tg.input].iter_mut().zip(input.bands) {
+                .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+        } else {
+            None
+        };
+        Ok(FrameTiles::empty(tg, input.bands, range))
+    }
+
+    /// The state before any node ran, with these input bands (none: made
+    /// from `source` on demand) and the input's range.
+    fn empty(tg: Arc<TileGraph>, bands: Vec<Tensor>, range: Option<(f32, f32)>) -> FrameTiles {
+        let mut chunks: Vec<Vec<Option<Chunk>>> =
+            tg.chunks.iter().map(|&n| vec![None; n]).collect();
+        let mut ranges = vec![None; tg.chunks.len()];
+        ranges[tg.input] = range;
+        for (slot, t) in chunks[tg.input].iter_mut().zip(bands) {
             *slot = Some(Chunk::F32(Arc::new(t)));
         }
         let pending: Vec<u32> = tg.nodes.iter().map(|n| n.deps.len() as u32).collect();
-        Ok(FrameTiles {
+        FrameTiles {
             uses: tg.uses.clone(),
             pending,
             taken: vec![false; tg.nodes.len()],
@@ -677,7 +774,9 @@ impl FrameTiles {
             ranges,
             tg,
             bytes_only: false,
-        })
+            source: None,
+            unmade: 0,
+        }
     }
 
     /// Nodes with no dependencies (call once, at the start); they count as
@@ -711,6 +810,22 @@ impl FrameTiles {
     /// the same work item (their outputs are passed along in the item).
     pub fn step(&mut self, node: usize, chain: &[usize]) -> Step {
         self.taken[node] = true;
+        if let Some(px) = &self.source {
+            // Input bands this node reads for the first time, made now.
+            let v = self.tg.input;
+            for need in self.tg.nodes[node].needs.iter().filter(|n| n.value == v) {
+                for c in need.chunks.clone() {
+                    if self.chunks[v][c].is_none() && self.uses[v][c] > 0 {
+                        let t = px.band(self.tg.bands.range(c));
+                        self.chunks[v][c] = Some(Chunk::F32(Arc::new(t)));
+                        self.unmade -= 1;
+                    }
+                }
+            }
+            if self.unmade == 0 {
+                self.source = None;
+            }
+        }
         let tg = &self.tg;
         let n = &tg.nodes[node];
         let inputs = n
@@ -1351,7 +1466,20 @@ fn conv_band(
 /// single-threaded path): bit-identical to [`Engine::run`].
 pub fn run_tiled(e: &Engine, plan: &Plan, input: &Tensor, rows: usize) -> Result<Tensor> {
     let tg = Arc::new(TileGraph::new(e, plan, input.h, input.w, rows)?);
-    let mut ft = FrameTiles::new(tg.clone(), input)?;
+    drive(e, plan, FrameTiles::new(tg, input)?)
+}
+
+/// [`run_tiled`] from u8 pixels, each input band made when first read
+/// ([`FrameTiles::from_pixels`]).
+pub fn run_tiled_pixels(e: &Engine, plan: &Plan, px: Pixels, rows: usize) -> Result<Tensor> {
+    let (h, w, _) = px.dims();
+    let tg = Arc::new(TileGraph::new(e, plan, h, w, rows)?);
+    drive(e, plan, FrameTiles::from_pixels(tg, px)?)
+}
+
+/// Runs every node of `ft` in turn on this thread.
+fn drive(e: &Engine, plan: &Plan, mut ft: FrameTiles) -> Result<Tensor> {
+    let tg = ft.tg.clone();
     let mut ready = ft.initial();
     while let Some(n) = ready.pop() {
         let more = match tg.nodes[n].kind {
@@ -1389,6 +1517,36 @@ mod tests {
             .collect();
         let img = image::RgbImage::from_raw(w as u32, h as u32, packed).unwrap();
         assert_eq!(b.stitch(), Tensor::from_rgb(&img), "v / 255, every value");
+    }
+
+    /// Input bands made from the pixels as nodes first read them give the
+    /// frame the whole tensor gives, bit for bit, and the frame is let go
+    /// with the last band; a plan whose first conv needs the input's range
+    /// (DRE) makes every band up front, with the same result.
+    #[test]
+    fn pixel_input_equals_the_tensor_input() {
+        let p = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../assets/models/nawq_x2.onnx"
+        ));
+        let e = Engine::new(crate::model::import(p).unwrap(), crate::kernels::CpuLevel::Scalar, 1);
+        let g = &e.graph;
+        let fixed = Plan::per_layer(g, &crate::engine::Ranges::empty(g), |_| {
+            Some((crate::quant::Bits::B8, false))
+        });
+        let dre = Plan::all_dre(g, crate::quant::Bits::B8);
+        let img = Arc::new(image::RgbImage::from_fn(13, 11, |x, y| {
+            image::Rgb([(x * 19 + y * 7) as u8, (x * y * 5) as u8, (250 - 9 * y) as u8])
+        }));
+        let x = Tensor::from_rgb(&img);
+        for (name, plan) in [("static", &fixed), ("dre", &dre)] {
+            for rows in [1, 3, 16] {
+                let want = run_tiled(&e, plan, &x, rows).unwrap();
+                let got = run_tiled_pixels(&e, plan, Pixels::Rgb(img.clone()), rows).unwrap();
+                assert!(got == want, "{name}, {rows} rows: differs from the tensor input");
+                assert_eq!(Arc::strong_count(&img), 1, "{name}, {rows} rows: frame let go");
+            }
+        }
     }
 
     #[test]

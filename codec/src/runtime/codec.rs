@@ -19,7 +19,7 @@ use super::frame::{FrameMut, FrameRef};
 use super::stream::{Stream, StreamConfig};
 use super::telemetry::{PatchCounts, Stats};
 use super::luma::Plane;
-use crate::engine::tiles::FrameInput;
+use crate::engine::tiles::{FrameInput, Pixels};
 use crate::engine::{Engine, Plan, Tensor, resolve_threads};
 use crate::error::{Error, Result};
 use crate::kernels::CpuLevel;
@@ -261,7 +261,8 @@ impl Npu {
         };
         let Some(cover) = cover else {
             return if self.cfg.reuse {
-                self.upscale_reusing(lr, s).map(Out::into_rgb)
+                self.upscale_reusing(Arc::new(lr.clone()), s)
+                    .map(Out::into_rgb)
             } else {
                 tel.reuse(0, n);
                 Ok(self.runtime.run(Tensor::from_rgb(lr))?.to_rgb())
@@ -418,8 +419,9 @@ impl Npu {
 
     /// Upscales `lr`, recomputing only the 2D patches whose receptive field
     /// changed since the last frame (`runtime::reuse` says why it is exact).
-    fn upscale_reusing(&self, lr: &RgbImage, s: usize) -> Result<Out> {
+    fn upscale_reusing(&self, px: Arc<RgbImage>, s: usize) -> Result<Out> {
         use super::reuse::{Work, crop, next_reference, paste, plan};
+        let lr = &*px;
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         // A routed frame is not the network's everywhere: recompute.
         if matches!(last.as_ref(), Some((_, LastOutput::Routed(_)))) {
@@ -456,9 +458,11 @@ impl Npu {
                 (Out::Image(sr.clone()), (reference, LastOutput::Image(sr)))
             }
             _ => {
-                let up = self.runtime.run_bytes(self.runtime.banded_rgb(lr))?;
+                let up = self.runtime.run_bytes(Pixels::Rgb(px.clone()))?;
                 let keep = LastOutput::Bands(up.rgb_only());
-                (Out::Bands(up), (lr.clone(), keep))
+                // The runtime let go of the frame with its last input band.
+                let reference = Arc::try_unwrap(px).unwrap_or_else(|a| (*a).clone());
+                (Out::Bands(up), (reference, keep))
             }
         };
         self.runtime.shared.telemetry.reuse(p.reused, p.patches);
@@ -482,14 +486,11 @@ impl Npu {
             beside();
             pending.wait()
         };
-        let bands = |g: &GrayImage| {
-            let (w, h) = (g.width() as usize, g.height() as usize);
-            self.runtime.banded_u8(h, w, 1, g.as_raw(), w)
-        };
+        let bytes = |g: Arc<GrayImage>| FrameInput::Pixels(Pixels::Gray(g));
         // An 8-bit plane is written from the u8 bands alone.
         let lr = match y {
             Plane::Bytes(lr) if self.cfg.reuse => lr,
-            Plane::Bytes(g) => return Ok(LumaOut::Bands(run(bands(&g).into(), true, beside)?)),
+            Plane::Bytes(g) => return Ok(LumaOut::Bands(run(bytes(Arc::new(g)), true, beside)?)),
             Plane::Values(y) => return Ok(LumaOut::Bands(run(y.into(), false, beside)?)),
         };
         let mut last = self.last_y.lock().unwrap_or_else(|p| p.into_inner());
@@ -524,8 +525,11 @@ impl Npu {
             }
             _ => {
                 // The cache shares the workers' bands: no copy of the plane.
-                let up = run(bands(&lr).into(), true, beside)?;
+                let px = Arc::new(lr);
+                let up = run(bytes(px.clone()), true, beside)?;
                 let keep = YKeep::Bands(up.rgb_only());
+                // The runtime let go of the plane with its last input band.
+                let lr = Arc::try_unwrap(px).unwrap_or_else(|a| (*a).clone());
                 (LumaOut::Bands(up), (lr, keep))
             }
         };
@@ -696,10 +700,13 @@ impl Codec {
 
     /// Upscale one RGB image.
     pub fn upscale_rgb(&self, lr: &RgbImage) -> Result<RgbImage> {
-        self.upscale_out(lr).map(Out::into_rgb)
+        // (A copy of the u8 pixels: the runtime reads its input bands from
+        // them while the frame is in flight.)
+        self.upscale_out(Arc::new(lr.clone())).map(Out::into_rgb)
     }
 
-    fn upscale_out(&self, lr: &RgbImage) -> Result<Out> {
+    fn upscale_out(&self, px: Arc<RgbImage>) -> Result<Out> {
+        let lr = &*px;
         match &self.backend {
             // Fixed point, equal to `metrics::imresize::upscale_bicubic` (the
             // MATLAB reference) for ×2 and ×4, within ±1 for ×3.
@@ -723,11 +730,11 @@ impl Codec {
             // (A luma model on RGB input merges its output with the chroma:
             // it recomputes; on YUV frames it reuses, `upscale_luma`.)
             Backend::Npu(n) if n.cfg.reuse && !n.engine.graph.is_luma() => {
-                n.upscale_reusing(lr, self.scale)
+                n.upscale_reusing(px, self.scale)
             }
             // Both ways out (`Out::into_rgb`, `Upscaled::write_to`) read the
             // workers' u8 bands only.
-            Backend::Npu(n) => Ok(Out::Bands(n.runtime.run_bytes(n.runtime.banded_rgb(lr))?)),
+            Backend::Npu(n) => Ok(Out::Bands(n.runtime.run_bytes(Pixels::Rgb(px))?)),
         }
     }
 
@@ -917,7 +924,7 @@ impl Codec {
             return Ok(());
         }
         let rgb = super::color::frame_to_rgb(src)?;
-        match self.upscale_out(&rgb)? {
+        match self.upscale_out(Arc::new(rgb))? {
             Out::Bands(u) => u.write_to(dst),
             Out::Image(i) => super::color::rgb_to_frame(&i, dst),
         }

@@ -53,7 +53,7 @@ use super::buffers::StreamShared;
 use super::buffers::{InFrame, OutFrame, Timestamp, Upscaled};
 use super::telemetry::{PartitionStats, Telemetry, Unit};
 use crate::engine::tiles::{
-    Banded, FrameInput, FrameTiles, NodeKind, Reused, Step, StepOut, TileGraph, changed_rows, run_steps,
+    FrameInput, FrameTiles, NodeKind, Reused, Step, StepOut, TileGraph, changed_rows, run_steps,
 };
 use crate::engine::{ConvPlan, Engine, Plan, Tensor};
 use crate::error::{Error, Result};
@@ -282,27 +282,11 @@ pub(crate) struct Runtime {
     dispatcher: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
     pub shared: Arc<Shared>,
-    /// LR rows per band (`RuntimeConfig::rows`).
-    rows: usize,
 }
 
 impl Runtime {
-    /// u8 pixels (`h`×`w`×`c`, rows `stride` bytes apart) as this runtime's
-    /// input bands, v / 255: made band by band on the calling thread, with no
-    /// whole-frame f32 tensor (issue 15 item 4).
-    pub fn banded_u8(&self, h: usize, w: usize, c: usize, px: &[u8], stride: usize) -> Banded {
-        Banded::from_u8(h, w, c, self.rows, px, stride)
-    }
-
-    /// An RGB image as input bands ([`Runtime::banded_u8`]).
-    pub fn banded_rgb(&self, img: &image::RgbImage) -> Banded {
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        self.banded_u8(h, w, 3, img.as_raw(), w * 3)
-    }
-
     pub fn start(engine: Arc<Engine>, plan: Arc<Plan>, cfg: RuntimeConfig) -> Result<Runtime> {
         steady_allocation();
-        let rows = cfg.rows;
         let (ctx, parts) = Ctx::new(engine, plan, cfg.split_partitions);
         let ctx = Arc::new(ctx);
         let shared = Arc::new(Shared {
@@ -364,7 +348,6 @@ impl Runtime {
             dispatcher: Some(dispatcher),
             workers,
             shared,
-            rows,
         })
     }
 
@@ -804,16 +787,17 @@ impl Dispatcher {
         // its chroma planes (`Codec::upscale`).
         let split_here = self.ctx.engine.graph.is_luma() && c == 3;
         // (Streams hand whole frames: their row-band reuse compares them.)
-        let (input, banded) = match input {
-            FrameInput::Banded(b) if !split_here => (None, Some(b)),
-            i => (Some(i.into_whole()), None),
+        let (input, parts) = match input {
+            FrameInput::Whole(t) => (Some(t), None),
+            i if split_here => (Some(i.into_whole()), None),
+            i => (None, Some(i)),
         };
         let chroma = chroma.or_else(|| {
             split_here.then(|| super::luma::Chroma::of(input.as_ref().expect("whole")))
         });
         let luma = chroma.is_some();
-        let ft = self.tile_graph(h, w).and_then(|tg| match (&input, banded) {
-            (_, Some(b)) => FrameTiles::from_banded(tg, b),
+        let ft = self.tile_graph(h, w).and_then(|tg| match (&input, parts) {
+            (_, Some(p)) => FrameTiles::of(tg, p),
             (Some(i), None) if split_here => FrameTiles::new(tg, &super::luma::y_of(i)),
             (Some(i), None) => FrameTiles::new(tg, i),
             (None, None) => unreachable!("the frame is whole or banded"),
