@@ -175,13 +175,14 @@ impl ConvProblem {
         };
         let out = match out_kind {
             0 => OutKind::F32,
+            // A third with zero 0, where the SIMD epilogues leave a ReLU to the clamp.
             1 => OutKind::U8 {
                 scale: r.f32_in(0.5, 4.0),
-                zero: r.below(200) as f32 - 100.0,
+                zero: (r.below(3) > 0) as u8 as f32 * (r.below(200) as f32 - 100.0),
             },
             _ => OutKind::U16 {
                 scale: r.f32_in(100.0, 1000.0),
-                zero: r.below(60000) as f32 - 30000.0,
+                zero: (r.below(3) > 0) as u8 as f32 * (r.below(60000) as f32 - 30000.0),
             },
         };
         let out_h = g.out_h();
@@ -866,6 +867,24 @@ fn signed_zero_and_nan_are_consistent() {
             for (i, &v) in q.iter().enumerate() {
                 assert_eq!(v, if i % 20 < 10 { 3 } else { 0 }, "{level:?} {act:?}");
             }
+            // Zero 0: the clamp stands in for the ReLU on SIMD levels.
+            conv_u8(
+                level,
+                &g,
+                &input,
+                5,
+                0,
+                &w,
+                &epi,
+                0..3,
+                Output::U8 {
+                    data: &mut q,
+                    pixel_stride: 20,
+                    scale: 1.0,
+                    zero: 0.0,
+                },
+            );
+            assert!(q.iter().all(|&v| v == 0), "{level:?} {act:?}, zero 0");
         }
     }
 }

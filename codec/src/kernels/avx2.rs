@@ -483,6 +483,8 @@ pub(super) unsafe fn avx2_epilogue<const MR: usize, const NB: usize>(
             }
         };
         match epi.act {
+            // The requantization's clamp does it (`RawOutput::clamp_is_relu`).
+            Activation::Relu if o.clamp_is_relu() => {}
             Activation::None => {}
             // vmaxps returns its second operand when both are zeros or one is NaN, so
             // max(0, y) is exactly `if y < 0 { 0 } else { y }`.

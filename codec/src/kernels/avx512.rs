@@ -494,19 +494,21 @@ unsafe fn avx512_epilogue<const MR: usize, const NB: usize>(
             r
         };
         let mut y = v;
-        affine_act(&mut y, epi, ld);
+        affine_act(&mut y, epi, o.clamp_is_relu(), ld);
         // Step 4.
         store!(o, &y, |i: usize, j: usize| [(out[i] + oc0 + 16 * j, m[j])]);
     }
 }
 
 /// Epilogue steps 2 and 3 on vectors whose lanes hold the channels `ld` lays out: `ld(params)`
-/// returns the per-channel values lane for lane.
+/// returns the per-channel values lane for lane. A ReLU is left to the output's clamp when
+/// `clamp_is_relu`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
 fn affine_act<const MR: usize, const NB: usize>(
     y: &mut [[__m512; NB]; MR],
     epi: &Epilogue,
+    clamp_is_relu: bool,
     ld: impl Fn(&[f32]) -> [__m512; NB],
 ) {
     let (mult, offset) = (ld(epi.mult), ld(epi.offset));
@@ -527,6 +529,8 @@ fn affine_act<const MR: usize, const NB: usize>(
         }
     };
     match epi.act {
+        // The requantization's clamp does it (`RawOutput::clamp_is_relu`).
+        Activation::Relu if clamp_is_relu => {}
         Activation::None => {}
         // vmaxps returns its second operand when both are zeros or one is NaN, so
         // max(0, y) is exactly `if y < 0 { 0 } else { y }`.
@@ -686,7 +690,7 @@ unsafe fn quad_epilogue<const NB: usize>(v: [__m512; NB], np: usize, out: &[usiz
             r
         };
         let mut y = [v];
-        affine_act(&mut y, a.epi, ld);
+        affine_act(&mut y, a.epi, a.out.clamp_is_relu(), ld);
         // Pixels past np get an empty mask (the tail tiles of 1–3 pixels).
         store!(&a.out, &y, |_, j: usize| {
             let mut at = [(0usize, 0 as __mmask16); 4];

@@ -158,6 +158,18 @@ pub(crate) struct RawOutput {
     pub zero: f32,
 }
 
+impl RawOutput {
+    /// A ReLU before this output's requantization changes no integer when
+    /// its zero is 0, so the SIMD epilogues leave it out (one op per vector):
+    /// a negative y (or −0.0) requantizes to `round(y·s) ≤ 0`, which the
+    /// clamp at 0 takes to 0, as it takes the ReLU's 0; NaN casts to 0 either
+    /// way. Post-ReLU values calibrate to ranges starting at 0, so their
+    /// consumers' zero is 0 (Eq. 1).
+    pub(crate) fn clamp_is_relu(&self) -> bool {
+        !matches!(self.data, RawData::F32(_)) && self.zero == 0.0
+    }
+}
+
 impl Output<'_> {
     pub(crate) fn raw(&mut self) -> RawOutput {
         match self {
