@@ -107,6 +107,51 @@ fn plain_chain_reuses_unchanged_bands_exactly() {
     }
 }
 
+/// Other patch sides (`CodecConfig::reuse_patch`) stay exact and count
+/// their own grid; sides out of range are a one-line error.
+#[test]
+fn reuse_patch_side_is_configurable_and_exact() {
+    let frames = clip(160, 96);
+    let off = codec(None, Mode::Hybrid, false);
+    for side in [8usize, 40] {
+        let on = Codec::new(&CodecConfig {
+            scale: Some(2),
+            mode: Mode::Hybrid,
+            threads: 2,
+            patch_size: 8,
+            reuse: true,
+            reuse_patch: side,
+            ..Default::default()
+        })
+        .unwrap();
+        for (i, f) in frames.iter().enumerate() {
+            assert!(
+                on.upscale_rgb(f).unwrap() == off.upscale_rgb(f).unwrap(),
+                "side {side}, frame {i}: reuse changed the output"
+            );
+        }
+        let c = on.patch_counts();
+        let grid = (160usize.div_ceil(side) * 96usize.div_ceil(side) * frames.len()) as u64;
+        assert_eq!(c.patches, grid, "side {side}: patches counted");
+        // 8: all but the block's surroundings; 40: three patch rows, two of
+        // them within the halo of the block, so mostly the repeated frame.
+        let least = if side == 8 { c.patches / 2 } else { c.patches / 10 };
+        assert!(c.reused > least, "side {side}: {} of {} reused", c.reused, c.patches);
+    }
+    for bad in [2usize, 300] {
+        let err = Codec::new(&CodecConfig {
+            scale: Some(2),
+            mode: Mode::Int8,
+            reuse: true,
+            reuse_patch: bad,
+            ..Default::default()
+        })
+        .err()
+        .expect("patch side out of range");
+        assert!(err.to_string().contains(&format!("reuse patch {bad} (expected 4 to 256")), "{err}");
+    }
+}
+
 #[test]
 fn reset_forgets_the_previous_frame() {
     let frames = clip(64, 48);

@@ -564,6 +564,7 @@ pub fn run(a: Args) -> Result<()> {
             threads: a.threads,
             reuse,
             reuse_threshold,
+            reuse_patch: a.skip.reuse_patch,
             routing: a.skip.routing,
             family: if a.yuv { Family::Luma } else { Family::Rgb },
             ..CodecConfig::default()

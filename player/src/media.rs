@@ -256,6 +256,10 @@ pub struct SkipArgs {
     /// moved by more than this (1 to 255).
     #[arg(long, default_value = "2", value_parser = parse_reuse_threshold)]
     pub reuse_threshold: u8,
+    /// Side of temporal reuse's square patches in LR pixels (4 to 256):
+    /// smaller finds more unchanged patches around scattered motion.
+    #[arg(long, default_value = "16", value_parser = parse_reuse_patch)]
+    pub reuse_patch: usize,
     /// Difficulty routing, `on` or `off`: patches under the schedule's
     /// calibrated gradient-energy threshold take bicubic instead of the
     /// network (`routed` in reports; `nawqsr calibrate-routing` sets it).
@@ -268,6 +272,7 @@ impl Default for SkipArgs {
         SkipArgs {
             reuse: Reuse::Exact,
             reuse_threshold: 2,
+            reuse_patch: nawqsr_codec::runtime::codec::REUSE_PATCH,
             routing: false,
         }
     }
@@ -320,6 +325,17 @@ pub fn parse_routing(s: &str) -> std::result::Result<bool, String> {
         "on" => Ok(true),
         "off" => Ok(false),
         _ => Err(format!("invalid value '{s}' (expected on or off)")),
+    }
+}
+
+/// `--reuse-patch`: the codec's range of patch sides.
+pub fn parse_reuse_patch(s: &str) -> std::result::Result<usize, String> {
+    use nawqsr_codec::runtime::codec::{MAX_REUSE_PATCH, MIN_REUSE_PATCH};
+    match s.parse::<usize>() {
+        Ok(p) if (MIN_REUSE_PATCH..=MAX_REUSE_PATCH).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "invalid value '{s}' (expected {MIN_REUSE_PATCH} to {MAX_REUSE_PATCH} LR pixels)"
+        )),
     }
 }
 
@@ -376,6 +392,7 @@ impl SrOptions {
         if k.reuse == Reuse::Tolerant {
             e.set_property("reuse-threshold", u32::from(k.reuse_threshold.max(1)));
         }
+        e.set_property("reuse-patch", k.reuse_patch as u32);
         e.set_property_from_str("routing", if k.routing { "on" } else { "off" });
         Ok(e)
     }

@@ -153,3 +153,33 @@ fn reuse_is_bit_exact_on_every_clip() {
         assert!(reused >= least, "{name}: only {reused} reused");
     }
 }
+
+/// `reuse-patch` sets the side of the reuse patches: every side gives the
+/// frames `reuse=off` gives, and the share reused depends on the side (the
+/// project's own video-call clip, so this runs in every clone; whole, since
+/// a decoder stopped early by `identity eos-after` drains a different last
+/// frame from run to run).
+#[test]
+fn reuse_patch_sets_the_patch_side_and_stays_exact() {
+    let clip = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/clips/call_320x180.mp4");
+    let line = |reuse: &str| {
+        format!(
+            "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 \
+             ! nawqsr {reuse} stats-interval=10 ! appsink name=sink sync=false",
+            clip.display()
+        )
+    };
+    let (off, _) = run(&line("reuse=off"));
+    assert!(off.len() >= 100, "{} frames", off.len());
+    let mut shares = Vec::new();
+    for side in [8, 64] {
+        let (on, reused) = run(&line(&format!("reuse=exact reuse-patch={side}")));
+        assert!(on == off, "reuse-patch={side}: frames differ from reuse=off");
+        shares.push(reused);
+    }
+    // The default side (16) reuses ~75 % here (`reuse_is_bit_exact_on_every_clip`).
+    assert!(
+        shares[0] > 0.5 && shares[0] > shares[1],
+        "8-pixel patches should find more unchanged ones than 64-pixel ones: {shares:?}"
+    );
+}

@@ -116,6 +116,11 @@ pub struct CodecConfig {
     /// differs from recomputing by a measured amount (`bench --reuse
     /// tolerant` reports the PSNR against it). 0: exact.
     pub reuse_threshold: u8,
+    /// Side of temporal reuse's 2D patches in LR pixels, 4 to 256 (0: the
+    /// measured default, [`REUSE_PATCH`]). Smaller patches find more
+    /// unchanged ones on scattered motion, larger ones fewer, bigger
+    /// sub-frames. Routing keeps its schedule's patch side.
+    pub reuse_patch: usize,
     /// Difficulty routing (issue 18 item 4, MobiSR; synchronous API): patches
     /// scoring under the schedule's calibrated threshold take bicubic
     /// (`runtime::routing`). Needs a schedule with a `routing` field
@@ -224,6 +229,12 @@ impl Out {
 /// of the call's patches against 61 % at 32 and 22 % at 48 (halo 6), and
 /// the merged rectangles keep the sub-frames few.
 pub const REUSE_PATCH: usize = 16;
+
+/// The range of `CodecConfig::reuse_patch`: below 4 the comparison's
+/// per-patch work outweighs any patch's network cost; above 256 a patch is
+/// most of a 720p frame.
+pub const MIN_REUSE_PATCH: usize = 4;
+pub const MAX_REUSE_PATCH: usize = 256;
 
 impl Npu {
     /// Upscales `lr` with difficulty routing (`runtime::routing`), and
@@ -417,6 +428,14 @@ impl Npu {
         Ok(out)
     }
 
+    /// Side of reuse's 2D patches (`CodecConfig::reuse_patch`).
+    fn reuse_patch(&self) -> usize {
+        match self.cfg.reuse_patch {
+            0 => REUSE_PATCH,
+            p => p,
+        }
+    }
+
     /// Upscales `lr`, recomputing only the 2D patches whose receptive field
     /// changed since the last frame (`runtime::reuse` says why it is exact).
     fn upscale_reusing(&self, px: Arc<RgbImage>, s: usize) -> Result<Out> {
@@ -430,8 +449,8 @@ impl Npu {
         let (w, h) = (lr.width() as usize, lr.height() as usize);
         let t = self.cfg.reuse_threshold;
         let p = match last.as_ref() {
-            Some((prev, _)) => plan(prev, lr, REUSE_PATCH, self.halo, t),
-            None => plan(&RgbImage::new(0, 0), lr, REUSE_PATCH, self.halo, t),
+            Some((prev, _)) => plan(prev, lr, self.reuse_patch(), self.halo, t),
+            None => plan(&RgbImage::new(0, 0), lr, self.reuse_patch(), self.halo, t),
         };
         tracing::debug!("reuse: {} of {} patches, {:?}", p.reused, p.patches, p.work);
         let (out, keep) = match (&p.work, last.take()) {
@@ -443,7 +462,7 @@ impl Npu {
                 let halo = self.halo.unwrap_or(0);
                 let grown: Vec<_> = cores
                     .iter()
-                    .map(|c| c.region(halo, REUSE_PATCH, w, h))
+                    .map(|c| c.region(halo, self.reuse_patch(), w, h))
                     .collect();
                 let inputs = grown
                     .iter()
@@ -497,8 +516,8 @@ impl Npu {
         let (w, h) = (lr.width() as usize, lr.height() as usize);
         let t = self.cfg.reuse_threshold;
         let p = match last.as_ref() {
-            Some((prev, _)) => plan(prev, &lr, REUSE_PATCH, self.halo, t),
-            None => plan(&GrayImage::new(0, 0), &lr, REUSE_PATCH, self.halo, t),
+            Some((prev, _)) => plan(prev, &lr, self.reuse_patch(), self.halo, t),
+            None => plan(&GrayImage::new(0, 0), &lr, self.reuse_patch(), self.halo, t),
         };
         let (out, keep) = match (&p.work, last.take()) {
             (Work::Reuse, Some((prev, o))) => {
@@ -512,7 +531,7 @@ impl Npu {
                 let halo = self.halo.unwrap_or(0);
                 let grown: Vec<_> = cores
                     .iter()
-                    .map(|c| c.region(halo, REUSE_PATCH, w, h))
+                    .map(|c| c.region(halo, self.reuse_patch(), w, h))
                     .collect();
                 let inputs = grown.iter().map(|g| gray_tensor(&crop(&lr, g))).collect();
                 let outs = self.runtime.run_many(inputs)?;
@@ -635,6 +654,12 @@ impl Codec {
             return Err(Error::Invalid(format!(
                 "threads {} (expected 0 to {MAX_THREADS}; 0 = one per core)",
                 cfg.threads
+            )));
+        }
+        if cfg.reuse_patch != 0 && !(MIN_REUSE_PATCH..=MAX_REUSE_PATCH).contains(&cfg.reuse_patch) {
+            return Err(Error::Invalid(format!(
+                "reuse patch {} (expected {MIN_REUSE_PATCH} to {MAX_REUSE_PATCH} LR pixels; 0 = {REUSE_PATCH})",
+                cfg.reuse_patch
             )));
         }
         let (scale, backend) = match cfg.mode {

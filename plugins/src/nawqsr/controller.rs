@@ -148,6 +148,7 @@ impl Nawqsr {
             } else {
                 0
             },
+            reuse_patch: settings.reuse_patch as usize,
             routing: settings.routing == super::NawqsrRouting::On,
             family: input.family,
             deep_input: input.deep,

@@ -56,6 +56,8 @@ const DEFAULT_PIQE_INTERVAL: u32 = 30;
 /// Tolerant reuse: by default a channel change of up to 2 of 255 counts as
 /// unchanged (its quality cost: BENCHMARKS.md "Temporal reuse").
 const DEFAULT_REUSE_THRESHOLD: u32 = 2;
+/// Side of temporal reuse's patches, the codec's measured default.
+const DEFAULT_REUSE_PATCH: u32 = nawqsr_codec::runtime::codec::REUSE_PATCH as u32;
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
@@ -72,6 +74,7 @@ pub(super) struct Settings {
     pub(super) piqe_interval: u32,
     pub(super) reuse: NawqsrReuse,
     pub(super) reuse_threshold: u32,
+    pub(super) reuse_patch: u32,
     pub(super) routing: NawqsrRouting,
 }
 
@@ -89,6 +92,7 @@ impl Default for Settings {
             piqe_interval: DEFAULT_PIQE_INTERVAL,
             reuse: NawqsrReuse::default(),
             reuse_threshold: DEFAULT_REUSE_THRESHOLD,
+            reuse_patch: DEFAULT_REUSE_PATCH,
             routing: NawqsrRouting::default(),
         }
     }
@@ -149,7 +153,7 @@ impl ObjectSubclass for Nawqsr {
 }
 
 /// Properties that configure the codec: changing them needs a new `start()`.
-const READY_ONLY: [&str; 8] = [
+const READY_ONLY: [&str; 9] = [
     "model",
     "schedule",
     "scale",
@@ -157,6 +161,7 @@ const READY_ONLY: [&str; 8] = [
     "threads",
     "reuse",
     "reuse-threshold",
+    "reuse-patch",
     "routing",
 ];
 
@@ -238,7 +243,8 @@ impl ObjectImpl for Nawqsr {
                 glib::ParamSpecEnum::builder_with_default("reuse", NawqsrReuse::default())
                     .nick("Temporal reuse")
                     .blurb(
-                        "Temporal reuse: a 16x16 low-resolution patch whose receptive field (the patch \
+                        "Temporal reuse: a low-resolution patch (reuse-patch, 16x16 by default) whose \
+                         receptive field (the patch \
                          and the model's halo) is unchanged since the previous frame is taken from that \
                          frame instead of recomputed. exact: unchanged means bit-identical, so the output \
                          equals recomputing; tolerant: within reuse-threshold. Models with frame-global \
@@ -257,6 +263,18 @@ impl ObjectImpl for Nawqsr {
                     .minimum(1)
                     .maximum(255)
                     .default_value(DEFAULT_REUSE_THRESHOLD)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("reuse-patch")
+                    .nick("Reuse patch")
+                    .blurb(
+                        "Side of temporal reuse's square patches, in low-resolution pixels: smaller \
+                         patches find more unchanged ones around scattered motion and cost more to \
+                         compare; the default was measured on a video call and a static-camera clip",
+                    )
+                    .minimum(nawqsr_codec::runtime::codec::MIN_REUSE_PATCH as u32)
+                    .maximum(nawqsr_codec::runtime::codec::MAX_REUSE_PATCH as u32)
+                    .default_value(DEFAULT_REUSE_PATCH)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("routing", NawqsrRouting::default())
@@ -340,6 +358,7 @@ impl ObjectImpl for Nawqsr {
             "reuse-threshold" => {
                 settings.reuse_threshold = value.get().expect("type checked upstream")
             }
+            "reuse-patch" => settings.reuse_patch = value.get().expect("type checked upstream"),
             "routing" => settings.routing = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
@@ -361,6 +380,7 @@ impl ObjectImpl for Nawqsr {
             "piqe-interval" => settings.piqe_interval.to_value(),
             "reuse" => settings.reuse.to_value(),
             "reuse-threshold" => settings.reuse_threshold.to_value(),
+            "reuse-patch" => settings.reuse_patch.to_value(),
             "routing" => settings.routing.to_value(),
             _ => unimplemented!(),
         }
