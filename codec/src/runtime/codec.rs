@@ -276,7 +276,7 @@ impl Npu {
                     .map(Out::into_rgb)
             } else {
                 tel.reuse(0, n);
-                Ok(self.runtime.run(Tensor::from_rgb(lr))?.to_rgb())
+                Ok(self.runtime.run_bytes(rgb_pixels(lr.clone()))?.to_rgb())
             };
         };
         let mut last = self
@@ -376,9 +376,9 @@ impl Npu {
                 }
                 let inputs = grown
                     .iter()
-                    .map(|r| Tensor::from_rgb(&crop(lr, r)))
+                    .map(|r| rgb_pixels(crop(lr, r)))
                     .collect();
-                let outs = self.runtime.run_many(inputs)?;
+                let outs = self.runtime.run_many_bytes(inputs)?;
                 (outs.iter().map(|o| o.to_rgb()).collect(), grown)
             }
             None => {
@@ -390,7 +390,7 @@ impl Npu {
                     y1: h,
                 };
                 (
-                    vec![self.runtime.run(Tensor::from_rgb(lr))?.to_rgb()],
+                    vec![self.runtime.run_bytes(rgb_pixels(lr.clone()))?.to_rgb()],
                     vec![full],
                 )
             }
@@ -466,9 +466,9 @@ impl Npu {
                     .collect();
                 let inputs = grown
                     .iter()
-                    .map(|g| Tensor::from_rgb(&crop(lr, g)))
+                    .map(|g| rgb_pixels(crop(lr, g)))
                     .collect();
-                let outs = self.runtime.run_many(inputs)?;
+                let outs = self.runtime.run_many_bytes(inputs)?;
                 for ((c, g), o) in cores.iter().zip(&grown).zip(outs) {
                     paste(&mut sr, &o.to_rgb(), c, g, s);
                 }
@@ -525,7 +525,7 @@ impl Npu {
                 (o.out(), (prev, o))
             }
             (Work::Cores(cores), Some((mut reference, o))) => {
-                // (The sub-frames run together through `run_many`; the chroma goes first.)
+                // (The sub-frames run together through `run_many_bytes`; the chroma goes first.)
                 beside();
                 let mut sr = o.into_image();
                 let halo = self.halo.unwrap_or(0);
@@ -533,8 +533,11 @@ impl Npu {
                     .iter()
                     .map(|c| c.region(halo, self.reuse_patch(), w, h))
                     .collect();
-                let inputs = grown.iter().map(|g| gray_tensor(&crop(&lr, g))).collect();
-                let outs = self.runtime.run_many(inputs)?;
+                let inputs = grown
+                    .iter()
+                    .map(|g| FrameInput::Pixels(Pixels::Gray(Arc::new(crop(&lr, g)))))
+                    .collect();
+                let outs = self.runtime.run_many_bytes(inputs)?;
                 for ((c, g), o) in cores.iter().zip(&grown).zip(outs) {
                     paste(&mut sr, &gray_of(&o), c, g, s);
                 }
@@ -589,14 +592,10 @@ impl YKeep {
     }
 }
 
-/// A u8 plane as the network's input (v / 255).
-fn gray_tensor(g: &GrayImage) -> Tensor {
-    Tensor {
-        h: g.height() as usize,
-        w: g.width() as usize,
-        c: 1,
-        data: g.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect(),
-    }
+/// An RGB image as the runtime's input: its bands are made from the bytes
+/// as the network reaches them (`engine::tiles::Pixels`).
+fn rgb_pixels(img: RgbImage) -> FrameInput {
+    FrameInput::Pixels(Pixels::Rgb(Arc::new(img)))
 }
 
 /// A one-channel output's u8 bands (clip, ×255, round, by the workers) as a plane.

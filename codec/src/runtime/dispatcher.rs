@@ -389,16 +389,17 @@ impl Runtime {
     }
 
     /// Runs several frames through the dispatcher at once (they overlap in
-    /// flight) and waits for all of them.
-    pub fn run_many(&self, inputs: Vec<Tensor>) -> Result<Vec<Upscaled>> {
+    /// flight) and waits for all of them; their callers take the u8 output
+    /// bands only, as [`Runtime::run_bytes`]'s.
+    pub fn run_many_bytes(&self, inputs: Vec<FrameInput>) -> Result<Vec<Upscaled>> {
         let rxs = inputs
             .into_iter()
             .map(|input| {
                 let (reply, rx) = crossbeam_channel::bounded(1);
                 self.send(Ctl::Job {
-                    input: input.into(),
+                    input,
                     chroma: None,
-                    bytes_only: false,
+                    bytes_only: true,
                     reply,
                     submitted: Instant::now(),
                 })
