@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use super::epilogue::{RawData, RawOutput};
-use super::pack::{BandWalk, Line64, VnniPack, band_rows, fill_band, fill_im2col, im2col_rows};
+use super::pack::{BandWalk, Line64, VnniLayout, VnniPack, band_rows, fill_band, fill_im2col, im2col_rows};
 use super::{Activation, ConvGeom, Epilogue, Output, PackedConv, Src};
 
 thread_local! {
@@ -40,10 +40,9 @@ struct Args<'a> {
     /// flattened, so the tile walks K in one loop: over runs of a few steps (a 16-channel 3×3
     /// conv has 3 runs of 48 bytes) LLVM moved the accumulators through the stack between runs.
     koffs: &'a [usize],
-    /// Paired-octet weights (see `VnniPack`): 16 channels as 2 × (8 channels × 2 K halves).
-    paired: bool,
-    /// Quad weights (see `VnniPack`): `nb` lines of 4 channels × 4 K quads.
-    quad: bool,
+    /// The weights' layout (`VnniPack`): plain; paired octets, 16 channels as 2 × (8 channels
+    /// × 2 K halves); or quads, `nb` lines of 4 channels × 4 K quads.
+    layout: VnniLayout,
     w: *const Line64,
     /// Lines per K quad (16-channel blocks of the packed weights).
     nb: usize,
@@ -75,13 +74,7 @@ pub(crate) fn conv(
                 taps: &[(usize, usize)],
                 n: usize,
                 f: &dyn Fn(&Args)| {
-        let step = if p.quad {
-            16
-        } else if p.paired {
-            8
-        } else {
-            0
-        };
+        let step = p.layout.k_step();
         let koffs: Vec<usize> = if step > 0 {
             taps.iter()
                 .flat_map(|&(t, len)| (0..len / step).map(move |q| t + step * q))
@@ -94,8 +87,7 @@ pub(crate) fn conv(
             hi,
             taps,
             koffs: &koffs,
-            paired: p.paired,
-            quad: p.quad,
+            layout: p.layout,
             w: p.lines.as_ptr(),
             nb: p.nb,
             walk,
@@ -208,12 +200,12 @@ unsafe fn avx512vnni_conv_u8s8_band(a: &Args) {
     // ≤ 16 channels use the paired layout: the plain 12×16 tile needs 13 loads per 12 vpdpbusd
     // and was load-bound (3×3 48→16: ~240 GMAC/s); paired 10×(2×8), 12 loads feed 20
     // (~290 GMAC/s). Without paired weights (channels not a multiple of 8) the 12×16 tile stays.
-    if a.paired {
+    if a.layout == VnniLayout::Paired {
         // SAFETY: the caller's contract, forwarded; paired weights have exactly 2 lines per step.
         unsafe { avx512vnni_conv_u8s8_chunk::<10, 2, true>(a, 0) };
         return;
     }
-    if a.quad {
+    if a.layout == VnniLayout::Quad {
         // MR·NB accumulators + NB weights + a broadcast: 12×1 or 12×2 (both lines at once: the
         // 16-byte broadcast is shared by every channel).
         // SAFETY: the caller's contract, forwarded; quad weights have nb <= 2 lines per step

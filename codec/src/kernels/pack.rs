@@ -22,13 +22,15 @@ pub(crate) struct Line32(pub [i16; 16]);
 /// padded with zeros to `cp` (a multiple of 4). Line `(kq, ocb)` holds, for the 16 output channels
 /// `ocb*16..`, the 4 K values `kq*4..kq*4+4`: `lines[kq * nb + ocb].0[lane*4 + j]`.
 ///
-/// `paired` (out_c ≤ 16 and `cp` a multiple of 8): K runs in octets, two lines per octet `o`, line
+/// [`VnniLayout::Plain`]: as above, any `out_c`.
+///
+/// [`VnniLayout::Paired`] (out_c ≤ 16 and `cp` a multiple of 8): K runs in octets, two lines per octet `o`, line
 /// `(o, b)` lane `2c + h` holding channel `8b + c`'s K values `o*8 + h*4..+4`
 /// (`lines[o * 2 + b].0[(2c + h)*4 + j]`, `nb` = 2). One 8-byte input broadcast then feeds two
 /// `vpdpbusd` covering 16 channels × 8 K, halving the broadcasts a 16-channel conv needs (its
 /// single-block kernel is otherwise load-bound); lane pairs are summed before the epilogue.
 ///
-/// `quad` (out_c ≤ 8 where it needs fewer `vpdpbusd` than `paired`, see [`quad_pays`]): K runs
+/// [`VnniLayout::Quad`] (out_c ≤ 8 where it needs fewer `vpdpbusd` than paired, see [`quad_pays`]): K runs
 /// in 16-byte chunks, `nb` = ⌈out_c / 4⌉ lines per chunk `s`, line `(s, j)` lane `4c + d`
 /// holding channel `4j + c`'s K values `s*16 + d*4..+4` (`lines[s * nb + j].0[(4c + d)*4 + b]`).
 /// One 16-byte input broadcast (`vbroadcasti32x4`) then feeds one `vpdpbusd` per 4 channels:
@@ -40,10 +42,29 @@ pub(crate) struct Line32(pub [i16; 16]);
 pub(crate) struct VnniPack {
     pub cp: usize,
     pub nb: usize,
-    pub paired: bool,
-    pub quad: bool,
+    pub layout: VnniLayout,
     pub im2col: bool,
     pub lines: Vec<Line64>,
+}
+
+/// How a [`VnniPack`] lays K and the output channels out in its lines (its docs give each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VnniLayout {
+    Plain,
+    Paired,
+    Quad,
+}
+
+impl VnniLayout {
+    /// K bytes per step of a tile's flat K loop (`avx512::Args::koffs`): one 8-byte broadcast
+    /// (paired) or 16-byte one (quad); 0 for plain, whose tiles walk the taps' runs.
+    pub(crate) fn k_step(self) -> usize {
+        match self {
+            VnniLayout::Plain => 0,
+            VnniLayout::Paired => 8,
+            VnniLayout::Quad => 16,
+        }
+    }
 }
 
 /// Whether the `quad` layout beats the others for `out_c` channels over `picpg` K values per
@@ -262,8 +283,7 @@ impl PackedConv {
                 return VnniPack {
                     cp,
                     nb,
-                    paired: false,
-                    quad: true,
+                    layout: VnniLayout::Quad,
                     im2col,
                     lines,
                 };
@@ -287,8 +307,7 @@ impl PackedConv {
                 return VnniPack {
                     cp,
                     nb: 2,
-                    paired: true,
-                    quad: false,
+                    layout: VnniLayout::Paired,
                     im2col,
                     lines,
                 };
@@ -306,8 +325,7 @@ impl PackedConv {
             VnniPack {
                 cp,
                 nb,
-                paired: false,
-                quad: false,
+                layout: VnniLayout::Plain,
                 im2col,
                 lines,
             }
