@@ -1140,3 +1140,47 @@ fn eval_scores_a_luma_model() {
     // The integer model stays near its float self (random weights, 3 images).
     assert!((psnr[0] - psnr[1]).abs() < 1.0, "{psnr:?}");
 }
+
+/// `eval --lr-bits`: a luma model scored on an 8- or 10-bit LR Y plane (the
+/// 10-bit one through A16W8 input convs); the two differ, and anything else
+/// is a one-line error.
+#[test]
+fn eval_lr_bits_scores_8_and_10_bit_planes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = calib_dir(dir.path());
+    let luma = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models/nawq_luma_x2.onnx");
+    let rgb = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models/nawq_x2.onnx");
+    let eval = |model: &Path, bits: &str| {
+        nawqsr(&[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--dataset",
+            data.to_str().unwrap(),
+            "--scale",
+            "2",
+            "--mode",
+            "int8",
+            "--calib",
+            data.to_str().unwrap(),
+            "--lr-bits",
+            bits,
+            "--json",
+        ])
+    };
+    let psnr = |bits: &str| {
+        let o = eval(&luma, bits);
+        assert!(o.status.success(), "--lr-bits {bits}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["mean_psnr"].as_f64().unwrap()
+    };
+    let (p8, p10) = (psnr("8"), psnr("10"));
+    assert!(p8 > 20.0 && p10 > 20.0, "{p8} {p10}");
+    assert!(p8 != p10, "8- and 10-bit planes scored alike: {p8}");
+    let o = eval(&luma, "12");
+    assert!(!o.status.success() && stderr(&o).contains("expected 8 or 10"), "{}", stderr(&o));
+    let o = eval(&rgb, "10");
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("--lr-bits 10: for luma models"), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
+}

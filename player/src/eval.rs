@@ -42,9 +42,24 @@ pub struct Args {
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0, value_parser = crate::media::parse_threads)]
     threads: usize,
+    /// Luma models in the engine modes: the LR is a Y plane of this many
+    /// bits (8 or 10), the HR's Y downscaled in floating point and rounded,
+    /// as a decoder hands a video frame; at 10 the convs that read it run on
+    /// A16W8, as in the element on 10-bit caps. Default: the protocol's LR
+    /// (the Y of the 8-bit bicubic RGB, unrounded).
+    #[arg(long, value_parser = parse_lr_bits)]
+    lr_bits: Option<u32>,
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_lr_bits(s: &str) -> std::result::Result<u32, String> {
+    match s {
+        "8" => Ok(8),
+        "10" => Ok(10),
+        _ => Err(format!("invalid value '{s}' (expected 8 or 10)")),
+    }
 }
 
 /// Calibration set for the static ranges: every image of `dir`, or 10 images
@@ -166,17 +181,28 @@ pub fn run(a: Args) -> Result<()> {
             "--mode {m}: invalid (expected fp32, fp32w8, int8, a16w8, hybrid, hybrid-nodre, randdre or bicubic)"
         ),
     };
+    if let Some(bits) = a.lr_bits {
+        let luma_engine = match &runner {
+            Runner::Engine(e, _) | Runner::EngineRuns(e, _) => e.graph.is_luma(),
+            _ => false,
+        };
+        if !luma_engine {
+            bail!(
+                "--lr-bits {bits}: for luma models in the engine modes (expected a 1-channel model and --mode fp32w8, int8, a16w8 or a hybrid mode)"
+            );
+        }
+    }
     let samples =
         eval::load_dataset(&a.dataset, a.scale).with_context(|| "--dataset".to_string())?;
     let bicubic = eval::score(&samples, a.scale, |lr| Ok(upscale_bicubic(lr, a.scale)))?;
     let score: Score = match &runner {
         Runner::Bicubic => bicubic.clone(),
         Runner::Tract(r) => eval::score(&samples, a.scale, |lr| r.upscale(lr))?,
-        Runner::Engine(engine, plan) => score_engine(engine, plan, &samples, a.scale)?,
+        Runner::Engine(engine, plan) => score_engine(engine, plan, &samples, a.scale, a.lr_bits)?,
         Runner::EngineRuns(engine, plans) => {
             let runs = plans
                 .iter()
-                .map(|plan| score_engine(engine, plan, &samples, a.scale))
+                .map(|plan| score_engine(engine, plan, &samples, a.scale, a.lr_bits))
                 .collect::<Result<Vec<Score>, _>>()?;
             mean_of(&runs)
         }
@@ -238,6 +264,30 @@ fn mean_of(runs: &[Score]) -> Score {
     out
 }
 
+/// The LR Y plane a `bits`-bit video frame of `s` would hold: the HR's
+/// MATLAB Y (studio range, 0..=255 scale) downscaled by MATLAB bicubic in
+/// floating point, rounded to steps of 2^(8 − bits), as the network's input
+/// (÷ 255).
+fn lr_plane(s: &eval::Sample, bits: u32) -> Tensor {
+    let (w, h) = (s.hr.width() as usize, s.hr.height() as usize);
+    let (lw, lh) = (s.lr.width() as usize, s.lr.height() as usize);
+    let y: Vec<f32> = nawqsr_codec::metrics::color::rgb_to_y(&s.hr)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let small = nawqsr_codec::metrics::imresize::imresize_plane(&y, w, h, lw, lh);
+    let steps = (1u32 << (bits - 8)) as f32;
+    Tensor {
+        h: lh,
+        w: lw,
+        c: 1,
+        data: small
+            .into_iter()
+            .map(|v| ((v * steps).round() / steps).clamp(0.0, 255.0) / 255.0)
+            .collect(),
+    }
+}
+
 fn check_scale(model_scale: usize, want: usize, a: &Args) -> Result<()> {
     if model_scale != want {
         bail!(
@@ -252,20 +302,37 @@ fn check_scale(model_scale: usize, want: usize, a: &Args) -> Result<()> {
 /// model (FSRCNN, ESPCN, the bundled nawq_luma) on its own output plane, MATLAB
 /// Y in, the network's Y out rounded to 8 bits as a video frame's Y plane is
 /// (`eval::score_y`): the protocol's Y PSNR, no RGB rounding between.
+///
+/// `lr_bits` (luma models): the LR is the HR's Y downscaled in floating
+/// point and rounded to that many bits ([`lr_plane`]); at 10 bits the convs
+/// that read it run on A16W8 (`Plan::with_input_bits`).
 fn score_engine(
     engine: &Engine,
     plan: &Plan,
     samples: &[eval::Sample],
     scale: usize,
+    lr_bits: Option<u32>,
 ) -> nawqsr_codec::error::Result<Score> {
     if !engine.graph.is_luma() {
         return eval::score(samples, scale, |lr| {
             Ok(engine.run(plan, &Tensor::from_rgb(lr))?.to_rgb())
         });
     }
+    let deep;
+    let plan = match lr_bits {
+        Some(b) if b > 8 => {
+            deep = plan.with_input_bits(&engine.graph, Bits::B16);
+            &deep
+        }
+        _ => plan,
+    };
+    let mut planes = samples.iter().map(|s| lr_bits.map(|b| lr_plane(s, b)));
     eval::score_y(samples, scale, |lr| {
-        let x = Tensor::from_rgb(lr);
-        let y = engine.run(plan, &engine.graph.input_of(x))?;
+        let x = match planes.next().flatten() {
+            Some(y) => y,
+            None => engine.graph.input_of(Tensor::from_rgb(lr)),
+        };
+        let y = engine.run(plan, &x)?;
         let plane = y
             .data
             .iter()
