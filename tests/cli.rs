@@ -1178,9 +1178,16 @@ fn eval_lr_bits_scores_8_and_10_bit_planes() {
     assert!(p8 > 20.0 && p10 > 20.0, "{p8} {p10}");
     assert!(p8 != p10, "8- and 10-bit planes scored alike: {p8}");
     let o = eval(&luma, "12");
-    assert!(!o.status.success() && stderr(&o).contains("expected 8 or 10"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("expected 8 or 10"),
+        "{}",
+        stderr(&o)
+    );
     let o = eval(&rgb, "10");
     let e = stderr(&o);
-    assert!(!o.status.success() && e.contains("--lr-bits 10: for luma models"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("--lr-bits 10: for luma models"),
+        "{e}"
+    );
     assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
 }

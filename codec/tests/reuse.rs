@@ -135,8 +135,17 @@ fn reuse_patch_side_is_configurable_and_exact() {
         assert_eq!(c.patches, grid, "side {side}: patches counted");
         // 8: all but the block's surroundings; 40: three patch rows, two of
         // them within the halo of the block, so mostly the repeated frame.
-        let least = if side == 8 { c.patches / 2 } else { c.patches / 10 };
-        assert!(c.reused > least, "side {side}: {} of {} reused", c.reused, c.patches);
+        let least = if side == 8 {
+            c.patches / 2
+        } else {
+            c.patches / 10
+        };
+        assert!(
+            c.reused > least,
+            "side {side}: {} of {} reused",
+            c.reused,
+            c.patches
+        );
     }
     for bad in [2usize, 300] {
         let err = Codec::new(&CodecConfig {
@@ -148,7 +157,11 @@ fn reuse_patch_side_is_configurable_and_exact() {
         })
         .err()
         .expect("patch side out of range");
-        assert!(err.to_string().contains(&format!("reuse patch {bad} (expected 4 to 256")), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("reuse patch {bad} (expected 4 to 256")),
+            "{err}"
+        );
     }
 }
 

@@ -161,7 +161,8 @@ fn reuse_is_bit_exact_on_every_clip() {
 /// frame from run to run).
 #[test]
 fn reuse_patch_sets_the_patch_side_and_stays_exact() {
-    let clip = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/clips/call_320x180.mp4");
+    let clip =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/clips/call_320x180.mp4");
     let line = |reuse: &str| {
         format!(
             "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 \
@@ -174,7 +175,10 @@ fn reuse_patch_sets_the_patch_side_and_stays_exact() {
     let mut shares = Vec::new();
     for side in [8, 64] {
         let (on, reused) = run(&line(&format!("reuse=exact reuse-patch={side}")));
-        assert!(on == off, "reuse-patch={side}: frames differ from reuse=off");
+        assert!(
+            on == off,
+            "reuse-patch={side}: frames differ from reuse=off"
+        );
         shares.push(reused);
     }
     // The default side (16) reuses ~75 % here (`reuse_is_bit_exact_on_every_clip`).

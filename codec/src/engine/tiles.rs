@@ -1529,29 +1529,47 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../assets/models/nawq_x2.onnx"
         ));
-        let e = Engine::new(crate::model::import(p).unwrap(), crate::kernels::CpuLevel::Scalar, 1);
+        let e = Engine::new(
+            crate::model::import(p).unwrap(),
+            crate::kernels::CpuLevel::Scalar,
+            1,
+        );
         let g = &e.graph;
         let fixed = Plan::per_layer(g, &crate::engine::Ranges::empty(g), |_| {
             Some((crate::quant::Bits::B8, false))
         });
         let dre = Plan::all_dre(g, crate::quant::Bits::B8);
         let img = Arc::new(image::RgbImage::from_fn(13, 11, |x, y| {
-            image::Rgb([(x * 19 + y * 7) as u8, (x * y * 5) as u8, (250 - 9 * y) as u8])
+            image::Rgb([
+                (x * 19 + y * 7) as u8,
+                (x * y * 5) as u8,
+                (250 - 9 * y) as u8,
+            ])
         }));
         let x = Tensor::from_rgb(&img);
         for (name, plan) in [("static", &fixed), ("dre", &dre)] {
             for rows in [1, 3, 16] {
                 let want = run_tiled(&e, plan, &x, rows).unwrap();
                 let got = run_tiled_pixels(&e, plan, Pixels::Rgb(img.clone()), rows).unwrap();
-                assert!(got == want, "{name}, {rows} rows: differs from the tensor input");
-                assert_eq!(Arc::strong_count(&img), 1, "{name}, {rows} rows: frame let go");
+                assert!(
+                    got == want,
+                    "{name}, {rows} rows: differs from the tensor input"
+                );
+                assert_eq!(
+                    Arc::strong_count(&img),
+                    1,
+                    "{name}, {rows} rows: frame let go"
+                );
             }
         }
     }
 
     #[test]
     fn bands_cut_otherwise_are_an_error() {
-        let p = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/models/nawq_x2.onnx"));
+        let p = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../assets/models/nawq_x2.onnx"
+        ));
         let g = crate::model::import(p).unwrap();
         let e = Engine::new(g, crate::kernels::CpuLevel::Scalar, 1);
         let plan = Plan::all_dre(&e.graph, crate::quant::Bits::B8);

@@ -18,7 +18,9 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use super::epilogue::{RawData, RawOutput};
-use super::pack::{BandWalk, Line64, VnniLayout, VnniPack, band_rows, fill_band, fill_im2col, im2col_rows};
+use super::pack::{
+    BandWalk, Line64, VnniLayout, VnniPack, band_rows, fill_band, fill_im2col, im2col_rows,
+};
 use super::{Activation, ConvGeom, Epilogue, Output, PackedConv, Src};
 
 thread_local! {

@@ -16,9 +16,9 @@ use image::{GrayImage, RgbImage};
 use super::buffers::Upscaled;
 use super::dispatcher::{Fault, Runtime, RuntimeConfig};
 use super::frame::{FrameMut, FrameRef};
+use super::luma::Plane;
 use super::stream::{Stream, StreamConfig};
 use super::telemetry::{PatchCounts, Stats};
-use super::luma::Plane;
 use crate::engine::tiles::{FrameInput, Pixels};
 use crate::engine::{Engine, Plan, Tensor, resolve_threads};
 use crate::error::{Error, Result};
@@ -374,10 +374,7 @@ impl Npu {
                         }
                     }
                 }
-                let inputs = grown
-                    .iter()
-                    .map(|r| rgb_pixels(crop(lr, r)))
-                    .collect();
+                let inputs = grown.iter().map(|r| rgb_pixels(crop(lr, r))).collect();
                 let outs = self.runtime.run_many_bytes(inputs)?;
                 (outs.iter().map(|o| o.to_rgb()).collect(), grown)
             }
@@ -464,10 +461,7 @@ impl Npu {
                     .iter()
                     .map(|c| c.region(halo, self.reuse_patch(), w, h))
                     .collect();
-                let inputs = grown
-                    .iter()
-                    .map(|g| rgb_pixels(crop(lr, g)))
-                    .collect();
+                let inputs = grown.iter().map(|g| rgb_pixels(crop(lr, g))).collect();
                 let outs = self.runtime.run_many_bytes(inputs)?;
                 for ((c, g), o) in cores.iter().zip(&grown).zip(outs) {
                     paste(&mut sr, &o.to_rgb(), c, g, s);

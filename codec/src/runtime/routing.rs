@@ -507,9 +507,17 @@ mod tests {
         assert_eq!(covered(&g, &hard, 0), 64.0 / 768.0);
         assert_eq!(covered(&g, &hard, 2), 144.0 / 768.0, "12×12");
         hard[6] = true; // its right neighbour: one 16×8 box, grown by 2
-        assert_eq!(covered(&g, &hard, 2), (20.0 * 12.0) / 768.0, "overlaps count once");
+        assert_eq!(
+            covered(&g, &hard, 2),
+            (20.0 * 12.0) / 768.0,
+            "overlaps count once"
+        );
         hard[0] = true; // the corner patch, clipped by the frame: 0..10 × 0..10
-        assert_eq!(covered(&g, &hard, 2), (240.0 + 100.0 - 16.0) / 768.0, "a 4×4 overlap");
+        assert_eq!(
+            covered(&g, &hard, 2),
+            (240.0 + 100.0 - 16.0) / 768.0,
+            "a 4×4 overlap"
+        );
         assert_eq!(covered(&g, &[true; 12], 3), 1.0);
     }
 
