@@ -1108,6 +1108,28 @@ fn calibrate_keeps_a_layer_in_float_when_a16w8_misses_epsilon() {
     assert!(mad(&a16) > 1.0, "a16w8 vs fp32: {}", mad(&a16));
 }
 
+/// `eval --json` of `model` ×2 in `mode` on the images of `data` (calibrated
+/// on them too), with `extra` arguments.
+fn eval_json(model: &Path, data: &Path, mode: &str, extra: &[&str]) -> Output {
+    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let mut args = vec![
+        "eval",
+        "--model",
+        model,
+        "--dataset",
+        data,
+        "--scale",
+        "2",
+        "--mode",
+        mode,
+        "--calib",
+        data,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    nawqsr(&args)
+}
+
 /// `eval` scores a luma model (Y through the network, chroma bicubic, as the
 /// codec runs it) in float and integer modes.
 #[test]
@@ -1117,20 +1139,7 @@ fn eval_scores_a_luma_model() {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/test-models/ecbsr.onnx");
     let mut psnr = vec![];
     for mode in ["fp32", "int8"] {
-        let o = nawqsr(&[
-            "eval",
-            "--model",
-            model.to_str().unwrap(),
-            "--dataset",
-            data.to_str().unwrap(),
-            "--scale",
-            "2",
-            "--mode",
-            mode,
-            "--calib",
-            data.to_str().unwrap(),
-            "--json",
-        ]);
+        let o = eval_json(&model, &data, mode, &[]);
         assert!(o.status.success(), "{mode}: {}", stderr(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let p = v["mean_psnr"].as_f64().unwrap();
@@ -1150,24 +1159,7 @@ fn eval_lr_bits_scores_8_and_10_bit_planes() {
     let data = calib_dir(dir.path());
     let luma = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models/nawq_luma_x2.onnx");
     let rgb = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/models/nawq_x2.onnx");
-    let eval = |model: &Path, bits: &str| {
-        nawqsr(&[
-            "eval",
-            "--model",
-            model.to_str().unwrap(),
-            "--dataset",
-            data.to_str().unwrap(),
-            "--scale",
-            "2",
-            "--mode",
-            "int8",
-            "--calib",
-            data.to_str().unwrap(),
-            "--lr-bits",
-            bits,
-            "--json",
-        ])
-    };
+    let eval = |model: &Path, bits: &str| eval_json(model, &data, "int8", &["--lr-bits", bits]);
     let psnr = |bits: &str| {
         let o = eval(&luma, bits);
         assert!(o.status.success(), "--lr-bits {bits}: {}", stderr(&o));

@@ -847,44 +847,31 @@ fn signed_zero_and_nan_are_consistent() {
                     assert!(y.is_nan(), "{level:?} {act:?}");
                 }
             }
-            let mut q = vec![9u8; 3 * 17 * 20];
-            conv_u8(
-                level,
-                &g,
-                &input,
-                5,
-                0,
-                &w,
-                &epi,
-                0..3,
-                Output::U8 {
-                    data: &mut q,
-                    pixel_stride: 20,
-                    scale: 1.0,
-                    zero: -3.0,
-                },
-            );
-            for (i, &v) in q.iter().enumerate() {
-                assert_eq!(v, if i % 20 < 10 { 3 } else { 0 }, "{level:?} {act:?}");
+            // -0.0 requantizes to −zero; NaN to 0. With zero 0 the SIMD levels leave the
+            // ReLU to the clamp (`clamp_is_relu`): every value 0.
+            for zero in [-3.0f32, 0.0] {
+                let mut q = vec![9u8; 3 * 17 * 20];
+                conv_u8(
+                    level,
+                    &g,
+                    &input,
+                    5,
+                    0,
+                    &w,
+                    &epi,
+                    0..3,
+                    Output::U8 {
+                        data: &mut q,
+                        pixel_stride: 20,
+                        scale: 1.0,
+                        zero,
+                    },
+                );
+                for (i, &v) in q.iter().enumerate() {
+                    let want = if i % 20 < 10 { -zero as u8 } else { 0 };
+                    assert_eq!(v, want, "{level:?} {act:?}, zero {zero}");
+                }
             }
-            // Zero 0: the clamp stands in for the ReLU on SIMD levels.
-            conv_u8(
-                level,
-                &g,
-                &input,
-                5,
-                0,
-                &w,
-                &epi,
-                0..3,
-                Output::U8 {
-                    data: &mut q,
-                    pixel_stride: 20,
-                    scale: 1.0,
-                    zero: 0.0,
-                },
-            );
-            assert!(q.iter().all(|&v| v == 0), "{level:?} {act:?}, zero 0");
         }
     }
 }

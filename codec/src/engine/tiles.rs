@@ -480,22 +480,18 @@ pub struct StepOut {
     pub rgb: Vec<Arc<Vec<u8>>>,
 }
 
-/// A frame's rows made straight into the runtime's bands (issue 15 item 4):
-/// the caller converts its pixels band by band, so neither a whole-frame
-/// f32 tensor nor a band copy of one is made. The bands are cut as
-/// [`Bands::new`]`(h, rows)` cuts the frame.
+/// A frame's input value cut into the task graph's bands (`Bands::new(h, rows)`).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Banded {
-    pub h: usize,
-    pub w: usize,
-    pub c: usize,
-    pub bands: Vec<Tensor>,
+struct Banded {
+    h: usize,
+    w: usize,
+    c: usize,
+    bands: Vec<Tensor>,
 }
 
 impl Banded {
-    /// `row(r, dst)` writes frame row `r` (w·c values) into `dst`; band
-    /// buffers come from the recycled pool (every value is written).
-    pub fn from_rows(
+    /// `row(r, dst)` writes frame row `r` (w·c values) into `dst`.
+    fn from_rows(
         h: usize,
         w: usize,
         c: usize,
@@ -504,51 +500,26 @@ impl Banded {
     ) -> Banded {
         let cut = Bands::new(h, rows);
         let bands = (0..cut.count())
-            .map(|b| {
-                let r = cut.range(b);
-                let mut data = recycle::take::<f32>(r.len() * w * c);
-                if w * c > 0 {
-                    for (i, dst) in data.chunks_exact_mut(w * c).enumerate() {
-                        row(r.start + i, dst);
-                    }
-                }
-                Tensor {
-                    h: r.len(),
-                    w,
-                    c,
-                    data,
-                }
-            })
+            .map(|b| band_of(cut.range(b), w, c, &mut row))
             .collect();
         Banded { h, w, c, bands }
     }
-
-    /// Interleaved u8 pixels (`h`×`w`×`c`, rows `stride` bytes apart) as the
-    /// network's input, v / 255: the values of `Tensor::from_rgb`.
-    pub fn from_u8(h: usize, w: usize, c: usize, rows: usize, px: &[u8], stride: usize) -> Banded {
-        Banded::from_rows(h, w, c, rows, |r, dst| u8_row(px, stride, r, dst))
-    }
-
-    /// The whole frame (for paths that need it: a luma model's RGB frame).
-    pub fn stitch(self) -> Tensor {
-        let mut data = Vec::with_capacity(self.h * self.w * self.c);
-        for t in self.bands {
-            data.extend_from_slice(&t.data);
-        }
-        Tensor {
-            h: self.h,
-            w: self.w,
-            c: self.c,
-            data,
-        }
-    }
 }
 
-/// Row `r` of u8 pixels (rows `stride` bytes apart) as f32, v / 255.
-fn u8_row(px: &[u8], stride: usize, r: usize, dst: &mut [f32]) {
-    let n = dst.len();
-    for (d, &v) in dst.iter_mut().zip(&px[r * stride..][..n]) {
-        *d = f32::from(v) / 255.0;
+/// Frame rows `r` (w·c values each, made by `row`) as one band, in a recycled
+/// buffer (every value is written).
+fn band_of(r: Range<usize>, w: usize, c: usize, mut row: impl FnMut(usize, &mut [f32])) -> Tensor {
+    let mut data = recycle::take::<f32>(r.len() * w * c);
+    if w * c > 0 {
+        for (i, dst) in data.chunks_exact_mut(w * c).enumerate() {
+            row(r.start + i, dst);
+        }
+    }
+    Tensor {
+        h: r.len(),
+        w,
+        c,
+        data,
     }
 }
 
@@ -578,36 +549,26 @@ impl Pixels {
         }
     }
 
-    /// Rows `r` as an f32 band (a recycled buffer, every value written).
-    fn band(&self, r: Range<usize>) -> Tensor {
-        let (_, w, c) = self.dims();
-        let mut data = recycle::take::<f32>(r.len() * w * c);
-        if w * c > 0 {
-            for (i, dst) in data.chunks_exact_mut(w * c).enumerate() {
-                u8_row(self.bytes(), w * c, r.start + i, dst);
-            }
-        }
-        Tensor {
-            h: r.len(),
-            w,
-            c,
-            data,
+    /// Frame row `r` as the network's input, v / 255.
+    fn row(&self, r: usize, dst: &mut [f32]) {
+        let n = dst.len();
+        for (d, &v) in dst.iter_mut().zip(&self.bytes()[r * n..][..n]) {
+            *d = f32::from(v) / 255.0;
         }
     }
 
-    /// All of it, in the bands of `rows` rows.
-    pub fn banded(&self, rows: usize) -> Banded {
-        let (h, w, c) = self.dims();
-        Banded::from_u8(h, w, c, rows, self.bytes(), w * c)
+    /// Rows `r` as an f32 band.
+    fn band(&self, r: Range<usize>) -> Tensor {
+        let (_, w, c) = self.dims();
+        band_of(r, w, c, |r, dst| self.row(r, dst))
     }
 }
 
-/// A frame handed to the runtime: whole, already in bands, or as pixels
-/// made into bands on demand.
+/// A frame handed to the runtime: whole, or as pixels made into bands on
+/// demand.
 #[derive(Clone, Debug)]
 pub enum FrameInput {
     Whole(Tensor),
-    Banded(Banded),
     Pixels(Pixels),
 }
 
@@ -616,7 +577,6 @@ impl FrameInput {
     pub fn dims(&self) -> (usize, usize, usize) {
         match self {
             FrameInput::Whole(t) => (t.h, t.w, t.c),
-            FrameInput::Banded(b) => (b.h, b.w, b.c),
             FrameInput::Pixels(p) => p.dims(),
         }
     }
@@ -624,11 +584,7 @@ impl FrameInput {
     pub fn into_whole(self) -> Tensor {
         match self {
             FrameInput::Whole(t) => t,
-            FrameInput::Banded(b) => b.stitch(),
-            FrameInput::Pixels(p) => {
-                let (h, ..) = p.dims();
-                p.banded(h.max(1)).stitch()
-            }
+            FrameInput::Pixels(p) => p.band(0..p.dims().0),
         }
     }
 }
@@ -636,12 +592,6 @@ impl FrameInput {
 impl From<Tensor> for FrameInput {
     fn from(t: Tensor) -> FrameInput {
         FrameInput::Whole(t)
-    }
-}
-
-impl From<Banded> for FrameInput {
-    fn from(b: Banded) -> FrameInput {
-        FrameInput::Banded(b)
     }
 }
 
@@ -691,14 +641,13 @@ impl FrameTiles {
         let banded = Banded::from_rows(input.h, input.w, input.c, tg.bands.rows, |r, dst| {
             dst.copy_from_slice(&input.data[r * row..][..row])
         });
-        FrameTiles::from_banded(tg, banded)
+        Ok(FrameTiles::from_banded(tg, banded))
     }
 
-    /// The frame as a whole tensor, in bands or as pixels.
+    /// The frame as a whole tensor or as pixels.
     pub fn of(tg: Arc<TileGraph>, input: FrameInput) -> Result<FrameTiles> {
         match input {
             FrameInput::Whole(t) => FrameTiles::new(tg, &t),
-            FrameInput::Banded(b) => FrameTiles::from_banded(tg, b),
             FrameInput::Pixels(p) => FrameTiles::from_pixels(tg, p),
         }
     }
@@ -710,8 +659,9 @@ impl FrameTiles {
     pub fn from_pixels(tg: Arc<TileGraph>, px: Pixels) -> Result<FrameTiles> {
         check_dims(&tg, px.dims())?;
         if tg.range_needed[tg.input] {
-            let rows = tg.bands.rows;
-            return FrameTiles::from_banded(tg, px.banded(rows));
+            let (h, w, c) = px.dims();
+            let banded = Banded::from_rows(h, w, c, tg.bands.rows, |r, dst| px.row(r, dst));
+            return Ok(FrameTiles::from_banded(tg, banded));
         }
         let mut ft = FrameTiles::empty(tg, Vec::new(), None);
         ft.unmade = ft.uses[ft.tg.input].iter().filter(|&&u| u > 0).count();
@@ -719,25 +669,11 @@ impl FrameTiles {
         Ok(ft)
     }
 
-    /// Takes bands cut as `tg.bands` cuts the frame (issue 15 item 4: the
-    /// frame's rows were made straight into them, so no whole-frame f32
-    /// tensor exists).
-    pub fn from_banded(tg: Arc<TileGraph>, input: Banded) -> Result<FrameTiles> {
-        check_dims(&tg, (input.h, input.w, input.c))?;
-        let cut = tg.bands;
-        if input.bands.len() != cut.count()
-            || input
-                .bands
-                .iter()
-                .enumerate()
-                .any(|(b, t)| (t.h, t.w, t.c) != (cut.range(b).len(), tg.w, tg.in_c))
-        {
-            return Err(Error::Invalid(format!(
-                "input bands are not the task graph's {} bands of {} rows",
-                cut.count(),
-                cut.rows
-            )));
-        }
+    /// Takes the input's bands, cut as `tg.bands` cuts the frame (the callers
+    /// checked the frame's size).
+    fn from_banded(tg: Arc<TileGraph>, input: Banded) -> FrameTiles {
+        debug_assert_eq!((input.h, input.w, input.c), (tg.h, tg.w, tg.in_c));
+        debug_assert_eq!(input.bands.len(), tg.bands.count());
         // Band partials combined, as the RQU combines producers' (exact).
         let range = if tg.range_needed[tg.input] {
             input
@@ -749,7 +685,7 @@ impl FrameTiles {
         } else {
             None
         };
-        Ok(FrameTiles::empty(tg, input.bands, range))
+        FrameTiles::empty(tg, input.bands, range)
     }
 
     /// The state before any node ran, with these input bands (none: made
@@ -1502,21 +1438,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn banded_u8_is_the_frame_tensor_cut_into_bands() {
-        let (h, w) = (11, 5);
-        let stride = 3 * w + 2;
-        let px: Vec<u8> = (0..h * stride).map(|i| (i * 37 % 256) as u8).collect();
-        let b = Banded::from_u8(h, w, 3, 4, &px, stride);
+    fn pixel_bands_are_the_frame_tensor_cut_into_bands() {
+        let img = image::RgbImage::from_fn(5, 11, |x, y| {
+            image::Rgb([(x * 37 + y) as u8, (y * 23) as u8, (x * y * 7) as u8])
+        });
+        let px = Pixels::Rgb(Arc::new(img.clone()));
+        let b = Banded::from_rows(11, 5, 3, 4, |r, dst| px.row(r, dst));
         assert_eq!(
             b.bands.iter().map(|t| t.h).collect::<Vec<_>>(),
             vec![4, 4, 3],
             "cut as Bands::new(11, 4)"
         );
-        let packed: Vec<u8> = (0..h)
-            .flat_map(|r| px[r * stride..][..3 * w].to_vec())
-            .collect();
-        let img = image::RgbImage::from_raw(w as u32, h as u32, packed).unwrap();
-        assert_eq!(b.stitch(), Tensor::from_rgb(&img), "v / 255, every value");
+        let joined: Vec<f32> = b.bands.iter().flat_map(|t| t.data.clone()).collect();
+        let want = Tensor::from_rgb(&img);
+        assert_eq!(joined, want.data, "v / 255, every value");
+        assert_eq!(FrameInput::Pixels(px).into_whole(), want);
     }
 
     /// Input bands made from the pixels as nodes first read them give the
@@ -1565,7 +1501,7 @@ mod tests {
     }
 
     #[test]
-    fn bands_cut_otherwise_are_an_error() {
+    fn pixels_of_another_size_are_an_error() {
         let p = std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../assets/models/nawq_x2.onnx"
@@ -1574,13 +1510,9 @@ mod tests {
         let e = Engine::new(g, crate::kernels::CpuLevel::Scalar, 1);
         let plan = Plan::all_dre(&e.graph, crate::quant::Bits::B8);
         let tg = Arc::new(TileGraph::new(&e, &plan, 9, 4, 4).unwrap());
-        let px = vec![7u8; 9 * 4 * 3];
-        assert!(FrameTiles::from_banded(tg.clone(), Banded::from_u8(9, 4, 3, 4, &px, 12)).is_ok());
-        let err = FrameTiles::from_banded(tg.clone(), Banded::from_u8(9, 4, 3, 3, &px, 12))
-            .err()
-            .expect("3-row bands for a 4-row graph");
-        assert!(err.to_string().contains("bands of 4 rows"), "{err}");
-        let err = FrameTiles::from_banded(tg, Banded::from_u8(8, 4, 3, 4, &px, 12))
+        let px = |h| Pixels::Rgb(Arc::new(image::RgbImage::new(4, h)));
+        assert!(FrameTiles::from_pixels(tg.clone(), px(9)).is_ok());
+        let err = FrameTiles::from_pixels(tg, px(8))
             .err()
             .expect("8 rows for a 9-row graph");
         assert!(err.to_string().contains("task graph is for 4x9x3"), "{err}");

@@ -196,7 +196,7 @@ impl LastOutput {
     fn into_image(self) -> RgbImage {
         match self {
             LastOutput::Bands(u) => u.to_rgb(),
-            LastOutput::Image(i) => Arc::try_unwrap(i).unwrap_or_else(|a| (*a).clone()),
+            LastOutput::Image(i) => Arc::unwrap_or_clone(i),
             LastOutput::Routed(i) => i,
         }
     }
@@ -219,7 +219,7 @@ impl Out {
     fn into_rgb(self) -> RgbImage {
         match self {
             Out::Bands(u) => u.to_rgb(),
-            Out::Image(i) => Arc::try_unwrap(i).unwrap_or_else(|a| (*a).clone()),
+            Out::Image(i) => Arc::unwrap_or_clone(i),
         }
     }
 }
@@ -474,7 +474,7 @@ impl Npu {
                 let up = self.runtime.run_bytes(Pixels::Rgb(px.clone()))?;
                 let keep = LastOutput::Bands(up.rgb_only());
                 // The runtime let go of the frame with its last input band.
-                let reference = Arc::try_unwrap(px).unwrap_or_else(|a| (*a).clone());
+                let reference = Arc::unwrap_or_clone(px);
                 (Out::Bands(up), (reference, keep))
             }
         };
@@ -529,7 +529,7 @@ impl Npu {
                     .collect();
                 let inputs = grown
                     .iter()
-                    .map(|g| FrameInput::Pixels(Pixels::Gray(Arc::new(crop(&lr, g)))))
+                    .map(|g| bytes(Arc::new(crop(&lr, g))))
                     .collect();
                 let outs = self.runtime.run_many_bytes(inputs)?;
                 for ((c, g), o) in cores.iter().zip(&grown).zip(outs) {
@@ -545,7 +545,7 @@ impl Npu {
                 let up = run(bytes(px.clone()), true, beside)?;
                 let keep = YKeep::Bands(up.rgb_only());
                 // The runtime let go of the plane with its last input band.
-                let lr = Arc::try_unwrap(px).unwrap_or_else(|a| (*a).clone());
+                let lr = Arc::unwrap_or_clone(px);
                 (LumaOut::Bands(up), (lr, keep))
             }
         };
@@ -581,7 +581,7 @@ impl YKeep {
     fn into_image(self) -> GrayImage {
         match self {
             YKeep::Bands(u) => gray_of(&u),
-            YKeep::Image(i) => Arc::try_unwrap(i).unwrap_or_else(|a| (*a).clone()),
+            YKeep::Image(i) => Arc::unwrap_or_clone(i),
         }
     }
 }
