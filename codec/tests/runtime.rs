@@ -144,6 +144,112 @@ fn tiled_equals_whole_bundled_plain_nets() {
     }
 }
 
+/// An IMDN-style distillation step, self-contained: conv (+ PReLU) → split
+/// → one part kept, one to the next conv → concat → conv. `sizes` 16 + 16 of
+/// 32 channels is written by the conv part by part (`engine::ConvSplit`);
+/// 12 + 20 would need a third 16-lane block and stays a split.
+fn split_graph(sizes: [usize; 2]) -> model::Graph {
+    use model::{Activation, Conv, Layer, Op, Spatial, ValueShape};
+    let mut seed = 0x5EED_u64;
+    let mut rnd = move |n: usize, amp: f32| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((seed >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 2.0 * amp
+            })
+            .collect()
+    };
+    let mut conv = |in_c: usize, out_c: usize| {
+        Op::Conv(Conv {
+            in_c,
+            out_c,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            dilation: 1,
+            pads: [1; 4],
+            groups: 1,
+            weights: rnd(out_c * in_c * 9, 0.3),
+            bias: rnd(out_c, 0.1),
+        })
+    };
+    let img = |c| ValueShape {
+        channels: c,
+        spatial: Spatial::Image { factor: 1 },
+    };
+    let layer = |name: &str, op, inputs: Vec<usize>, outputs: Vec<usize>| Layer {
+        name: name.into(),
+        op,
+        inputs,
+        outputs,
+    };
+    let slopes: Vec<f32> = (0..32).map(|c| 0.05 * (c % 5) as f32).collect();
+    let (a, b, c) = (conv(3, 32), conv(sizes[1], 16), conv(sizes[0] + 16, 3));
+    model::Graph {
+        layers: vec![
+            layer("a", a, vec![0], vec![1]),
+            layer("act", Op::Act(Activation::PRelu(slopes)), vec![1], vec![2]),
+            layer("split", Op::Split(sizes.to_vec()), vec![2], vec![3, 4]),
+            layer("b", b, vec![4], vec![5]),
+            layer("cat", Op::Concat, vec![3, 5], vec![6]),
+            layer("c", c, vec![6], vec![7]),
+        ],
+        values: vec![
+            img(3),
+            img(32),
+            img(32),
+            img(sizes[0]),
+            img(sizes[1]),
+            img(16),
+            img(sizes[0] + 16),
+            img(3),
+        ],
+        value_names: (0..8).map(|v| format!("v{v}")).collect(),
+        input: 0,
+        output: 7,
+        scale: 1,
+    }
+}
+
+/// A conv's split parts (issue 15 item 3): the conv writes them, the part
+/// read by the next conv is stored quantized, and every plan's bands equal
+/// the whole frame (conv, then split) bit for bit.
+#[test]
+fn split_parts_written_by_the_conv_equal_the_whole_frame() {
+    use nawqsr_codec::engine::tiles::TileGraph;
+    for (sizes, fused) in [([16, 16], true), ([12, 20], false)] {
+        let e = Engine::new(split_graph(sizes), CpuLevel::detect(), 2);
+        for (pname, plan) in plans(&e) {
+            let tg = TileGraph::new(&e, &plan, 19, 23, 4).expect("task graph");
+            let split_nodes = tg.nodes.iter().filter(|n| n.layer() == Some(2)).count();
+            assert_eq!(
+                split_nodes == 0,
+                fused,
+                "{sizes:?} {pname}: split nodes {split_nodes}"
+            );
+            if fused && pname == "int8" {
+                assert!(
+                    tg.quantized[4].is_some() && tg.quantized[3].is_none(),
+                    "{sizes:?}: the part the conv reads is stored quantized, the concat's is f32"
+                );
+            }
+            for &(w, h) in &[(1, 1), (23, 19), (40, 9)] {
+                let x = image(h, w, (w * 5 + h) as u64);
+                let whole = e.run(&plan, &x).expect("whole frame runs");
+                for r in [1, 3, 16] {
+                    let t = run_tiled(&e, &plan, &x, r).expect("tiled runs");
+                    assert!(
+                        t == whole,
+                        "{sizes:?} {pname} {w}x{h} rows {r}: tiled output differs from whole frame"
+                    );
+                }
+            }
+        }
+    }
+}
+
 use nawqsr_codec::runtime::{
     Codec, CodecConfig, FrameRef, Mode, PixelFormat, RuntimeOptions, StreamConfig, Timestamp,
 };

@@ -18,7 +18,7 @@ pub use plan::{ConvPlan, Plan, Ranges};
 
 use crate::error::{Error, Result};
 use crate::kernels::{self, CpuLevel};
-use crate::model::{Activation, Graph, Op};
+use crate::model::{Activation, Conv, Graph, Op};
 use crate::quant::params::min_max;
 use crate::quant::{QParams, WeightGranularity};
 use crate::units::QConv;
@@ -37,10 +37,70 @@ pub(crate) enum Compiled {
         kact: kernels::Activation,
         /// Value the conv (+ fused activation) writes.
         out: usize,
+        /// The band executor writes the split that alone reads `out` (issue 15
+        /// item 3): one output per part, no f32 tensor of the whole conv.
+        split: Option<ConvSplit>,
     },
     /// An activation fused into its producer.
     Fused,
+    /// A split whose conv writes its parts in the band executor (see
+    /// [`ConvSplit`]); the whole-frame engine still runs it, as the reference.
+    SplitOf,
     Other,
+}
+
+/// A conv whose output only a channel split reads (IMDN's progressive
+/// refinement: 16 channels kept, 48 to the next conv). The band executor runs
+/// the conv once per part, on the input quantized once, with the part's
+/// channels of the same integer weights, so every part holds exactly the
+/// whole conv's channels (the whole-frame engine, conv then split, is the
+/// reference). A part read only by integer convs with the same static ⟨s, z⟩
+/// is then stored quantized (`tiles::Chunk::U8/U16`) as any conv output is:
+/// no f32 tensor, no split copy and no quantization pass between two convs.
+pub(crate) struct ConvSplit {
+    /// Per split output: its value, its channels and the conv on them.
+    pub parts: Vec<SplitPart>,
+}
+
+pub(crate) struct SplitPart {
+    pub value: usize,
+    pub channels: std::ops::Range<usize>,
+    pub q: QConv,
+    pub kact: kernels::Activation,
+}
+
+/// The split of conv layer `i`'s output `out` that the band executor can
+/// write directly: the only reader of `out` is a `Split` (not the graph
+/// output), the conv is banded ("same", on an image) and ungrouped, and the
+/// parts need no more 16-lane channel blocks than the whole conv (a 64 → 16 +
+/// 48 split costs no kernel work; 64 → 12 + 52 would, 5 blocks for 4).
+fn split_of(
+    graph: &Graph,
+    consumers: &[Vec<usize>],
+    c: &Conv,
+    q: &QConv,
+    out: usize,
+) -> Option<(usize, Vec<usize>)> {
+    let [j] = consumers[out].as_slice() else {
+        return None;
+    };
+    let Op::Split(sizes) = &graph.layers[*j].op else {
+        return None;
+    };
+    let image = matches!(
+        graph.values[graph.layers[*j].inputs[0]].spatial,
+        crate::model::Spatial::Image { .. }
+    );
+    let blocks: usize = sizes.iter().map(|s| s.div_ceil(16)).sum();
+    (out != graph.output
+        && image
+        && c.is_same()
+        && q.groups == 1
+        && c.groups == 1
+        && sizes.len() > 1
+        && sizes.iter().all(|&s| s > 0)
+        && blocks <= q.out_c.div_ceil(16))
+    .then(|| (*j, sizes.clone()))
 }
 
 /// A graph compiled for execution: 8-bit weights quantized and packed once.
@@ -98,13 +158,39 @@ impl Engine {
                 Some(Activation::PRelu(s)) => kernels::Activation::PRelu(s.clone()),
                 Some(_) => unreachable!("only Relu, Leaky and PRelu are fused"),
             };
+            let q = QConv::for_level(c, gran, level);
+            let split = split_of(&graph, &consumers, c, &q, out).map(|(j, sizes)| {
+                compiled[j] = Compiled::SplitOf;
+                let mut start = 0;
+                let parts = sizes
+                    .iter()
+                    .zip(&graph.layers[j].outputs)
+                    .map(|(&n, &value)| {
+                        let channels = start..start + n;
+                        start += n;
+                        SplitPart {
+                            value,
+                            q: q.channels(channels.clone(), Some(level)),
+                            kact: match &kact {
+                                kernels::Activation::PRelu(s) => {
+                                    kernels::Activation::PRelu(s[channels.clone()].to_vec())
+                                }
+                                a => a.clone(),
+                            },
+                            channels,
+                        }
+                    })
+                    .collect();
+                ConvSplit { parts }
+            });
             compiled[i] = Compiled::Conv {
-                q: QConv::for_level(c, gran, level),
+                q,
                 fp32: OnceLock::new(),
                 w8: OnceLock::new(),
                 act,
                 kact,
                 out,
+                split,
             };
         }
         Engine {

@@ -305,7 +305,8 @@ impl TileGraph {
         };
         for (l, layer) in g.layers.iter().enumerate() {
             let outputs = match &e.compiled[l] {
-                Compiled::Fused => continue,
+                Compiled::Fused | Compiled::SplitOf => continue,
+                Compiled::Conv { split: Some(s), .. } => s.parts.iter().map(|p| p.value).collect(),
                 Compiled::Conv { out, .. } => vec![*out],
                 Compiled::Other => layer.outputs.clone(),
             };
@@ -1165,7 +1166,7 @@ fn run_node(
     let l = &e.graph.layers[layer];
     match node.kind {
         NodeKind::Band { band, .. } => Ok(match (&l.op, &e.compiled[layer]) {
-            (Op::Conv(c), Compiled::Conv { q, kact, .. }) => {
+            (Op::Conv(c), Compiled::Conv { q, kact, split, .. }) => {
                 let ConvPlan::Quant { q: qs, .. } = plan.convs[layer] else {
                     // A float conv: the rows its band reads, from the frame's.
                     let f = match e.graph.values[l.inputs[0]].spatial {
@@ -1177,7 +1178,18 @@ fn run_node(
                     let (fc, act) = e.float_conv(layer, plan);
                     let out =
                         fc.run_rows(&x, ins[0].first(), f * tg.h, f * r.start..f * r.end, act, 1);
-                    return Ok(vec![vec![Chunk::F32(Arc::new(out))]]);
+                    let outs = match split {
+                        Some(s) => {
+                            let sizes: Vec<usize> =
+                                s.parts.iter().map(|p| p.channels.len()).collect();
+                            ops::split(&out, &sizes)
+                        }
+                        None => vec![out],
+                    };
+                    return Ok(outs
+                        .into_iter()
+                        .map(|t| vec![Chunk::F32(Arc::new(t))])
+                        .collect());
                 };
                 let qp = qp.unwrap_or(qs);
                 let f = match e.graph.values[l.inputs[0]].spatial {
@@ -1187,18 +1199,27 @@ fn run_node(
                     }
                 };
                 let r = tg.bands.range(band);
-                vec![vec![conv_band(
+                let parts: Vec<Part> = match split {
+                    Some(s) => s
+                        .parts
+                        .iter()
+                        .map(|p| (&p.q, &p.kact, tg.quantized[p.value]))
+                        .collect(),
+                    None => vec![(q, kact, tg.quantized[node.outputs[0]])],
+                };
+                conv_band(
                     e,
-                    q,
+                    &parts,
                     c,
-                    kact,
                     &qp,
                     &ins[0],
                     f * r.start..f * r.end,
                     f * tg.h,
                     f * tg.w,
-                    tg.quantized[node.outputs[0]],
-                )]]
+                )
+                .into_iter()
+                .map(|c| vec![c])
+                .collect()
             }
             (op, _) => {
                 let xs: Vec<&Tensor> = ins.iter().map(|r| r.single()).collect();
@@ -1279,23 +1300,31 @@ fn scratch<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
     &mut buf[..len]
 }
 
+/// What one kernel call of a conv band computes: the conv (or a part of its
+/// channels, `engine::ConvSplit`), its fused activation, and the ⟨b, s, z⟩ its
+/// output is stored with (None: f32).
+type Part<'a> = (
+    &'a crate::units::QConv,
+    &'a kernels::Activation,
+    Option<QParams>,
+);
+
 /// One band of an integer conv: output rows `out_rows` (value rows) of an
-/// `hv`×`wv` value. Quantizes the input rows it reads (band ± halo) and runs
-/// the kernel on a local geometry whose top/bottom padding is the frame's only
-/// where the band touches a frame edge; everything else reads real rows.
+/// `hv`×`wv` value, one chunk per part. Quantizes the input rows it reads
+/// (band ± halo) once and runs the kernel per part on a local geometry whose
+/// top/bottom padding is the frame's only where the band touches a frame
+/// edge; everything else reads real rows.
 #[allow(clippy::too_many_arguments)]
 fn conv_band(
     e: &Engine,
-    q: &crate::units::QConv,
+    parts: &[Part],
     c: &crate::model::Conv,
-    kact: &kernels::Activation,
     qp: &QParams,
     x: &Rows,
     out_rows: Range<usize>,
     hv: usize,
     wv: usize,
-    out_q: Option<QParams>,
-) -> Chunk {
+) -> Vec<Chunk> {
     let pt = c.pads[0];
     let span = c.dilation * (c.kh - 1) + 1;
     let (r0, r1) = (out_rows.start, out_rows.end);
@@ -1304,98 +1333,120 @@ fn conv_band(
     let in_h = i1 - i0;
     let pad_top = pt.saturating_sub(r0);
     let pad_bottom = ((r1 - r0) + span - 1).saturating_sub(in_h + pad_top);
-    let mut g: ConvGeom = q.geom(in_h, wv);
-    g.pad_top = pad_top;
-    g.pad_bottom = pad_bottom;
-    let (mult, offset) = q.epilogue_consts(qp);
-    let epi = Epilogue {
-        mult: &mult,
-        offset: &offset,
-        act: kact,
-    };
-    let row_len = wv * q.in_c;
-    let (oh, oc) = (r1 - r0, q.out_c);
-    let n = oh * wv * oc;
-    let (mut f, mut u8s, mut u16s) = (Vec::new(), Vec::new(), Vec::new());
-    let output = match out_q {
-        // Recycled: the kernel writes all n values (see `recycle`).
-        None => {
-            f = recycle::take(n);
-            Output::F32 {
-                data: &mut f,
-                pixel_stride: oc,
+    let in_c = parts[0].0.in_c;
+    let row_len = wv * in_c;
+    let oh = r1 - r0;
+    // Each part on the quantized rows: `xq` holds `in_h` rows (u8 or u16).
+    let run = |xq: Xq,
+               q: &crate::units::QConv,
+               kact: &kernels::Activation,
+               out_q: Option<QParams>| {
+        let mut g: ConvGeom = q.geom(in_h, wv);
+        g.pad_top = pad_top;
+        g.pad_bottom = pad_bottom;
+        let (mult, offset) = q.epilogue_consts(qp);
+        let epi = Epilogue {
+            mult: &mult,
+            offset: &offset,
+            act: kact,
+        };
+        let oc = q.out_c;
+        let n = oh * wv * oc;
+        let (mut f, mut u8s, mut u16s) = (Vec::new(), Vec::new(), Vec::new());
+        let output = match out_q {
+            // Recycled: the kernel writes all n values (see `recycle`).
+            None => {
+                f = recycle::take(n);
+                Output::F32 {
+                    data: &mut f,
+                    pixel_stride: oc,
+                }
             }
+            Some(o) if o.bits == Bits::B8 => {
+                u8s = recycle::take(n);
+                Output::U8 {
+                    data: &mut u8s,
+                    pixel_stride: oc,
+                    scale: o.scale,
+                    zero: o.zero,
+                }
+            }
+            Some(o) => {
+                u16s = recycle::take(n);
+                Output::U16 {
+                    data: &mut u16s,
+                    pixel_stride: oc,
+                    scale: o.scale,
+                    zero: o.zero,
+                }
+            }
+        };
+        let rows = 0..r1 - r0;
+        match xq {
+            Xq::U8(xq) => kernels::conv_u8(
+                e.level,
+                &g,
+                xq,
+                in_c,
+                qp.q_zero() as u8,
+                &q.packed,
+                &epi,
+                rows,
+                output,
+            ),
+            Xq::U16(xq) => kernels::conv_u16(
+                e.level,
+                &g,
+                xq,
+                in_c,
+                qp.q_zero(),
+                &q.packed,
+                &epi,
+                rows,
+                output,
+            ),
         }
-        Some(o) if o.bits == Bits::B8 => {
-            u8s = recycle::take(n);
-            Output::U8 {
-                data: &mut u8s,
-                pixel_stride: oc,
-                scale: o.scale,
-                zero: o.zero,
-            }
-        }
-        Some(o) => {
-            u16s = recycle::take(n);
-            Output::U16 {
-                data: &mut u16s,
-                pixel_stride: oc,
-                scale: o.scale,
-                zero: o.zero,
-            }
+        let (h, w, c) = (oh, wv, oc);
+        match out_q {
+            None => Chunk::F32(Arc::new(Tensor { h, w, c, data: f })),
+            Some(o) if o.bits == Bits::B8 => Chunk::U8(Arc::new(QTensor { h, w, c, data: u8s })),
+            Some(_) => Chunk::U16(Arc::new(QTensor {
+                h,
+                w,
+                c,
+                data: u16s,
+            })),
         }
     };
     match qp.bits {
-        Bits::B8 => {
-            XQ8.with_borrow_mut(|buf| {
-                let xq = scratch(buf, in_h * row_len);
-                for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
-                    x.row_u8(r, qp, dst);
-                }
-                kernels::conv_u8(
-                    e.level,
-                    &g,
-                    xq,
-                    q.in_c,
-                    qp.q_zero() as u8,
-                    &q.packed,
-                    &epi,
-                    0..r1 - r0,
-                    output,
-                );
-            });
-        }
-        Bits::B16 => {
-            XQ16.with_borrow_mut(|buf| {
-                let xq = scratch(buf, in_h * row_len);
-                for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
-                    x.row_u16(r, qp, dst);
-                }
-                kernels::conv_u16(
-                    e.level,
-                    &g,
-                    xq,
-                    q.in_c,
-                    qp.q_zero(),
-                    &q.packed,
-                    &epi,
-                    0..r1 - r0,
-                    output,
-                );
-            });
-        }
+        Bits::B8 => XQ8.with_borrow_mut(|buf| {
+            let xq = scratch(buf, in_h * row_len);
+            for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
+                x.row_u8(r, qp, dst);
+            }
+            parts
+                .iter()
+                .map(|&(q, kact, out_q)| run(Xq::U8(xq), q, kact, out_q))
+                .collect()
+        }),
+        Bits::B16 => XQ16.with_borrow_mut(|buf| {
+            let xq = scratch(buf, in_h * row_len);
+            for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
+                x.row_u16(r, qp, dst);
+            }
+            parts
+                .iter()
+                .map(|&(q, kact, out_q)| run(Xq::U16(xq), q, kact, out_q))
+                .collect()
+        }),
     }
-    let (h, w, c) = (oh, wv, oc);
-    match out_q {
-        None => Chunk::F32(Arc::new(Tensor { h, w, c, data: f })),
-        Some(o) if o.bits == Bits::B8 => Chunk::U8(Arc::new(QTensor { h, w, c, data: u8s })),
-        Some(_) => Chunk::U16(Arc::new(QTensor {
-            h,
-            w,
-            c,
-            data: u16s,
-        })),
-    }
+}
+
+/// A band's quantized input rows.
+#[derive(Clone, Copy)]
+enum Xq<'a> {
+    U8(&'a [u8]),
+    U16(&'a [u16]),
 }
 
 /// Runs the task graph sequentially (reference for the dispatcher, and the

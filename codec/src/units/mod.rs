@@ -103,6 +103,30 @@ impl QConv {
         }
     }
 
+    /// The conv restricted to output channels `r` (ungrouped convs): the same
+    /// quantized weights, scales and biases, so each of its channels is the
+    /// whole conv's, integer for integer (`engine::ConvSplit`).
+    pub fn channels(&self, r: std::ops::Range<usize>, only: Option<CpuLevel>) -> QConv {
+        assert!(
+            self.groups == 1 && r.start < r.end && r.end <= self.out_c,
+            "a channel range of an ungrouped conv"
+        );
+        let per = self.weights.q.len() / self.out_c;
+        let weights = QuantWeights {
+            q: self.weights.q[r.start * per..r.end * per].to_vec(),
+            scale: self.weights.scale[r.clone()].to_vec(),
+            out_c: r.len(),
+        };
+        let packed = PackedConv::new_for(&weights.q, r.len(), self.in_c, self.kh, self.kw, 1, only);
+        QConv {
+            weights,
+            packed,
+            bias: self.bias[r.clone()].to_vec(),
+            out_c: r.len(),
+            ..*self
+        }
+    }
+
     pub fn geom(&self, h: usize, w: usize) -> ConvGeom {
         ConvGeom {
             in_h: h,

@@ -41,7 +41,7 @@ pub(super) fn receptive_halo(e: &Engine, tg: &TileGraph) -> Option<usize> {
         let outputs = match &e.compiled[l] {
             Compiled::Fused => continue,
             Compiled::Conv { out, .. } => vec![*out],
-            Compiled::Other => layer.outputs.clone(),
+            Compiled::SplitOf | Compiled::Other => layer.outputs.clone(),
         };
         // Banded non-conv ops are pixel-local in LR pixels (element-wise,
         // per-channel, depth-to-space: tiles::TileGraph::new); a conv reaches
