@@ -729,7 +729,9 @@ impl BandWalk {
     /// `[pix(p0), …, pix(p0 + MR − 1)]` with one division: the tiles used to call `pix` per
     /// pixel, and that division (~26 cycles) cost as much as the dot products of a 3-channel
     /// or 16-channel conv's pixel. An im2col band (row pitch = out_w · pixel pitch) needs none.
-    #[inline]
+    // Always: called once per tile from the `#[target_feature]` kernels, where
+    // a plain `#[inline]` was left out of line (3 % of nawq_x2's samples).
+    #[inline(always)]
     pub fn pixels<const MR: usize>(&self, p0: usize) -> [usize; MR] {
         let mut at = [0usize; MR];
         if self.row_pitch == self.out_w * self.pix_pitch {
@@ -759,7 +761,7 @@ impl BandWalk {
         at
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn out_at(&self, p: usize) -> usize {
         (self.out_row0 * self.out_w + p) * self.out_ps
     }
