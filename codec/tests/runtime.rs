@@ -145,9 +145,12 @@ fn tiled_equals_whole_bundled_plain_nets() {
 }
 
 /// An IMDN-style distillation step, self-contained: conv (+ PReLU) → split
-/// → one part kept, one to the next conv → concat → conv. `sizes` 16 + 16 of
-/// 32 channels is written by the conv part by part (`engine::ConvSplit`);
-/// 12 + 20 would need a third 16-lane block and stays a split.
+/// → one part kept, one to the next conv → concat → a channel gate from the
+/// concat's mean (IMDN's attention, shortened) → conv. `sizes` 16 + 16 of 32
+/// channels is written by the conv part by part (`engine::ConvSplit`); 12 +
+/// 20 would need a third 16-lane block and stays a split. The gate is applied
+/// by the last conv while it quantizes its input (`tiles::gates`) when that
+/// conv is static.
 fn split_graph(sizes: [usize; 2]) -> model::Graph {
     use model::{Activation, Conv, Layer, Op, Spatial, ValueShape};
     let mut seed = 0x5EED_u64;
@@ -194,7 +197,9 @@ fn split_graph(sizes: [usize; 2]) -> model::Graph {
             layer("split", Op::Split(sizes.to_vec()), vec![2], vec![3, 4]),
             layer("b", b, vec![4], vec![5]),
             layer("cat", Op::Concat, vec![3, 5], vec![6]),
-            layer("c", c, vec![6], vec![7]),
+            layer("mean", Op::GlobalAvgPool, vec![6], vec![8]),
+            layer("gate", Op::MulChannel, vec![6, 8], vec![9]),
+            layer("c", c, vec![9], vec![7]),
         ],
         values: vec![
             img(3),
@@ -205,8 +210,13 @@ fn split_graph(sizes: [usize; 2]) -> model::Graph {
             img(16),
             img(sizes[0] + 16),
             img(3),
+            ValueShape {
+                channels: sizes[0] + 16,
+                spatial: Spatial::Pooled,
+            },
+            img(sizes[0] + 16),
         ],
-        value_names: (0..8).map(|v| format!("v{v}")).collect(),
+        value_names: (0..10).map(|v| format!("v{v}")).collect(),
         input: 0,
         output: 7,
         scale: 1,
@@ -214,8 +224,9 @@ fn split_graph(sizes: [usize; 2]) -> model::Graph {
 }
 
 /// A conv's split parts (issue 15 item 3): the conv writes them, the part
-/// read by the next conv is stored quantized, and every plan's bands equal
-/// the whole frame (conv, then split) bit for bit.
+/// read by the next conv is stored quantized, a static conv applies its
+/// input's channel gate, and every plan's bands equal the whole frame (conv,
+/// then split; the gate, then the conv) bit for bit.
 #[test]
 fn split_parts_written_by_the_conv_equal_the_whole_frame() {
     use nawqsr_codec::engine::tiles::TileGraph;
@@ -229,6 +240,19 @@ fn split_parts_written_by_the_conv_equal_the_whole_frame() {
                 fused,
                 "{sizes:?} {pname}: split nodes {split_nodes}"
             );
+            let gate_nodes = tg.nodes.iter().filter(|n| n.layer() == Some(6)).count();
+            if matches!(pname, "int8" | "a16w8") {
+                assert_eq!(
+                    gate_nodes, 0,
+                    "{sizes:?} {pname}: the static conv applies the gate"
+                );
+            }
+            if pname == "dre8" {
+                assert!(
+                    gate_nodes > 0,
+                    "{sizes:?}: a DRE conv reads the gated value's range"
+                );
+            }
             if fused && pname == "int8" {
                 assert!(
                     tg.quantized[4].is_some() && tg.quantized[3].is_none(),

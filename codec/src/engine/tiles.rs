@@ -263,6 +263,39 @@ fn stored_quantized(
     qp
 }
 
+/// Per layer: the channel gate a banded static integer conv applies while it
+/// quantizes its input, `(x, g)` for an input `m = x · g` (`Op::MulChannel`,
+/// IMDN's attention) that nothing else reads. The conv's rows are then `x`'s,
+/// multiplied by `g` in a row of scratch, as `ops::mul_channel` would (the
+/// same f32 product), and `m` is never stored: one f32 pass and tensor of the
+/// frame's widest value less per block.
+fn gates(e: &Engine, plan: &Plan) -> Vec<Option<(usize, usize)>> {
+    let g = &e.graph;
+    let (consumers, producers) = (g.consumers(), g.producers());
+    (0..g.layers.len())
+        .map(|l| {
+            let ConvPlan::Quant { dre: false, .. } = plan.convs[l] else {
+                return None;
+            };
+            if !conv_is_bandable(e, l) {
+                return None;
+            }
+            let m = g.layers[l].inputs[0];
+            let k = producers[m]?;
+            let (Op::MulChannel, Compiled::Other) = (&g.layers[k].op, &e.compiled[k]) else {
+                return None;
+            };
+            let (x, gate) = (g.layers[k].inputs[0], g.layers[k].inputs[1]);
+            (m != g.output
+                && consumers[m] == [l]
+                && factor(e, x).is_some()
+                && factor(e, gate).is_none()
+                && g.values[gate].channels == g.values[x].channels)
+                .then_some((x, gate))
+        })
+        .collect()
+}
+
 impl TileGraph {
     /// Task graph for an `h`×`w` LR frame in bands of `rows` LR rows.
     pub fn new(e: &Engine, plan: &Plan, h: usize, w: usize, rows: usize) -> Result<TileGraph> {
@@ -303,7 +336,28 @@ impl TileGraph {
             output: g.output,
             reuse_halo: None,
         };
+        let gates = gates(e, plan);
+        let gated: Vec<bool> = {
+            let producers = g.producers();
+            let mut v = vec![false; g.layers.len()];
+            for (l, gate) in gates.iter().enumerate() {
+                if gate.is_some()
+                    && let Some(k) = producers[g.layers[l].inputs[0]]
+                {
+                    v[k] = true;
+                }
+            }
+            v
+        };
         for (l, layer) in g.layers.iter().enumerate() {
+            if gated[l] {
+                // A channel gate its conv applies (`gates`).
+                continue;
+            }
+            let inputs = match gates[l] {
+                Some((x, gate)) => vec![x, gate],
+                None => layer.inputs.clone(),
+            };
             let outputs = match &e.compiled[l] {
                 Compiled::Fused | Compiled::SplitOf => continue,
                 Compiled::Conv { split: Some(s), .. } => s.parts.iter().map(|p| p.value).collect(),
@@ -324,7 +378,7 @@ impl TileGraph {
             for band in band_list {
                 let mut needs = Vec::new();
                 let mut deps = Vec::new();
-                for &v in &layer.inputs {
+                for &v in &inputs {
                     let chunks = match (factor(e, v), band) {
                         (None, _) => 0..1,
                         (Some(_), None) => 0..nb,
@@ -1277,12 +1331,15 @@ fn run_node(
                         .collect(),
                     None => vec![(q, kact, tg.quantized[node.outputs[0]])],
                 };
+                // A gated input (`gates`): the gate is the second input.
+                let gate = ins.get(1).map(|g| g.single().data.as_slice());
                 conv_band(
                     e,
                     &parts,
                     c,
                     &qp,
                     &ins[0],
+                    gate,
                     f * r.start..f * r.end,
                     f * tg.h,
                     f * tg.w,
@@ -1360,6 +1417,8 @@ thread_local! {
     /// element is rewritten per call, so the buffer is only grown, never zeroed.
     static XQ8: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     static XQ16: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per worker: one gated f32 input row (`gates`).
+    static GATED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The first `len` elements of `buf`, grown if needed.
@@ -1391,6 +1450,7 @@ fn conv_band(
     c: &crate::model::Conv,
     qp: &QParams,
     x: &Rows,
+    gate: Option<&[f32]>,
     out_rows: Range<usize>,
     hv: usize,
     wv: usize,
@@ -1488,11 +1548,27 @@ fn conv_band(
             })),
         }
     };
+    // Row r of the input as f32 with the gate applied (`gates`), in `row`.
+    let gated = |r: usize, g: &[f32], row: &mut Vec<f32>| {
+        let row = scratch(row, row_len);
+        for (o, px) in row.chunks_exact_mut(in_c).zip(x.row(r).chunks_exact(in_c)) {
+            // `ops::mul_channel`'s product.
+            for ((o, &v), &s) in o.iter_mut().zip(px).zip(g) {
+                *o = v * s;
+            }
+        }
+    };
     match qp.bits {
         Bits::B8 => XQ8.with_borrow_mut(|buf| {
             let xq = scratch(buf, in_h * row_len);
             for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
-                x.row_u8(r, qp, dst);
+                match gate {
+                    None => x.row_u8(r, qp, dst),
+                    Some(g) => GATED.with_borrow_mut(|row| {
+                        gated(r, g, row);
+                        quantize_u8(&row[..row_len], qp, dst)
+                    }),
+                }
             }
             parts
                 .iter()
@@ -1502,7 +1578,13 @@ fn conv_band(
         Bits::B16 => XQ16.with_borrow_mut(|buf| {
             let xq = scratch(buf, in_h * row_len);
             for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
-                x.row_u16(r, qp, dst);
+                match gate {
+                    None => x.row_u16(r, qp, dst),
+                    Some(g) => GATED.with_borrow_mut(|row| {
+                        gated(r, g, row);
+                        quantize_u16(&row[..row_len], qp, dst)
+                    }),
+                }
             }
             parts
                 .iter()
