@@ -226,7 +226,8 @@ fn split_graph(sizes: [usize; 2]) -> model::Graph {
 /// A conv's split parts (issue 15 item 3): the conv writes them, the part
 /// read by the next conv is stored quantized, a static conv applies its
 /// input's channel gate, and every plan's bands equal the whole frame (conv,
-/// then split; the gate, then the conv) bit for bit.
+/// then split; the gate, then the conv) bit for bit. The concat is then read
+/// in parts (`tiles::parted`), by the mean and by the gated conv.
 #[test]
 fn split_parts_written_by_the_conv_equal_the_whole_frame() {
     use nawqsr_codec::engine::tiles::TileGraph;
@@ -241,10 +242,15 @@ fn split_parts_written_by_the_conv_equal_the_whole_frame() {
                 "{sizes:?} {pname}: split nodes {split_nodes}"
             );
             let gate_nodes = tg.nodes.iter().filter(|n| n.layer() == Some(6)).count();
+            let cat_nodes = tg.nodes.iter().filter(|n| n.layer() == Some(4)).count();
             if matches!(pname, "int8" | "a16w8") {
                 assert_eq!(
                     gate_nodes, 0,
                     "{sizes:?} {pname}: the static conv applies the gate"
+                );
+                assert_eq!(
+                    cat_nodes, 0,
+                    "{sizes:?} {pname}: the concat is read in parts"
                 );
             }
             if pname == "dre8" {

@@ -163,6 +163,11 @@ pub struct Node {
     pub consumers: Vec<usize>,
     /// Banded DRE conv: the activation bitwidth its RQU-derived ⟨s, z⟩ use.
     pub dre: Option<Bits>,
+    /// How many leading needs are the channel parts of the op's first input:
+    /// 1, or a concat's inputs when the concat is read in parts (`parted`).
+    pub parts: usize,
+    /// The last need is a channel gate the conv applies (`gates`).
+    pub gated: bool,
 }
 
 impl Node {
@@ -296,6 +301,40 @@ fn gates(e: &Engine, plan: &Plan) -> Vec<Option<(usize, usize)>> {
         .collect()
 }
 
+/// Per layer: true for a concat whose readers all take it in parts, so it is
+/// never stored: IMDN's blocks concatenate their four distilled parts only
+/// for the attention's statistics (per channel, so per part: the same sums)
+/// and for the gated conv after it, which builds its quantized rows from the
+/// parts (`conv_band`). The 64-channel f32 copy of the frame was 5 % of an
+/// IMDN_x4 frame's samples.
+fn parted(e: &Engine, gates: &[Option<(usize, usize)>]) -> Vec<bool> {
+    let g = &e.graph;
+    let consumers = g.consumers();
+    (0..g.layers.len())
+        .map(|k| {
+            let (Op::Concat, Compiled::Other) = (&g.layers[k].op, &e.compiled[k]) else {
+                return false;
+            };
+            let v = g.layers[k].outputs[0];
+            let readers_take_parts = consumers[v].iter().all(|&j| match &g.layers[j].op {
+                Op::GlobalAvgPool | Op::GlobalStd => true,
+                // A gate whose conv applies it (`gates`) to this concat.
+                Op::MulChannel => consumers[g.layers[j].outputs[0]]
+                    .iter()
+                    .any(|&c| gates[c].is_some_and(|(x, _)| x == v)),
+                _ => false,
+            });
+            v != g.output
+                && !consumers[v].is_empty()
+                && readers_take_parts
+                && g.layers[k]
+                    .inputs
+                    .iter()
+                    .all(|&p| factor(e, p) == factor(e, v))
+        })
+        .collect()
+}
+
 impl TileGraph {
     /// Task graph for an `h`×`w` LR frame in bands of `rows` LR rows.
     pub fn new(e: &Engine, plan: &Plan, h: usize, w: usize, rows: usize) -> Result<TileGraph> {
@@ -349,15 +388,27 @@ impl TileGraph {
             }
             v
         };
+        let parted = parted(e, &gates);
+        let producers = g.producers();
+        // A value as the list of values it is read from: a parted concat's inputs.
+        let parts_of = |v: usize| -> Vec<usize> {
+            match producers[v] {
+                Some(k) if parted[k] => g.layers[k].inputs.clone(),
+                _ => vec![v],
+            }
+        };
         for (l, layer) in g.layers.iter().enumerate() {
-            if gated[l] {
-                // A channel gate its conv applies (`gates`).
+            if gated[l] || parted[l] {
+                // A channel gate its conv applies (`gates`), a concat read in parts (`parted`).
                 continue;
             }
-            let inputs = match gates[l] {
+            let mut inputs = match gates[l] {
                 Some((x, gate)) => vec![x, gate],
                 None => layer.inputs.clone(),
             };
+            let first = parts_of(inputs[0]);
+            let parts = first.len();
+            inputs.splice(0..1, first);
             let outputs = match &e.compiled[l] {
                 Compiled::Fused | Compiled::SplitOf => continue,
                 Compiled::Conv { split: Some(s), .. } => s.parts.iter().map(|p| p.value).collect(),
@@ -425,6 +476,8 @@ impl TileGraph {
                                 deps: rdeps,
                                 consumers: Vec::new(),
                                 dre: None,
+                                parts: 0,
+                                gated: false,
                             });
                             tg.range_node[v] = Some(rid);
                             tg.range_needed[v] = true;
@@ -452,6 +505,8 @@ impl TileGraph {
                     deps,
                     consumers: Vec::new(),
                     dre: dre_bits,
+                    parts,
+                    gated: gates[l].is_some(),
                 });
                 for &v in &outputs {
                     match band {
@@ -1331,14 +1386,17 @@ fn run_node(
                         .collect(),
                     None => vec![(q, kact, tg.quantized[node.outputs[0]])],
                 };
-                // A gated input (`gates`): the gate is the second input.
-                let gate = ins.get(1).map(|g| g.single().data.as_slice());
+                // A gated input (`gates`): the gate is the last input, after
+                // the input's channel parts (`parted`).
+                let gate = node
+                    .gated
+                    .then(|| ins[ins.len() - 1].single().data.as_slice());
                 conv_band(
                     e,
                     &parts,
                     c,
                     &qp,
-                    &ins[0],
+                    &ins[..node.parts],
                     gate,
                     f * r.start..f * r.end,
                     f * tg.h,
@@ -1364,8 +1422,17 @@ fn run_node(
         }),
         NodeKind::Whole { .. } => {
             let outs: Vec<Tensor> = match (&l.op, &e.compiled[layer]) {
-                (Op::GlobalAvgPool, _) => vec![global_avg_pool(e.level, &ins[0].tensors())],
-                (Op::GlobalStd, _) => vec![global_std(e.level, &ins[0].tensors())],
+                // Per channel, so a concat's parts (`parted`) give their own
+                // channels' statistics: the same sums, concatenated.
+                (Op::GlobalAvgPool | Op::GlobalStd, _) => {
+                    let stat = |x: &Rows| match l.op {
+                        Op::GlobalAvgPool => global_avg_pool(e.level, &x.tensors()),
+                        _ => global_std(e.level, &x.tensors()),
+                    };
+                    let stats: Vec<Tensor> = ins[..node.parts].iter().map(stat).collect();
+                    let refs: Vec<&Tensor> = stats.iter().collect();
+                    vec![ops::concat(&refs)]
+                }
                 (Op::Conv(_), _) => vec![e.run_conv(layer, plan, &ins[0].gather(), 1)],
                 (op, _) => {
                     let xs: Vec<Tensor> = ins.iter().map(Rows::gather).collect();
@@ -1449,7 +1516,7 @@ fn conv_band(
     parts: &[Part],
     c: &crate::model::Conv,
     qp: &QParams,
-    x: &Rows,
+    xs: &[Rows],
     gate: Option<&[f32]>,
     out_rows: Range<usize>,
     hv: usize,
@@ -1548,15 +1615,29 @@ fn conv_band(
             })),
         }
     };
-    // Row r of the input as f32 with the gate applied (`gates`), in `row`.
+    debug_assert!(
+        gate.is_some() || xs.len() == 1,
+        "only a gated conv reads parts"
+    );
+    let x = &xs[0];
+    // Row r of the input as f32 with the gate applied (`gates`), in `row`,
+    // from the input's channel parts (`parted`) in order.
     let gated = |r: usize, g: &[f32], row: &mut Vec<f32>| {
         let row = scratch(row, row_len);
-        for (o, px) in row.chunks_exact_mut(in_c).zip(x.row(r).chunks_exact(in_c)) {
-            // `ops::mul_channel`'s product.
-            for ((o, &v), &s) in o.iter_mut().zip(px).zip(g) {
-                *o = v * s;
+        let mut c0 = 0;
+        for part in xs {
+            let src = part.row(r);
+            let pc = src.len() / wv;
+            let g = &g[c0..c0 + pc];
+            for (o, px) in row.chunks_exact_mut(in_c).zip(src.chunks_exact(pc)) {
+                // `ops::mul_channel`'s product.
+                for ((o, &v), &s) in o[c0..c0 + pc].iter_mut().zip(px).zip(g) {
+                    *o = v * s;
+                }
             }
+            c0 += pc;
         }
+        debug_assert_eq!(c0, in_c);
     };
     match qp.bits {
         Bits::B8 => XQ8.with_borrow_mut(|buf| {
