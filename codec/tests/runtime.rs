@@ -149,8 +149,9 @@ fn tiled_equals_whole_bundled_plain_nets() {
 /// concat's mean (IMDN's attention, shortened) → conv. `sizes` 16 + 16 of 32
 /// channels is written by the conv part by part (`engine::ConvSplit`); 12 +
 /// 20 would need a third 16-lane block and stays a split. The gate is applied
-/// by the last conv while it quantizes its input (`tiles::gates`) when that
-/// conv is static.
+/// by its conv while it quantizes its input (`tiles::gates`) when that conv
+/// is static; a second conv reads the concat itself (IMDN's conv over its
+/// six blocks), and the two convs' outputs are summed.
 fn split_graph(sizes: [usize; 2]) -> model::Graph {
     use model::{Activation, Conv, Layer, Op, Spatial, ValueShape};
     let mut seed = 0x5EED_u64;
@@ -190,6 +191,7 @@ fn split_graph(sizes: [usize; 2]) -> model::Graph {
     };
     let slopes: Vec<f32> = (0..32).map(|c| 0.05 * (c % 5) as f32).collect();
     let (a, b, c) = (conv(3, 32), conv(sizes[1], 16), conv(sizes[0] + 16, 3));
+    let d = conv(sizes[0] + 16, 3);
     model::Graph {
         layers: vec![
             layer("a", a, vec![0], vec![1]),
@@ -200,6 +202,8 @@ fn split_graph(sizes: [usize; 2]) -> model::Graph {
             layer("mean", Op::GlobalAvgPool, vec![6], vec![8]),
             layer("gate", Op::MulChannel, vec![6, 8], vec![9]),
             layer("c", c, vec![9], vec![7]),
+            layer("d", d, vec![6], vec![10]),
+            layer("sum", Op::Add, vec![7, 10], vec![11]),
         ],
         values: vec![
             img(3),
@@ -215,10 +219,12 @@ fn split_graph(sizes: [usize; 2]) -> model::Graph {
                 spatial: Spatial::Pooled,
             },
             img(sizes[0] + 16),
+            img(3),
+            img(3),
         ],
-        value_names: (0..10).map(|v| format!("v{v}")).collect(),
+        value_names: (0..12).map(|v| format!("v{v}")).collect(),
         input: 0,
-        output: 7,
+        output: 11,
         scale: 1,
     }
 }

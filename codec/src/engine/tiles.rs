@@ -304,10 +304,11 @@ fn gates(e: &Engine, plan: &Plan) -> Vec<Option<(usize, usize)>> {
 /// Per layer: true for a concat whose readers all take it in parts, so it is
 /// never stored: IMDN's blocks concatenate their four distilled parts only
 /// for the attention's statistics (per channel, so per part: the same sums)
-/// and for the gated conv after it, which builds its quantized rows from the
-/// parts (`conv_band`). The 64-channel f32 copy of the frame was 5 % of an
-/// IMDN_x4 frame's samples.
-fn parted(e: &Engine, gates: &[Option<(usize, usize)>]) -> Vec<bool> {
+/// and for the gated conv after it, and its six block outputs only for a 1×1
+/// conv; a static integer conv builds its quantized rows from the parts in a
+/// row of scratch (`conv_band`). The 64- and 384-channel f32 copies of the
+/// frame were 5 % of an IMDN_x4 frame's samples.
+fn parted(e: &Engine, plan: &Plan, gates: &[Option<(usize, usize)>]) -> Vec<bool> {
     let g = &e.graph;
     let consumers = g.consumers();
     (0..g.layers.len())
@@ -322,6 +323,10 @@ fn parted(e: &Engine, gates: &[Option<(usize, usize)>]) -> Vec<bool> {
                 Op::MulChannel => consumers[g.layers[j].outputs[0]]
                     .iter()
                     .any(|&c| gates[c].is_some_and(|(x, _)| x == v)),
+                Op::Conv(_) => {
+                    matches!(plan.convs[j], ConvPlan::Quant { dre: false, .. })
+                        && conv_is_bandable(e, j)
+                }
                 _ => false,
             });
             v != g.output
@@ -388,7 +393,7 @@ impl TileGraph {
             }
             v
         };
-        let parted = parted(e, &gates);
+        let parted = parted(e, plan, &gates);
         let producers = g.producers();
         // A value as the list of values it is read from: a parted concat's inputs.
         let parts_of = |v: usize| -> Vec<usize> {
@@ -1484,7 +1489,7 @@ thread_local! {
     /// element is rewritten per call, so the buffer is only grown, never zeroed.
     static XQ8: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     static XQ16: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// Per worker: one gated f32 input row (`gates`).
+    /// Per worker: one f32 input row assembled from parts or gated (`parted`, `gates`).
     static GATED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -1615,40 +1620,48 @@ fn conv_band(
             })),
         }
     };
-    debug_assert!(
-        gate.is_some() || xs.len() == 1,
-        "only a gated conv reads parts"
-    );
     let x = &xs[0];
-    // Row r of the input as f32 with the gate applied (`gates`), in `row`,
-    // from the input's channel parts (`parted`) in order.
-    let gated = |r: usize, g: &[f32], row: &mut Vec<f32>| {
+    // Input row r as f32 in `row`, from the input's channel parts
+    // (`parted`) in order, with the gate applied (`gates`).
+    let assemble = |r: usize, row: &mut Vec<f32>| {
         let row = scratch(row, row_len);
         let mut c0 = 0;
         for part in xs {
             let src = part.row(r);
             let pc = src.len() / wv;
-            let g = &g[c0..c0 + pc];
-            for (o, px) in row.chunks_exact_mut(in_c).zip(src.chunks_exact(pc)) {
-                // `ops::mul_channel`'s product.
-                for ((o, &v), &s) in o[c0..c0 + pc].iter_mut().zip(px).zip(g) {
-                    *o = v * s;
+            let pixels = row.chunks_exact_mut(in_c).zip(src.chunks_exact(pc));
+            match gate {
+                Some(g) => {
+                    let g = &g[c0..c0 + pc];
+                    for (o, px) in pixels {
+                        // `ops::mul_channel`'s product.
+                        for ((o, &v), &s) in o[c0..c0 + pc].iter_mut().zip(px).zip(g) {
+                            *o = v * s;
+                        }
+                    }
+                }
+                None => {
+                    for (o, px) in pixels {
+                        o[c0..c0 + pc].copy_from_slice(px);
+                    }
                 }
             }
             c0 += pc;
         }
         debug_assert_eq!(c0, in_c);
     };
+    let whole = gate.is_none() && xs.len() == 1;
     match qp.bits {
         Bits::B8 => XQ8.with_borrow_mut(|buf| {
             let xq = scratch(buf, in_h * row_len);
             for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
-                match gate {
-                    None => x.row_u8(r, qp, dst),
-                    Some(g) => GATED.with_borrow_mut(|row| {
-                        gated(r, g, row);
+                if whole {
+                    x.row_u8(r, qp, dst)
+                } else {
+                    GATED.with_borrow_mut(|row| {
+                        assemble(r, row);
                         quantize_u8(&row[..row_len], qp, dst)
-                    }),
+                    })
                 }
             }
             parts
@@ -1659,12 +1672,13 @@ fn conv_band(
         Bits::B16 => XQ16.with_borrow_mut(|buf| {
             let xq = scratch(buf, in_h * row_len);
             for (r, dst) in (i0..i1).zip(xq.chunks_exact_mut(row_len)) {
-                match gate {
-                    None => x.row_u16(r, qp, dst),
-                    Some(g) => GATED.with_borrow_mut(|row| {
-                        gated(r, g, row);
+                if whole {
+                    x.row_u16(r, qp, dst)
+                } else {
+                    GATED.with_borrow_mut(|row| {
+                        assemble(r, row);
                         quantize_u16(&row[..row_len], qp, dst)
-                    }),
+                    })
                 }
             }
             parts
