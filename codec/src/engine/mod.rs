@@ -172,7 +172,8 @@ impl Engine {
                             value,
                             q: q.channels(channels.clone(), Some(level)),
                             kact: match &kact {
-                                kernels::Activation::PRelu(s) => {
+                                // One slope per output channel: the part's.
+                                kernels::Activation::PRelu(s) if s.len() == q.out_c => {
                                     kernels::Activation::PRelu(s[channels.clone()].to_vec())
                                 }
                                 a => a.clone(),
@@ -201,16 +202,22 @@ impl Engine {
         }
     }
 
-    /// Bytes of the integer model (packed 8-bit weights, scales, biases).
+    /// Bytes of the integer model (packed 8-bit weights, scales, biases),
+    /// with the split convs' parts (`ConvSplit`), which hold their channels'
+    /// weights a second time.
     pub fn model_bytes(&self) -> usize {
         self.compiled
             .iter()
-            .map(|c| {
-                if let Compiled::Conv { q, .. } = c {
+            .map(|c| match c {
+                Compiled::Conv { q, split, .. } => {
                     q.bytes()
-                } else {
-                    0
+                        + split
+                            .iter()
+                            .flat_map(|s| &s.parts)
+                            .map(|p| p.q.bytes())
+                            .sum::<usize>()
                 }
+                _ => 0,
             })
             .sum()
     }
