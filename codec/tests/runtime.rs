@@ -478,6 +478,64 @@ fn i420(w: usize, h: usize, stride: usize, seed: u8) -> Vec<u8> {
     v
 }
 
+/// A codec dropped with frames in flight, nobody receiving: the workers
+/// finish or drop those frames and the dispatcher thread exits (completions
+/// are handled on the workers, under the dispatcher's lock, so the last one
+/// must wake it), for private workers (2) and the shared pool (0). A hang
+/// fails the test instead of stalling the suite.
+#[test]
+fn codec_dropped_with_frames_in_flight_stops() {
+    let model = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/models"))
+        .join("nawq_x2.onnx");
+    for threads in [2, 0] {
+        let (done, rx) = std::sync::mpsc::channel();
+        let model = model.clone();
+        std::thread::spawn(move || {
+            let codec = Codec::new(&CodecConfig {
+                model: Some(model),
+                mode: Mode::Int8,
+                threads,
+                ..Default::default()
+            })
+            .expect("codec builds");
+            let stream = codec
+                .stream(StreamConfig {
+                    input_capacity: 4,
+                    playback_capacity: 4,
+                })
+                .expect("stream opens");
+            let (w, h, stride) = (640, 360, 640);
+            let buf = i420(w, h, stride, 3);
+            let cs = stride / 2 + 1;
+            let y_len = stride * h;
+            for i in 0..4u64 {
+                let f = FrameRef {
+                    format: PixelFormat::I420,
+                    width: w,
+                    height: h,
+                    planes: [
+                        &buf[..y_len],
+                        &buf[y_len..y_len + cs * h / 2],
+                        &buf[y_len + cs * h / 2..],
+                    ],
+                    strides: [stride, cs, cs],
+                    colorimetry: Default::default(),
+                };
+                stream
+                    .submit(&f, Timestamp::new(i * 40, 40))
+                    .expect("submit");
+            }
+            drop(stream);
+            drop(codec);
+            let _ = done.send(());
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_secs(120)).is_ok(),
+            "threads {threads}: dropping the codec with frames in flight did not return"
+        );
+    }
+}
+
 /// 1,000 small I420 frames, a slow consumer: bounded buffers, order and
 /// timestamps kept, nothing lost, EOS drains everything.
 #[test]
