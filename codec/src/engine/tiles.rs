@@ -22,6 +22,12 @@
 //! Everything else (a float conv, a conv that is not "same"-sized, layers on
 //! per-channel vectors) runs as one whole-frame node.
 //!
+//! Some values are never stored, each exactly as the whole frame computes
+//! them (issue 15 item 3): a split's parts are written by their conv
+//! (`engine::ConvSplit`), a channel gate is applied by the static conv that
+//! reads it while it quantizes (`gates`), and a concat read only by
+//! statistics and static integer convs is read in parts (`parted`).
+//!
 //! [`TileGraph`] is the static task graph for one frame size; [`FrameTiles`] the
 //! per-frame state (chunks, dependency counts, DRE ranges); [`run_steps`] executes
 //! a (coalesced) work item on any thread. The runtime's dispatcher drives these
