@@ -825,21 +825,12 @@ fn signed_zero_and_nan_are_consistent() {
             act: &act,
         };
         for level in CpuLevel::supported() {
+            let run = |out: Output| conv_u8(level, &g, &input, 5, 0, &w, &epi, 0..3, out);
             let mut out = vec![1.0f32; 3 * 17 * 20];
-            conv_u8(
-                level,
-                &g,
-                &input,
-                5,
-                0,
-                &w,
-                &epi,
-                0..3,
-                Output::F32 {
-                    data: &mut out,
-                    pixel_stride: 20,
-                },
-            );
+            run(Output::F32 {
+                data: &mut out,
+                pixel_stride: 20,
+            });
             for (i, y) in out.iter().enumerate() {
                 if i % 20 < 10 {
                     assert_eq!(y.to_bits(), (-0.0f32).to_bits(), "{level:?} {act:?}");
@@ -851,22 +842,12 @@ fn signed_zero_and_nan_are_consistent() {
             // ReLU to the clamp (`clamp_is_relu`): every value 0.
             for zero in [-3.0f32, 0.0] {
                 let mut q = vec![9u8; 3 * 17 * 20];
-                conv_u8(
-                    level,
-                    &g,
-                    &input,
-                    5,
-                    0,
-                    &w,
-                    &epi,
-                    0..3,
-                    Output::U8 {
-                        data: &mut q,
-                        pixel_stride: 20,
-                        scale: 1.0,
-                        zero,
-                    },
-                );
+                run(Output::U8 {
+                    data: &mut q,
+                    pixel_stride: 20,
+                    scale: 1.0,
+                    zero,
+                });
                 for (i, &v) in q.iter().enumerate() {
                     let want = if i % 20 < 10 { -zero as u8 } else { 0 };
                     assert_eq!(v, want, "{level:?} {act:?}, zero {zero}");

@@ -74,20 +74,31 @@ fn plans(e: &Engine) -> Vec<(&'static str, Plan)> {
     ]
 }
 
+/// Bands of `rows` rows equal the whole frame, bit for bit, at every size.
+fn assert_tiled_equals_whole(
+    e: &Engine,
+    plan: &Plan,
+    label: &str,
+    sizes: &[(usize, usize)],
+    rows: &[usize],
+) {
+    for &(w, h) in sizes {
+        let x = image(h, w, (w * 31 + h) as u64);
+        let whole = e.run(plan, &x).expect("whole frame runs");
+        for &r in rows {
+            let t = run_tiled(e, plan, &x, r).expect("tiled runs");
+            assert!(
+                t == whole,
+                "{label} {w}x{h} rows {r}: tiled output differs from whole frame"
+            );
+        }
+    }
+}
+
 fn check_tiled(name: &str, sizes: &[(usize, usize)], rows: &[usize]) {
     let Some(e) = engine(name) else { return };
     for (pname, plan) in plans(&e) {
-        for &(w, h) in sizes {
-            let x = image(h, w, (w * 31 + h) as u64);
-            let whole = e.run(&plan, &x).expect("whole frame runs");
-            for &r in rows {
-                let t = run_tiled(&e, &plan, &x, r).expect("tiled runs");
-                assert!(
-                    t == whole,
-                    "{name} {pname} {w}x{h} rows {r}: tiled output differs from whole frame"
-                );
-            }
-        }
+        assert_tiled_equals_whole(&e, &plan, &format!("{name} {pname}"), sizes, rows);
     }
 }
 
@@ -129,17 +140,8 @@ fn tiled_equals_whole_bundled_plain_nets() {
                     "{name} {pname}: no value between convs is stored quantized"
                 );
             }
-            for &(w, h) in &[(1, 1), (23, 19), (64, 9)] {
-                let x = image(h, w, (w * 7 + h) as u64);
-                let whole = e.run(&plan, &x).expect("whole frame runs");
-                for r in [1, 4, 16] {
-                    let t = run_tiled(&e, &plan, &x, r).expect("tiled runs");
-                    assert!(
-                        t == whole,
-                        "{name} {pname} {w}x{h} rows {r}: tiled output differs from whole frame"
-                    );
-                }
-            }
+            let label = format!("{name} {pname}");
+            assert_tiled_equals_whole(&e, &plan, &label, &[(1, 1), (23, 19), (64, 9)], &[1, 4, 16]);
         }
     }
 }
@@ -271,17 +273,8 @@ fn split_parts_written_by_the_conv_equal_the_whole_frame() {
                     "{sizes:?}: the part the conv reads is stored quantized, the concat's is f32"
                 );
             }
-            for &(w, h) in &[(1, 1), (23, 19), (40, 9)] {
-                let x = image(h, w, (w * 5 + h) as u64);
-                let whole = e.run(&plan, &x).expect("whole frame runs");
-                for r in [1, 3, 16] {
-                    let t = run_tiled(&e, &plan, &x, r).expect("tiled runs");
-                    assert!(
-                        t == whole,
-                        "{sizes:?} {pname} {w}x{h} rows {r}: tiled output differs from whole frame"
-                    );
-                }
-            }
+            let label = format!("{sizes:?} {pname}");
+            assert_tiled_equals_whole(&e, &plan, &label, &[(1, 1), (23, 19), (40, 9)], &[1, 3, 16]);
         }
     }
 }

@@ -387,8 +387,8 @@ impl TileGraph {
             reuse_halo: None,
         };
         let gates = gates(e, plan);
+        let producers = g.producers();
         let gated: Vec<bool> = {
-            let producers = g.producers();
             let mut v = vec![false; g.layers.len()];
             for (l, gate) in gates.iter().enumerate() {
                 if gate.is_some()
@@ -400,7 +400,6 @@ impl TileGraph {
             v
         };
         let parted = parted(e, plan, &gates);
-        let producers = g.producers();
         // A value as the list of values it is read from: a parted concat's inputs.
         let parts_of = |v: usize| -> Vec<usize> {
             match producers[v] {
