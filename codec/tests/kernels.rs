@@ -25,6 +25,8 @@ enum OutKind {
     F32,
     U8 { scale: f32, zero: f32 },
     U16 { scale: f32, zero: f32 },
+    /// `Output::Pixels` of depth-to-space block S (C = out_c / S²) with an anchor.
+    Pixels { block: usize },
 }
 
 /// What a conv writes: the whole output buffer (channels beyond out_c in each pixel must keep
@@ -53,6 +55,8 @@ struct ConvProblem {
     act: Activation,
     out: OutKind,
     rows: Range<usize>,
+    /// `Pixels`: C values per output pixel of every row (the call reads its rows').
+    anchor: Vec<f32>,
 }
 
 /// Small deterministic generator for the bulk data (shapes come from proptest and shrink).
@@ -206,7 +210,40 @@ impl ConvProblem {
             act,
             out,
             rows,
+            anchor: Vec::new(),
         }
+    }
+
+    /// A problem writing `Output::Pixels` of block `s`: outputs scaled to about -0.5..1.5 (so
+    /// the clip, the rounding and the anchor all matter), anchors in -0.2..1.2 with NaN, ±0 and
+    /// halfway values among them.
+    fn pixels(g: ConvGeom, u16_input: bool, s: usize, act_kind: usize, seed: u64) -> ConvProblem {
+        let mut p = ConvProblem::random(g, u16_input, g.in_c, g.out_c, 0, act_kind, seed);
+        let c = g.out_c / (s * s);
+        assert_eq!(c * s * s, g.out_c, "out_c = S²·C");
+        p.out = OutKind::Pixels { block: s };
+        p.out_ps = g.out_c;
+        for (m, o) in p.mult.iter_mut().zip(p.offset.iter_mut()) {
+            *m /= 50.0;
+            *o = *o / 40.0 + 0.5;
+        }
+        let mut r = XorShift(seed ^ 0xA5A5);
+        let specials = [f32::NAN, -0.0, 0.0, 0.5 / 255.0, 127.5 / 255.0, 2.0, -1.0];
+        p.anchor = (0..g.out_h() * g.out_w() * c)
+            .map(|_| match r.below(16) {
+                0 => specials[r.below(specials.len() as u64) as usize],
+                _ => r.f32_in(-0.2, 1.2),
+            })
+            .collect();
+        p
+    }
+
+    fn anchor_rows(&self) -> &[f32] {
+        let c = match self.out {
+            OutKind::Pixels { block } => self.g.out_c / (block * block),
+            _ => 0,
+        };
+        &self.anchor[self.rows.start * self.g.out_w() * c..]
     }
 
     fn out_len(&self) -> usize {
@@ -217,7 +254,7 @@ impl ConvProblem {
         let n = self.out_len();
         match self.out {
             OutKind::F32 => OutBuf::F32(vec![f32::NAN.to_bits() ^ 0x55; n]),
-            OutKind::U8 { .. } => OutBuf::U8(vec![0xA5; n]),
+            OutKind::U8 { .. } | OutKind::Pixels { .. } => OutBuf::U8(vec![0xA5; n]),
             OutKind::U16 { .. } => OutBuf::U16(vec![0xA5A5; n]),
         }
     }
@@ -301,6 +338,15 @@ impl ConvProblem {
                         (OutBuf::U16(b), OutKind::U16 { scale, zero }) => {
                             b[at] = q(scale, zero, 65535.0) as u16
                         }
+                        (OutBuf::U8(b), OutKind::Pixels { block: s }) => {
+                            // Depth-to-space (DCR) of pixel (oy, ox), plus the anchor.
+                            let c = g.out_c / (s * s);
+                            let (i, j, ch) = (oc / (s * c), (oc / c) % s, oc % c);
+                            let y0 = oy - self.rows.start;
+                            let a = self.anchor[(oy * out_w + ox) * c + ch];
+                            let at = ((s * y0 + i) * s * out_w + s * ox + j) * c + ch;
+                            b[at] = nawqsr_codec::tensor::to_u8_pixel(y + a);
+                        }
                         _ => unreachable!(),
                     }
                 }
@@ -352,6 +398,20 @@ impl ConvProblem {
                     },
                 );
                 OutBuf::U16(data)
+            }
+            (OutBuf::U8(mut data), OutKind::Pixels { block }) => {
+                self.call(
+                    kernel,
+                    w,
+                    Output::Pixels {
+                        data: &mut data,
+                        anchor: self.anchor_rows(),
+                        block,
+                        channels: self.g.out_c / (block * block),
+                        width: self.g.out_w(),
+                    },
+                );
+                OutBuf::U8(data)
             }
             _ => unreachable!(),
         }
@@ -616,6 +676,39 @@ fn hot_shapes_match_scalar() {
                         seed,
                     );
                     p.check().unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// The nawq models' tail in the epilogue (`Output::Pixels`: depth-to-space, anchor, u8): every
+/// level, and the AMX driver, equal scalar and the definition. Blocks 2–4 on 3-channel pixels
+/// (x2's 12 channels, x4's 48 in three blocks, more than 64 in two chunks), the first conv's
+/// im2col shape, and 1- or 2-channel pixels (the narrow layouts, through f32).
+#[test]
+fn pixel_outputs_match_scalar() {
+    let shapes = [
+        (16, 2, 3, 3),
+        (16, 4, 3, 3),
+        (16, 3, 3, 3),
+        (3, 2, 3, 3),
+        (64, 4, 3, 1),
+        (8, 5, 3, 3),
+        (16, 2, 1, 3),
+        (12, 2, 2, 3),
+        (16, 2, 4, 3),
+    ];
+    let mut seed = 11u64;
+    for (ic, s, c, k) in shapes {
+        for (h, w) in [(9, 23), (1, 1), (2, 37), (5, 4)] {
+            for u16_input in [false, true] {
+                for act in [0, 1, 3] {
+                    seed += 1;
+                    let g = ConvGeom::same(h, w, ic, s * s * c, k);
+                    ConvProblem::pixels(g, u16_input, s, act, seed)
+                        .check()
+                        .unwrap();
                 }
             }
         }

@@ -500,6 +500,7 @@ pub(super) unsafe fn avx2_epilogue<const MR: usize, const NB: usize>(
         }
         // Step 4.
         match o.data {
+            RawData::Pixels(p) => store_pixels(&y, p, oc0, out_c, o, out),
             RawData::F32(p) => {
                 for i in 0..MR {
                     for j in 0..NB {
@@ -557,6 +558,117 @@ pub(super) unsafe fn avx2_epilogue<const MR: usize, const NB: usize>(
             }
         }
     }
+}
+
+/// Step 4 of `Output::Pixels` for MR consecutive pixels (`out[i]` = pixel index) × NB blocks
+/// of 8 from `oc0`: the anchor added lane for lane (lane l of block j holds anchor channel
+/// (oc0 + 8j + l) mod C, C ≤ 8), `to_u8_pixel`, and every HR row's run written from the
+/// blocks' bytes held as u64 words (AVX2 has no byte-masked store). One division per tile.
+///
+/// Safety: `p` holds every HR byte of the call's rows and `o.anchor` every anchor value
+/// (`check_args`); each run writes exactly its own bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn store_pixels<const MR: usize, const NB: usize>(
+    y: &[[__m256; NB]; MR],
+    p: *mut u8,
+    oc0: usize,
+    out_c: usize,
+    o: &RawOutput,
+    out: &[usize; MR],
+) {
+    let (s, c, w) = (o.block, o.channels, o.width);
+    let sc = s * c;
+    let runs = o.pixel_runs(oc0, 8 * NB, out_c);
+    let mut idx = [_mm256_setzero_si256(); NB];
+    for (j, v) in idx.iter_mut().enumerate() {
+        let mut lanes = [0i32; 8];
+        for (l, x) in lanes.iter_mut().enumerate() {
+            *x = ((oc0 + 8 * j + l) % c) as i32;
+        }
+        // SAFETY: reads 8 i32 from an 8-element array.
+        *v = unsafe { _mm256_loadu_si256(lanes.as_ptr().cast()) };
+    }
+    let cm = _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(c as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    );
+    let q0 = out[0];
+    let (mut r, mut x) = (q0 / w, q0 % w);
+    for (i, yi) in y.iter().enumerate() {
+        let base = r * s * sc * w + x * sc;
+        // One spare word: a run's last read may look one word past its bytes.
+        let mut words = [0u64; 5];
+        // SAFETY: pixel q0 + i is inside the call's rows, its C anchor values are in the anchor
+        // (vmaskmovps loads only those).
+        unsafe {
+            let a = _mm256_maskload_ps(o.anchor.add((q0 + i) * c), cm);
+            for j in 0..NB {
+                let b = to_u8_pixels(_mm256_add_ps(yi[j], _mm256_permutevar8x32_ps(a, idx[j])));
+                words[j] = _mm_cvtsi128_si64(b) as u64;
+            }
+        }
+        for &(l0, off, len) in &runs.runs[..runs.n] {
+            let (mut l, mut rem) = (l0, len);
+            let mut d = p.wrapping_add(base + off);
+            while rem > 0 {
+                let (k0, sh) = (l / 8, 8 * (l % 8));
+                let mut v = words[k0] >> sh;
+                if sh > 0 {
+                    v |= words[k0 + 1] << (64 - sh);
+                }
+                let k = rem.min(8);
+                // SAFETY: d..d + k are bytes of this run, inside the HR rows.
+                unsafe { write_bytes(d, v, k) };
+                (l, rem, d) = (l + k, rem - k, d.wrapping_add(k));
+            }
+        }
+        x += 1;
+        if x == w {
+            x = 0;
+            r += 1;
+        }
+    }
+}
+
+/// The low `k` (1..=8) bytes of `v` to `d`, little-endian.
+///
+/// Safety: `d..d + k` is writable.
+#[inline(always)]
+unsafe fn write_bytes(mut d: *mut u8, mut v: u64, k: usize) {
+    // SAFETY: the caller's contract; each write stays within the k bytes.
+    unsafe {
+        if k == 8 {
+            return d.cast::<u64>().write_unaligned(v);
+        }
+        if k & 4 != 0 {
+            d.cast::<u32>().write_unaligned(v as u32);
+            (d, v) = (d.add(4), v >> 32);
+        }
+        if k & 2 != 0 {
+            d.cast::<u16>().write_unaligned(v as u16);
+            (d, v) = (d.add(2), v >> 16);
+        }
+        if k & 1 != 0 {
+            d.write(v as u8);
+        }
+    }
+}
+
+/// `crate::tensor::to_u8_pixel` on 8 lanes (see the AVX-512 one): the 8 bytes in the low half.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn to_u8_pixels(v: __m256) -> __m128i {
+    let x = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(1.0));
+    let x = _mm256_mul_ps(x, _mm256_set1_ps(255.0));
+    let t = _mm256_cvttps_epi32(x);
+    let frac = _mm256_sub_ps(x, _mm256_cvtepi32_ps(t));
+    let up = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5)));
+    // `up` is -1 where the fraction is ≥ 0.5: t − (−1). Values are in 0..=255: the packs are
+    // exact.
+    let t = _mm256_sub_epi32(t, up);
+    let w16 = _mm_packus_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t));
+    _mm_packus_epi16(w16, w16)
 }
 
 /// Step 4's constants, broadcast once per tile.

@@ -17,7 +17,7 @@ use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::ops::Range;
 
-use super::epilogue::{RawData, RawOutput};
+use super::epilogue::{MAX_RUNS, RawData, RawOutput};
 use super::pack::{
     BandWalk, Line64, VnniLayout, VnniPack, band_rows, fill_band, fill_im2col, im2col_rows,
 };
@@ -426,6 +426,9 @@ macro_rules! store {
                     }
                 }
             }
+            RawData::Pixels(_) => {
+                unreachable!("pixel outputs of the quad layout go through f32 (`kernels::run`)")
+            }
         }
     }};
 }
@@ -490,8 +493,93 @@ unsafe fn avx512_epilogue<const MR: usize, const NB: usize>(
         let mut y = v;
         affine_act(&mut y, epi, o.clamp_is_relu(), ld);
         // Step 4.
+        if let RawData::Pixels(p) = o.data {
+            store_pixels(&y, p, oc0, out_c, o, out);
+            return;
+        }
         store!(o, &y, |i: usize, j: usize| [(out[i] + oc0 + 16 * j, m[j])]);
     }
+}
+
+/// Step 4 of `Output::Pixels` for MR consecutive pixels (`out[i]` = pixel index, the walk's
+/// offsets at pixel stride 1) × NB blocks from `oc0`: the anchor added lane for lane (lane l of
+/// block j holds anchor channel (oc0 + 16j + l) mod C), `to_u8_pixel`, and every HR row's run
+/// stored from its block with a byte mask. The pixel's row and column take one division per
+/// tile (the tile's pixels are consecutive).
+///
+/// Safety: `p` holds every HR byte of the call's rows and `o.anchor` every anchor value
+/// (`check_args`); only the runs' lanes are stored (masked stores suppress faults, so a block's
+/// base may lie outside the output: `wrapping_offset`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn store_pixels<const MR: usize, const NB: usize>(
+    y: &[[__m512; NB]; MR],
+    p: *mut u8,
+    oc0: usize,
+    out_c: usize,
+    o: &RawOutput,
+    out: &[usize; MR],
+) {
+    let (s, c, w) = (o.block, o.channels, o.width);
+    let sc = s * c;
+    // Each run split at block edges: (block, offset of the block's lane 0, byte mask).
+    let runs = o.pixel_runs(oc0, 16 * NB, out_c);
+    let mut st = [(0usize, 0isize, 0 as __mmask16); MAX_RUNS + 4];
+    let mut n = 0;
+    for &(l0, off, len) in &runs.runs[..runs.n] {
+        for j in l0 / 16..=(l0 + len - 1) / 16 {
+            let (a, z) = (l0.max(16 * j) - 16 * j, (l0 + len).min(16 * j + 16) - 16 * j);
+            let mask = (((1u32 << z) - 1) & !((1u32 << a) - 1)) as __mmask16;
+            st[n] = (j, off as isize - (l0 as isize - 16 * j as isize), mask);
+            n += 1;
+        }
+    }
+    let mut idx = [_mm512_setzero_si512(); NB];
+    for (j, v) in idx.iter_mut().enumerate() {
+        let mut lanes = [0i32; 16];
+        for (l, x) in lanes.iter_mut().enumerate() {
+            *x = ((oc0 + 16 * j + l) % c) as i32;
+        }
+        // SAFETY: reads 16 i32 from a 16-element array.
+        *v = unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) };
+    }
+    let cm = ((1u32 << c) - 1) as __mmask16;
+    let q0 = out[0];
+    let (mut r, mut x) = (q0 / w, q0 % w);
+    for (i, yi) in y.iter().enumerate() {
+        let base = r * s * sc * w + x * sc;
+        // SAFETY: pixel q0 + i is inside the call's rows, its C anchor values are in the
+        // anchor; the stores write only the run lanes, each inside the HR rows (see above).
+        unsafe {
+            let a = _mm512_maskz_loadu_ps(cm, o.anchor.add((q0 + i) * c));
+            let mut b = [_mm_setzero_si128(); NB];
+            for j in 0..NB {
+                b[j] = to_u8_pixels(_mm512_add_ps(yi[j], _mm512_permutexvar_ps(idx[j], a)));
+            }
+            for &(j, off, m) in &st[..n] {
+                _mm_mask_storeu_epi8(p.wrapping_add(base).wrapping_offset(off).cast(), m, b[j]);
+            }
+        }
+        x += 1;
+        if x == w {
+            x = 0;
+            r += 1;
+        }
+    }
+}
+
+/// `crate::tensor::to_u8_pixel` on 16 lanes: `x = min(max(v, 0), 1) · 255` (vmaxps returns
+/// its second operand, 0, for NaN, as `f32::max` does), truncated, plus one where the
+/// fraction is ≥ 0.5; the 16 bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+fn to_u8_pixels(v: __m512) -> __m128i {
+    let x = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(1.0));
+    let x = _mm512_mul_ps(x, _mm512_set1_ps(255.0));
+    let t = _mm512_cvttps_epi32(x);
+    let frac = _mm512_sub_ps(x, _mm512_cvtepi32_ps(t));
+    let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(frac, _mm512_set1_ps(0.5));
+    _mm512_cvtepi32_epi8(_mm512_mask_add_epi32(t, up, t, _mm512_set1_epi32(1)))
 }
 
 /// Epilogue steps 2 and 3 on vectors whose lanes hold the channels `ld` lays out: `ld(params)`

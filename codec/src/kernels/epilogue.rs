@@ -9,7 +9,9 @@
 //! 3. activation: `Relu`: `if y < 0.0 { 0.0 } else { y }` (so -0.0 and NaN pass through, on every
 //!    level); `Leaky(a)` / `PRelu(a[oc])`: `if y < 0.0 { y * a } else { y }`;
 //! 4. store: `F32` stores `y`; `U8`/`U16` requantize with `t = (y * scale).round_ties_even()`,
-//!    `q = (t - zero).clamp(0.0, qmax)`, then cast (qmax = 255 or 65535; NaN ends as 0).
+//!    `q = (t - zero).clamp(0.0, qmax)`, then cast (qmax = 255 or 65535; NaN ends as 0);
+//!    `Pixels` adds the anchor (`y + a`, one f32 add) and stores
+//!    [`crate::tensor::to_u8_pixel`] of the sum at its depth-to-space place.
 //!
 //! Rounding policy: **round half to even** (IEEE 754 roundTiesToEven, the default rounding mode,
 //! what `vcvtps2dq` / `vroundps` / `vrndscaleps` do with RNE), in every int→float conversion and in
@@ -57,6 +59,20 @@ pub enum Output<'a> {
         scale: f32,
         zero: f32,
     },
+    /// The super-resolved rows as u8 pixels, the nawq models' tail (`Op::ShuffleAnchor`:
+    /// depth-to-space of `block` S, DCR, plus an anchor, then `to_u8_pixel`) done by the
+    /// epilogue, so no f32 HR band is written and read back. Output channel `(i·S + j)·C + c`
+    /// of pixel (y, x) of the call's rows, plus `anchor[(y·width + x)·C + c]`, is byte
+    /// `((S·y + i)·S·width + S·x + j)·C + c` of `data`; out_c = S·S·C.
+    Pixels {
+        data: &'a mut [u8],
+        anchor: &'a [f32],
+        block: usize,
+        /// C: channels of an HR pixel and of the anchor.
+        channels: usize,
+        /// Pixels per output row (the conv's out_w).
+        width: usize,
+    },
 }
 
 impl Output<'_> {
@@ -69,6 +85,13 @@ impl Output<'_> {
             Output::U16 {
                 data, pixel_stride, ..
             } => (data.len(), *pixel_stride),
+            // Element `p·out_c + oc` of [`Output::store`] is output channel oc of pixel p.
+            Output::Pixels {
+                data,
+                block,
+                channels,
+                ..
+            } => (data.len(), block * block * channels),
         }
     }
 
@@ -87,6 +110,20 @@ impl Output<'_> {
             Output::U16 {
                 data, scale, zero, ..
             } => data[idx] = requantize(y, *scale, *zero, 65535.0) as u16,
+            Output::Pixels {
+                data,
+                anchor,
+                block: s,
+                channels: c,
+                width,
+            } => {
+                let (s, c, w) = (*s, *c, *width);
+                let (p, oc) = (idx / (s * s * c), idx % (s * s * c));
+                let (y0, x0) = (p / w, p % w);
+                let (i, j, ch) = (oc / (s * c), (oc / c) % s, oc % c);
+                let at = ((s * y0 + i) * s * w + s * x0 + j) * c + ch;
+                data[at] = crate::tensor::to_u8_pixel(y + anchor[p * c + ch]);
+            }
         }
     }
 }
@@ -148,14 +185,22 @@ pub(crate) enum RawData {
     F32(*mut f32),
     U8(*mut u8),
     U16(*mut u16),
+    Pixels(*mut u8),
 }
 
 #[derive(Clone, Copy)]
 pub(crate) struct RawOutput {
     pub data: RawData,
+    /// Elements between output pixels: for `Pixels`, 1 (the walk's output offset is then the
+    /// pixel's index, from which the epilogue finds its HR place).
     pub pixel_stride: usize,
     pub scale: f32,
     pub zero: f32,
+    /// `Pixels` only: the anchor, S, C and the row width.
+    pub anchor: *const f32,
+    pub block: usize,
+    pub channels: usize,
+    pub width: usize,
 }
 
 impl RawOutput {
@@ -166,8 +211,38 @@ impl RawOutput {
     /// way. Post-ReLU values calibrate to ranges starting at 0, so their
     /// consumers' zero is 0 (Eq. 1).
     pub(crate) fn clamp_is_relu(&self) -> bool {
-        !matches!(self.data, RawData::F32(_)) && self.zero == 0.0
+        matches!(self.data, RawData::U8(_) | RawData::U16(_)) && self.zero == 0.0
     }
+
+    /// `Pixels`: the runs one pixel's lanes `oc0..oc0 + lanes` (clipped to out_c) are stored
+    /// as, each `(first lane - oc0, byte offset from the pixel's first HR byte, length)`: an HR
+    /// row takes S·C consecutive channels. At most `MAX_RUNS` (S·C ≥ 3, lanes ≤ 64).
+    pub(crate) fn pixel_runs(&self, oc0: usize, lanes: usize, out_c: usize) -> PixelRuns {
+        let sc = self.block * self.channels;
+        let hrow = sc * self.width;
+        let end = (oc0 + lanes).min(out_c);
+        let mut r = PixelRuns {
+            n: 0,
+            runs: [(0, 0, 0); MAX_RUNS],
+        };
+        let mut t = oc0 / sc;
+        while t * sc < end {
+            let (lo, hi) = ((t * sc).max(oc0), ((t + 1) * sc).min(end));
+            r.runs[r.n] = (lo - oc0, t * hrow + lo - t * sc, hi - lo);
+            r.n += 1;
+            t += 1;
+        }
+        r
+    }
+}
+
+/// Most runs of [`RawOutput::pixel_runs`]: ⌈64 / 3⌉ + 1.
+pub(crate) const MAX_RUNS: usize = 24;
+
+#[derive(Clone, Copy)]
+pub(crate) struct PixelRuns {
+    pub n: usize,
+    pub runs: [(usize, usize, usize); MAX_RUNS],
 }
 
 impl Output<'_> {
@@ -178,6 +253,7 @@ impl Output<'_> {
                 pixel_stride: *pixel_stride,
                 scale: 1.0,
                 zero: 0.0,
+                ..RawOutput::NONE
             },
             Output::U8 {
                 data,
@@ -189,6 +265,7 @@ impl Output<'_> {
                 pixel_stride: *pixel_stride,
                 scale: *scale,
                 zero: *zero,
+                ..RawOutput::NONE
             },
             Output::U16 {
                 data,
@@ -200,7 +277,36 @@ impl Output<'_> {
                 pixel_stride: *pixel_stride,
                 scale: *scale,
                 zero: *zero,
+                ..RawOutput::NONE
+            },
+            Output::Pixels {
+                data,
+                anchor,
+                block,
+                channels,
+                width,
+            } => RawOutput {
+                data: RawData::Pixels(data.as_mut_ptr()),
+                pixel_stride: 1,
+                anchor: anchor.as_ptr(),
+                block: *block,
+                channels: *channels,
+                width: *width,
+                ..RawOutput::NONE
             },
         }
     }
+}
+
+impl RawOutput {
+    const NONE: RawOutput = RawOutput {
+        data: RawData::F32(std::ptr::null_mut()),
+        pixel_stride: 0,
+        scale: 1.0,
+        zero: 0.0,
+        anchor: std::ptr::null(),
+        block: 0,
+        channels: 0,
+        width: 0,
+    };
 }

@@ -415,6 +415,11 @@ fn run(
     if g.groups != 1 || g.in_c == 0 || g.out_c == 0 {
         return scalar::conv(g, src, in_ps, w, epi, rows, &mut out);
     }
+    if let Output::Pixels { .. } = out
+        && !pixels_in_epilogue(backend, w, &out)
+    {
+        return pixels_through_f32(backend, g, src, in_ps, w, epi, rows, out);
+    }
     match backend {
         Backend::Level(CpuLevel::Scalar) => scalar::conv(g, src, in_ps, w, epi, rows, &mut out),
         #[cfg(target_arch = "x86_64")]
@@ -446,6 +451,74 @@ fn run(
         }
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("check_args caps the level at the host max"),
+    }
+}
+
+/// Whether `backend`'s epilogue writes [`Output::Pixels`] itself: the VNNI and AVX2 tiles of
+/// 16 (8) channels with at least 3 bytes per HR run (`RawOutput::pixel_runs`), and the scalar
+/// specification. The narrow layouts (VNNI quad, AVX2 paired: ≤ 8 channels) and AMX go through
+/// [`pixels_through_f32`].
+fn pixels_in_epilogue(backend: Backend, w: &PackedConv, out: &Output) -> bool {
+    let Output::Pixels {
+        block, channels, ..
+    } = out
+    else {
+        return true;
+    };
+    let wide = block * channels >= 3;
+    match backend {
+        Backend::Level(CpuLevel::Scalar) => true,
+        #[cfg(target_arch = "x86_64")]
+        Backend::Level(CpuLevel::Avx512Vnni) => {
+            wide && w.vnni.as_ref().is_some_and(|p| p.layout != pack::VnniLayout::Quad)
+        }
+        #[cfg(target_arch = "x86_64")]
+        Backend::Level(CpuLevel::Avx2) => {
+            wide && *channels <= 8 && w.avx2.as_ref().is_some_and(|p| !p.paired)
+        }
+        _ => false,
+    }
+}
+
+/// [`Output::Pixels`] for the kernels that do not write it: the f32 rows, then step 4 of
+/// `Pixels` on each (`Output::store`, the specification), a few rows at a time so the f32
+/// rows stay in cache.
+#[allow(clippy::too_many_arguments)]
+fn pixels_through_f32(
+    backend: Backend,
+    g: &ConvGeom,
+    src: Src,
+    in_ps: usize,
+    w: &PackedConv,
+    epi: &Epilogue,
+    rows: Range<usize>,
+    mut out: Output,
+) {
+    let (out_w, oc) = (g.out_w(), g.out_c);
+    let step = (16384 / (out_w * oc).max(1)).max(1);
+    let mut f = vec![0f32; step.min(rows.len()) * out_w * oc];
+    let mut r0 = rows.start;
+    while r0 < rows.end {
+        let r1 = (r0 + step).min(rows.end);
+        let n = (r1 - r0) * out_w * oc;
+        run(
+            backend,
+            g,
+            src,
+            in_ps,
+            w,
+            epi,
+            r0..r1,
+            Output::F32 {
+                data: &mut f[..n],
+                pixel_stride: oc,
+            },
+        );
+        let base = (r0 - rows.start) * out_w * oc;
+        for (i, &y) in f[..n].iter().enumerate() {
+            out.store(base + i, y);
+        }
+        r0 = r1;
     }
 }
 
@@ -579,6 +652,31 @@ fn check_args(
             "PRelu needs {} slopes, has {}",
             g.out_c,
             s.len()
+        );
+    }
+    if let Output::Pixels {
+        anchor,
+        block,
+        channels,
+        width,
+        ..
+    } = out
+    {
+        assert!(
+            *block >= 1 && *channels >= 1 && *channels <= 16 && block * block * channels == g.out_c,
+            "pixel output of block {block} and {channels} channels needs block²·channels = out_c {}",
+            g.out_c
+        );
+        assert!(
+            *width == g.out_w(),
+            "pixel output width {width} != out_w {}",
+            g.out_w()
+        );
+        let need = rows.len() * g.out_w() * channels;
+        assert!(
+            anchor.len() >= need,
+            "anchor has {} values, rows {rows:?} need {need}",
+            anchor.len()
         );
     }
     let (out_len, out_ps) = out.len_and_stride();
