@@ -55,6 +55,14 @@ pub fn to_u8_pixel(v: f32) -> u8 {
     (t + i32::from(x - t as f32 >= 0.5)) as u8
 }
 
+/// What the vector epilogues add before truncating (`kernels::Output::Pixels`):
+/// the largest f32 below ½. For every x = `v.max(0.0).min(1.0) * 255.0`,
+/// `(x + U8_ROUND) as i32` is [`to_u8_pixel`]'s integer (checked for every f32
+/// v in 0..=1 by `round_by_adding_just_under_a_half_is_to_u8_pixel`): one add
+/// instead of the fraction's convert, subtract, compare and add. Adding ½
+/// itself is not: 0.49999997 + 0.5 rounds up to 1.
+pub const U8_ROUND: f32 = 0.499_999_97;
+
 /// [`to_u8_pixel`] over a slice (`dst.len() == src.len()`).
 pub fn to_u8_pixels(src: &[f32], dst: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
@@ -148,6 +156,22 @@ mod tests {
                 assert_eq!(d, super::to_u8_pixel(v), "element {i} ({v:e}) of {len}");
             }
         }
+    }
+
+    /// Every f32 in 0..=1 (the clamp maps the rest, NaN included, onto 0 or
+    /// 1): about 10⁹ values, ~2 s.
+    #[test]
+    fn round_by_adding_just_under_a_half_is_to_u8_pixel() {
+        assert_eq!(super::U8_ROUND, 0.5 - f32::EPSILON / 4.0);
+        for b in 0f32.to_bits()..=1f32.to_bits() {
+            let v = f32::from_bits(b);
+            let x = v.max(0.0).min(1.0) * 255.0;
+            let t = (x + super::U8_ROUND) as i32;
+            assert_eq!(t as u8, super::to_u8_pixel(v), "{v:e}");
+        }
+        // x just under ½ must give 0: adding ½ itself rounds up to 1.
+        let x = super::U8_ROUND;
+        assert_eq!(((x + 0.5) as i32, (x + super::U8_ROUND) as i32), (1, 0));
     }
 
     #[test]

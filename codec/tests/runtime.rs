@@ -146,6 +146,44 @@ fn tiled_equals_whole_bundled_plain_nets() {
     }
 }
 
+/// The nawq models' last conv also does their tail (`tiles::tails`): the
+/// depth-to-space with the anchor, as f32 for a tensor caller and, for a
+/// caller that keeps bytes, as u8 pixels written by the conv's epilogue
+/// (`kernels::Output::Pixels`). Both equal the whole frame, on every level
+/// the host has, every plan kind, in bands of 1, 4 and 16 rows.
+#[test]
+fn tails_equal_the_whole_frame_as_tensors_and_bytes() {
+    use nawqsr_codec::engine::tiles::{Pixels, TileGraph, run_tiled_bytes};
+    for name in ["nawq_x2", "nawq_x3", "nawq_x4"] {
+        for level in CpuLevel::supported() {
+            let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/models"))
+                .join(format!("{name}.onnx"));
+            let e = Engine::new(model::import(&p).unwrap(), level, 1);
+            for (pname, plan) in plans(&e) {
+                let tg = TileGraph::new(&e, &plan, 9, 11, 4).expect("task graph");
+                assert!(
+                    tg.nodes.iter().any(|n| n.tail.is_some()),
+                    "{name} {pname}: the last conv does not do the tail"
+                );
+                for (w, h) in [(1, 1), (23, 19), (64, 9)] {
+                    let x = image(h, w, (w * 7 + h) as u64);
+                    let lr = std::sync::Arc::new(x.to_rgb());
+                    let want = e.run(&plan, &Tensor::from_rgb(&lr)).expect("whole frame");
+                    let mut want8 = vec![0u8; want.data.len()];
+                    nawqsr_codec::tensor::to_u8_pixels(&want.data, &mut want8);
+                    for rows in [1, 4, 16] {
+                        let label = format!("{name} {} {pname} {w}x{h} rows {rows}", level.name());
+                        let t = run_tiled(&e, &plan, &Tensor::from_rgb(&lr), rows).unwrap();
+                        assert!(t == want, "{label}: tensor differs from the whole frame");
+                        let b = run_tiled_bytes(&e, &plan, Pixels::Rgb(lr.clone()), rows).unwrap();
+                        assert!(b == want8, "{label}: bytes differ from the whole frame's");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// An IMDN-style distillation step, self-contained: conv (+ PReLU) → split
 /// → one part kept, one to the next conv → concat → a channel gate from the
 /// concat's mean (IMDN's attention, shortened) → conv. `sizes` 16 + 16 of 32

@@ -172,8 +172,11 @@ pub struct Node {
     /// How many leading needs are the channel parts of the op's first input:
     /// 1, or a concat's inputs when the concat is read in parts (`parted`).
     pub parts: usize,
-    /// The last need is a channel gate the conv applies (`gates`).
+    /// The need after the input's parts is a channel gate the conv applies (`gates`).
     pub gated: bool,
+    /// The conv also does the graph's tail, a `ShuffleAnchor` of this block (`tails`): its
+    /// last need is the anchor, and its output is the graph's.
+    pub tail: Option<usize>,
 }
 
 impl Node {
@@ -346,6 +349,57 @@ fn parted(e: &Engine, plan: &Plan, gates: &[Option<(usize, usize)>]) -> Vec<bool
         .collect()
 }
 
+/// A conv that also does the graph's tail (`tails`).
+#[derive(Clone, Copy, Debug)]
+struct Tail {
+    /// The `ShuffleAnchor` layer, its anchor value and block.
+    layer: usize,
+    anchor: usize,
+    block: usize,
+}
+
+/// Per layer: the graph's tail a banded integer conv does as well, when its
+/// output is read only by the `ShuffleAnchor` that makes the graph's output
+/// (the nawq models' last conv, `model::fuse`). The node then runs the two
+/// layers on its band, and a frame whose caller keeps only bytes has them
+/// written by the conv's epilogue (`kernels::Output::Pixels`): no f32 band of
+/// the conv, nor an HR one, is written (7 % of nawq_x2's samples went to the
+/// separate pass).
+fn tails(e: &Engine, plan: &Plan) -> Vec<Option<Tail>> {
+    let g = &e.graph;
+    let (consumers, producers) = (g.consumers(), g.producers());
+    (0..g.layers.len())
+        .map(|l| {
+            let (ConvPlan::Quant { .. }, Compiled::Conv { out, split: None, .. }) =
+                (&plan.convs[l], &e.compiled[l])
+            else {
+                return None;
+            };
+            let k = match consumers[*out][..] {
+                [k] => k,
+                _ => return None,
+            };
+            let Op::ShuffleAnchor { block } = g.layers[k].op else {
+                return None;
+            };
+            let (x, anchor) = (g.layers[k].inputs[0], g.layers[k].inputs[1]);
+            (conv_is_bandable(e, l)
+                && matches!(e.compiled[k], Compiled::Other)
+                && x == *out
+                && anchor != *out
+                && g.layers[k].outputs[..] == [g.output]
+                && factor(e, anchor).is_some()
+                && factor(e, anchor) == factor(e, x)
+                && producers[g.output] == Some(k))
+            .then_some(Tail {
+                layer: k,
+                anchor,
+                block,
+            })
+        })
+        .collect()
+}
+
 impl TileGraph {
     /// Task graph for an `h`×`w` LR frame in bands of `rows` LR rows.
     pub fn new(e: &Engine, plan: &Plan, h: usize, w: usize, rows: usize) -> Result<TileGraph> {
@@ -400,6 +454,14 @@ impl TileGraph {
             v
         };
         let parted = parted(e, plan, &gates);
+        let tails = tails(e, plan);
+        let tail_layer: Vec<bool> = {
+            let mut v = vec![false; g.layers.len()];
+            for t in tails.iter().flatten() {
+                v[t.layer] = true;
+            }
+            v
+        };
         // A value as the list of values it is read from: a parted concat's inputs.
         let parts_of = |v: usize| -> Vec<usize> {
             match producers[v] {
@@ -408,8 +470,9 @@ impl TileGraph {
             }
         };
         for (l, layer) in g.layers.iter().enumerate() {
-            if gated[l] || parted[l] {
-                // A channel gate its conv applies (`gates`), a concat read in parts (`parted`).
+            if gated[l] || parted[l] || tail_layer[l] {
+                // A channel gate its conv applies (`gates`), a concat read in parts (`parted`),
+                // the tail a conv does (`tails`).
                 continue;
             }
             let mut inputs = match gates[l] {
@@ -419,8 +482,12 @@ impl TileGraph {
             let first = parts_of(inputs[0]);
             let parts = first.len();
             inputs.splice(0..1, first);
+            if let Some(t) = tails[l] {
+                inputs.push(t.anchor);
+            }
             let outputs = match &e.compiled[l] {
                 Compiled::Fused | Compiled::SplitOf => continue,
+                _ if tails[l].is_some() => vec![g.output],
                 Compiled::Conv { split: Some(s), .. } => s.parts.iter().map(|p| p.value).collect(),
                 Compiled::Conv { out, .. } => vec![*out],
                 Compiled::Other => layer.outputs.clone(),
@@ -439,7 +506,9 @@ impl TileGraph {
             for band in band_list {
                 let mut needs = Vec::new();
                 let mut deps = Vec::new();
-                for &v in &inputs {
+                for (i, &v) in inputs.iter().enumerate() {
+                    // A tail's anchor is read pixel for pixel (`tails`).
+                    let anchor = tails[l].is_some() && i == inputs.len() - 1;
                     let chunks = match (factor(e, v), band) {
                         (None, _) => 0..1,
                         (Some(_), None) => 0..nb,
@@ -447,7 +516,7 @@ impl TileGraph {
                             let r = bands.range(b);
                             let (r0, r1) = (f * r.start, f * r.end);
                             let (a, z) = match &layer.op {
-                                Op::Conv(c) => {
+                                Op::Conv(c) if !anchor => {
                                     let span = c.dilation * (c.kh - 1) + 1;
                                     let hv = f * h;
                                     (
@@ -488,6 +557,7 @@ impl TileGraph {
                                 dre: None,
                                 parts: 0,
                                 gated: false,
+                                tail: None,
                             });
                             tg.range_node[v] = Some(rid);
                             tg.range_needed[v] = true;
@@ -517,6 +587,7 @@ impl TileGraph {
                     dre: dre_bits,
                     parts,
                     gated: gates[l].is_some(),
+                    tail: tails[l].map(|t| t.block),
                 });
                 for &v in &outputs {
                     match band {
@@ -1298,7 +1369,7 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
             });
             continue;
         }
-        let results = run_node(e, plan, tg, node, &rows, step.qp)?;
+        let mut results = run_node(e, plan, tg, node, &rows, step.qp, step.bytes_only)?;
         let t1 = std::time::Instant::now();
         let partial = node
             .outputs
@@ -1318,12 +1389,29 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
         let t2 = std::time::Instant::now();
         let rgb = match node.outputs.iter().position(|&v| v == tg.output) {
             Some(k) => results[k]
-                .iter()
-                .map(|c| {
-                    let t = c.f32();
-                    let mut out = vec![0u8; t.data.len()];
-                    crate::tensor::to_u8_pixels(&t.data, &mut out);
-                    Arc::new(out)
+                .iter_mut()
+                .map(|c| match c {
+                    // A tail's pixels (`tails`): the chunk keeps the shape.
+                    Chunk::U8(px) => {
+                        let (h, w, c_) = (px.h, px.w, px.c);
+                        let px = std::mem::replace(
+                            c,
+                            Chunk::F32(Arc::new(Tensor {
+                                h,
+                                w,
+                                c: c_,
+                                data: Vec::new(),
+                            })),
+                        );
+                        let Chunk::U8(px) = px else { unreachable!() };
+                        Arc::new(Arc::into_inner(px).map_or_else(Vec::new, |t| t.data))
+                    }
+                    c => {
+                        let t = c.f32();
+                        let mut out = vec![0u8; t.data.len()];
+                        crate::tensor::to_u8_pixels(&t.data, &mut out);
+                        Arc::new(out)
+                    }
                 })
                 .collect(),
             None => Vec::new(),
@@ -1343,6 +1431,8 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
 }
 
 /// One node: per output value, its chunk(s).
+/// `bytes_only`: a tail (`tails`) returns the output band's u8 pixels as a
+/// `Chunk::U8` of the HR band's shape.
 fn run_node(
     e: &Engine,
     plan: &Plan,
@@ -1350,6 +1440,7 @@ fn run_node(
     node: &Node,
     ins: &[Rows],
     qp: Option<QParams>,
+    bytes_only: bool,
 ) -> Result<Vec<Vec<Chunk>>> {
     let layer = node.layer().expect("range nodes are not executed");
     let l = &e.graph.layers[layer];
@@ -1396,25 +1487,41 @@ fn run_node(
                         .collect(),
                     None => vec![(q, kact, tg.quantized[node.outputs[0]])],
                 };
-                // A gated input (`gates`): the gate is the last input, after
-                // the input's channel parts (`parted`).
+                // A gated input (`gates`): the gate is the input after the
+                // input's channel parts (`parted`).
                 let gate = node
                     .gated
-                    .then(|| ins[ins.len() - 1].single().data.as_slice());
-                conv_band(
+                    .then(|| ins[node.parts].single().data.as_slice());
+                // A tail (`tails`): its anchor is the last input; a bytes-only
+                // frame has the pixels written by the epilogue.
+                let tail = node.tail.map(|block| (ins[ins.len() - 1].single(), block));
+                let pixels = tail.filter(|_| bytes_only);
+                let parts = match tail {
+                    Some(_) => vec![(q, kact, None)],
+                    None => parts,
+                };
+                let out = conv_band(
                     e,
                     &parts,
                     c,
                     &qp,
                     &ins[..node.parts],
                     gate,
+                    pixels,
                     f * r.start..f * r.end,
                     f * tg.h,
                     f * tg.w,
-                )
-                .into_iter()
-                .map(|c| vec![c])
-                .collect()
+                );
+                match tail {
+                    Some((a, block)) if pixels.is_none() => {
+                        let y = match &out[0] {
+                            Chunk::F32(y) => y,
+                            _ => unreachable!("a tail's conv writes f32 or pixels"),
+                        };
+                        vec![vec![Chunk::F32(Arc::new(ops::shuffle_anchor(y, a, block)))]]
+                    }
+                    _ => out.into_iter().map(|c| vec![c]).collect(),
+                }
             }
             (op, _) => {
                 let xs: Vec<&Tensor> = ins.iter().map(|r| r.single()).collect();
@@ -1528,6 +1635,7 @@ fn conv_band(
     qp: &QParams,
     xs: &[Rows],
     gate: Option<&[f32]>,
+    pixels: Option<(&Tensor, usize)>,
     out_rows: Range<usize>,
     hv: usize,
     wv: usize,
@@ -1560,7 +1668,19 @@ fn conv_band(
         let oc = q.out_c;
         let n = oh * wv * oc;
         let (mut f, mut u8s, mut u16s) = (Vec::new(), Vec::new(), Vec::new());
-        let output = match out_q {
+        let output = match (out_q, pixels) {
+            // The graph's tail (`tails`): u8 pixels of S·oh HR rows.
+            (_, Some((a, block))) => {
+                u8s = vec![0; n];
+                Output::Pixels {
+                    data: &mut u8s,
+                    anchor: &a.data,
+                    block,
+                    channels: a.c,
+                    width: wv,
+                }
+            }
+            (out_q, None) => match out_q {
             // Recycled: the kernel writes all n values (see `recycle`).
             None => {
                 f = recycle::take(n);
@@ -1587,6 +1707,7 @@ fn conv_band(
                     zero: o.zero,
                 }
             }
+            },
         };
         let rows = 0..r1 - r0;
         match xq {
@@ -1614,6 +1735,10 @@ fn conv_band(
             ),
         }
         let (h, w, c) = (oh, wv, oc);
+        if let Some((a, block)) = pixels {
+            let (h, w, c) = (block * oh, block * wv, a.c);
+            return Chunk::U8(Arc::new(QTensor { h, w, c, data: u8s }));
+        }
         match out_q {
             None => Chunk::F32(Arc::new(Tensor { h, w, c, data: f })),
             Some(o) if o.bits == Bits::B8 => Chunk::U8(Arc::new(QTensor { h, w, c, data: u8s })),
@@ -1716,8 +1841,24 @@ pub fn run_tiled_pixels(e: &Engine, plan: &Plan, px: Pixels, rows: usize) -> Res
     drive(e, plan, FrameTiles::from_pixels(tg, px)?)
 }
 
+/// [`run_tiled_pixels`] for a caller that keeps only the u8 output
+/// (`FrameTiles::bytes_only`, as `Runtime::run_bytes`): the output's pixels,
+/// rows in order.
+pub fn run_tiled_bytes(e: &Engine, plan: &Plan, px: Pixels, rows: usize) -> Result<Vec<u8>> {
+    let (h, w, _) = px.dims();
+    let tg = Arc::new(TileGraph::new(e, plan, h, w, rows)?);
+    let mut ft = FrameTiles::from_pixels(tg, px)?;
+    ft.bytes_only = true;
+    let ft = run_all(e, plan, ft)?;
+    Ok(ft.output_rgb()?.iter().flat_map(|b| b.iter().copied()).collect())
+}
+
 /// Runs every node of `ft` in turn on this thread.
-fn drive(e: &Engine, plan: &Plan, mut ft: FrameTiles) -> Result<Tensor> {
+fn drive(e: &Engine, plan: &Plan, ft: FrameTiles) -> Result<Tensor> {
+    Ok(stitch(&run_all(e, plan, ft)?.output_chunks()?))
+}
+
+fn run_all(e: &Engine, plan: &Plan, mut ft: FrameTiles) -> Result<FrameTiles> {
     let tg = ft.tg.clone();
     let mut ready = ft.initial();
     while let Some(n) = ready.pop() {
@@ -1733,7 +1874,7 @@ fn drive(e: &Engine, plan: &Plan, mut ft: FrameTiles) -> Result<Tensor> {
         };
         ready.extend(more);
     }
-    Ok(stitch(&ft.output_chunks()?))
+    Ok(ft)
 }
 
 #[cfg(test)]

@@ -661,12 +661,8 @@ unsafe fn write_bytes(mut d: *mut u8, mut v: u64, k: usize) {
 fn to_u8_pixels(v: __m256) -> __m128i {
     let x = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(1.0));
     let x = _mm256_mul_ps(x, _mm256_set1_ps(255.0));
-    let t = _mm256_cvttps_epi32(x);
-    let frac = _mm256_sub_ps(x, _mm256_cvtepi32_ps(t));
-    let up = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5)));
-    // `up` is -1 where the fraction is ≥ 0.5: t − (−1). Values are in 0..=255: the packs are
-    // exact.
-    let t = _mm256_sub_epi32(t, up);
+    let t = _mm256_cvttps_epi32(_mm256_add_ps(x, _mm256_set1_ps(crate::tensor::U8_ROUND)));
+    // Values are in 0..=255: the packs are exact.
     let w16 = _mm_packus_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t));
     _mm_packus_epi16(w16, w16)
 }

@@ -569,17 +569,15 @@ unsafe fn store_pixels<const MR: usize, const NB: usize>(
 }
 
 /// `crate::tensor::to_u8_pixel` on 16 lanes: `x = min(max(v, 0), 1) · 255` (vmaxps returns
-/// its second operand, 0, for NaN, as `f32::max` does), truncated, plus one where the
-/// fraction is ≥ 0.5; the 16 bytes.
+/// its second operand, 0, for NaN, as `f32::max` does), then `x + U8_ROUND` truncated (the
+/// same integer, `tensor::U8_ROUND`); the 16 bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[inline]
 fn to_u8_pixels(v: __m512) -> __m128i {
     let x = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(1.0));
     let x = _mm512_mul_ps(x, _mm512_set1_ps(255.0));
-    let t = _mm512_cvttps_epi32(x);
-    let frac = _mm512_sub_ps(x, _mm512_cvtepi32_ps(t));
-    let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(frac, _mm512_set1_ps(0.5));
-    _mm512_cvtepi32_epi8(_mm512_mask_add_epi32(t, up, t, _mm512_set1_epi32(1)))
+    let x = _mm512_add_ps(x, _mm512_set1_ps(crate::tensor::U8_ROUND));
+    _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(x))
 }
 
 /// Epilogue steps 2 and 3 on vectors whose lanes hold the channels `ld` lays out: `ld(params)`
