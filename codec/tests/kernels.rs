@@ -23,10 +23,18 @@ static LEVELS_RUN: Mutex<BTreeSet<CpuLevel>> = Mutex::new(BTreeSet::new());
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum OutKind {
     F32,
-    U8 { scale: f32, zero: f32 },
-    U16 { scale: f32, zero: f32 },
+    U8 {
+        scale: f32,
+        zero: f32,
+    },
+    U16 {
+        scale: f32,
+        zero: f32,
+    },
     /// `Output::Pixels` of depth-to-space block S (C = out_c / S²) with an anchor.
-    Pixels { block: usize },
+    Pixels {
+        block: usize,
+    },
 }
 
 /// What a conv writes: the whole output buffer (channels beyond out_c in each pixel must keep
@@ -952,6 +960,94 @@ fn signed_zero_and_nan_are_consistent() {
 
 /// Frames wide enough that the SIMD paths split the rows into several padded bands (the
 /// property test's small images always fit in one), with row ranges starting mid-band.
+/// Values past the integer range: a requantized value of 2³¹ or more (or +∞)
+/// clamps to qmax on every level, as the scalar clamp does (the VNNI level
+/// leaves that clamp to its stores' unsigned saturation, where such a value
+/// arrives as 0x8000_0000), with and without a zero point, 8- and 16-bit.
+#[test]
+fn huge_values_clamp_at_qmax() {
+    let specials = [
+        1e10f32,
+        f32::INFINITY,
+        3e9,
+        2147483648.0,
+        2147483520.0,
+        65535.5,
+        70000.0,
+        256.0,
+        255.5,
+        254.5,
+        -1e10,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -0.0,
+        0.5,
+        1.5,
+    ];
+    let oc = specials.len();
+    let g = ConvGeom::same(2, 19, 4, oc, 3);
+    let w = PackedConv::new(&vec![0i8; oc * 4 * 9], oc, 4, 3, 3, 1);
+    let input = vec![9u8; 2 * 19 * 4];
+    // acc = 0, so y = 0 · 1 + offset = offset.
+    let mult = vec![1.0f32; oc];
+    let act = Activation::None;
+    let epi = Epilogue {
+        mult: &mult,
+        offset: &specials,
+        act: &act,
+    };
+    let n = 2 * 19 * oc;
+    for zero in [0.0f32, -2.0, 3.0] {
+        let run8 = |level| {
+            let mut q = vec![7u8; n];
+            conv_u8(
+                level,
+                &g,
+                &input,
+                4,
+                0,
+                &w,
+                &epi,
+                0..2,
+                Output::U8 {
+                    data: &mut q,
+                    pixel_stride: oc,
+                    scale: 1.0,
+                    zero,
+                },
+            );
+            q
+        };
+        let run16 = |level| {
+            let mut q = vec![7u16; n];
+            conv_u8(
+                level,
+                &g,
+                &input,
+                4,
+                0,
+                &w,
+                &epi,
+                0..2,
+                Output::U16 {
+                    data: &mut q,
+                    pixel_stride: oc,
+                    scale: 1.0,
+                    zero,
+                },
+            );
+            q
+        };
+        let (want8, want16) = (run8(CpuLevel::Scalar), run16(CpuLevel::Scalar));
+        assert_eq!(want8[0], 255, "1e10 clamps to 255");
+        assert_eq!(want16[1], 65535, "+inf clamps to 65535");
+        for level in CpuLevel::supported() {
+            assert_eq!(run8(level), want8, "{level:?} u8, zero {zero}");
+            assert_eq!(run16(level), want16, "{level:?} u16, zero {zero}");
+        }
+    }
+}
+
 #[test]
 fn multi_band_frames_match_scalar() {
     let mut seed = 1000;

@@ -370,8 +370,12 @@ fn tails(e: &Engine, plan: &Plan) -> Vec<Option<Tail>> {
     let (consumers, producers) = (g.consumers(), g.producers());
     (0..g.layers.len())
         .map(|l| {
-            let (ConvPlan::Quant { .. }, Compiled::Conv { out, split: None, .. }) =
-                (&plan.convs[l], &e.compiled[l])
+            let (
+                ConvPlan::Quant { .. },
+                Compiled::Conv {
+                    out, split: None, ..
+                },
+            ) = (&plan.convs[l], &e.compiled[l])
             else {
                 return None;
             };
@@ -1489,9 +1493,7 @@ fn run_node(
                 };
                 // A gated input (`gates`): the gate is the input after the
                 // input's channel parts (`parted`).
-                let gate = node
-                    .gated
-                    .then(|| ins[node.parts].single().data.as_slice());
+                let gate = node.gated.then(|| ins[node.parts].single().data.as_slice());
                 // A tail (`tails`): its anchor is the last input; a bytes-only
                 // frame has the pixels written by the epilogue.
                 let tail = node.tail.map(|block| (ins[ins.len() - 1].single(), block));
@@ -1681,32 +1683,32 @@ fn conv_band(
                 }
             }
             (out_q, None) => match out_q {
-            // Recycled: the kernel writes all n values (see `recycle`).
-            None => {
-                f = recycle::take(n);
-                Output::F32 {
-                    data: &mut f,
-                    pixel_stride: oc,
+                // Recycled: the kernel writes all n values (see `recycle`).
+                None => {
+                    f = recycle::take(n);
+                    Output::F32 {
+                        data: &mut f,
+                        pixel_stride: oc,
+                    }
                 }
-            }
-            Some(o) if o.bits == Bits::B8 => {
-                u8s = recycle::take(n);
-                Output::U8 {
-                    data: &mut u8s,
-                    pixel_stride: oc,
-                    scale: o.scale,
-                    zero: o.zero,
+                Some(o) if o.bits == Bits::B8 => {
+                    u8s = recycle::take(n);
+                    Output::U8 {
+                        data: &mut u8s,
+                        pixel_stride: oc,
+                        scale: o.scale,
+                        zero: o.zero,
+                    }
                 }
-            }
-            Some(o) => {
-                u16s = recycle::take(n);
-                Output::U16 {
-                    data: &mut u16s,
-                    pixel_stride: oc,
-                    scale: o.scale,
-                    zero: o.zero,
+                Some(o) => {
+                    u16s = recycle::take(n);
+                    Output::U16 {
+                        data: &mut u16s,
+                        pixel_stride: oc,
+                        scale: o.scale,
+                        zero: o.zero,
+                    }
                 }
-            }
             },
         };
         let rows = 0..r1 - r0;
@@ -1850,7 +1852,11 @@ pub fn run_tiled_bytes(e: &Engine, plan: &Plan, px: Pixels, rows: usize) -> Resu
     let mut ft = FrameTiles::from_pixels(tg, px)?;
     ft.bytes_only = true;
     let ft = run_all(e, plan, ft)?;
-    Ok(ft.output_rgb()?.iter().flat_map(|b| b.iter().copied()).collect())
+    Ok(ft
+        .output_rgb()?
+        .iter()
+        .flat_map(|b| b.iter().copied())
+        .collect())
 }
 
 /// Runs every node of `ft` in turn on this thread.

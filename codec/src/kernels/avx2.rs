@@ -673,6 +673,8 @@ struct Requant {
     scale: __m256,
     zero: __m256,
     qmax: __m256,
+    /// zero ≠ 0: `t - 0.0` is `t` but for −0.0, which ends as 0 either way.
+    shift: bool,
 }
 
 impl Requant {
@@ -683,6 +685,7 @@ impl Requant {
             scale: _mm256_set1_ps(scale),
             zero: _mm256_set1_ps(zero),
             qmax: _mm256_set1_ps(qmax),
+            shift: zero != 0.0,
         }
     }
 
@@ -694,7 +697,13 @@ impl Requant {
         let t = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
             _mm256_mul_ps(y, self.scale),
         );
-        let q = _mm256_sub_ps(t, self.zero);
+        let q = if self.shift {
+            _mm256_sub_ps(t, self.zero)
+        } else {
+            t
+        };
+        // (The clamp at qmax stays: the packs saturate as signed, and a q ≥ 2³¹ converts to
+        // 0x8000_0000, which they would take for negative.)
         let q = _mm256_min_ps(_mm256_max_ps(q, _mm256_setzero_ps()), self.qmax);
         _mm256_cvtps_epi32(q)
     }

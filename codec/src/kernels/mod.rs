@@ -470,7 +470,10 @@ fn pixels_in_epilogue(backend: Backend, w: &PackedConv, out: &Output) -> bool {
         Backend::Level(CpuLevel::Scalar) => true,
         #[cfg(target_arch = "x86_64")]
         Backend::Level(CpuLevel::Avx512Vnni) => {
-            wide && w.vnni.as_ref().is_some_and(|p| p.layout != pack::VnniLayout::Quad)
+            wide && w
+                .vnni
+                .as_ref()
+                .is_some_and(|p| p.layout != pack::VnniLayout::Quad)
         }
         #[cfg(target_arch = "x86_64")]
         Backend::Level(CpuLevel::Avx2) => {
