@@ -819,12 +819,16 @@ impl Requant {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     #[inline]
     fn apply(&self, y: __m512) -> __m512i {
-        let mut q = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm512_mul_ps(y, self.scale),
-        );
-        if self.shift {
-            q = _mm512_sub_ps(q, self.zero);
+        let t = _mm512_mul_ps(y, self.scale);
+        if !self.shift {
+            // Zero 0: max(round(t), 0) = round(max(t, 0)) (rounding is monotone and keeps 0),
+            // and the unsigned conversion rounds half to even itself (MXCSR's default, as
+            // `vcvtps2dq` below); values ≥ 2³² (+∞) convert to 0xFFFF_FFFF, which saturates
+            // to qmax. One op less than the path below.
+            return _mm512_cvtps_epu32(_mm512_max_ps(t, _mm512_setzero_ps()));
         }
+        let q = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
+        let q = _mm512_sub_ps(q, self.zero);
         _mm512_cvtps_epi32(_mm512_max_ps(q, _mm512_setzero_ps()))
     }
 }

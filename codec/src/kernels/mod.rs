@@ -483,9 +483,8 @@ fn pixels_in_epilogue(backend: Backend, w: &PackedConv, out: &Output) -> bool {
     }
 }
 
-/// [`Output::Pixels`] for the kernels that do not write it: the f32 rows, then step 4 of
-/// `Pixels` on each (`Output::store`, the specification), a few rows at a time so the f32
-/// rows stay in cache.
+/// [`Output::Pixels`] for the kernels that do not write it: the f32 rows, a few at a time so
+/// that they stay in cache, then step 4 of `Pixels` on them ([`pixels_of_rows`]).
 #[allow(clippy::too_many_arguments)]
 fn pixels_through_f32(
     backend: Backend,
@@ -500,6 +499,17 @@ fn pixels_through_f32(
     let (out_w, oc) = (g.out_w(), g.out_c);
     let step = (16384 / (out_w * oc).max(1)).max(1);
     let mut f = vec![0f32; step.min(rows.len()) * out_w * oc];
+    let Output::Pixels {
+        data,
+        anchor,
+        block,
+        channels,
+        ..
+    } = &mut out
+    else {
+        unreachable!("called for pixel outputs")
+    };
+    let (s, c) = (*block, *channels);
     let mut r0 = rows.start;
     while r0 < rows.end {
         let r1 = (r0 + step).min(rows.end);
@@ -517,11 +527,42 @@ fn pixels_through_f32(
                 pixel_stride: oc,
             },
         );
-        let base = (r0 - rows.start) * out_w * oc;
-        for (i, &y) in f[..n].iter().enumerate() {
-            out.store(base + i, y);
-        }
+        let y0 = r0 - rows.start;
+        pixels_of_rows(
+            &f[..n],
+            &anchor[y0 * out_w * c..],
+            &mut data[y0 * s * s * out_w * c..],
+            s,
+            c,
+            out_w,
+        );
         r0 = r1;
+    }
+}
+
+/// Step 4 of [`Output::Pixels`] on f32 rows `f` (out_w pixels of S·S·C values each), anchors
+/// and HR rows from their first: `Output::store`'s arithmetic, in loops over the HR rows in
+/// order (no division per element).
+fn pixels_of_rows(f: &[f32], anchor: &[f32], hr: &mut [u8], s: usize, c: usize, w: usize) {
+    let oc = s * s * c;
+    for (y, (px_row, an_row)) in f
+        .chunks_exact(w * oc)
+        .zip(anchor.chunks_exact(w * c))
+        .enumerate()
+    {
+        for i in 0..s {
+            let dst = &mut hr[(s * y + i) * s * w * c..][..s * w * c];
+            for ((d, px), an) in dst
+                .chunks_exact_mut(s * c)
+                .zip(px_row.chunks_exact(oc))
+                .zip(an_row.chunks_exact(c))
+            {
+                let px = &px[i * s * c..][..s * c];
+                for ((d, v), a) in d.iter_mut().zip(px).zip(an.iter().cycle()) {
+                    *d = crate::tensor::to_u8_pixel(v + a);
+                }
+            }
+        }
     }
 }
 
