@@ -57,7 +57,12 @@ fn engine(name: &str) -> Option<Arc<Engine>> {
 
 /// A static plan: ranges calibrated on one image (so static and DRE layers mix).
 fn plans(e: &Engine) -> Vec<(&'static str, Plan)> {
-    let ranges = e.calibrate(&[image(24, 20, 7)]).expect("calibrates");
+    let cal = image(24, 20, 7);
+    let cal = match e.graph.is_luma() {
+        true => nawqsr_codec::runtime::luma::y_of(&cal),
+        false => cal,
+    };
+    let ranges = e.calibrate(&[cal]).expect("calibrates");
     let g = &e.graph;
     let int8 = Plan::uniform(g, &ranges, Bits::B8);
     // Alternate bitwidth and DRE per conv: every partition boundary kind.
@@ -149,12 +154,20 @@ fn tiled_equals_whole_bundled_plain_nets() {
 /// The nawq models' last conv also does their tail (`tiles::tails`): the
 /// depth-to-space with the anchor, as f32 for a tensor caller and, for a
 /// caller that keeps bytes, as u8 pixels written by the conv's epilogue
-/// (`kernels::Output::Pixels`). Both equal the whole frame, on every level
-/// the host has, every plan kind, in bands of 1, 4 and 16 rows.
+/// (`kernels::Output::Pixels`; the luma models' 4 to 16 channels, on the
+/// narrow layouts, through `ops::shuffle_anchor_u8`). Both equal the whole
+/// frame, on every level the host has, every plan kind, in bands of 1, 4
+/// and 16 rows.
 #[test]
 fn tails_equal_the_whole_frame_as_tensors_and_bytes() {
     use nawqsr_codec::engine::tiles::{Pixels, TileGraph, run_tiled_bytes};
-    for name in ["nawq_x2", "nawq_x3", "nawq_x4"] {
+    for name in [
+        "nawq_x2",
+        "nawq_x3",
+        "nawq_x4",
+        "nawq_luma_x2",
+        "nawq_luma_x4",
+    ] {
         for level in CpuLevel::supported() {
             let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/models"))
                 .join(format!("{name}.onnx"));
@@ -167,15 +180,29 @@ fn tails_equal_the_whole_frame_as_tensors_and_bytes() {
                 );
                 for (w, h) in [(1, 1), (23, 19), (64, 9)] {
                     let x = image(h, w, (w * 7 + h) as u64);
-                    let lr = std::sync::Arc::new(x.to_rgb());
-                    let want = e.run(&plan, &Tensor::from_rgb(&lr)).expect("whole frame");
+                    let lr = x.to_rgb();
+                    let (x, px) = if e.graph.is_luma() {
+                        let g = image::GrayImage::from_fn(w as u32, h as u32, |x, y| {
+                            image::Luma([lr.get_pixel(x, y).0[1]])
+                        });
+                        let t = Tensor {
+                            h,
+                            w,
+                            c: 1,
+                            data: g.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect(),
+                        };
+                        (t, Pixels::Gray(Arc::new(g)))
+                    } else {
+                        (Tensor::from_rgb(&lr), Pixels::Rgb(Arc::new(lr)))
+                    };
+                    let want = e.run(&plan, &x).expect("whole frame");
                     let mut want8 = vec![0u8; want.data.len()];
                     nawqsr_codec::tensor::to_u8_pixels(&want.data, &mut want8);
                     for rows in [1, 4, 16] {
                         let label = format!("{name} {} {pname} {w}x{h} rows {rows}", level.name());
-                        let t = run_tiled(&e, &plan, &Tensor::from_rgb(&lr), rows).unwrap();
+                        let t = run_tiled(&e, &plan, &x, rows).unwrap();
                         assert!(t == want, "{label}: tensor differs from the whole frame");
-                        let b = run_tiled_bytes(&e, &plan, Pixels::Rgb(lr.clone()), rows).unwrap();
+                        let b = run_tiled_bytes(&e, &plan, px.clone(), rows).unwrap();
                         assert!(b == want8, "{label}: bytes differ from the whole frame's");
                     }
                 }

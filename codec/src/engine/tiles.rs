@@ -1436,7 +1436,8 @@ pub fn run_steps(e: &Engine, plan: &Plan, tg: &TileGraph, steps: &[Step]) -> Res
 
 /// One node: per output value, its chunk(s).
 /// `bytes_only`: a tail (`tails`) returns the output band's u8 pixels as a
-/// `Chunk::U8` of the HR band's shape.
+/// `Chunk::U8` of the HR band's shape, written by the conv's epilogue where
+/// the kernel does that (`kernels::writes_pixels`).
 fn run_node(
     e: &Engine,
     plan: &Plan,
@@ -1497,7 +1498,11 @@ fn run_node(
                 // A tail (`tails`): its anchor is the last input; a bytes-only
                 // frame has the pixels written by the epilogue.
                 let tail = node.tail.map(|block| (ins[ins.len() - 1].single(), block));
-                let pixels = tail.filter(|_| bytes_only);
+                // (Where the kernel would convert f32 rows itself, the
+                // const-shaped `ops::shuffle_anchor_u8` below is faster.)
+                let pixels = tail.filter(|&(a, block)| {
+                    bytes_only && kernels::writes_pixels(e.level, &q.packed, block, a.c)
+                });
                 let parts = match tail {
                     Some(_) => vec![(q, kact, None)],
                     None => parts,
@@ -1520,7 +1525,16 @@ fn run_node(
                             Chunk::F32(y) => y,
                             _ => unreachable!("a tail's conv writes f32 or pixels"),
                         };
-                        vec![vec![Chunk::F32(Arc::new(ops::shuffle_anchor(y, a, block)))]]
+                        let hr = match bytes_only {
+                            true => Chunk::U8(Arc::new(QTensor {
+                                h: block * y.h,
+                                w: block * y.w,
+                                c: a.c,
+                                data: ops::shuffle_anchor_u8(y, a, block),
+                            })),
+                            false => Chunk::F32(Arc::new(ops::shuffle_anchor(y, a, block))),
+                        };
+                        vec![vec![hr]]
                     }
                     _ => out.into_iter().map(|c| vec![c]).collect(),
                 }

@@ -465,6 +465,17 @@ fn pixels_in_epilogue(backend: Backend, w: &PackedConv, out: &Output) -> bool {
     else {
         return true;
     };
+    match backend {
+        Backend::Level(level) => writes_pixels(level, w, *block, *channels),
+        #[cfg(target_arch = "x86_64")]
+        Backend::AmxModel => false,
+    }
+}
+
+/// Whether `level`'s epilogue writes [`Output::Pixels`] of `block` and `channels` for these
+/// weights itself (other calls convert f32 rows, slower than a caller's own pass over them).
+pub fn writes_pixels(level: CpuLevel, w: &PackedConv, block: usize, channels: usize) -> bool {
+    let backend = Backend::Level(level);
     let wide = block * channels >= 3;
     match backend {
         Backend::Level(CpuLevel::Scalar) => true,
@@ -477,7 +488,7 @@ fn pixels_in_epilogue(backend: Backend, w: &PackedConv, out: &Output) -> bool {
         }
         #[cfg(target_arch = "x86_64")]
         Backend::Level(CpuLevel::Avx2) => {
-            wide && *channels <= 8 && w.avx2.as_ref().is_some_and(|p| !p.paired)
+            wide && channels <= 8 && w.avx2.as_ref().is_some_and(|p| !p.paired)
         }
         _ => false,
     }
