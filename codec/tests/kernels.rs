@@ -65,6 +65,8 @@ struct ConvProblem {
     rows: Range<usize>,
     /// `Pixels`: C values per output pixel of every row (the call reads its rows').
     anchor: Vec<f32>,
+    /// `Output::Plus`: added after the activation, indexed as the output's elements.
+    residual: Option<Vec<f32>>,
 }
 
 /// Small deterministic generator for the bulk data (shapes come from proptest and shrink).
@@ -219,7 +221,24 @@ impl ConvProblem {
             out,
             rows,
             anchor: Vec::new(),
+            residual: None,
         }
+    }
+
+    /// The problem with a residual added by the epilogue (`Output::Plus`): values of the
+    /// outputs' size with NaN, ±0 and ±∞ among them.
+    fn with_residual(mut self, seed: u64) -> ConvProblem {
+        let mut r = XorShift(seed ^ 0x5A5A);
+        let specials = [f32::NAN, -0.0, 0.0, f32::INFINITY, f32::NEG_INFINITY, 0.5];
+        self.residual = Some(
+            (0..self.out_len())
+                .map(|_| match r.below(16) {
+                    0 => specials[r.below(specials.len() as u64) as usize],
+                    _ => r.f32_in(-30.0, 30.0),
+                })
+                .collect(),
+        );
+        self
     }
 
     /// A problem writing `Output::Pixels` of block `s`: outputs scaled to about -0.5..1.5 (so
@@ -333,6 +352,9 @@ impl ConvProblem {
                         };
                     }
                     let at = ((oy - self.rows.start) * out_w + ox) * self.out_ps + oc;
+                    if let Some(r) = &self.residual {
+                        y += r[at];
+                    }
                     let q = |scale: f32, zero: f32, qmax: f32| {
                         let t = (y * scale).round_ties_even();
                         let q = t - zero;
@@ -426,6 +448,13 @@ impl ConvProblem {
     }
 
     fn call(&self, kernel: Kernel, w: &PackedConv, out: Output) {
+        let out = match &self.residual {
+            Some(r) => Output::Plus {
+                residual: r,
+                out: Box::new(out),
+            },
+            None => out,
+        };
         let epi = Epilogue {
             mult: &self.mult,
             offset: &self.offset,
@@ -684,6 +713,40 @@ fn hot_shapes_match_scalar() {
                         seed,
                     );
                     p.check().unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// A residual added by the epilogue (`Output::Plus`, IMDN's adds): every level and the AMX
+/// driver equal scalar and the reference, f32 and quantized outputs, every activation, the
+/// wide tiles and the narrow layouts (through f32), pixel strides past out_c.
+#[test]
+fn residual_outputs_match_scalar() {
+    let shapes = [
+        (64, 64, 1),
+        (64, 64, 3),
+        (16, 16, 3),
+        (16, 12, 3),
+        (3, 16, 3),
+        (48, 70, 3),
+        (16, 4, 3),
+        (8, 3, 1),
+    ];
+    let mut seed = 101u64;
+    for (ic, oc, k) in shapes {
+        for (h, w) in [(9, 23), (1, 1), (2, 37)] {
+            for u16_input in [false, true] {
+                for out_kind in 0..3 {
+                    seed += 1;
+                    let g = ConvGeom::same(h, w, ic, oc, k);
+                    let extra = (seed % 3) as usize;
+                    let act = (seed % 4) as usize;
+                    ConvProblem::random(g, u16_input, ic, oc + extra, out_kind, act, seed)
+                        .with_residual(seed)
+                        .check()
+                        .unwrap();
                 }
             }
         }

@@ -498,6 +498,20 @@ pub(super) unsafe fn avx2_epilogue<const MR: usize, const NB: usize>(
             Activation::Leaky(s) => leaky(&mut y, [_mm256_set1_ps(*s); NB]),
             Activation::PRelu(s) => leaky(&mut y, ld_all(s)),
         }
+        // Step 3's residual (`Output::Plus`), at the output's element offsets.
+        if !o.residual.is_null() {
+            for i in 0..MR {
+                for j in 0..NB {
+                    let p = o.residual.add(out[i] + oc0 + 8 * j);
+                    let r = if n[j] == 8 {
+                        _mm256_loadu_ps(p)
+                    } else {
+                        _mm256_maskload_ps(p, m[j])
+                    };
+                    y[i][j] = _mm256_add_ps(y[i][j], r);
+                }
+            }
+        }
         // Step 4.
         match o.data {
             RawData::Pixels(p) => store_pixels(&y, p, oc0, out_c, o, out),

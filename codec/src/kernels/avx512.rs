@@ -492,6 +492,15 @@ unsafe fn avx512_epilogue<const MR: usize, const NB: usize>(
         };
         let mut y = v;
         affine_act(&mut y, epi, o.clamp_is_relu(), ld);
+        // Step 3's residual (`Output::Plus`), at the output's element offsets.
+        if !o.residual.is_null() {
+            for (yi, &at) in y.iter_mut().zip(out) {
+                for (j, yij) in yi.iter_mut().enumerate() {
+                    let r = _mm512_maskz_loadu_ps(m[j], o.residual.add(at + oc0 + 16 * j));
+                    *yij = _mm512_add_ps(*yij, r);
+                }
+            }
+        }
         // Step 4.
         if let RawData::Pixels(p) = o.data {
             store_pixels(&y, p, oc0, out_c, o, out);
@@ -773,6 +782,10 @@ unsafe fn quad_epilogue<const NB: usize>(v: [__m512; NB], np: usize, out: &[usiz
             r
         };
         let mut y = [v];
+        debug_assert!(
+            a.out.residual.is_null(),
+            "residuals of quad tiles go through f32"
+        );
         affine_act(&mut y, a.epi, a.out.clamp_is_relu(), ld);
         // Pixels past np get an empty mask (the tail tiles of 1–3 pixels).
         store!(&a.out, &y, |_, j: usize| {

@@ -7,7 +7,8 @@
 //!    - A16W8: `v = (acc_hi as f32) * 256.0 + (acc_lo as f32)` (exact multiply, then one add);
 //! 2. `y = v * mult[oc] + offset[oc]` (a multiply, then an add: two roundings, never fused);
 //! 3. activation: `Relu`: `if y < 0.0 { 0.0 } else { y }` (so -0.0 and NaN pass through, on every
-//!    level); `Leaky(a)` / `PRelu(a[oc])`: `if y < 0.0 { y * a } else { y }`;
+//!    level); `Leaky(a)` / `PRelu(a[oc])`: `if y < 0.0 { y * a } else { y }`; then, for an
+//!    [`Output::Plus`], the residual: `y = y + r` (one f32 add, the graph's `Add`);
 //! 4. store: `F32` stores `y`; `U8`/`U16` requantize with `t = (y * scale).round_ties_even()`,
 //!    `q = (t - zero).clamp(0.0, qmax)`, then cast (qmax = 255 or 65535; NaN ends as 0);
 //!    `Pixels` adds the anchor (`y + a`, one f32 add) and stores
@@ -59,6 +60,13 @@ pub enum Output<'a> {
         scale: f32,
         zero: f32,
     },
+    /// `out`, storing `y + residual[idx]` for element `idx` (indexed as `out`'s elements): a
+    /// residual `Add` after the conv done by its epilogue (IMDN's blocks, `engine::tiles`).
+    /// Not around `Pixels`, which adds its own anchor.
+    Plus {
+        residual: &'a [f32],
+        out: Box<Output<'a>>,
+    },
     /// The super-resolved rows as u8 pixels, the nawq models' tail (`Op::ShuffleAnchor`:
     /// depth-to-space of `block` S, DCR, plus an anchor, then `to_u8_pixel`) done by the
     /// epilogue, so no f32 HR band is written and read back. Output channel `(i·S + j)·C + c`
@@ -85,6 +93,7 @@ impl Output<'_> {
             Output::U16 {
                 data, pixel_stride, ..
             } => (data.len(), *pixel_stride),
+            Output::Plus { out, .. } => out.len_and_stride(),
             // Element `p·out_c + oc` of [`Output::store`] is output channel oc of pixel p.
             Output::Pixels {
                 data,
@@ -110,6 +119,7 @@ impl Output<'_> {
             Output::U16 {
                 data, scale, zero, ..
             } => data[idx] = requantize(y, *scale, *zero, 65535.0) as u16,
+            Output::Plus { residual, out } => out.store(idx, y + residual[idx]),
             Output::Pixels {
                 data,
                 anchor,
@@ -196,6 +206,8 @@ pub(crate) struct RawOutput {
     pub pixel_stride: usize,
     pub scale: f32,
     pub zero: f32,
+    /// [`Output::Plus`]: the residual, indexed as the output's elements (null: none).
+    pub residual: *const f32,
     /// `Pixels` only: the anchor, S, C and the row width.
     pub anchor: *const f32,
     pub block: usize,
@@ -211,7 +223,9 @@ impl RawOutput {
     /// way. Post-ReLU values calibrate to ranges starting at 0, so their
     /// consumers' zero is 0 (Eq. 1).
     pub(crate) fn clamp_is_relu(&self) -> bool {
-        matches!(self.data, RawData::U8(_) | RawData::U16(_)) && self.zero == 0.0
+        matches!(self.data, RawData::U8(_) | RawData::U16(_))
+            && self.zero == 0.0
+            && self.residual.is_null()
     }
 
     /// `Pixels`: the runs one pixel's lanes `oc0..oc0 + lanes` (clipped to out_c) are stored
@@ -279,6 +293,10 @@ impl Output<'_> {
                 zero: *zero,
                 ..RawOutput::NONE
             },
+            Output::Plus { residual, out } => RawOutput {
+                residual: residual.as_ptr(),
+                ..out.raw()
+            },
             Output::Pixels {
                 data,
                 anchor,
@@ -304,6 +322,7 @@ impl RawOutput {
         pixel_stride: 0,
         scale: 1.0,
         zero: 0.0,
+        residual: std::ptr::null(),
         anchor: std::ptr::null(),
         block: 0,
         channels: 0,

@@ -420,6 +420,11 @@ fn run(
     {
         return pixels_through_f32(backend, g, src, in_ps, w, epi, rows, out);
     }
+    if let Output::Plus { .. } = out
+        && !plus_in_epilogue(backend, w)
+    {
+        return plus_through_f32(backend, g, src, in_ps, w, epi, rows, out);
+    }
     match backend {
         Backend::Level(CpuLevel::Scalar) => scalar::conv(g, src, in_ps, w, epi, rows, &mut out),
         #[cfg(target_arch = "x86_64")]
@@ -491,6 +496,59 @@ pub fn writes_pixels(level: CpuLevel, w: &PackedConv, block: usize, channels: us
             wide && channels <= 8 && w.avx2.as_ref().is_some_and(|p| !p.paired)
         }
         _ => false,
+    }
+}
+
+/// Whether `backend`'s epilogue adds an [`Output::Plus`] residual itself: the VNNI and AVX2
+/// tiles of 16 (8) channels and the AMX driver (the AVX2 epilogue), and the scalar
+/// specification; not the narrow layouts (VNNI quad, AVX2 paired).
+fn plus_in_epilogue(backend: Backend, w: &PackedConv) -> bool {
+    match backend {
+        Backend::Level(CpuLevel::Scalar) => true,
+        #[cfg(target_arch = "x86_64")]
+        Backend::Level(CpuLevel::Avx512Vnni) => w
+            .vnni
+            .as_ref()
+            .is_some_and(|p| p.layout != pack::VnniLayout::Quad),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Level(CpuLevel::Avx2) => w.avx2.as_ref().is_some_and(|p| !p.paired),
+        _ => false,
+    }
+}
+
+/// [`Output::Plus`] for the kernels that do not add the residual: the f32 rows, then
+/// `Output::store` (the residual added, then the inner output's step 4) on each element.
+#[allow(clippy::too_many_arguments)]
+fn plus_through_f32(
+    backend: Backend,
+    g: &ConvGeom,
+    src: Src,
+    in_ps: usize,
+    w: &PackedConv,
+    epi: &Epilogue,
+    rows: Range<usize>,
+    mut out: Output,
+) {
+    let (len, ps) = out.len_and_stride();
+    let n = (rows.len() * g.out_w()).saturating_sub(1) * ps + g.out_c;
+    let mut f = vec![0f32; n.min(len)];
+    run(
+        backend,
+        g,
+        src,
+        in_ps,
+        w,
+        epi,
+        rows.clone(),
+        Output::F32 {
+            data: &mut f,
+            pixel_stride: ps,
+        },
+    );
+    for p in 0..rows.len() * g.out_w() {
+        for oc in 0..g.out_c {
+            out.store(p * ps + oc, f[p * ps + oc]);
+        }
     }
 }
 
@@ -732,6 +790,23 @@ fn check_args(
             anchor.len() >= need,
             "anchor has {} values, rows {rows:?} need {need}",
             anchor.len()
+        );
+    }
+    if let Output::Plus {
+        residual,
+        out: inner,
+    } = out
+    {
+        assert!(
+            !matches!(**inner, Output::Pixels { .. } | Output::Plus { .. }),
+            "a residual is added to an f32 or quantized output"
+        );
+        let n_pix = rows.len() * g.out_w();
+        let need = n_pix.saturating_sub(1) * inner.pixel_stride() + g.out_c;
+        assert!(
+            n_pix == 0 || residual.len() >= need,
+            "residual has {} values, rows {rows:?} need {need}",
+            residual.len()
         );
     }
     let (out_len, out_ps) = out.len_and_stride();
