@@ -116,8 +116,26 @@ fn tiled_equals_whole_imdn_rtc_x2() {
     );
 }
 
+/// IMDN_x4 also has its seven residual adds done by the convs before them
+/// (`tiles::residuals`: six blocks' `c5 + input`, then `LR_conv + fea`).
 #[test]
 fn tiled_equals_whole_imdn_x4() {
+    if let Some(e) = engine("IMDN_x4") {
+        for (pname, plan) in plans(&e) {
+            let tg = nawqsr_codec::engine::tiles::TileGraph::new(&e, &plan, 9, 11, 4).unwrap();
+            let fused: std::collections::BTreeSet<usize> = tg
+                .nodes
+                .iter()
+                .filter(|n| n.residual)
+                .filter_map(|n| n.layer())
+                .collect();
+            assert_eq!(
+                fused.len(),
+                7,
+                "IMDN_x4 {pname}: residual adds done by convs"
+            );
+        }
+    }
     check_tiled("IMDN_x4", &[(1, 1), (7, 5), (33, 19)], &[1, 4, 8]);
 }
 
@@ -218,7 +236,8 @@ fn tails_equal_the_whole_frame_as_tensors_and_bytes() {
 /// 20 would need a third 16-lane block and stays a split. The gate is applied
 /// by its conv while it quantizes its input (`tiles::gates`) when that conv
 /// is static; a second conv reads the concat itself (IMDN's conv over its
-/// six blocks), and the two convs' outputs are summed.
+/// six blocks), and the two convs' outputs are summed (by the second conv's
+/// epilogue, `tiles::residuals`).
 fn split_graph(sizes: [usize; 2]) -> model::Graph {
     use model::{Activation, Conv, Layer, Op, Spatial, ValueShape};
     let mut seed = 0x5EED_u64;
@@ -316,6 +335,14 @@ fn split_parts_written_by_the_conv_equal_the_whole_frame() {
             );
             let gate_nodes = tg.nodes.iter().filter(|n| n.layer() == Some(6)).count();
             let cat_nodes = tg.nodes.iter().filter(|n| n.layer() == Some(4)).count();
+            // The sum of the two convs: done by the later one (`tiles::residuals`),
+            // whose residual is the earlier one's output.
+            let sum_nodes = tg.nodes.iter().filter(|n| n.layer() == Some(9)).count();
+            let d = tg.nodes.iter().filter(|n| n.layer() == Some(8));
+            assert!(
+                sum_nodes == 0 && d.clone().all(|n| n.residual && n.outputs == [11]),
+                "{sizes:?} {pname}: conv d does the residual add"
+            );
             if matches!(pname, "int8" | "a16w8") {
                 assert_eq!(
                     gate_nodes, 0,

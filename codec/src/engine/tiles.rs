@@ -177,6 +177,9 @@ pub struct Node {
     /// The conv also does the graph's tail, a `ShuffleAnchor` of this block (`tails`): its
     /// last need is the anchor, and its output is the graph's.
     pub tail: Option<usize>,
+    /// The conv also does the residual `Add` after it (`residuals`): its last need is the
+    /// residual, and its output is the add's.
+    pub residual: bool,
 }
 
 impl Node {
@@ -404,6 +407,55 @@ fn tails(e: &Engine, plan: &Plan) -> Vec<Option<Tail>> {
         .collect()
 }
 
+/// Per layer: `(add, r)` when a banded integer conv's output is read only by
+/// the residual `Add` layer `add` with another image `r` of its shape (IMDN's
+/// blocks: `c5(x) + input`, and `LR_conv(x) + fea`). The node then runs both:
+/// its epilogue adds `r` after the activation (`kernels::Output::Plus`, the
+/// same f32 add) and stores the sum, quantized when the sum's readers are
+/// integer convs: neither the conv's f32 output nor the add's pass over
+/// three tensors exists (issue 15 item 3).
+fn residuals(e: &Engine, plan: &Plan) -> Vec<Option<(usize, usize)>> {
+    let g = &e.graph;
+    let (consumers, producers) = (g.consumers(), g.producers());
+    // An add of two such convs' outputs is done by the first (the other's
+    // output is its residual).
+    let mut claimed = vec![false; g.layers.len()];
+    (0..g.layers.len())
+        .map(|l| {
+            let (
+                ConvPlan::Quant { .. },
+                Compiled::Conv {
+                    out, split: None, ..
+                },
+            ) = (&plan.convs[l], &e.compiled[l])
+            else {
+                return None;
+            };
+            let k = match consumers[*out][..] {
+                [k] => k,
+                _ => return None,
+            };
+            let (Op::Add, Compiled::Other) = (&g.layers[k].op, &e.compiled[k]) else {
+                return None;
+            };
+            let r = match g.layers[k].inputs[..] {
+                [a, b] if a == *out && b != *out => b,
+                [a, b] if b == *out && a != *out => a,
+                _ => return None,
+            };
+            // (The residual's node exists before the conv's: nodes are made in layer order.)
+            let fused = !claimed[k]
+                && producers[r].is_none_or(|p| p < l)
+                && conv_is_bandable(e, l)
+                && factor(e, r).is_some()
+                && factor(e, r) == factor(e, *out)
+                && g.values[r].channels == g.values[*out].channels;
+            claimed[k] |= fused;
+            fused.then_some((k, r))
+        })
+        .collect()
+}
+
 impl TileGraph {
     /// Task graph for an `h`×`w` LR frame in bands of `rows` LR rows.
     pub fn new(e: &Engine, plan: &Plan, h: usize, w: usize, rows: usize) -> Result<TileGraph> {
@@ -459,10 +511,15 @@ impl TileGraph {
         };
         let parted = parted(e, plan, &gates);
         let tails = tails(e, plan);
-        let tail_layer: Vec<bool> = {
+        let residuals = residuals(e, plan);
+        // Layers a conv does as well: tails and residual adds.
+        let done_by_conv: Vec<bool> = {
             let mut v = vec![false; g.layers.len()];
             for t in tails.iter().flatten() {
                 v[t.layer] = true;
+            }
+            for &(k, _) in residuals.iter().flatten() {
+                v[k] = true;
             }
             v
         };
@@ -474,9 +531,9 @@ impl TileGraph {
             }
         };
         for (l, layer) in g.layers.iter().enumerate() {
-            if gated[l] || parted[l] || tail_layer[l] {
+            if gated[l] || parted[l] || done_by_conv[l] {
                 // A channel gate its conv applies (`gates`), a concat read in parts (`parted`),
-                // the tail a conv does (`tails`).
+                // the tail or residual add a conv does (`tails`, `residuals`).
                 continue;
             }
             let mut inputs = match gates[l] {
@@ -489,9 +546,13 @@ impl TileGraph {
             if let Some(t) = tails[l] {
                 inputs.push(t.anchor);
             }
+            if let Some((_, r)) = residuals[l] {
+                inputs.push(r);
+            }
             let outputs = match &e.compiled[l] {
                 Compiled::Fused | Compiled::SplitOf => continue,
                 _ if tails[l].is_some() => vec![g.output],
+                _ if let Some((k, _)) = residuals[l] => g.layers[k].outputs.clone(),
                 Compiled::Conv { split: Some(s), .. } => s.parts.iter().map(|p| p.value).collect(),
                 Compiled::Conv { out, .. } => vec![*out],
                 Compiled::Other => layer.outputs.clone(),
@@ -511,8 +572,9 @@ impl TileGraph {
                 let mut needs = Vec::new();
                 let mut deps = Vec::new();
                 for (i, &v) in inputs.iter().enumerate() {
-                    // A tail's anchor is read pixel for pixel (`tails`).
-                    let anchor = tails[l].is_some() && i == inputs.len() - 1;
+                    // A tail's anchor and a residual are read pixel for pixel.
+                    let anchor =
+                        (tails[l].is_some() || residuals[l].is_some()) && i == inputs.len() - 1;
                     let chunks = match (factor(e, v), band) {
                         (None, _) => 0..1,
                         (Some(_), None) => 0..nb,
@@ -562,6 +624,7 @@ impl TileGraph {
                                 parts: 0,
                                 gated: false,
                                 tail: None,
+                                residual: false,
                             });
                             tg.range_node[v] = Some(rid);
                             tg.range_needed[v] = true;
@@ -592,6 +655,7 @@ impl TileGraph {
                     parts,
                     gated: gates[l].is_some(),
                     tail: tails[l].map(|t| t.block),
+                    residual: residuals[l].is_some(),
                 });
                 for &v in &outputs {
                     match band {
@@ -1507,6 +1571,10 @@ fn run_node(
                     Some(_) => vec![(q, kact, None)],
                     None => parts,
                 };
+                // A residual add (`residuals`): the last input.
+                let residual = node
+                    .residual
+                    .then(|| ins[ins.len() - 1].single().data.as_slice());
                 let out = conv_band(
                     e,
                     &parts,
@@ -1514,6 +1582,7 @@ fn run_node(
                     &qp,
                     &ins[..node.parts],
                     gate,
+                    residual,
                     pixels,
                     f * r.start..f * r.end,
                     f * tg.h,
@@ -1651,6 +1720,7 @@ fn conv_band(
     qp: &QParams,
     xs: &[Rows],
     gate: Option<&[f32]>,
+    residual: Option<&[f32]>,
     pixels: Option<(&Tensor, usize)>,
     out_rows: Range<usize>,
     hv: usize,
@@ -1724,6 +1794,13 @@ fn conv_band(
                     }
                 }
             },
+        };
+        let output = match residual {
+            Some(r) => Output::Plus {
+                residual: r,
+                out: Box::new(output),
+            },
+            None => output,
         };
         let rows = 0..r1 - r0;
         match xq {
