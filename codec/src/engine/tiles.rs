@@ -25,8 +25,12 @@
 //! Some values are never stored, each exactly as the whole frame computes
 //! them (issue 15 item 3): a split's parts are written by their conv
 //! (`engine::ConvSplit`), a channel gate is applied by the static conv that
-//! reads it while it quantizes (`gates`), and a concat read only by
-//! statistics and static integer convs is read in parts (`parted`).
+//! reads it while it quantizes (`gates`), a concat read only by statistics
+//! and static integer convs is read in parts (`parted`), a conv's output read
+//! only by a residual `Add` gets the residual added by the conv's epilogue
+//! (`residuals`), and the nawq models' last conv does their `ShuffleAnchor`
+//! tail, writing the output's pixels from its epilogue for a caller that
+//! keeps bytes (`tails`).
 //!
 //! [`TileGraph`] is the static task graph for one frame size; [`FrameTiles`] the
 //! per-frame state (chunks, dependency counts, DRE ranges); [`run_steps`] executes
