@@ -161,6 +161,8 @@ mod tests {
     /// Every f32 in 0..=1 (the clamp maps the rest, NaN included, onto 0 or
     /// 1): about 10⁹ values, ~2 s.
     #[test]
+    // max/min as `to_u8_pixel` spells them (clamp would keep NaN).
+    #[allow(clippy::manual_clamp)]
     fn round_by_adding_just_under_a_half_is_to_u8_pixel() {
         assert_eq!(super::U8_ROUND, 0.5 - f32::EPSILON / 4.0);
         for b in 0f32.to_bits()..=1f32.to_bits() {

@@ -696,23 +696,26 @@ fn hot_shapes_match_scalar() {
         (1, 4, 3),
         (3, 3, 5),
     ];
-    let mut seed = 1u64;
-    for (ic, oc, k) in shapes {
+    each_case(&shapes, 1, |g, u16_input, out_kind, seed| {
+        let (ic, oc) = (g.in_c, g.out_c);
+        ConvProblem::random(g, u16_input, ic, oc, out_kind, (seed % 4) as usize, seed)
+    });
+}
+
+/// Every `(in_c, out_c, k)` shape at three small frame sizes, u8 and u16 input, each output
+/// kind (F32, U8, U16), each case with its own seed: the problem `make` builds, checked.
+fn each_case(
+    shapes: &[(usize, usize, usize)],
+    mut seed: u64,
+    mut make: impl FnMut(ConvGeom, bool, usize, u64) -> ConvProblem,
+) {
+    for &(ic, oc, k) in shapes {
         for (h, w) in [(9, 23), (1, 1), (2, 37)] {
             for u16_input in [false, true] {
                 for out_kind in 0..3 {
                     seed += 1;
                     let g = ConvGeom::same(h, w, ic, oc, k);
-                    let p = ConvProblem::random(
-                        g,
-                        u16_input,
-                        ic,
-                        oc,
-                        out_kind,
-                        (seed % 4) as usize,
-                        seed,
-                    );
-                    p.check().unwrap();
+                    make(g, u16_input, out_kind, seed).check().unwrap();
                 }
             }
         }
@@ -734,23 +737,11 @@ fn residual_outputs_match_scalar() {
         (16, 4, 3),
         (8, 3, 1),
     ];
-    let mut seed = 101u64;
-    for (ic, oc, k) in shapes {
-        for (h, w) in [(9, 23), (1, 1), (2, 37)] {
-            for u16_input in [false, true] {
-                for out_kind in 0..3 {
-                    seed += 1;
-                    let g = ConvGeom::same(h, w, ic, oc, k);
-                    let extra = (seed % 3) as usize;
-                    let act = (seed % 4) as usize;
-                    ConvProblem::random(g, u16_input, ic, oc + extra, out_kind, act, seed)
-                        .with_residual(seed)
-                        .check()
-                        .unwrap();
-                }
-            }
-        }
-    }
+    each_case(&shapes, 101, |g, u16_input, out_kind, seed| {
+        let (ic, oc) = (g.in_c, g.out_c);
+        let (extra, act) = ((seed % 3) as usize, (seed % 4) as usize);
+        ConvProblem::random(g, u16_input, ic, oc + extra, out_kind, act, seed).with_residual(seed)
+    });
 }
 
 /// The nawq models' tail in the epilogue (`Output::Pixels`: depth-to-space, anchor, u8): every

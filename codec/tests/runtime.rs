@@ -551,16 +551,33 @@ fn codec_modes_and_formats() {
     assert!(err.to_string().contains("schedule"), "{err}");
 }
 
-/// I420 with strides: a tiny frame in, an I420 frame of the right size out.
-fn i420(w: usize, h: usize, stride: usize, seed: u8) -> Vec<u8> {
-    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+/// An I420 buffer of `h` rows at `stride` (chroma rows at stride / 2 + 1), deterministic bytes.
+fn i420(h: usize, stride: usize, seed: u8) -> Vec<u8> {
+    let ch = h.div_ceil(2);
     let cs = stride / 2 + 1;
     let mut v = vec![0u8; stride * h + 2 * cs * ch];
     for (i, b) in v.iter_mut().enumerate() {
         *b = (i as u8).wrapping_mul(31).wrapping_add(seed) / 2 + 40;
     }
-    let _ = cw;
     v
+}
+
+/// The frame an [`i420`] buffer holds.
+fn i420_frame(buf: &[u8], w: usize, h: usize, stride: usize) -> FrameRef<'_> {
+    let cs = stride / 2 + 1;
+    let (y_len, c_len) = (stride * h, cs * h.div_ceil(2));
+    FrameRef {
+        format: PixelFormat::I420,
+        width: w,
+        height: h,
+        planes: [
+            &buf[..y_len],
+            &buf[y_len..y_len + c_len],
+            &buf[y_len + c_len..],
+        ],
+        strides: [stride, cs, cs],
+        colorimetry: Default::default(),
+    }
 }
 
 /// A codec dropped with frames in flight, nobody receiving: the workers
@@ -590,22 +607,9 @@ fn codec_dropped_with_frames_in_flight_stops() {
                 })
                 .expect("stream opens");
             let (w, h, stride) = (640, 360, 640);
-            let buf = i420(w, h, stride, 3);
-            let cs = stride / 2 + 1;
-            let y_len = stride * h;
+            let buf = i420(h, stride, 3);
             for i in 0..4u64 {
-                let f = FrameRef {
-                    format: PixelFormat::I420,
-                    width: w,
-                    height: h,
-                    planes: [
-                        &buf[..y_len],
-                        &buf[y_len..y_len + cs * h / 2],
-                        &buf[y_len + cs * h / 2..],
-                    ],
-                    strides: [stride, cs, cs],
-                    colorimetry: Default::default(),
-                };
+                let f = i420_frame(&buf, w, h, stride);
                 stream
                     .submit(&f, Timestamp::new(i * 40, 40))
                     .expect("submit");
@@ -639,21 +643,8 @@ fn stream_thousand_frames_slow_consumer() {
     std::thread::scope(|s| {
         s.spawn(|| {
             for i in 0..n {
-                let buf = i420(w, h, stride, i as u8);
-                let cs = stride / 2 + 1;
-                let (ch, y_len) = (h.div_ceil(2), stride * h);
-                let f = FrameRef {
-                    format: PixelFormat::I420,
-                    width: w,
-                    height: h,
-                    planes: [
-                        &buf[..y_len],
-                        &buf[y_len..y_len + cs * ch],
-                        &buf[y_len + cs * ch..],
-                    ],
-                    strides: [stride, cs, cs],
-                    colorimetry: Default::default(),
-                };
+                let buf = i420(h, stride, i as u8);
+                let f = i420_frame(&buf, w, h, stride);
                 stream
                     .submit(&f, Timestamp::new(1000 + i * 40, 40))
                     .expect("submit");

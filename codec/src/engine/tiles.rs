@@ -365,6 +365,32 @@ struct Tail {
     block: usize,
 }
 
+/// `(out, k)` when layer `l` is a banded integer conv written whole (no
+/// split) whose output `out` only layer `k`, not itself a conv, reads: where
+/// `tails` and `residuals` look for a layer the conv can do as well.
+fn sole_reader(
+    e: &Engine,
+    plan: &Plan,
+    consumers: &[Vec<usize>],
+    l: usize,
+) -> Option<(usize, usize)> {
+    let (
+        ConvPlan::Quant { .. },
+        Compiled::Conv {
+            out, split: None, ..
+        },
+    ) = (&plan.convs[l], &e.compiled[l])
+    else {
+        return None;
+    };
+    match consumers[*out][..] {
+        [k] if conv_is_bandable(e, l) && matches!(e.compiled[k], Compiled::Other) => {
+            Some((*out, k))
+        }
+        _ => None,
+    }
+}
+
 /// Per layer: the graph's tail a banded integer conv does as well, when its
 /// output is read only by the `ShuffleAnchor` that makes the graph's output
 /// (the nawq models' last conv, `model::fuse`). The node then runs the two
@@ -377,27 +403,13 @@ fn tails(e: &Engine, plan: &Plan) -> Vec<Option<Tail>> {
     let (consumers, producers) = (g.consumers(), g.producers());
     (0..g.layers.len())
         .map(|l| {
-            let (
-                ConvPlan::Quant { .. },
-                Compiled::Conv {
-                    out, split: None, ..
-                },
-            ) = (&plan.convs[l], &e.compiled[l])
-            else {
-                return None;
-            };
-            let k = match consumers[*out][..] {
-                [k] => k,
-                _ => return None,
-            };
+            let (out, k) = sole_reader(e, plan, &consumers, l)?;
             let Op::ShuffleAnchor { block } = g.layers[k].op else {
                 return None;
             };
             let (x, anchor) = (g.layers[k].inputs[0], g.layers[k].inputs[1]);
-            (conv_is_bandable(e, l)
-                && matches!(e.compiled[k], Compiled::Other)
-                && x == *out
-                && anchor != *out
+            (x == out
+                && anchor != out
                 && g.layers[k].outputs[..] == [g.output]
                 && factor(e, anchor).is_some()
                 && factor(e, anchor) == factor(e, x)
@@ -417,45 +429,25 @@ fn tails(e: &Engine, plan: &Plan) -> Vec<Option<Tail>> {
 /// its epilogue adds `r` after the activation (`kernels::Output::Plus`, the
 /// same f32 add) and stores the sum, quantized when the sum's readers are
 /// integer convs: neither the conv's f32 output nor the add's pass over
-/// three tensors exists (issue 15 item 3).
+/// three tensors exists (issue 15 item 3). `r` must come from an earlier
+/// layer (nodes are made in layer order), so of two such convs summed only
+/// the later does the add.
 fn residuals(e: &Engine, plan: &Plan) -> Vec<Option<(usize, usize)>> {
     let g = &e.graph;
     let (consumers, producers) = (g.consumers(), g.producers());
-    // An add of two such convs' outputs is done by the first (the other's
-    // output is its residual).
-    let mut claimed = vec![false; g.layers.len()];
     (0..g.layers.len())
         .map(|l| {
-            let (
-                ConvPlan::Quant { .. },
-                Compiled::Conv {
-                    out, split: None, ..
-                },
-            ) = (&plan.convs[l], &e.compiled[l])
-            else {
-                return None;
-            };
-            let k = match consumers[*out][..] {
-                [k] => k,
+            let (out, k) = sole_reader(e, plan, &consumers, l)?;
+            let r = match (&g.layers[k].op, &g.layers[k].inputs[..]) {
+                (Op::Add, &[a, b]) if a == out && b != out => b,
+                (Op::Add, &[a, b]) if b == out && a != out => a,
                 _ => return None,
             };
-            let (Op::Add, Compiled::Other) = (&g.layers[k].op, &e.compiled[k]) else {
-                return None;
-            };
-            let r = match g.layers[k].inputs[..] {
-                [a, b] if a == *out && b != *out => b,
-                [a, b] if b == *out && a != *out => a,
-                _ => return None,
-            };
-            // (The residual's node exists before the conv's: nodes are made in layer order.)
-            let fused = !claimed[k]
-                && producers[r].is_none_or(|p| p < l)
-                && conv_is_bandable(e, l)
+            (producers[r].is_none_or(|p| p < l)
                 && factor(e, r).is_some()
-                && factor(e, r) == factor(e, *out)
-                && g.values[r].channels == g.values[*out].channels;
-            claimed[k] |= fused;
-            fused.then_some((k, r))
+                && factor(e, r) == factor(e, out)
+                && g.values[r].channels == g.values[out].channels)
+                .then_some((k, r))
         })
         .collect()
 }
@@ -1770,34 +1762,32 @@ fn conv_band(
                     width: wv,
                 }
             }
-            (out_q, None) => match out_q {
-                // Recycled: the kernel writes all n values (see `recycle`).
-                None => {
-                    f = recycle::take(n);
-                    Output::F32 {
-                        data: &mut f,
-                        pixel_stride: oc,
-                    }
+            // Recycled: the kernel writes all n values (see `recycle`).
+            (None, None) => {
+                f = recycle::take(n);
+                Output::F32 {
+                    data: &mut f,
+                    pixel_stride: oc,
                 }
-                Some(o) if o.bits == Bits::B8 => {
-                    u8s = recycle::take(n);
-                    Output::U8 {
-                        data: &mut u8s,
-                        pixel_stride: oc,
-                        scale: o.scale,
-                        zero: o.zero,
-                    }
+            }
+            (Some(o), None) if o.bits == Bits::B8 => {
+                u8s = recycle::take(n);
+                Output::U8 {
+                    data: &mut u8s,
+                    pixel_stride: oc,
+                    scale: o.scale,
+                    zero: o.zero,
                 }
-                Some(o) => {
-                    u16s = recycle::take(n);
-                    Output::U16 {
-                        data: &mut u16s,
-                        pixel_stride: oc,
-                        scale: o.scale,
-                        zero: o.zero,
-                    }
+            }
+            (Some(o), None) => {
+                u16s = recycle::take(n);
+                Output::U16 {
+                    data: &mut u16s,
+                    pixel_stride: oc,
+                    scale: o.scale,
+                    zero: o.zero,
                 }
-            },
+            }
         };
         let output = match residual {
             Some(r) => Output::Plus {

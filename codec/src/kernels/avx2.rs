@@ -611,7 +611,8 @@ unsafe fn store_pixels<const MR: usize, const NB: usize>(
     let (mut r, mut x) = (q0 / w, q0 % w);
     for (i, yi) in y.iter().enumerate() {
         let base = r * s * sc * w + x * sc;
-        // One spare word: a run's last read may look one word past its bytes.
+        // A word per block (the AVX2 tiles have NB ≤ 2; 4 bounds any caller) and a spare: a
+        // run's last read may look one word past its bytes.
         let mut words = [0u64; 5];
         // SAFETY: pixel q0 + i is inside the call's rows, its C anchor values are in the anchor
         // (vmaskmovps loads only those).

@@ -415,15 +415,8 @@ fn run(
     if g.groups != 1 || g.in_c == 0 || g.out_c == 0 {
         return scalar::conv(g, src, in_ps, w, epi, rows, &mut out);
     }
-    if let Output::Pixels { .. } = out
-        && !pixels_in_epilogue(backend, w, &out)
-    {
-        return pixels_through_f32(backend, g, src, in_ps, w, epi, rows, out);
-    }
-    if let Output::Plus { .. } = out
-        && !plus_in_epilogue(backend, w)
-    {
-        return plus_through_f32(backend, g, src, in_ps, w, epi, rows, out);
+    if !in_epilogue(backend, w, &out) {
+        return through_f32(backend, g, src, in_ps, w, epi, rows, out);
     }
     match backend {
         Backend::Level(CpuLevel::Scalar) => scalar::conv(g, src, in_ps, w, epi, rows, &mut out),
@@ -459,103 +452,55 @@ fn run(
     }
 }
 
-/// Whether `backend`'s epilogue writes [`Output::Pixels`] itself: the VNNI and AVX2 tiles of
-/// 16 (8) channels with at least 3 bytes per HR run (`RawOutput::pixel_runs`), and the scalar
-/// specification. The narrow layouts (VNNI quad, AVX2 paired: ≤ 8 channels) and AMX go through
-/// [`pixels_through_f32`].
-fn pixels_in_epilogue(backend: Backend, w: &PackedConv, out: &Output) -> bool {
-    let Output::Pixels {
-        block, channels, ..
-    } = out
-    else {
-        return true;
+/// Whether `backend`'s epilogue writes `out` itself: every output on the scalar
+/// specification; [`Output::Pixels`] and [`Output::Plus`] on the VNNI and AVX2 tiles of 16
+/// (8) channels (`writes_pixels`, `wide_tiles`). The narrow layouts (VNNI quad, AVX2
+/// paired: ≤ 8 channels) and AMX take [`through_f32`] for those.
+fn in_epilogue(backend: Backend, w: &PackedConv, out: &Output) -> bool {
+    let Backend::Level(level) = backend else {
+        return !matches!(out, Output::Pixels { .. } | Output::Plus { .. });
     };
-    match backend {
-        Backend::Level(level) => writes_pixels(level, w, *block, *channels),
-        #[cfg(target_arch = "x86_64")]
-        Backend::AmxModel => false,
+    match out {
+        Output::Pixels {
+            block, channels, ..
+        } => writes_pixels(level, w, *block, *channels),
+        Output::Plus { .. } => wide_tiles(level, w),
+        _ => true,
     }
 }
 
-/// Whether `level`'s epilogue writes [`Output::Pixels`] of `block` and `channels` for these
-/// weights itself (other calls convert f32 rows, slower than a caller's own pass over them).
-pub fn writes_pixels(level: CpuLevel, w: &PackedConv, block: usize, channels: usize) -> bool {
-    let backend = Backend::Level(level);
-    let wide = block * channels >= 3;
-    match backend {
-        Backend::Level(CpuLevel::Scalar) => true,
+/// The levels whose epilogue adds a residual and writes pixels: the scalar specification,
+/// and the VNNI and AVX2 tiles of 16 (8) channels.
+fn wide_tiles(level: CpuLevel, w: &PackedConv) -> bool {
+    match level {
+        CpuLevel::Scalar => true,
         #[cfg(target_arch = "x86_64")]
-        Backend::Level(CpuLevel::Avx512Vnni) => {
-            wide && w
-                .vnni
-                .as_ref()
-                .is_some_and(|p| p.layout != pack::VnniLayout::Quad)
-        }
-        #[cfg(target_arch = "x86_64")]
-        Backend::Level(CpuLevel::Avx2) => {
-            wide && channels <= 8 && w.avx2.as_ref().is_some_and(|p| !p.paired)
-        }
-        _ => false,
-    }
-}
-
-/// Whether `backend`'s epilogue adds an [`Output::Plus`] residual itself: the VNNI and AVX2
-/// tiles of 16 (8) channels and the AMX driver (the AVX2 epilogue), and the scalar
-/// specification; not the narrow layouts (VNNI quad, AVX2 paired).
-fn plus_in_epilogue(backend: Backend, w: &PackedConv) -> bool {
-    match backend {
-        Backend::Level(CpuLevel::Scalar) => true,
-        #[cfg(target_arch = "x86_64")]
-        Backend::Level(CpuLevel::Avx512Vnni) => w
+        CpuLevel::Avx512Vnni => w
             .vnni
             .as_ref()
             .is_some_and(|p| p.layout != pack::VnniLayout::Quad),
         #[cfg(target_arch = "x86_64")]
-        Backend::Level(CpuLevel::Avx2) => w.avx2.as_ref().is_some_and(|p| !p.paired),
+        CpuLevel::Avx2 => w.avx2.as_ref().is_some_and(|p| !p.paired),
         _ => false,
     }
 }
 
-/// [`Output::Plus`] for the kernels that do not add the residual: the f32 rows, then
-/// `Output::store` (the residual added, then the inner output's step 4) on each element.
-#[allow(clippy::too_many_arguments)]
-fn plus_through_f32(
-    backend: Backend,
-    g: &ConvGeom,
-    src: Src,
-    in_ps: usize,
-    w: &PackedConv,
-    epi: &Epilogue,
-    rows: Range<usize>,
-    mut out: Output,
-) {
-    let (len, ps) = out.len_and_stride();
-    let n = (rows.len() * g.out_w()).saturating_sub(1) * ps + g.out_c;
-    let mut f = vec![0f32; n.min(len)];
-    run(
-        backend,
-        g,
-        src,
-        in_ps,
-        w,
-        epi,
-        rows.clone(),
-        Output::F32 {
-            data: &mut f,
-            pixel_stride: ps,
-        },
-    );
-    for p in 0..rows.len() * g.out_w() {
-        for oc in 0..g.out_c {
-            out.store(p * ps + oc, f[p * ps + oc]);
-        }
-    }
+/// Whether `level`'s epilogue writes [`Output::Pixels`] of `block` and `channels` for these
+/// weights itself (other calls convert f32 rows, slower than a caller's own pass over them):
+/// the wide tiles, with HR runs of at least 3 bytes (`RawOutput::pixel_runs`) and, on AVX2,
+/// an anchor of at most 8 channels (one 8-lane permute).
+pub fn writes_pixels(level: CpuLevel, w: &PackedConv, block: usize, channels: usize) -> bool {
+    let simd = level != CpuLevel::Scalar;
+    wide_tiles(level, w)
+        && (!simd || block * channels >= 3)
+        && (level != CpuLevel::Avx2 || channels <= 8)
 }
 
-/// [`Output::Pixels`] for the kernels that do not write it: the f32 rows, a few at a time so
-/// that they stay in cache, then step 4 of `Pixels` on them ([`pixels_of_rows`]).
+/// An output the kernel's epilogue does not write ([`in_epilogue`]): the f32 rows, a few at a
+/// time so that they stay in cache, then the rest of the epilogue on them: `Output::store`
+/// (a `Plus`'s residual, then its output's step 4) or, for pixels, [`pixels_of_rows`].
 #[allow(clippy::too_many_arguments)]
-fn pixels_through_f32(
+fn through_f32(
     backend: Backend,
     g: &ConvGeom,
     src: Src,
@@ -566,23 +511,17 @@ fn pixels_through_f32(
     mut out: Output,
 ) {
     let (out_w, oc) = (g.out_w(), g.out_c);
-    let step = (16384 / (out_w * oc).max(1)).max(1);
-    let mut f = vec![0f32; step.min(rows.len()) * out_w * oc];
-    let Output::Pixels {
-        data,
-        anchor,
-        block,
-        channels,
-        ..
-    } = &mut out
-    else {
-        unreachable!("called for pixel outputs")
+    // Pixels' f32 rows are dense; a `Plus` keeps its output's indexing.
+    let ps = match out {
+        Output::Pixels { .. } => oc,
+        _ => out.pixel_stride(),
     };
-    let (s, c) = (*block, *channels);
+    let step = (16384 / (out_w * ps).max(1)).max(1);
+    let mut f = vec![0f32; step.min(rows.len()) * out_w * ps];
     let mut r0 = rows.start;
     while r0 < rows.end {
         let r1 = (r0 + step).min(rows.end);
-        let n = (r1 - r0) * out_w * oc;
+        let n = (r1 - r0) * out_w * ps;
         run(
             backend,
             g,
@@ -593,18 +532,34 @@ fn pixels_through_f32(
             r0..r1,
             Output::F32 {
                 data: &mut f[..n],
-                pixel_stride: oc,
+                pixel_stride: ps,
             },
         );
         let y0 = r0 - rows.start;
-        pixels_of_rows(
-            &f[..n],
-            &anchor[y0 * out_w * c..],
-            &mut data[y0 * s * s * out_w * c..],
-            s,
-            c,
-            out_w,
-        );
+        if let Output::Pixels {
+            data,
+            anchor,
+            block: s,
+            channels: c,
+            ..
+        } = &mut out
+        {
+            let (s, c) = (*s, *c);
+            pixels_of_rows(
+                &f[..n],
+                &anchor[y0 * out_w * c..],
+                &mut data[y0 * s * s * out_w * c..],
+                s,
+                c,
+                out_w,
+            );
+        } else {
+            for p in 0..(r1 - r0) * out_w {
+                for ch in 0..oc {
+                    out.store((y0 * out_w + p) * ps + ch, f[p * ps + ch]);
+                }
+            }
+        }
         r0 = r1;
     }
 }
